@@ -1,0 +1,50 @@
+"""The activity log: who did what, from where, with old and new values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from store.models import AuditLog
+from store.models.enums import ActorType, Source
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: a staff member, a client, or the System (cron), and through which door."""
+
+    type: ActorType
+    name: str
+    source: Source
+    id: int | None = None
+    role: str = ""
+
+
+SYSTEM_CLI = Actor(ActorType.SYSTEM, "System", Source.CLI)
+SYSTEM_CRON = Actor(ActorType.SYSTEM, "System", Source.CRON)
+
+
+def record(
+    actor: Actor,
+    entity: str,
+    entity_id: int | None,
+    action: str,
+    *,
+    client_id: int | None = None,
+    field: str = "",
+    old_value: str = "",
+    new_value: str = "",
+) -> None:
+    """Write one audit row; call inside the transaction of the change it describes."""
+    AuditLog.create(
+        actor_type=actor.type,
+        actor_id=actor.id,
+        actor_name=actor.name,
+        source=actor.source,
+        client=client_id,
+        entity=entity,
+        entity_id=entity_id,
+        action=action,
+        field=field,
+        old_value=old_value,
+        new_value=new_value,
+    )

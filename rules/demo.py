@@ -1,0 +1,749 @@
+"""``gobiller demo``: a deterministic, realistic data set for trials and benchmarks.
+
+The same seed and date give the same database. Rows are built as tuples and
+bulk inserted in chunks (one transaction each), so a million clients stream in
+bounded memory.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import phonenumbers
+
+from rules.audit import SYSTEM_CLI
+from rules.errors import RuleError
+from rules.interchange import reset_sequences
+from rules.passwords import generate_password, hash_password
+from rules.staff import add_staff
+from store.bulk import bulk_insert, bulk_update_column
+from store.db import writer
+from store.models import (
+    Addon,
+    Client,
+    ClientGroup,
+    Contact,
+    Currency,
+    CustomField,
+    CustomFieldValue,
+    Domain,
+    Invoice,
+    InvoiceItem,
+    Product,
+    SecurityQuestion,
+    Service,
+    Staff,
+    StoredCard,
+    TaxRule,
+)
+from store.models.enums import BillingCycle, DomainStatus, InvoiceStatus, ServiceStatus
+from store.queries import lookup
+from store.settings import save_settings
+
+CHUNK = 5000
+
+# (display name, ascii form for email addresses)
+FIRST_NAMES: list[tuple[str, str]] = [
+    ("James", "james"),
+    ("Mary", "mary"),
+    ("José", "jose"),
+    ("Zoë", "zoe"),
+    ("Chloé", "chloe"),
+    ("Søren", "soren"),
+    ("Łukasz", "lukasz"),
+    ("Björn", "bjorn"),
+    ("Anaïs", "anais"),
+    ("François", "francois"),
+    ("Siobhán", "siobhan"),
+    ("Ngozi", "ngozi"),
+    ("Priya", "priya"),
+    ("محمد", "mohammed"),
+    ("فاطمة", "fatima"),
+    ("أحمد", "ahmed"),
+    ("ليلى", "layla"),
+    ("伟", "wei"),
+    ("芳", "fang"),
+    ("翔太", "shota"),
+    ("さくら", "sakura"),
+    ("민준", "minjun"),
+    ("Дмитрий", "dmitry"),
+    ("Αλέξανδρος", "alexandros"),
+    ("Ana", "ana"),
+    ("Liam", "liam"),
+]
+LAST_NAMES: list[tuple[str, str]] = [
+    ("Smith", "smith"),
+    ("O'Brien", "obrien"),
+    ("D'Angelo", "dangelo"),
+    ("Müller", "muller"),
+    ("García", "garcia"),
+    ("Núñez", "nunez"),
+    ("Dvořák", "dvorak"),
+    ("Łęcki", "lecki"),
+    ("van der Berg", "vanderberg"),
+    ("Ó Súilleabháin", "osullivan"),
+    ("Okafor", "okafor"),
+    ("Patel", "patel"),
+    ("العلي", "alali"),
+    ("الحسن", "alhassan"),
+    ("王", "wang"),
+    ("李", "li"),
+    ("田中", "tanaka"),
+    ("佐藤", "sato"),
+    ("김", "kim"),
+    ("Иванов", "ivanov"),
+    ("Παπαδόπουλος", "papadopoulos"),
+    ("Johnson", "johnson"),
+    ("Nguyễn", "nguyen"),
+]
+COMPANIES = [
+    "",
+    "",
+    "",
+    "Acme Hosting Ltd",
+    "Nordlicht GmbH",
+    "Café Olé SARL",
+    "O'Reilly & Sons",
+    "株式会社サクラ",
+    "شركة النور",
+    "Pixel Forge LLC",
+    "Blue Ocean Web",
+    "[TODO] Labs",
+    "Müller & Partner",
+    "Zhōngguó Cloud",
+    "Reseller Hub Inc",
+]
+COUNTRIES: list[tuple[str, str, str, str]] = [
+    # code, city, state, postcode
+    ("US", "Austin", "TX", "73301"),
+    ("US", "San Francisco", "CA", "94103"),
+    ("GB", "London", "", "SW1A 1AA"),
+    ("DE", "München", "BY", "80331"),
+    ("FR", "Paris", "", "75001"),
+    ("JP", "東京", "Tokyo", "100-0001"),
+    ("EG", "القاهرة", "", "11511"),
+    ("SA", "الرياض", "", "11564"),
+    ("BR", "São Paulo", "SP", "01000-000"),
+    ("IN", "Mumbai", "MH", "400001"),
+    ("CA", "Toronto", "ON", "M5H 2N2"),
+    ("AU", "Sydney", "NSW", "2000"),
+    ("ES", "Sevilla", "", "41001"),
+    ("NL", "Amsterdam", "", "1011"),
+    ("CN", "北京", "Beijing", "100000"),
+    ("IE", "Dún Laoghaire", "", "A96 K0H2"),
+]
+CURRENCY_FOR = {
+    "US": "USD",
+    "GB": "GBP",
+    "DE": "EUR",
+    "FR": "EUR",
+    "ES": "EUR",
+    "NL": "EUR",
+    "IE": "EUR",
+}
+PRODUCTS = [
+    ("Shared Hosting Starter", 499),
+    ("Shared Hosting Pro", 999),
+    ("Reseller Hosting", 2999),
+    ("VPS 2GB", 1500),
+    ("VPS 8GB", 4800),
+    ("Dedicated Server", 12900),
+    ("Managed WordPress", 1900),
+]
+ADDONS = [
+    ("Daily Backups", 300),
+    ("Dedicated IP", 200),
+    ("SSL Certificate", 900),
+    ("cPanel Licence", 1500),
+]
+TLDS = [("com", 1299), ("net", 1399), ("org", 1199), ("co.uk", 899), ("de", 799), ("io", 3999)]
+STREETS = [
+    "Main Street",
+    "Rue de Rivoli",
+    "Königsallee",
+    "High Street",
+    "شارع التحرير",
+    "銀座通り",
+    "Avenida Paulista",
+    "Baker Street",
+]
+SERVICE_STATUSES = [s.value for s in ServiceStatus]
+DOMAIN_STATUSES = [s.value for s in DomainStatus]
+CYCLES = [
+    BillingCycle.MONTHLY,
+    BillingCycle.MONTHLY,
+    BillingCycle.QUARTERLY,
+    BillingCycle.SEMI_ANNUALLY,
+    BillingCycle.ANNUALLY,
+    BillingCycle.ANNUALLY,
+    BillingCycle.BIENNIALLY,
+    BillingCycle.TRIENNIALLY,
+    BillingCycle.FREE,
+    BillingCycle.ONE_TIME,
+]
+SECURITY_QUESTIONS = [
+    "What was the name of your first pet?",
+    "In which city were you born?",
+    "What was your first car?",
+]
+
+CLIENT_COLUMNS = (
+    "id",
+    "first_name",
+    "last_name",
+    "company",
+    "email",
+    "address1",
+    "address2",
+    "city",
+    "state",
+    "postcode",
+    "country",
+    "phone",
+    "tax_id",
+    "language",
+    "status",
+    "currency_id",
+    "group_id",
+    "payment_method",
+    "billing_contact_id",
+    "late_fees_exempt",
+    "overdue_notices_disabled",
+    "tax_exempt",
+    "separate_invoices",
+    "cc_processing_disabled",
+    "status_locked",
+    "marketing_opt_out",
+    "admin_notes",
+    "password_hash",
+    "password_must_change",
+    "security_question_id",
+    "security_answer_hash",
+    "totp_secret",
+    "totp_last_step",
+    "created_at",
+    "updated_at",
+    "last_login_at",
+    "last_login_ip",
+    "version",
+)
+CONTACT_COLUMNS = (
+    "id",
+    "client_id",
+    "first_name",
+    "last_name",
+    "company",
+    "email",
+    "address1",
+    "address2",
+    "city",
+    "state",
+    "postcode",
+    "country",
+    "phone",
+)
+SERVICE_COLUMNS = (
+    "id",
+    "client_id",
+    "product_id",
+    "domain",
+    "status",
+    "billing_cycle",
+    "amount",
+    "next_due_date",
+    "payment_method",
+    "created_at",
+)
+ADDON_COLUMNS = (
+    "id",
+    "service_id",
+    "client_id",
+    "name",
+    "status",
+    "billing_cycle",
+    "amount",
+    "next_due_date",
+    "payment_method",
+    "created_at",
+)
+DOMAIN_COLUMNS = (
+    "id",
+    "client_id",
+    "name",
+    "status",
+    "amount",
+    "next_due_date",
+    "payment_method",
+    "created_at",
+)
+INVOICE_COLUMNS = (
+    "id",
+    "client_id",
+    "number",
+    "date",
+    "due_date",
+    "date_paid",
+    "status",
+    "payment_method",
+    "subtotal",
+    "tax",
+    "tax2",
+    "total",
+    "tax_rate1_e4",
+    "tax_rate2_e4",
+    "notes",
+    "created_at",
+    "version",
+)
+ITEM_COLUMNS = (
+    "id",
+    "invoice_id",
+    "type",
+    "description",
+    "amount",
+    "taxed",
+    "related_type",
+    "related_id",
+    "related_due_date",
+    "sort_order",
+)
+CARD_COLUMNS = ("id", "client_id", "gateway", "token", "last4", "expiry", "created_at")
+VALUE_COLUMNS = ("id", "client_id", "field_id", "value")
+
+
+@dataclass
+class DemoResult:
+    clients: int
+    admin_password: str | None
+    rows: int
+
+
+def _phone_pool(rng: random.Random) -> dict[str, list[str]]:
+    """Valid mobile numbers per country: the example number with its tail varied."""
+    pool: dict[str, list[str]] = {}
+    for code in sorted({c[0] for c in COUNTRIES}):
+        example = phonenumbers.example_number_for_type(code, phonenumbers.PhoneNumberType.MOBILE)
+        assert example is not None, code
+        base = phonenumbers.format_number(example, phonenumbers.PhoneNumberFormat.E164)
+        found = []
+        for _ in range(60):
+            candidate = base[:-3] + f"{rng.randrange(1000):03d}"
+            if phonenumbers.is_valid_number(phonenumbers.parse(candidate, None)):
+                found.append(candidate)
+        pool[code] = found or [base]
+    return pool
+
+
+def _reference_data() -> dict[str, Any]:
+    """Settings, currencies, groups, tax rules, fields, questions and products."""
+    save_settings(
+        {
+            "company_name": "Demo Hosting Ltd",
+            "system_url": "https://billing.demo.test/",
+            "timezone": "Europe/London",
+        }
+    )
+    for code, prefix, suffix, rate, default in (
+        ("USD", "$", " USD", "1", True),
+        ("EUR", "€", " EUR", "0.92", False),
+        ("GBP", "£", " GBP", "0.79", False),
+    ):
+        Currency.create(
+            code=code, prefix=prefix, suffix=suffix, decimals=2, rate=rate, is_default=default
+        )
+    for name, colour, bp, sep in (
+        ("Resellers", "#ff8800", 1000, True),
+        ("VIP", "#8a2be2", 500, False),
+        ("Non-profit", "#2e8b57", 2000, False),
+    ):
+        ClientGroup.create(name=name, colour=colour, discount_bp=bp, separate_invoices=sep)
+    tax_rules: list[tuple[int, str, str, str, int]] = [
+        (1, "VAT", "GB", "", 200000),
+        (1, "MwSt", "DE", "", 190000),
+        (1, "TVA", "FR", "", 200000),
+        (1, "Sales Tax", "US", "CA", 72500),
+        (1, "IVA", "ES", "", 210000),
+        (2, "County Tax", "US", "CA", 10000),
+    ]
+    for level, name, country, state, rate_e4 in tax_rules:
+        TaxRule.create(level=level, name=name, country=country, state=state, rate_e4=rate_e4)
+    CustomField.create(name="Customer Number", type="text", regex=r"C-\d{6}", sort_order=0)
+    CustomField.create(
+        name="Referral Source",
+        type="dropdown",
+        sort_order=1,
+        options=json.dumps(["Search", "Friend", "Advert", "Other"]),
+    )
+    CustomField.create(name="Newsletter", type="tickbox", sort_order=2)
+    CustomField.create(name="Reseller Password", type="password", admin_only=True, sort_order=3)
+    for q in SECURITY_QUESTIONS:
+        SecurityQuestion.create(question=q)
+    for name, _ in PRODUCTS:
+        Product.create(name=name)
+    return {
+        "currency": lookup(Currency, Currency.code, Currency.id),
+        "groups": [g.id for g in ClientGroup.select().order_by(ClientGroup.id)],
+        "fields": {f.name: f.id for f in CustomField.select()},
+        "questions": [q.id for q in SecurityQuestion.select().order_by(SecurityQuestion.id)],
+        "products": [p.id for p in Product.select().order_by(Product.id)],
+    }
+
+
+def _due_near(day: dt.date, rng: random.Random) -> dt.date:
+    """A due date near ``day``: spread over recent and coming weeks."""
+    return day + dt.timedelta(days=rng.randrange(-40, 60))
+
+
+def generate_demo(
+    clients: int,
+    seed: int = 1,
+    today: dt.date | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> DemoResult:
+    """Fill an empty database with ``clients`` demo clients and everything around them."""
+    if clients < 1:
+        raise RuleError("--clients must be at least 1")
+    if Client.select().exists() or Currency.select().exists():
+        raise RuleError("the database is not empty: demo data goes into a new database")
+    today = today or dt.date.today()
+    rng = random.Random(seed)
+    with writer():
+        ref = _reference_data()
+        admin_password = None
+        if not Staff.select().where(Staff.username == "admin").exists():
+            admin_password = generate_password()
+            add_staff("admin", admin_password, "admin", SYSTEM_CLI)
+    phones = _phone_pool(rng)
+    # Hashing is slow on purpose: a few hashes shared by the demo clients that have one.
+    demo_password_hash = hash_password("demo-client-password")
+    answer_hash = hash_password("london")
+    counters = {
+        "contact": 0,
+        "service": 0,
+        "addon": 0,
+        "domain": 0,
+        "invoice": 0,
+        "item": 0,
+        "card": 0,
+        "value": 0,
+    }
+    rows_total = 0
+    now = dt.datetime.combine(today, dt.time(12, 0))
+    for start in range(1, clients + 1, CHUNK):
+        stop = min(start + CHUNK, clients + 1)
+        chunk, billing = _build_chunk(
+            range(start, stop),
+            rng,
+            ref,
+            phones,
+            counters,
+            today,
+            now,
+            demo_password_hash,
+            answer_hash,
+        )
+        with writer():
+            for model, columns, rows in chunk:
+                bulk_insert(model, columns, rows)
+                rows_total += len(rows)
+            # Billing contacts point at contacts inserted after their clients.
+            bulk_update_column(Client, "billing_contact_id", billing)
+        if progress:
+            progress(stop - 1)
+    with writer():
+        reset_sequences(
+            (
+                Client,
+                Contact,
+                Service,
+                Addon,
+                Domain,
+                Invoice,
+                InvoiceItem,
+                StoredCard,
+                CustomFieldValue,
+            )
+        )
+    return DemoResult(clients=clients, admin_password=admin_password, rows=rows_total)
+
+
+def _build_chunk(
+    ids: range,
+    rng: random.Random,
+    ref: dict[str, Any],
+    phones: dict[str, list[str]],
+    counters: dict[str, int],
+    today: dt.date,
+    now: dt.datetime,
+    password_hash: str,
+    answer_hash: str,
+) -> tuple[list[tuple[Any, tuple[str, ...], list[tuple[Any, ...]]]], list[tuple[int, int]]]:
+    clients: list[tuple[Any, ...]] = []
+    contacts: list[tuple[Any, ...]] = []
+    services: list[tuple[Any, ...]] = []
+    addons: list[tuple[Any, ...]] = []
+    domains: list[tuple[Any, ...]] = []
+    invoices: list[tuple[Any, ...]] = []
+    items: list[tuple[Any, ...]] = []
+    cards: list[tuple[Any, ...]] = []
+    values: list[tuple[Any, ...]] = []
+    billing: list[tuple[int, int]] = []
+    r = rng.random
+    choice = rng.choice
+    fields = ref["fields"]
+    for cid in ids:
+        first, first_ascii = choice(FIRST_NAMES)
+        last, last_ascii = choice(LAST_NAMES)
+        country, city, state, postcode = choice(COUNTRIES)
+        currency = CURRENCY_FOR.get(country, "USD")
+        roll = r()
+        status = "Active" if roll < 0.8 else ("Inactive" if roll < 0.95 else "Closed")
+        method = choice(("banktransfer", "sandboxcard", "sandboxcard", "mailin"))
+        created = now - dt.timedelta(days=rng.randrange(1, 2000), seconds=rng.randrange(86400))
+        login = (
+            now - dt.timedelta(days=rng.randrange(0, 200), seconds=rng.randrange(86400))
+            if r() < 0.85
+            else None
+        )
+        has_question = r() < 0.3
+        two_factor = r() < 0.05
+        domain = choice(("example.com", "example.org", "example.net"))
+        email = f"{first_ascii}.{last_ascii}{cid}@{domain}"
+        group_id = choice(ref["groups"]) if r() < 0.2 else None
+        clients.append(
+            (
+                cid,
+                first,
+                last,
+                choice(COMPANIES),
+                email,
+                f"{rng.randrange(1, 400)} {choice(STREETS)}",
+                "Suite 5" if r() < 0.1 else "",
+                city,
+                state,
+                postcode,
+                country,
+                choice(phones[country]),
+                f"VAT{cid:08d}" if r() < 0.1 else "",
+                "",
+                status,
+                ref["currency"][currency],
+                group_id,
+                method,
+                None,
+                r() < 0.05,
+                r() < 0.05,
+                r() < 0.05,
+                r() < 0.05,
+                method == "sandboxcard" and r() < 0.05,
+                r() < 0.05,
+                r() < 0.1,
+                "Prefers email contact.\nVerified by phone." if r() < 0.05 else "",
+                password_hash if r() < 0.01 else "",
+                False,
+                choice(ref["questions"]) if has_question else None,
+                answer_hash if has_question else "",
+                base64.b32encode(rng.randbytes(20)).decode() if two_factor else "",
+                0,
+                created.isoformat(" "),
+                created.isoformat(" "),
+                login.isoformat(" ") if login else None,
+                "203.0.113.7" if login else "",
+                1,
+            )
+        )
+        if r() < 0.3:
+            counters["contact"] += 1
+            contact_id = counters["contact"]
+            cfirst, cfirst_ascii = choice(FIRST_NAMES)
+            contacts.append(
+                (
+                    contact_id,
+                    cid,
+                    cfirst,
+                    last,
+                    "",
+                    f"{cfirst_ascii}.billing{cid}@example.net",
+                    f"{rng.randrange(1, 99)} {choice(STREETS)}",
+                    "",
+                    city,
+                    state,
+                    postcode,
+                    country,
+                    choice(phones[country]),
+                )
+            )
+            if r() < 0.5:
+                billing.append((cid, contact_id))
+        if r() < 0.7:
+            counters["value"] += 1
+            values.append((counters["value"], cid, fields["Customer Number"], f"C-{cid:06d}"))
+        if r() < 0.4:
+            counters["value"] += 1
+            values.append(
+                (
+                    counters["value"],
+                    cid,
+                    fields["Referral Source"],
+                    choice(("Search", "Friend", "Advert", "Other")),
+                )
+            )
+        if r() < 0.3:
+            counters["value"] += 1
+            values.append((counters["value"], cid, fields["Newsletter"], "on"))
+        if method == "sandboxcard":
+            counters["card"] += 1
+            token = (
+                f"ok_{rng.getrandbits(48):012x}"
+                if r() < 0.85
+                else f"dec_{rng.getrandbits(48):012x}"
+            )
+            cards.append(
+                (
+                    counters["card"],
+                    cid,
+                    "sandboxcard",
+                    token,
+                    f"{rng.randrange(10000):04d}",
+                    f"{today.year + rng.randrange(0, 4)}-{rng.randrange(1, 13):02d}",
+                    created.isoformat(" "),
+                )
+            )
+        active = status != "Closed"
+        for _ in range(rng.choice((0, 1, 1, 1, 2, 2, 3)) if active else rng.choice((0, 1))):
+            counters["service"] += 1
+            sid = counters["service"]
+            pidx = rng.randrange(len(PRODUCTS))
+            sstatus = "Active" if r() < 0.7 else choice(SERVICE_STATUSES)
+            due = _due_near(today, rng)
+            services.append(
+                (
+                    sid,
+                    cid,
+                    ref["products"][pidx],
+                    f"{last_ascii}{cid}.example.com",
+                    sstatus,
+                    choice(CYCLES),
+                    PRODUCTS[pidx][1],
+                    due.isoformat(),
+                    method,
+                    created.isoformat(" "),
+                )
+            )
+            if r() < 0.25:
+                counters["addon"] += 1
+                name, price = choice(ADDONS)
+                addons.append(
+                    (
+                        counters["addon"],
+                        sid,
+                        cid,
+                        name,
+                        "Active" if r() < 0.7 else choice(SERVICE_STATUSES),
+                        BillingCycle.MONTHLY,
+                        price,
+                        due.isoformat(),
+                        method,
+                        created.isoformat(" "),
+                    )
+                )
+        for _ in range(rng.choice((0, 0, 1, 1, 2))):
+            counters["domain"] += 1
+            tld, price = choice(TLDS)
+            domains.append(
+                (
+                    counters["domain"],
+                    cid,
+                    f"{last_ascii}{cid}-{counters['domain']}.{tld}",
+                    "Active" if r() < 0.7 else choice(DOMAIN_STATUSES),
+                    price,
+                    _due_near(today, rng).isoformat(),
+                    method,
+                    created.isoformat(" "),
+                )
+            )
+        for _ in range(rng.choice((0, 1, 2, 3, 3, 4))):
+            counters["invoice"] += 1
+            iid = counters["invoice"]
+            date = today - dt.timedelta(days=rng.randrange(0, 120))
+            due = date + dt.timedelta(days=14)
+            roll = r()
+            if roll < 0.55:
+                istatus, paid = (
+                    InvoiceStatus.PAID,
+                    min(today, due - dt.timedelta(days=rng.randrange(0, 10))),
+                )
+            elif roll < 0.93:
+                istatus, paid = InvoiceStatus.UNPAID, None
+            else:
+                istatus, paid = (
+                    choice(
+                        (
+                            InvoiceStatus.CANCELLED,
+                            InvoiceStatus.REFUNDED,
+                            InvoiceStatus.DRAFT,
+                            InvoiceStatus.COLLECTIONS,
+                            InvoiceStatus.PAYMENT_PENDING,
+                        )
+                    ),
+                    None,
+                )
+            subtotal = 0
+            for n in range(rng.choice((1, 1, 2, 3))):
+                counters["item"] += 1
+                pname, price = choice(PRODUCTS)
+                items.append(
+                    (
+                        counters["item"],
+                        iid,
+                        "Hosting",
+                        f"{pname} ({date:%d/%m/%Y})",
+                        price,
+                        True,
+                        None,
+                        None,
+                        None,
+                        n,
+                    )
+                )
+                subtotal += price
+            taxed = country in ("GB", "DE", "FR", "ES")
+            tax = (subtotal * 20 + 50) // 100 if taxed else 0
+            invoices.append(
+                (
+                    iid,
+                    cid,
+                    str(iid),
+                    date.isoformat(),
+                    due.isoformat(),
+                    paid.isoformat() if paid else None,
+                    istatus,
+                    method,
+                    subtotal,
+                    tax,
+                    0,
+                    subtotal + tax,
+                    200000 if taxed else 0,
+                    0,
+                    "",
+                    date.isoformat() + " 09:00:00",
+                    1,
+                )
+            )
+    return [
+        (Client, CLIENT_COLUMNS, clients),
+        (Contact, CONTACT_COLUMNS, contacts),
+        (CustomFieldValue, VALUE_COLUMNS, values),
+        (StoredCard, CARD_COLUMNS, cards),
+        (Service, SERVICE_COLUMNS, services),
+        (Addon, ADDON_COLUMNS, addons),
+        (Domain, DOMAIN_COLUMNS, domains),
+        (Invoice, INVOICE_COLUMNS, invoices),
+        (InvoiceItem, ITEM_COLUMNS, items),
+    ], billing

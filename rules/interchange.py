@@ -1,0 +1,1237 @@
+"""The interchange document of PRODUCT.md §5: ``gobiller import`` and ``gobiller export``.
+
+Import checks the whole document first and reports every bad record by its
+path (``clients[3].email: not a valid email``); only a document with no error
+is written, in one transaction. Export orders everything by keys that import
+preserves, so export → import into an empty database → export gives the same
+bytes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pycountry
+from peewee import Model, fn
+
+from rules.validation import (
+    TEXT_LIMITS,
+    FieldError,
+    clean_country,
+    clean_email,
+    clean_phone,
+    clean_text,
+)
+from store.bulk import bulk_update_column
+from store.db import database, is_postgres, writer
+from store.models import (
+    Addon,
+    Client,
+    ClientGroup,
+    Contact,
+    Currency,
+    CustomField,
+    CustomFieldValue,
+    Domain,
+    Email,
+    Invoice,
+    InvoiceItem,
+    Product,
+    Service,
+    StoredCard,
+    TaxRule,
+)
+from store.models.clients import NOTES_MAX
+from store.models.enums import (
+    GATEWAYS,
+    BillingCycle,
+    ClientStatus,
+    CustomFieldType,
+    DomainStatus,
+    InvoiceStatus,
+    ItemType,
+    ServiceStatus,
+)
+from store.money import MoneyError, format_decimal, parse_amount
+from store.queries import column, lookup
+from store.settings import SETTING_NAMES, SettingsError, load_settings, save_settings, settings_dict
+
+FORMAT = "gobiller/1"
+
+TOP_KEYS = (
+    "format",
+    "settings",
+    "currencies",
+    "client_groups",
+    "tax_rules",
+    "custom_fields",
+    "clients",
+)
+CURRENCY_KEYS = ("code", "prefix", "suffix", "decimals", "rate", "default")
+GROUP_KEYS = ("name", "colour", "discount_percent", "separate_invoices")
+TAX_KEYS = ("level", "name", "country", "state", "rate")
+CUSTOM_FIELD_KEYS = ("name", "type", "options", "required", "admin_only", "regex")
+ADDRESS_KEYS = (
+    "first_name",
+    "last_name",
+    "company",
+    "email",
+    "address1",
+    "address2",
+    "city",
+    "state",
+    "postcode",
+    "country",
+    "phone",
+)
+PREFERENCE_KEYS = (
+    "late_fees_exempt",
+    "overdue_notices_disabled",
+    "tax_exempt",
+    "separate_invoices",
+    "cc_processing_disabled",
+    "status_locked",
+    "marketing_opt_out",
+)
+CLIENT_KEYS = (
+    "id",
+    *ADDRESS_KEYS,
+    "tax_id",
+    "status",
+    "currency",
+    "group",
+    "payment_method",
+    "billing_contact",
+    *PREFERENCE_KEYS,
+    "admin_notes",
+    "custom_fields",
+    "created_at",
+    "last_login_at",
+    "contacts",
+    "cards",
+    "services",
+    "domains",
+    "invoices",
+    "emails",
+)
+CONTACT_KEYS = ADDRESS_KEYS
+CARD_KEYS = ("gateway", "token", "last4", "expiry")
+ADDON_KEYS = ("name", "status", "billing_cycle", "amount", "next_due_date", "payment_method")
+SERVICE_KEYS = (
+    "product",
+    "domain",
+    "status",
+    "billing_cycle",
+    "amount",
+    "next_due_date",
+    "payment_method",
+    "addons",
+)
+DOMAIN_KEYS = ("name", "status", "amount", "next_due_date", "payment_method")
+INVOICE_KEYS = (
+    "number",
+    "date",
+    "due_date",
+    "date_paid",
+    "status",
+    "payment_method",
+    "subtotal",
+    "tax",
+    "tax2",
+    "total",
+    "items",
+)
+ITEM_KEYS = ("type", "description", "amount", "taxed")
+EMAIL_KEYS = ("template", "to", "subject", "status", "created_at")
+
+_COLOUR = re.compile(r"^(#[0-9a-fA-F]{6})?$")
+_EXPIRY = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+_INVOICE_NUMBER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9/_.-]{0,31}$")
+_DOMAIN = re.compile(r"^(?=.{1,253}$)[^\s/]+\.[^\s/.]+$")
+
+
+class ImportError_(Exception):
+    """The document was refused; ``errors`` lists every ``path: reason``, nothing was written."""
+
+    def __init__(self, errors: list[str]) -> None:
+        self.errors = errors
+        super().__init__(f"{len(errors)} error(s) in the import file:\n" + "\n".join(errors))
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def _percent_text(value_e: int, scale: int) -> str:
+    """A percent stored as an integer of ``scale`` places: at least two decimals."""
+    text = format(Decimal(value_e).scaleb(-scale), "f")
+    whole, _, frac = text.partition(".")
+    frac = frac.rstrip("0").ljust(2, "0")
+    return f"{whole}.{frac}"
+
+
+def _time_text(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _date_text(value: dt.date | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _money_text(minor: int, decimals: int) -> str:
+    return format_decimal(Decimal(minor).scaleb(-decimals), decimals)
+
+
+# --------------------------------------------------------------------------- export
+
+
+def _grouped(query: Iterable[Any], key: str) -> dict[int, list[Any]]:
+    groups: dict[int, list[Any]] = defaultdict(list)
+    for row in query:
+        groups[getattr(row, key)].append(row)
+    return groups
+
+
+def build_export() -> dict[str, Any]:
+    """The whole database as an interchange document (a fixed number of queries)."""
+    currencies = list(Currency.select().order_by(Currency.code))
+    by_currency = {c.id: c for c in currencies}
+    groups = list(ClientGroup.select().order_by(ClientGroup.name))
+    group_names = {g.id: g.name for g in groups}
+    fields_ = list(CustomField.select().order_by(CustomField.sort_order, CustomField.id))
+    field_names = {f.id: f.name for f in fields_}
+    contacts = _grouped(Contact.select().order_by(Contact.id), "client_id")
+    contact_emails = {c.id: c.email for rows in contacts.values() for c in rows}
+    values = _grouped(CustomFieldValue.select(), "client_id")
+    field_order = {f.id: i for i, f in enumerate(fields_)}
+    cards = _grouped(StoredCard.select().order_by(StoredCard.id), "client_id")
+    products = {p.id: p.name for p in Product.select()}
+    services = _grouped(Service.select().order_by(Service.id), "client_id")
+    addons = _grouped(Addon.select().order_by(Addon.id), "service_id")
+    domains = _grouped(Domain.select().order_by(Domain.id), "client_id")
+    invoices = _grouped(Invoice.select().order_by(Invoice.id), "client_id")
+    items = _grouped(
+        InvoiceItem.select().order_by(InvoiceItem.sort_order, InvoiceItem.id), "invoice_id"
+    )
+    emails = _grouped(Email.select().order_by(Email.id), "client_id")
+
+    def client_doc(c: Client) -> dict[str, Any]:
+        d = by_currency[c.currency_id].decimals
+
+        def money(minor: int) -> str:
+            return _money_text(minor, d)
+
+        cvals = sorted(values.get(c.id, []), key=lambda v: field_order[v.field_id])
+        return {
+            "id": c.id,
+            **{k: getattr(c, k) for k in ADDRESS_KEYS},
+            "tax_id": c.tax_id,
+            "status": c.status,
+            "currency": by_currency[c.currency_id].code,
+            "group": group_names.get(c.group_id),
+            "payment_method": c.payment_method,
+            "billing_contact": contact_emails.get(c.billing_contact_id),
+            **{k: getattr(c, k) for k in PREFERENCE_KEYS},
+            "admin_notes": c.admin_notes,
+            "custom_fields": {field_names[v.field_id]: v.value for v in cvals},
+            "created_at": _time_text(c.created_at),
+            "last_login_at": _time_text(c.last_login_at),
+            "contacts": [{k: getattr(x, k) for k in CONTACT_KEYS} for x in contacts.get(c.id, [])],
+            "cards": [{k: getattr(x, k) for k in CARD_KEYS} for x in cards.get(c.id, [])],
+            "services": [
+                {
+                    "product": products[s.product_id],
+                    "domain": s.domain,
+                    "status": s.status,
+                    "billing_cycle": s.billing_cycle,
+                    "amount": money(s.amount),
+                    "next_due_date": _date_text(s.next_due_date),
+                    "payment_method": s.payment_method,
+                    "addons": [
+                        {
+                            "name": a.name,
+                            "status": a.status,
+                            "billing_cycle": a.billing_cycle,
+                            "amount": money(a.amount),
+                            "next_due_date": _date_text(a.next_due_date),
+                            "payment_method": a.payment_method,
+                        }
+                        for a in addons.get(s.id, [])
+                    ],
+                }
+                for s in services.get(c.id, [])
+            ],
+            "domains": [
+                {
+                    "name": x.name,
+                    "status": x.status,
+                    "amount": money(x.amount),
+                    "next_due_date": _date_text(x.next_due_date),
+                    "payment_method": x.payment_method,
+                }
+                for x in domains.get(c.id, [])
+            ],
+            "invoices": [
+                {
+                    "number": i.number,
+                    "date": _date_text(i.date),
+                    "due_date": _date_text(i.due_date),
+                    "date_paid": _date_text(i.date_paid),
+                    "status": i.status,
+                    "payment_method": i.payment_method,
+                    "subtotal": money(i.subtotal),
+                    "tax": money(i.tax),
+                    "tax2": money(i.tax2),
+                    "total": money(i.total),
+                    "items": [
+                        {
+                            "type": it.type,
+                            "description": it.description,
+                            "amount": money(it.amount),
+                            "taxed": it.taxed,
+                        }
+                        for it in items.get(i.id, [])
+                    ],
+                }
+                for i in invoices.get(c.id, [])
+            ],
+            "emails": [
+                {
+                    "template": e.template,
+                    "to": e.to,
+                    "subject": e.subject,
+                    "status": e.status,
+                    "created_at": _time_text(e.created_at),
+                }
+                for e in emails.get(c.id, [])
+            ],
+        }
+
+    return {
+        "format": FORMAT,
+        "settings": settings_dict(load_settings()),
+        "currencies": [
+            {
+                "code": c.code,
+                "prefix": c.prefix,
+                "suffix": c.suffix,
+                "decimals": c.decimals,
+                "rate": c.rate,
+                "default": c.is_default,
+            }
+            for c in currencies
+        ],
+        "client_groups": [
+            {
+                "name": g.name,
+                "colour": g.colour,
+                "discount_percent": _percent_text(g.discount_bp, 2),
+                "separate_invoices": g.separate_invoices,
+            }
+            for g in groups
+        ],
+        "tax_rules": [
+            {
+                "level": t.level,
+                "name": t.name,
+                "country": t.country,
+                "state": t.state,
+                "rate": _percent_text(t.rate_e4, 4),
+            }
+            for t in TaxRule.select().order_by(
+                TaxRule.level, TaxRule.country, TaxRule.state, TaxRule.name
+            )
+        ],
+        "custom_fields": [
+            {
+                "name": f.name,
+                "type": f.type,
+                "options": json.loads(f.options),
+                "required": f.required,
+                "admin_only": f.admin_only,
+                "regex": f.regex,
+            }
+            for f in fields_
+        ],
+        "clients": [client_doc(c) for c in Client.select().order_by(Client.id)],
+    }
+
+
+def export_to(path: Path) -> int:
+    """Write the document to ``path``; return the number of clients."""
+    doc = build_export()
+    path.write_text(dumps(doc), encoding="utf-8")
+    return len(doc["clients"])
+
+
+def dumps(doc: dict[str, Any]) -> str:
+    return json.dumps(doc, ensure_ascii=False, indent=1) + "\n"
+
+
+# --------------------------------------------------------------------------- checking
+
+
+@dataclass
+class _Checker:
+    """Collects every error with its path instead of stopping at the first."""
+
+    errors: list[str] = field(default_factory=list)
+
+    def fail(self, path: str, message: str) -> None:
+        self.errors.append(f"{path}: {message}")
+
+    def obj(
+        self, value: Any, path: str, keys: tuple[str, ...], required: tuple[str, ...] = ()
+    ) -> dict[str, Any] | None:
+        if not isinstance(value, dict):
+            self.fail(path, "must be an object")
+            return None
+        for key in value:
+            if key not in keys:
+                self.fail(f"{path}.{key}", "unknown key")
+        for key in required:
+            if key not in value:
+                self.fail(f"{path}.{key}", "is required")
+        return value
+
+    def items(self, value: Any, path: str) -> Iterator[tuple[str, Any]]:
+        if value is None:
+            return
+        if not isinstance(value, list):
+            self.fail(path, "must be a list")
+            return
+        for i, item in enumerate(value):
+            yield f"{path}[{i}]", item
+
+    def field(
+        self,
+        record: dict[str, Any],
+        key: str,
+        path: str,
+        clean: Callable[[Any], Any],
+        default: Any = None,
+    ) -> Any:
+        """Run ``clean`` on one value, recording its error; missing keys take ``default``."""
+        if key not in record:
+            return default
+        try:
+            return clean(record[key])
+        except (FieldError, MoneyError, SettingsError, ValueError) as exc:
+            message = exc.message if isinstance(exc, SettingsError) else str(exc)
+            self.fail(f"{path}.{key}", message)
+            return default
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise FieldError("must be true or false")
+    return value
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FieldError("must be a whole number")
+    return value
+
+
+def _choice(options: Iterable[str]) -> Callable[[Any], str]:
+    allowed = tuple(options)
+
+    def check(value: Any) -> str:
+        if value not in allowed:
+            raise FieldError(f"must be one of {', '.join(allowed)}")
+        return str(value)
+
+    return check
+
+
+def _text(
+    limit: int, *, required: bool = False, multiline: bool = False, strip: bool = True
+) -> Callable[[Any], str]:
+    return lambda v: clean_text(v, limit, required=required, multiline=multiline, strip=strip)
+
+
+def _date(value: Any) -> dt.date | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise FieldError("must be a date YYYY-MM-DD")
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise FieldError("must be a date YYYY-MM-DD") from exc
+
+
+def _required_date(value: Any) -> dt.date:
+    result = _date(value)
+    if result is None:
+        raise FieldError("is required")
+    return result
+
+
+def _time(value: Any) -> dt.datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise FieldError("must be an ISO 8601 UTC time")
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise FieldError("must be an ISO 8601 UTC time") from exc
+    if parsed.tzinfo is None:
+        raise FieldError("must be an ISO 8601 UTC time (with Z)")
+    return parsed.astimezone(dt.UTC).replace(tzinfo=None, microsecond=0)
+
+
+def _percent(places: int) -> Callable[[Any], int]:
+    """A percent as a decimal string (or number) into an integer of ``places`` places."""
+
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise FieldError('must be a decimal string such as "10.00"')
+        try:
+            number = parse_amount(str(value), places)
+        except MoneyError as exc:
+            raise FieldError(str(exc)) from exc
+        if number > 100:
+            raise FieldError("must be at most 100")
+        return int(number.scaleb(places))
+
+    return check
+
+
+def _rate(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+        raise FieldError('must be a decimal string such as "1.00"')
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation as exc:
+        raise FieldError('must be a decimal string such as "1.00"') from exc
+    if not number.is_finite() or number <= 0 or len(str(value)) > 32:
+        raise FieldError("must be a positive decimal")
+    return str(value)
+
+
+def _currency_code(value: Any) -> str:
+    if not isinstance(value, str) or pycountry.currencies.get(alpha_3=value) is None:
+        raise FieldError("not an ISO 4217 currency code")
+    return value
+
+
+# --------------------------------------------------------------------------- importing
+
+
+@dataclass
+class _Plan:
+    """The checked document, ready to write."""
+
+    settings: dict[str, Any] = field(default_factory=dict)
+    currencies: list[dict[str, Any]] = field(default_factory=list)
+    groups: list[dict[str, Any]] = field(default_factory=list)
+    tax_rules: list[dict[str, Any]] = field(default_factory=list)
+    custom_fields: list[dict[str, Any]] = field(default_factory=list)
+    clients: list[dict[str, Any]] = field(default_factory=list)
+
+
+def load_document(text: str) -> Any:
+    """Parse JSON text, refusing duplicate keys and non-finite numbers."""
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key, value in items:
+            if key in result:
+                raise ImportError_([f"{key}: duplicate key"])
+            result[key] = value
+        return result
+
+    def constant(name: str) -> Any:
+        raise ImportError_([f"(document): {name} is not allowed in JSON"])
+
+    try:
+        return json.loads(
+            text, object_pairs_hook=pairs, parse_float=Decimal, parse_constant=constant
+        )
+    except json.JSONDecodeError as exc:
+        raise ImportError_(
+            [f"(document): not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"]
+        ) from exc
+
+
+def check_document(doc: Any) -> _Plan:
+    """Check the whole document against itself and the database; raise with every error."""
+    ck = _Checker()
+    plan = _Plan()
+    top = ck.obj(doc, "(document)", TOP_KEYS, required=("format",))
+    if top is None:
+        raise ImportError_(ck.errors)
+    if top.get("format") != FORMAT:
+        ck.fail("format", f'must be "{FORMAT}"')
+
+    settings = top.get("settings", {})
+    if isinstance(settings, dict):
+        for key in settings:
+            if key not in SETTING_NAMES:
+                ck.fail(f"settings.{key}", "unknown key")
+                continue
+            plan.settings[key] = ck.field(settings, key, "settings", partial(_setting, key))
+    else:
+        ck.fail("settings", "must be an object")
+
+    # Reference data: the document's own, then what the database already has.
+    currencies = lookup(Currency, Currency.code, Currency.decimals)
+    defaults = 0
+    for path, raw in ck.items(top.get("currencies", []), "currencies"):
+        rec = ck.obj(raw, path, CURRENCY_KEYS, required=("code",))
+        if rec is None:
+            continue
+        code = ck.field(rec, "code", path, _currency_code)
+        item = {
+            "code": code,
+            "prefix": ck.field(rec, "prefix", path, _text(8, strip=False), ""),
+            "suffix": ck.field(rec, "suffix", path, _text(8, strip=False), ""),
+            "decimals": ck.field(rec, "decimals", path, _decimals, 2),
+            "rate": ck.field(rec, "rate", path, _rate, "1"),
+            "is_default": ck.field(rec, "default", path, _bool, False),
+        }
+        defaults += bool(item["is_default"])
+        if code in {c["code"] for c in plan.currencies}:
+            ck.fail(f"{path}.code", f"duplicate currency {code}")
+        if code:
+            plan.currencies.append(item)
+            currencies[code] = item["decimals"]
+    if defaults > 1:
+        ck.fail("currencies", "only one currency can be the default")
+    if (
+        plan.currencies
+        and defaults == 0
+        and not Currency.select().where(Currency.is_default).exists()
+    ):
+        ck.fail("currencies", "one currency must be the default")
+
+    group_names = column(ClientGroup, ClientGroup.name)
+    seen: set[str] = set()
+    for path, raw in ck.items(top.get("client_groups", []), "client_groups"):
+        rec = ck.obj(raw, path, GROUP_KEYS, required=("name",))
+        if rec is None:
+            continue
+        name = ck.field(rec, "name", path, _text(100, required=True))
+        if name in seen:
+            ck.fail(f"{path}.name", f"duplicate group {name!r}")
+        seen.add(name)
+        group_names.add(name)
+        plan.groups.append(
+            {
+                "name": name,
+                "colour": ck.field(rec, "colour", path, _colour, ""),
+                "discount_bp": ck.field(rec, "discount_percent", path, _percent(2), 0),
+                "separate_invoices": ck.field(rec, "separate_invoices", path, _bool, False),
+            }
+        )
+
+    tax_keys: set[tuple[int, str, str]] = set()
+    for path, raw in ck.items(top.get("tax_rules", []), "tax_rules"):
+        rec = ck.obj(raw, path, TAX_KEYS, required=("level", "name", "rate"))
+        if rec is None:
+            continue
+        item = {
+            "level": ck.field(rec, "level", path, _choice_int((1, 2))),
+            "name": ck.field(rec, "name", path, _text(100, required=True)),
+            "country": ck.field(rec, "country", path, clean_country, ""),
+            "state": ck.field(rec, "state", path, _text(100), ""),
+            "rate_e4": ck.field(rec, "rate", path, _percent(4)),
+        }
+        key = (item["level"], item["country"], item["state"])
+        if key in tax_keys:
+            ck.fail(path, "another rule has the same level, country and state")
+        tax_keys.add(key)
+        plan.tax_rules.append(item)
+
+    fields_by_name = {
+        f.name: {
+            "type": f.type,
+            "options": json.loads(f.options),
+            "regex": f.regex,
+            "required": f.required,
+        }
+        for f in CustomField.select()
+    }
+    seen = set()
+    for i, (path, raw) in enumerate(ck.items(top.get("custom_fields", []), "custom_fields")):
+        rec = ck.obj(raw, path, CUSTOM_FIELD_KEYS, required=("name", "type"))
+        if rec is None:
+            continue
+        item = {
+            "name": ck.field(rec, "name", path, _text(100, required=True)),
+            "type": ck.field(rec, "type", path, _choice(t.value for t in CustomFieldType)),
+            "options": ck.field(rec, "options", path, _options, []),
+            "required": ck.field(rec, "required", path, _bool, False),
+            "admin_only": ck.field(rec, "admin_only", path, _bool, False),
+            "regex": ck.field(rec, "regex", path, _regex, ""),
+            "sort_order": i,
+        }
+        if item["name"] in seen:
+            ck.fail(f"{path}.name", f"duplicate custom field {item['name']!r}")
+        seen.add(item["name"])
+        if item["name"]:
+            fields_by_name[item["name"]] = item
+        plan.custom_fields.append(item)
+
+    _check_clients(ck, top.get("clients", []), plan, currencies, group_names, fields_by_name)
+    if ck.errors:
+        raise ImportError_(ck.errors)
+    return plan
+
+
+def _setting(key: str, value: Any) -> Any:
+    from store.settings import validate_setting
+
+    if isinstance(value, Decimal):
+        raise SettingsError(key, "must not be a fractional number; amounts are strings")
+    return validate_setting(key, value, key)
+
+
+def _decimals(value: Any) -> int:
+    number = _int(value)
+    if not 0 <= number <= 4:
+        raise FieldError("must be between 0 and 4")
+    return number
+
+
+def _colour(value: Any) -> str:
+    if not isinstance(value, str) or not _COLOUR.match(value):
+        raise FieldError('must be a colour such as "#1e90ff" or empty')
+    return value
+
+
+def _choice_int(options: tuple[int, ...]) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if _int(value) not in options:
+            raise FieldError(f"must be one of {', '.join(map(str, options))}")
+        return int(value)
+
+    return check
+
+
+def _options(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise FieldError("must be a list of strings")
+    return [clean_text(v, 100) for v in value]
+
+
+def _regex(value: Any) -> str:
+    text = clean_text(value, 500)
+    try:
+        re.compile(text)
+    except re.error as exc:
+        raise FieldError(f"not a valid regular expression: {exc}") from exc
+    return text
+
+
+def _check_clients(
+    ck: _Checker,
+    clients: Any,
+    plan: _Plan,
+    currencies: dict[str, int],
+    groups: set[str],
+    custom: dict[str, dict[str, Any]],
+) -> None:
+    existing_emails = column(Client, fn.LOWER(Client.email))
+    existing_ids = column(Client, Client.id)
+    existing_numbers = column(Invoice, Invoice.number)
+    emails: dict[str, str] = {}
+    ids: set[int] = set()
+    numbers: set[str] = set()
+    for path, raw in ck.items(clients, "clients"):
+        rec = ck.obj(
+            raw, path, CLIENT_KEYS, required=("id", "first_name", "last_name", "email", "currency")
+        )
+        if rec is None:
+            continue
+        client: dict[str, Any] = {}
+        cid = ck.field(rec, "id", path, _positive_id)
+        if cid is not None:
+            if cid in ids or cid in existing_ids:
+                ck.fail(f"{path}.id", f"duplicate client id {cid}")
+            ids.add(cid)
+        client["id"] = cid
+        country = ck.field(rec, "country", path, clean_country, "")
+        client.update(_address(ck, rec, path, country))
+        email = client.get("email")
+        if email:
+            key = email.lower()
+            if key in emails:
+                ck.fail(f"{path}.email", f"duplicate email (also at {emails[key]})")
+            elif key in existing_emails:
+                ck.fail(f"{path}.email", "a client with this email already exists")
+            emails[key] = f"{path}.email"
+        client["tax_id"] = ck.field(rec, "tax_id", path, _text(TEXT_LIMITS["tax_id"]), "")
+        client["status"] = ck.field(
+            rec, "status", path, _choice(s.value for s in ClientStatus), ClientStatus.ACTIVE
+        )
+        code = ck.field(rec, "currency", path, _known(currencies, "unknown currency"))
+        client["currency"] = code
+        decimals = currencies.get(code or "", 2)
+        client["group"] = ck.field(
+            rec, "group", path, _known_or_null(groups, "unknown client group")
+        )
+        client["payment_method"] = ck.field(rec, "payment_method", path, _gateway, "banktransfer")
+        for key in PREFERENCE_KEYS:
+            client[key] = ck.field(rec, key, path, _bool, False)
+        client["admin_notes"] = ck.field(
+            rec, "admin_notes", path, _text(NOTES_MAX, multiline=True), ""
+        )
+        client["created_at"] = ck.field(rec, "created_at", path, _time)
+        client["last_login_at"] = ck.field(rec, "last_login_at", path, _time)
+        client["custom_fields"] = _custom_values(
+            ck, rec.get("custom_fields", {}), f"{path}.custom_fields", custom
+        )
+
+        contacts = []
+        contact_emails: set[str] = set()
+        for cpath, craw in ck.items(rec.get("contacts", []), f"{path}.contacts"):
+            crec = ck.obj(craw, cpath, CONTACT_KEYS, required=("first_name", "last_name", "email"))
+            if crec is None:
+                continue
+            ccountry = ck.field(crec, "country", cpath, clean_country, "")
+            contact = _address(ck, crec, cpath, ccountry)
+            if contact.get("email"):
+                if contact["email"].lower() in contact_emails:
+                    ck.fail(f"{cpath}.email", "duplicate contact email for this client")
+                contact_emails.add(contact["email"].lower())
+            contacts.append(contact)
+        client["contacts"] = contacts
+        billing = ck.field(
+            rec, "billing_contact", path, lambda v: None if v is None else clean_email(v)
+        )
+        if billing is not None and billing.lower() not in contact_emails:
+            ck.fail(f"{path}.billing_contact", "not the email of one of this client's contacts")
+        client["billing_contact"] = billing
+
+        client["cards"] = [
+            {
+                "gateway": ck.field(r, "gateway", p, _gateway),
+                "token": ck.field(r, "token", p, _text(255, required=True)),
+                "last4": ck.field(r, "last4", p, _last4),
+                "expiry": ck.field(r, "expiry", p, _expiry),
+            }
+            for p, r in _records(
+                ck,
+                rec.get("cards", []),
+                f"{path}.cards",
+                CARD_KEYS,
+                ("gateway", "token", "last4", "expiry"),
+            )
+        ]
+        services = []
+        for spath, srec in _records(
+            ck,
+            rec.get("services", []),
+            f"{path}.services",
+            SERVICE_KEYS,
+            ("product", "status", "amount", "payment_method"),
+        ):
+            service = _billable(ck, srec, spath, decimals, ServiceStatus)
+            service["product"] = ck.field(srec, "product", spath, _text(150, required=True))
+            service["domain"] = ck.field(srec, "domain", spath, _text(253), "")
+            service["billing_cycle"] = ck.field(srec, "billing_cycle", spath, _cycle, "Monthly")
+            addons = []
+            for apath, arec in _records(
+                ck,
+                srec.get("addons", []),
+                f"{spath}.addons",
+                ADDON_KEYS,
+                ("name", "status", "amount", "payment_method"),
+            ):
+                addon = _billable(ck, arec, apath, decimals, ServiceStatus)
+                addon["name"] = ck.field(arec, "name", apath, _text(150, required=True))
+                addon["billing_cycle"] = ck.field(arec, "billing_cycle", apath, _cycle, "Monthly")
+                addons.append(addon)
+            service["addons"] = addons
+            services.append(service)
+        client["services"] = services
+        domains = []
+        for dpath, drec in _records(
+            ck,
+            rec.get("domains", []),
+            f"{path}.domains",
+            DOMAIN_KEYS,
+            ("name", "status", "amount", "payment_method"),
+        ):
+            domain = _billable(ck, drec, dpath, decimals, DomainStatus)
+            domain["name"] = ck.field(drec, "name", dpath, _domain_name)
+            domains.append(domain)
+        client["domains"] = domains
+
+        invoices = []
+        for ipath, irec in _records(
+            ck,
+            rec.get("invoices", []),
+            f"{path}.invoices",
+            INVOICE_KEYS,
+            ("number", "date", "due_date", "status", "payment_method", "subtotal", "total"),
+        ):
+            invoice = _invoice(ck, irec, ipath, decimals)
+            number = invoice["number"]
+            if number is not None:
+                if number in numbers or number in existing_numbers:
+                    ck.fail(f"{ipath}.number", f"duplicate invoice number {number}")
+                numbers.add(number)
+            invoices.append(invoice)
+        client["invoices"] = invoices
+        # "emails" is written by export and ignored by import: only its shape is checked.
+        list(_records(ck, rec.get("emails", []), f"{path}.emails", EMAIL_KEYS, ()))
+        plan.clients.append(client)
+
+
+def _records(
+    ck: _Checker, value: Any, path: str, keys: tuple[str, ...], required: tuple[str, ...]
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    for p, raw in ck.items(value, path):
+        rec = ck.obj(raw, p, keys, required)
+        if rec is not None:
+            yield p, rec
+
+
+def _address(ck: _Checker, rec: dict[str, Any], path: str, country: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"country": country}
+    for key in ("first_name", "last_name"):
+        out[key] = ck.field(rec, key, path, _text(TEXT_LIMITS[key], required=True))
+    for key in ("company", "address1", "address2", "city", "state", "postcode"):
+        out[key] = ck.field(rec, key, path, _text(TEXT_LIMITS[key]), "")
+    out["email"] = ck.field(rec, "email", path, clean_email)
+    out["phone"] = ck.field(rec, "phone", path, lambda v: clean_phone(v, country), "")
+    return out
+
+
+def _billable(
+    ck: _Checker,
+    rec: dict[str, Any],
+    path: str,
+    decimals: int,
+    statuses: type[ServiceStatus] | type[DomainStatus],
+) -> dict[str, Any]:
+    return {
+        "status": ck.field(rec, "status", path, _choice(s.value for s in statuses)),
+        "amount": ck.field(rec, "amount", path, _money(decimals)),
+        "next_due_date": ck.field(rec, "next_due_date", path, _date),
+        "payment_method": ck.field(rec, "payment_method", path, _gateway),
+    }
+
+
+def _invoice(ck: _Checker, rec: dict[str, Any], path: str, decimals: int) -> dict[str, Any]:
+    money = _money(decimals, allow_negative=True)
+    invoice: dict[str, Any] = {
+        "number": ck.field(rec, "number", path, _invoice_number),
+        "date": ck.field(rec, "date", path, _required_date),
+        "due_date": ck.field(rec, "due_date", path, _required_date),
+        "date_paid": ck.field(rec, "date_paid", path, _date),
+        "status": ck.field(rec, "status", path, _choice(s.value for s in InvoiceStatus)),
+        "payment_method": ck.field(rec, "payment_method", path, _gateway),
+        "subtotal": ck.field(rec, "subtotal", path, money),
+        "tax": ck.field(rec, "tax", path, money, 0),
+        "tax2": ck.field(rec, "tax2", path, money, 0),
+        "total": ck.field(rec, "total", path, money),
+    }
+    parts = (invoice["subtotal"], invoice["tax"], invoice["tax2"], invoice["total"])
+    if all(isinstance(p, int) for p in parts) and parts[0] + parts[1] + parts[2] != parts[3]:
+        ck.fail(f"{path}.total", "must equal subtotal + tax + tax2")
+    invoice["items"] = [
+        {
+            "type": ck.field(r, "type", p, _choice(t.value for t in ItemType)),
+            "description": ck.field(r, "description", p, _text(1000, multiline=True), ""),
+            "amount": ck.field(r, "amount", p, money),
+            "taxed": ck.field(r, "taxed", p, _bool, False),
+        }
+        for p, r in _records(
+            ck, rec.get("items", []), f"{path}.items", ITEM_KEYS, ("type", "amount")
+        )
+    ]
+    return invoice
+
+
+def _custom_values(
+    ck: _Checker, value: Any, path: str, custom: dict[str, dict[str, Any]]
+) -> dict[str, str]:
+    if not isinstance(value, dict):
+        ck.fail(path, "must be an object of field name to value")
+        return {}
+    out: dict[str, str] = {}
+    for name, raw in value.items():
+        spec = custom.get(name)
+        if spec is None:
+            ck.fail(f"{path}.{name}", "unknown custom field")
+            continue
+        try:
+            out[name] = check_custom_value(spec, raw)
+        except FieldError as exc:
+            ck.fail(f"{path}.{name}", str(exc))
+    return out
+
+
+def check_custom_value(spec: dict[str, Any], value: Any) -> str:
+    """One custom field value by its type: dropdown choices, tickbox, link, regex."""
+    kind = spec["type"]
+    multiline = kind == CustomFieldType.TEXTAREA
+    text = clean_text(value, 5000 if multiline else 500, multiline=multiline)
+    if spec.get("required") and not text:
+        raise FieldError("is required")
+    if not text:
+        return text
+    if kind == CustomFieldType.DROPDOWN and text not in spec["options"]:
+        raise FieldError(f"must be one of {', '.join(spec['options'])}")
+    if kind == CustomFieldType.TICKBOX and text != "on":
+        raise FieldError('a tickbox value is "on" or empty')
+    if kind == CustomFieldType.LINK and not re.match(r"^https?://\S+$", text):
+        raise FieldError("must be a http(s) link")
+    if spec.get("regex") and not re.fullmatch(spec["regex"], text):
+        raise FieldError("does not match the required format")
+    return text
+
+
+def _positive_id(value: Any) -> int:
+    number = _int(value)
+    if not 0 < number < 2**31:
+        raise FieldError("must be a positive whole number")
+    return number
+
+
+def _known(known: dict[str, int] | set[str], message: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or value not in known:
+            raise FieldError(f"{message} {value!r}")
+        return value
+
+    return check
+
+
+def _known_or_null(known: set[str], message: str) -> Callable[[Any], str | None]:
+    check = _known(known, message)
+    return lambda v: None if v is None else check(v)
+
+
+def _gateway(value: Any) -> str:
+    if value not in GATEWAYS:
+        raise FieldError(f"unknown payment method; one of {', '.join(GATEWAYS)}")
+    return str(value)
+
+
+def _cycle(value: Any) -> str:
+    return _choice(c.value for c in BillingCycle)(value)
+
+
+def _money(decimals: int, *, allow_negative: bool = False) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if not isinstance(value, str):
+            raise FieldError('must be a decimal string such as "9.99"')
+        try:
+            amount = parse_amount(value, decimals, allow_negative=allow_negative)
+        except MoneyError as exc:
+            raise FieldError(str(exc)) from exc
+        if abs(amount) >= Decimal(10) ** 13:
+            raise FieldError("is too large")
+        return int(amount.scaleb(decimals))
+
+    return check
+
+
+def _last4(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}", value):
+        raise FieldError("must be four digits")
+    return value
+
+
+def _expiry(value: Any) -> str:
+    if not isinstance(value, str) or not _EXPIRY.match(value):
+        raise FieldError("must be YYYY-MM")
+    return value
+
+
+def _invoice_number(value: Any) -> str:
+    if not isinstance(value, str) or not _INVOICE_NUMBER.match(value):
+        raise FieldError("must be 1-32 letters, digits or / _ . -")
+    return value
+
+
+def _domain_name(value: Any) -> str:
+    text = clean_text(value, 253, required=True)
+    if not _DOMAIN.match(text):
+        raise FieldError("not a domain name")
+    return text.lower()
+
+
+# --------------------------------------------------------------------------- writing
+
+
+class _Ids:
+    """Hands out primary keys above the current maximum so rows can be bulk inserted."""
+
+    def __init__(self, model: type[Model]) -> None:
+        self.model = model
+        self.next = (model.select(fn.MAX(model._meta.primary_key)).scalar() or 0) + 1
+
+    def take(self) -> int:
+        value = self.next
+        self.next += 1
+        return value
+
+
+BATCH = 2000
+
+
+def _insert(model: type[Model], rows: list[dict[str, Any]]) -> None:
+    for start in range(0, len(rows), BATCH):
+        model.insert_many(rows[start : start + BATCH]).execute()
+
+
+def reset_sequences(models: Iterable[type[Model]]) -> None:
+    """After explicit ids, move PostgreSQL's sequences past them (SQLite needs nothing)."""
+    if not is_postgres():
+        return
+    for model in models:
+        table = model._meta.table_name
+        database.execute_sql(
+            f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), "
+            f'COALESCE((SELECT MAX(id) FROM "{table}"), 0) + 1, false)'
+        )
+
+
+def import_document(doc: Any) -> int:
+    """Check, then write the whole document in one transaction; return clients imported."""
+    plan = check_document(doc)
+    with writer():
+        if plan.settings:
+            save_settings(plan.settings)
+        _write_reference(plan)
+        _write_clients(plan)
+    return len(plan.clients)
+
+
+def import_file(path: Path) -> int:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ImportError_([f"(document): not UTF-8 text: {exc.reason}"]) from exc
+    return import_document(load_document(text))
+
+
+def _write_reference(plan: _Plan) -> None:
+    if any(c["is_default"] for c in plan.currencies):
+        Currency.update(is_default=False).execute()
+    for c in plan.currencies:
+        Currency.insert(**c).on_conflict(
+            conflict_target=[Currency.code],
+            preserve=[
+                Currency.prefix,
+                Currency.suffix,
+                Currency.decimals,
+                Currency.rate,
+                Currency.is_default,
+            ],
+        ).execute()
+    for g in plan.groups:
+        ClientGroup.insert(**g).on_conflict(
+            conflict_target=[ClientGroup.name],
+            preserve=[ClientGroup.colour, ClientGroup.discount_bp, ClientGroup.separate_invoices],
+        ).execute()
+    for t in plan.tax_rules:
+        TaxRule.insert(**t).on_conflict(
+            conflict_target=[TaxRule.level, TaxRule.country, TaxRule.state],
+            preserve=[TaxRule.name, TaxRule.rate_e4],
+        ).execute()
+    for f in plan.custom_fields:
+        row = dict(f, options=json.dumps(f["options"], ensure_ascii=False))
+        CustomField.insert(**row).on_conflict(
+            conflict_target=[CustomField.name],
+            preserve=[
+                CustomField.type,
+                CustomField.options,
+                CustomField.required,
+                CustomField.admin_only,
+                CustomField.regex,
+                CustomField.sort_order,
+            ],
+        ).execute()
+
+
+def _write_clients(plan: _Plan) -> None:
+    if not plan.clients:
+        return
+    currency_ids = lookup(Currency, Currency.code, Currency.id)
+    group_ids = lookup(ClientGroup, ClientGroup.name, ClientGroup.id)
+    field_ids = lookup(CustomField, CustomField.name, CustomField.id)
+    product_ids = lookup(Product, Product.name, Product.id)
+    new_products = sorted(
+        {s["product"] for c in plan.clients for s in c["services"]} - set(product_ids)
+    )
+    _insert(Product, [{"name": n} for n in new_products])
+    product_ids = lookup(Product, Product.name, Product.id)
+
+    ids = {m: _Ids(m) for m in (Contact, Service, Invoice)}
+    rows: dict[type[Model], list[dict[str, Any]]] = defaultdict(list)
+    billing_links: list[tuple[int, int]] = []
+    for c in plan.clients:
+        cid = c["id"]
+        client_row = {
+            k: c[k]
+            for k in (
+                *ADDRESS_KEYS,
+                "tax_id",
+                "status",
+                "payment_method",
+                *PREFERENCE_KEYS,
+                "admin_notes",
+                "last_login_at",
+            )
+        }
+        client_row.update(
+            id=cid,
+            currency=currency_ids[c["currency"]],
+            group=group_ids.get(c["group"]) if c["group"] else None,
+        )
+        if c["created_at"] is not None:
+            client_row["created_at"] = c["created_at"]
+            client_row["updated_at"] = c["created_at"]
+        rows[Client].append(client_row)
+        for contact in c["contacts"]:
+            contact_id = ids[Contact].take()
+            rows[Contact].append(dict(contact, id=contact_id, client=cid))
+            if c["billing_contact"] and contact["email"].lower() == c["billing_contact"].lower():
+                billing_links.append((cid, contact_id))
+        for name, value in c["custom_fields"].items():
+            rows[CustomFieldValue].append({"client": cid, "field": field_ids[name], "value": value})
+        rows[StoredCard].extend(dict(card, client=cid) for card in c["cards"])
+        for s in c["services"]:
+            sid = ids[Service].take()
+            addons = s.pop("addons")
+            rows[Service].append(dict(s, id=sid, client=cid, product=product_ids[s["product"]]))
+            rows[Addon].extend(dict(a, service=sid, client=cid) for a in addons)
+        rows[Domain].extend(dict(d, client=cid) for d in c["domains"])
+        for inv in c["invoices"]:
+            iid = ids[Invoice].take()
+            items = inv.pop("items")
+            rows[Invoice].append(dict(inv, id=iid, client=cid))
+            rows[InvoiceItem].extend(
+                dict(it, invoice=iid, sort_order=n) for n, it in enumerate(items)
+            )
+    for model in (
+        Client,
+        Contact,
+        CustomFieldValue,
+        StoredCard,
+        Service,
+        Addon,
+        Domain,
+        Invoice,
+        InvoiceItem,
+    ):
+        _insert(model, rows[model])
+    bulk_update_column(Client, "billing_contact_id", billing_links)
+    reset_sequences((Client, Contact, Service, Invoice))

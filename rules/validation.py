@@ -1,0 +1,124 @@
+"""Field validation for PRODUCT.md §1, shared by the editor, the portal and import.
+
+Each ``clean_*`` returns the normalised value or raises ``FieldError`` with a
+reason a user can act on.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from functools import cache
+
+import phonenumbers
+import pycountry
+from email_validator import EmailNotValidError, validate_email
+
+from store.models.clients import (
+    ADDRESS_MAX,
+    CITY_MAX,
+    COMPANY_MAX,
+    EMAIL_MAX,
+    NAME_MAX,
+    POSTCODE_MAX,
+    STATE_MAX,
+    TAX_ID_MAX,
+)
+
+
+class FieldError(ValueError):
+    """A single invalid value; the message is the reason shown beside the field."""
+
+
+#: Bidi overrides and isolates can make a name display as something else.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
+
+TEXT_LIMITS: dict[str, int] = {
+    "first_name": NAME_MAX,
+    "last_name": NAME_MAX,
+    "company": COMPANY_MAX,
+    "address1": ADDRESS_MAX,
+    "address2": ADDRESS_MAX,
+    "city": CITY_MAX,
+    "state": STATE_MAX,
+    "postcode": POSTCODE_MAX,
+    "tax_id": TAX_ID_MAX,
+}
+
+
+def clean_text(
+    value: object,
+    max_length: int,
+    *,
+    required: bool = False,
+    multiline: bool = False,
+    strip: bool = True,
+) -> str:
+    """Trimmed, NFC-normalised text without control or bidi-override characters."""
+    if not isinstance(value, str):
+        raise FieldError("must be text")
+    text = unicodedata.normalize("NFC", value.strip() if strip else value)
+    allowed = "\n\t" if multiline else ""
+    for ch in text:
+        if ch in _BIDI_CONTROLS:
+            raise FieldError("must not contain bidirectional override characters")
+        if unicodedata.category(ch) == "Cc" and ch not in allowed:
+            raise FieldError("must not contain control characters")
+    if required and not text:
+        raise FieldError("is required")
+    if len(text) > max_length:
+        raise FieldError(f"must be at most {max_length} characters")
+    return text
+
+
+def clean_email(value: object) -> str:
+    """A syntactically valid address, domain lower-cased (no DNS lookup)."""
+    text = clean_text(value, EMAIL_MAX, required=True)
+    try:
+        result = validate_email(text, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise FieldError(f"not a valid email ({exc})") from exc
+    return result.normalized
+
+
+@cache
+def _countries() -> frozenset[str]:
+    return frozenset(c.alpha_2 for c in pycountry.countries)
+
+
+def clean_country(value: object, *, required: bool = False) -> str:
+    """ISO 3166-1 alpha-2, upper case."""
+    if not isinstance(value, str):
+        raise FieldError("must be text")
+    code = value.strip().upper()
+    if not code and not required:
+        return ""
+    if code not in _countries():
+        raise FieldError("not an ISO 3166-1 country code")
+    return code
+
+
+def clean_phone(value: object, country: str = "") -> str:
+    """E.164; a national number is read in the client's country."""
+    if not isinstance(value, str):
+        raise FieldError("must be text")
+    text = value.strip()
+    if not text:
+        return ""
+    try:
+        number = phonenumbers.parse(text, country or None)
+    except phonenumbers.NumberParseException as exc:
+        raise FieldError("not a valid phone number") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise FieldError("not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def format_phone(e164: str) -> str:
+    """The international display form of a stored E.164 number."""
+    if not e164:
+        return ""
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return e164
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)

@@ -1,0 +1,48 @@
+"""Fast multi-row inserts for demo data and large imports.
+
+Goes under the ORM on purpose: building a model instance per row costs more
+than the insert itself at a million rows. Values must already be in database
+form (ints, bools, ISO date/time strings).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from peewee import Model
+
+from store.db import database, is_postgres
+
+
+def bulk_insert(model: type[Model], columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Insert ``rows`` (tuples in ``columns`` order) into ``model``'s table."""
+    if not rows:
+        return
+    table = model._meta.table_name
+    cols = ", ".join(f'"{c}"' for c in columns)
+    cursor = database.cursor()
+    if is_postgres():
+        from psycopg2.extras import execute_values
+
+        execute_values(cursor, f'INSERT INTO "{table}" ({cols}) VALUES %s', rows, page_size=2000)
+    else:
+        marks = ", ".join("?" * len(columns))
+        cursor.executemany(f'INSERT INTO "{table}" ({cols}) VALUES ({marks})', rows)
+
+
+def bulk_update_column(model: type[Model], column: str, pairs: Sequence[tuple[int, Any]]) -> None:
+    """Set ``column`` per primary key from ``(id, value)`` pairs, 500 rows a statement."""
+    table = model._meta.table_name
+    cursor = database.cursor()
+    mark = "%s" if is_postgres() else "?"
+    for start in range(0, len(pairs), 500):
+        batch = pairs[start : start + 500]
+        cases = " ".join(f"WHEN {mark} THEN {mark}" for _ in batch)
+        params: list[Any] = [v for pair in batch for v in pair]
+        params.extend(pk for pk, _ in batch)
+        cursor.execute(
+            f'UPDATE "{table}" SET "{column}" = CASE "id" {cases} END '
+            f'WHERE "id" IN ({", ".join(mark for _ in batch)})',
+            params,
+        )

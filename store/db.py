@@ -1,0 +1,88 @@
+"""The one database handle, and how GoBiller opens SQLite or PostgreSQL.
+
+Models bind to :data:`database`, a proxy that :func:`open_database` points at
+the real connection, so the same code serves tests, the app and the cron.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from peewee import Database, DatabaseProxy, PostgresqlDatabase, SqliteDatabase
+from playhouse import db_url
+
+__all__ = ["database", "open_database", "writer", "is_sqlite", "is_postgres", "close_database"]
+
+database: DatabaseProxy = DatabaseProxy()
+
+# Billing data must survive power loss: synchronous=FULL, not NORMAL.
+SQLITE_PRAGMAS: tuple[tuple[str, Any], ...] = (
+    ("journal_mode", "wal"),
+    ("foreign_keys", 1),
+    ("synchronous", "full"),
+    ("busy_timeout", 10_000),
+    ("cache_size", -64_000),
+    ("temp_store", "memory"),
+)
+
+
+def _sqlite_path(url: str) -> str:
+    parsed = db_url.parse(url)
+    return str(parsed.get("database") or "")
+
+
+def open_database(url: str, *, create_dirs: bool = True) -> Database:
+    """Connect ``database`` to ``url`` (``sqlite:///path`` or ``postgresql://...``)."""
+    if url.startswith("sqlite"):
+        path = _sqlite_path(url)
+        if not path:
+            raise ValueError(f"SQLite URL has no file path: {url}")
+        if create_dirs and path != ":memory:":
+            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        real: Database = SqliteDatabase(
+            str(Path(path).expanduser()) if path != ":memory:" else path,
+            pragmas=SQLITE_PRAGMAS,
+            check_same_thread=False,
+            timeout=10,
+        )
+    elif url.startswith(("postgres://", "postgresql://")):
+        real = db_url.connect(url)
+    else:
+        raise ValueError(f"unsupported database URL {url!r}: use sqlite:/// or postgresql://")
+    database.initialize(real)
+    real.connect(reuse_if_open=True)
+    return real
+
+
+def close_database() -> None:
+    real = database.obj
+    if real is not None and not real.is_closed():
+        real.close()
+
+
+def is_sqlite() -> bool:
+    return isinstance(database.obj, SqliteDatabase)
+
+
+def is_postgres() -> bool:
+    return isinstance(database.obj, PostgresqlDatabase)
+
+
+@contextmanager
+def writer() -> Iterator[None]:
+    """A write transaction (the unit of work).
+
+    On SQLite it begins IMMEDIATE: a deferred transaction whose first read later
+    turns into a write skips the busy handler and fails with "database is
+    locked" under concurrency. Nested calls become savepoints.
+    """
+    real = database.obj
+    if isinstance(real, SqliteDatabase) and real.transaction_depth() == 0:
+        with real.atomic("IMMEDIATE"):
+            yield
+    else:
+        with database.atomic():
+            yield

@@ -1,0 +1,1 @@
+"""Frozen migration scripts, applied in order by ``store.migrate``."""

@@ -1,0 +1,51 @@
+"""All models, grouped by subject; ``ALL_MODELS`` is in dependency order."""
+
+from __future__ import annotations
+
+from peewee import Model
+
+from store.models.audit import ActionLedger, AuditLog, CronRun
+from store.models.auth import PasswordResetToken, Staff
+from store.models.base import BaseModel, MoneyField, utcnow
+from store.models.billing import Invoice, InvoiceItem, Transaction
+from store.models.catalogue import Addon, Domain, Product, Service
+from store.models.clients import Client, Contact, CustomFieldValue, StoredCard, TotpBackupCode
+from store.models.mail import Email, EmailTemplate
+from store.models.settings import (
+    ClientGroup,
+    Currency,
+    CustomField,
+    SecurityQuestion,
+    Setting,
+    TaxRule,
+)
+
+ALL_MODELS: list[type[Model]] = [
+    Setting,
+    Currency,
+    ClientGroup,
+    TaxRule,
+    CustomField,
+    SecurityQuestion,
+    Client,
+    Contact,
+    CustomFieldValue,
+    StoredCard,
+    TotpBackupCode,
+    Product,
+    Service,
+    Addon,
+    Domain,
+    Invoice,
+    InvoiceItem,
+    Transaction,
+    EmailTemplate,
+    Email,
+    Staff,
+    PasswordResetToken,
+    AuditLog,
+    CronRun,
+    ActionLedger,
+]
+
+__all__ = [m.__name__ for m in ALL_MODELS] + ["ALL_MODELS", "BaseModel", "MoneyField", "utcnow"]

@@ -1,0 +1,76 @@
+"""Invoices, their items, and money received (transactions)."""
+
+from __future__ import annotations
+
+from peewee import (
+    BooleanField,
+    CharField,
+    DateField,
+    DateTimeField,
+    ForeignKeyField,
+    IntegerField,
+    TextField,
+)
+
+from store.models.base import BaseModel, MoneyField, utcnow
+from store.models.clients import Client
+from store.models.enums import InvoiceStatus
+
+
+class Invoice(BaseModel):
+    client = ForeignKeyField(Client, backref="invoices", on_delete="RESTRICT")
+    number = CharField(max_length=32, unique=True)
+    date = DateField()
+    due_date = DateField()
+    date_paid = DateField(null=True)
+    status = CharField(max_length=16, default=InvoiceStatus.UNPAID)
+    payment_method = CharField(max_length=32)
+    subtotal = MoneyField(default=0)
+    tax = MoneyField(default=0)
+    tax2 = MoneyField(default=0)
+    total = MoneyField(default=0)
+    #: Rates applied, in ten-thousandths of a percent, kept for reprinting.
+    tax_rate1_e4 = IntegerField(default=0)
+    tax_rate2_e4 = IntegerField(default=0)
+    notes = TextField(default="")
+    created_at = DateTimeField(default=utcnow)
+    version = IntegerField(default=1)
+
+    class Meta:
+        indexes = (
+            (("status", "due_date"), False),
+            (("client", "status"), False),
+            (("client", "payment_method"), False),
+        )
+
+
+class InvoiceItem(BaseModel):
+    invoice = ForeignKeyField(Invoice, backref="items", on_delete="CASCADE")
+    type = CharField(max_length=16)
+    description = TextField()
+    amount = MoneyField()
+    taxed = BooleanField(default=False)
+    #: What was billed ("service", "addon", "domain") and for which due date:
+    #: unique, so no item is ever invoiced twice for the same due date.
+    related_type = CharField(max_length=16, null=True)
+    related_id = IntegerField(null=True)
+    related_due_date = DateField(null=True)
+    sort_order = IntegerField(default=0)
+
+    class Meta:
+        indexes = ((("related_type", "related_id", "related_due_date"), True),)
+
+
+class Transaction(BaseModel):
+    client = ForeignKeyField(Client, backref="transactions", on_delete="RESTRICT")
+    invoice = ForeignKeyField(Invoice, null=True, backref="transactions", on_delete="SET NULL")
+    gateway = CharField(max_length=32)
+    #: The gateway's own reference.
+    transaction_id = CharField(max_length=128, default="")
+    #: One key per capture attempt: a retry can never charge twice.
+    idempotency_key = CharField(max_length=128, null=True, unique=True)
+    amount_in = MoneyField(default=0)
+    amount_out = MoneyField(default=0)
+    fees = MoneyField(default=0)
+    description = TextField(default="")
+    date = DateTimeField(default=utcnow)

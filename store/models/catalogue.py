@@ -1,0 +1,74 @@
+"""What clients buy: products, services, addons and domains."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from peewee import CharField, DateField, DateTimeField, ForeignKeyField, TextField
+
+from store.models.base import BaseModel, MoneyField, utcnow
+from store.models.clients import Client
+from store.models.enums import BillingCycle, DomainStatus, ServiceStatus
+
+
+class Product(BaseModel):
+    name = CharField(max_length=150, unique=True)
+    description = TextField(default="")
+
+
+class Service(BaseModel):
+    client = ForeignKeyField(Client, backref="services", on_delete="CASCADE")
+    product = ForeignKeyField(Product, on_delete="RESTRICT")
+    domain = CharField(max_length=253, default="")
+    status = CharField(max_length=16, default=ServiceStatus.PENDING)
+    billing_cycle = CharField(max_length=16, default=BillingCycle.MONTHLY)
+    amount = MoneyField(default=0)
+    next_due_date = DateField(null=True)
+    payment_method = CharField(max_length=32)
+    created_at = DateTimeField(default=utcnow)
+
+    if TYPE_CHECKING:
+        client_id: Any
+        product_id: Any
+
+    class Meta:
+        indexes = (
+            (("status", "next_due_date"), False),
+            (("client", "payment_method"), False),
+        )
+
+
+class Addon(BaseModel):
+    service = ForeignKeyField(Service, backref="addons", on_delete="CASCADE")
+    #: Denormalised from the service so rules filter addons by client in one query.
+    client = ForeignKeyField(Client, on_delete="CASCADE")
+    name = CharField(max_length=150)
+    status = CharField(max_length=16, default=ServiceStatus.PENDING)
+    billing_cycle = CharField(max_length=16, default=BillingCycle.MONTHLY)
+    amount = MoneyField(default=0)
+    next_due_date = DateField(null=True)
+    payment_method = CharField(max_length=32)
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = (
+            (("status", "next_due_date"), False),
+            (("client", "payment_method"), False),
+        )
+
+
+class Domain(BaseModel):
+    client = ForeignKeyField(Client, backref="domains", on_delete="CASCADE")
+    name = CharField(max_length=253)
+    status = CharField(max_length=24, default=DomainStatus.PENDING)
+    amount = MoneyField(default=0)
+    next_due_date = DateField(null=True)
+    payment_method = CharField(max_length=32)
+    created_at = DateTimeField(default=utcnow)
+
+    class Meta:
+        indexes = (
+            (("status", "next_due_date"), False),
+            (("client", "payment_method"), False),
+            (("name",), False),
+        )

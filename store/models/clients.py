@@ -1,0 +1,161 @@
+"""Clients, their contacts, custom field values and stored cards."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from peewee import (
+    BooleanField,
+    CharField,
+    DateTimeField,
+    DeferredForeignKey,
+    ForeignKeyField,
+    IntegerField,
+    TextField,
+    fn,
+)
+
+from store.models.base import BaseModel, utcnow
+from store.models.enums import ClientStatus
+from store.models.settings import ClientGroup, Currency, CustomField, SecurityQuestion
+
+# Sane maximum lengths, shared by the models, validation and the screens.
+NAME_MAX = 100
+COMPANY_MAX = 150
+EMAIL_MAX = 254
+ADDRESS_MAX = 150
+CITY_MAX = 100
+STATE_MAX = 100
+POSTCODE_MAX = 20
+PHONE_MAX = 20
+TAX_ID_MAX = 50
+NOTES_MAX = 20_000
+
+
+class Client(BaseModel):
+    first_name = CharField(max_length=NAME_MAX)
+    last_name = CharField(max_length=NAME_MAX)
+    company = CharField(max_length=COMPANY_MAX, default="")
+    #: Normalised; unique case-insensitively through the lower(email) index.
+    email = CharField(max_length=EMAIL_MAX)
+    address1 = CharField(max_length=ADDRESS_MAX, default="")
+    address2 = CharField(max_length=ADDRESS_MAX, default="")
+    city = CharField(max_length=CITY_MAX, default="")
+    state = CharField(max_length=STATE_MAX, default="")
+    postcode = CharField(max_length=POSTCODE_MAX, default="")
+    country = CharField(max_length=2, default="")
+    #: E.164, e.g. +442071838750; formatted only for display.
+    phone = CharField(max_length=PHONE_MAX, default="")
+    tax_id = CharField(max_length=TAX_ID_MAX, default="")
+    language = CharField(max_length=35, default="")
+    status = CharField(max_length=16, default=ClientStatus.ACTIVE)
+    currency = ForeignKeyField(Currency, on_delete="RESTRICT")
+    group = ForeignKeyField(ClientGroup, null=True, on_delete="SET NULL")
+    payment_method = CharField(max_length=32, default="banktransfer")
+    billing_contact = DeferredForeignKey("Contact", null=True, on_delete="SET NULL")
+    # Billing preferences.
+    late_fees_exempt = BooleanField(default=False)
+    overdue_notices_disabled = BooleanField(default=False)
+    tax_exempt = BooleanField(default=False)
+    separate_invoices = BooleanField(default=False)
+    cc_processing_disabled = BooleanField(default=False)
+    # Status and misc.
+    status_locked = BooleanField(default=False)
+    marketing_opt_out = BooleanField(default=False)
+    admin_notes = TextField(default="")
+    # Login and security (never exported).
+    password_hash = CharField(max_length=255, default="")
+    password_must_change = BooleanField(default=False)
+    security_question = ForeignKeyField(SecurityQuestion, null=True, on_delete="SET NULL")
+    security_answer_hash = CharField(max_length=255, default="")
+    totp_secret = CharField(max_length=64, default="")
+    #: Last TOTP time step accepted, so each code is accepted once.
+    totp_last_step = IntegerField(default=0)
+    created_at = DateTimeField(default=utcnow)
+    updated_at = DateTimeField(default=utcnow)
+    last_login_at = DateTimeField(null=True)
+    last_login_ip = CharField(max_length=45, default="")
+    #: Optimistic lock: every save bumps it; a save with a stale version is refused.
+    version = IntegerField(default=1)
+
+    if TYPE_CHECKING:
+        currency_id: Any
+        group_id: Any
+        billing_contact_id: Any
+
+    class Meta:
+        indexes = (
+            (("last_name", "first_name"), False),
+            (("status", "group"), False),
+            (("created_at",), False),
+            (("last_login_at",), False),
+        )
+
+    @property
+    def two_factor_enabled(self) -> bool:
+        return bool(self.totp_secret)
+
+
+Client.add_index(Client.index(fn.LOWER(Client.email), unique=True, name="client_email_lower"))
+
+
+class Contact(BaseModel):
+    client = ForeignKeyField(Client, backref="contacts", on_delete="CASCADE")
+    first_name = CharField(max_length=NAME_MAX)
+    last_name = CharField(max_length=NAME_MAX)
+    company = CharField(max_length=COMPANY_MAX, default="")
+    email = CharField(max_length=EMAIL_MAX)
+    address1 = CharField(max_length=ADDRESS_MAX, default="")
+    address2 = CharField(max_length=ADDRESS_MAX, default="")
+    city = CharField(max_length=CITY_MAX, default="")
+    state = CharField(max_length=STATE_MAX, default="")
+    postcode = CharField(max_length=POSTCODE_MAX, default="")
+    country = CharField(max_length=2, default="")
+    phone = CharField(max_length=PHONE_MAX, default="")
+
+
+Contact.add_index(
+    Contact.index(Contact.client, fn.LOWER(Contact.email), unique=True, name="contact_client_email")
+)
+
+
+class CustomFieldValue(BaseModel):
+    client = ForeignKeyField(Client, backref="custom_values", on_delete="CASCADE")
+    field = ForeignKeyField(CustomField, on_delete="CASCADE")
+    value = TextField(default="")
+
+    if TYPE_CHECKING:
+        client_id: Any
+        field_id: Any
+
+    class Meta:
+        indexes = ((("client", "field"), True),)
+
+
+class StoredCard(BaseModel):
+    """A card kept by the gateway: we hold only its token, never the number."""
+
+    client = ForeignKeyField(Client, backref="cards", on_delete="CASCADE")
+    gateway = CharField(max_length=32)
+    token = CharField(max_length=255)
+    last4 = CharField(max_length=4)
+    #: "YYYY-MM"
+    expiry = CharField(max_length=7)
+    created_at = DateTimeField(default=utcnow)
+
+
+class TotpBackupCode(BaseModel):
+    """One-time 2FA backup codes, stored only as hashes."""
+
+    client = ForeignKeyField(Client, on_delete="CASCADE")
+    code_hash = CharField(max_length=255)
+    used_at = DateTimeField(null=True)
+
+
+__all__ = [
+    "Client",
+    "Contact",
+    "CustomFieldValue",
+    "StoredCard",
+    "TotpBackupCode",
+]

@@ -1,0 +1,122 @@
+"""Exact money: integer minor units in the database, ``Decimal`` in code.
+
+Floats never appear: every amount enters through :func:`parse_amount` (strict,
+for user and import input) or :meth:`Money.from_minor` (from the database), and
+every computed amount is rounded half-up to the currency's decimals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+__all__ = ["Money", "MoneyError", "parse_amount", "round_half_up", "format_decimal"]
+
+
+class MoneyError(ValueError):
+    """An amount that cannot be represented exactly in its currency."""
+
+
+def _quantum(decimals: int) -> Decimal:
+    return Decimal(1).scaleb(-decimals)
+
+
+def round_half_up(value: Decimal, decimals: int) -> Decimal:
+    """Round to ``decimals`` places, halves away from zero (billing convention)."""
+    return value.quantize(_quantum(decimals), rounding=ROUND_HALF_UP)
+
+
+def parse_amount(text: str, decimals: int, *, allow_negative: bool = False) -> Decimal:
+    """Parse a decimal string such as ``"9.99"`` strictly.
+
+    Refuses floats, exponents, NaN/Infinity and more decimals than the currency
+    has (``"9.999"`` in USD is an error, never silently rounded).
+    """
+    if not isinstance(text, str):
+        raise MoneyError('must be a decimal string such as "9.99"')
+    stripped = text.strip()
+    if not stripped or any(c not in "0123456789.-" for c in stripped):
+        raise MoneyError(f"{text!r} is not a decimal amount")
+    try:
+        value = Decimal(stripped)
+    except InvalidOperation as exc:
+        raise MoneyError(f"{text!r} is not a decimal amount") from exc
+    if not value.is_finite():
+        raise MoneyError(f"{text!r} is not a decimal amount")
+    if value < 0 and not allow_negative:
+        raise MoneyError(f"{text!r} must not be negative")
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int)
+    if -exponent > decimals:
+        raise MoneyError(f"{text!r} has more than {decimals} decimal places")
+    return value
+
+
+def format_decimal(value: Decimal, decimals: int) -> str:
+    """The canonical string of an amount: exactly ``decimals`` places."""
+    return f"{round_half_up(value, decimals):.{decimals}f}"
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    """An amount in a currency, always held at the currency's precision."""
+
+    amount: Decimal
+    currency: str
+    decimals: int = 2
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.amount, Decimal):
+            raise TypeError("Money amount must be a Decimal")
+        object.__setattr__(self, "amount", round_half_up(self.amount, self.decimals))
+
+    @classmethod
+    def from_minor(cls, minor: int, currency: str, decimals: int = 2) -> Money:
+        return cls(Decimal(int(minor)).scaleb(-decimals), currency, decimals)
+
+    @classmethod
+    def zero(cls, currency: str, decimals: int = 2) -> Money:
+        return cls(Decimal(0), currency, decimals)
+
+    @property
+    def minor(self) -> int:
+        """Integer minor units, as stored in the database."""
+        return int(self.amount.scaleb(self.decimals))
+
+    def _check(self, other: Money) -> None:
+        if other.currency != self.currency:
+            raise MoneyError(f"cannot combine {self.currency} with {other.currency}")
+
+    def __add__(self, other: Money) -> Money:
+        self._check(other)
+        return Money(self.amount + other.amount, self.currency, self.decimals)
+
+    def __sub__(self, other: Money) -> Money:
+        self._check(other)
+        return Money(self.amount - other.amount, self.currency, self.decimals)
+
+    def __neg__(self) -> Money:
+        return Money(-self.amount, self.currency, self.decimals)
+
+    def times(self, factor: Decimal) -> Money:
+        """Multiply by an exact factor (a rate, a quantity), rounding half-up once."""
+        return Money(self.amount * factor, self.currency, self.decimals)
+
+    def percent(self, rate: Decimal) -> Money:
+        """``rate`` percent of this amount, rounded half-up."""
+        return self.times(rate / Decimal(100))
+
+    def __lt__(self, other: Money) -> bool:
+        self._check(other)
+        return self.amount < other.amount
+
+    def __le__(self, other: Money) -> bool:
+        self._check(other)
+        return self.amount <= other.amount
+
+    def __str__(self) -> str:
+        return f"{self.amount:.{self.decimals}f} {self.currency}"
+
+    def text(self) -> str:
+        """The interchange form: a plain decimal string such as ``"9.99"``."""
+        return f"{self.amount:.{self.decimals}f}"
