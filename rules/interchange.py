@@ -66,6 +66,8 @@ from store.queries import column, lookup
 from store.settings import SETTING_NAMES, SettingsError, load_settings, save_settings, settings_dict
 
 FORMAT = "gobiller/1"
+#: How errors about the document as a whole are labelled.
+DOCUMENT = "(document)"
 
 TOP_KEYS = (
     "format",
@@ -379,6 +381,10 @@ def dumps(doc: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- checking
 
 
+def _join(path: str, key: str) -> str:
+    return key if path == DOCUMENT else f"{path}.{key}"
+
+
 @dataclass
 class _Checker:
     """Collects every error with its path instead of stopping at the first."""
@@ -396,10 +402,10 @@ class _Checker:
             return None
         for key in value:
             if key not in keys:
-                self.fail(f"{path}.{key}", "unknown key")
+                self.fail(_join(path, key), "unknown key")
         for key in required:
             if key not in value:
-                self.fail(f"{path}.{key}", "is required")
+                self.fail(_join(path, key), "is required")
         return value
 
     def items(self, value: Any, path: str) -> Iterator[tuple[str, Any]]:
@@ -553,7 +559,7 @@ def load_document(text: str) -> Any:
         return result
 
     def constant(name: str) -> Any:
-        raise ImportError_([f"(document): {name} is not allowed in JSON"])
+        raise ImportError_([f"{DOCUMENT}: {name} is not allowed in JSON"])
 
     try:
         return json.loads(
@@ -561,7 +567,7 @@ def load_document(text: str) -> Any:
         )
     except json.JSONDecodeError as exc:
         raise ImportError_(
-            [f"(document): not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"]
+            [f"{DOCUMENT}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"]
         ) from exc
 
 
@@ -569,7 +575,7 @@ def check_document(doc: Any) -> _Plan:
     """Check the whole document against itself and the database; raise with every error."""
     ck = _Checker()
     plan = _Plan()
-    top = ck.obj(doc, "(document)", TOP_KEYS, required=("format",))
+    top = ck.obj(doc, DOCUMENT, TOP_KEYS, required=("format",))
     if top is None:
         raise ImportError_(ck.errors)
     if top.get("format") != FORMAT:
@@ -1118,7 +1124,7 @@ def import_file(path: Path) -> int:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise ImportError_([f"(document): not UTF-8 text: {exc.reason}"]) from exc
+        raise ImportError_([f"{DOCUMENT}: not UTF-8 text: {exc.reason}"]) from exc
     return import_document(load_document(text))
 
 

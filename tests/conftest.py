@@ -1,0 +1,96 @@
+"""Shared fixtures: every integration test runs on a real SQLite file and on PostgreSQL.
+
+PostgreSQL runs when ``GOBILLER_TEST_POSTGRES`` names a server URL (the test
+creates and drops its own database there). Without it the PostgreSQL half is
+skipped, unless ``GOBILLER_REQUIRE_POSTGRES=1`` (CI), where skipping is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from store.db import close_database, open_database
+from store.migrate import upgrade
+
+PG_ENV = "GOBILLER_TEST_POSTGRES"
+
+
+def _pg_admin(base: str):  # type: ignore[no-untyped-def]
+    import psycopg2
+
+    conn = psycopg2.connect(base)
+    conn.autocommit = True
+    return conn
+
+
+def _pg_url(base: str, name: str) -> str:
+    parts = urlsplit(base)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+class Databases:
+    """Creates empty databases of one kind; drops them at the end of the test."""
+
+    def __init__(self, kind: str, tmp_path: Path) -> None:
+        self.kind = kind
+        self.tmp_path = tmp_path
+        self.created: list[str] = []
+
+    def new_url(self) -> str:
+        name = f"gb_test_{uuid.uuid4().hex[:12]}"
+        if self.kind == "sqlite":
+            return f"sqlite:///{self.tmp_path / (name + '.sqlite3')}"
+        base = os.environ[PG_ENV]
+        conn = _pg_admin(base)
+        with conn.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+        conn.close()
+        self.created.append(name)
+        return _pg_url(base, name)
+
+    def open(self, url: str) -> str:
+        close_database()
+        open_database(url)
+        upgrade()
+        return url
+
+    def drop_all(self) -> None:
+        close_database()
+        if not self.created:
+            return
+        conn = _pg_admin(os.environ[PG_ENV])
+        with conn.cursor() as cur:
+            for name in self.created:
+                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def databases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databases]:
+    kind = request.param
+    if kind == "postgres" and not os.environ.get(PG_ENV):
+        if os.environ.get("GOBILLER_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"{PG_ENV} is not set but PostgreSQL tests are required")
+        pytest.skip(f"{PG_ENV} not set")
+    dbs = Databases(kind, tmp_path)
+    try:
+        yield dbs
+    finally:
+        dbs.drop_all()
+
+
+@pytest.fixture
+def db(databases: Databases) -> str:
+    """An open, migrated, empty database; returns its URL."""
+    return databases.open(databases.new_url())
+
+
+@pytest.fixture
+def reopen(databases: Databases) -> Callable[[str], str]:
+    return databases.open

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from store.config import ConfigError, load_config
+
+
+@pytest.fixture
+def dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
+    """A working folder and XDG folders of our own, so the real ones never leak in."""
+    cwd = tmp_path / "cwd"
+    config_home = tmp_path / "config"
+    data_home = tmp_path / "data"
+    for d in (cwd, config_home / "gobiller", data_home):
+        d.mkdir(parents=True)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(config_home))
+    monkeypatch.setenv("XDG_DATA_HOME", str(data_home))
+    return {"cwd": cwd, "user": config_home / "gobiller", "data": data_home}
+
+
+def _write(folder: Path, url: str) -> Path:
+    path = folder / "gobiller.toml"
+    path.write_text(f'[database]\nurl = "{url}"\n')
+    return path
+
+
+def test_precedence(dirs: dict[str, Path]) -> None:
+    env = {"GOBILLER_DATABASE": "sqlite:///env.db"}
+    _write(dirs["cwd"], "sqlite:///cwd.db")
+    user_file = _write(dirs["user"], "sqlite:///user.db")
+
+    cfg = load_config("sqlite:///opt.db", environ=env, cwd=dirs["cwd"])
+    assert (cfg.database_url, cfg.database_source) == ("sqlite:///opt.db", "option")
+
+    cfg = load_config(None, environ=env, cwd=dirs["cwd"])
+    assert (cfg.database_url, cfg.database_source) == ("sqlite:///env.db", "environment")
+
+    cfg = load_config(None, environ={}, cwd=dirs["cwd"])
+    assert cfg.database_url == "sqlite:///cwd.db"
+
+    (dirs["cwd"] / "gobiller.toml").unlink()
+    cfg = load_config(None, environ={}, cwd=dirs["cwd"])
+    assert (cfg.database_url, cfg.config_file) == ("sqlite:///user.db", user_file)
+
+    user_file.unlink()
+    cfg = load_config(None, environ={}, cwd=dirs["cwd"])
+    assert cfg.database_source == "default"
+    assert cfg.database_url == f"sqlite:///{dirs['data'] / 'gobiller' / 'gobiller.sqlite3'}"
+
+
+def test_empty_environment_value_is_ignored(dirs: dict[str, Path]) -> None:
+    cfg = load_config(None, environ={"GOBILLER_DATABASE": ""}, cwd=dirs["cwd"])
+    assert cfg.database_source == "default"
+
+
+def test_broken_toml_is_a_clear_error(dirs: dict[str, Path]) -> None:
+    (dirs["cwd"] / "gobiller.toml").write_text("[database\nurl=")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(None, environ={}, cwd=dirs["cwd"])
