@@ -1,0 +1,110 @@
+"""The ``gobiller`` command as a user runs it: a real process, a real database."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import Databases
+
+GOBILLER = [sys.executable, "-m", "tui.cli"]
+
+
+def run(*args: str, input: str | None = None, cwd: Path | None = None,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*GOBILLER, *args], capture_output=True, text=True, input=input,
+                          cwd=cwd, env={**os.environ, **(env or {})}, timeout=120)
+
+
+def test_help_lists_every_command() -> None:
+    out = run("--help")
+    assert out.returncode == 0
+    for command in ("db", "demo", "export", "import", "staff", "config"):
+        assert command in out.stdout
+    for sub in (["db", "--help"], ["demo", "--help"], ["import", "--help"], ["staff", "add", "-h"]):
+        result = run(*sub)
+        assert result.returncode == 0 and "Usage:" in result.stdout, sub
+
+
+def test_demo_export_import_export(databases: Databases, tmp_path: Path) -> None:
+    source, target = databases.new_url(), databases.new_url()
+    demo = run("--database", source, "demo", "--clients", "120", "--date", "2026-11-25", "--json")
+    assert demo.returncode == 0, demo.stderr
+    result = json.loads(demo.stdout)
+    assert result["clients"] == 120 and len(result["admin_password"]) >= 12
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    assert run("--database", source, "export", str(first)).returncode == 0
+    imported = run("--database", target, "import", str(first), "--json")
+    assert json.loads(imported.stdout) == {"file": str(first), "imported": 120, "errors": []}
+    assert run("--database", target, "export", str(second)).returncode == 0
+    assert first.read_bytes() == second.read_bytes()
+    again = run("--database", target, "demo", "--clients", "5")
+    assert again.returncode == 1 and "not empty" in again.stderr
+
+
+def test_import_reports_errors_with_paths(databases: Databases, tmp_path: Path) -> None:
+    url = databases.new_url()
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"format": "gobiller/1", "clients": [
+        {"id": 1, "first_name": "A", "last_name": "B", "email": "nope", "currency": "USD"}]}))
+    out = run("--database", url, "import", str(bad))
+    assert out.returncode == 1
+    assert "nothing imported" in out.stderr
+    assert "clients[0].email: not a valid email" in out.stderr
+    assert "clients[0].currency: unknown currency 'USD'" in out.stderr
+
+
+def test_db_upgrade_and_status(databases: Databases) -> None:
+    url = databases.new_url()
+    before = run("--database", url, "db", "status")
+    assert before.returncode == 1 and "[ ] 0001_initial" in before.stdout
+    up = run("--database", url, "db", "upgrade", "--json")
+    assert json.loads(up.stdout)["applied"] == ["0001_initial"]
+    after = run("--database", url, "db", "status", "--json")
+    assert after.returncode == 0 and json.loads(after.stdout)["pending"] == []
+
+
+def test_staff_add(databases: Databases) -> None:
+    url = databases.new_url()
+    out = run("--database", url, "staff", "add", "maria", "--role", "billing",
+              "--password-stdin", input="correct horse battery\n")
+    assert out.returncode == 0, out.stderr
+    assert "correct horse" not in out.stdout
+    dup = run("--database", url, "staff", "add", "maria", "--role", "support")
+    assert dup.returncode == 1 and "already exists" in dup.stderr
+    weak = run("--database", url, "staff", "add", "bob", "--role", "support", "--password-stdin",
+               input="short\n")
+    assert weak.returncode == 1 and "at least 10 characters" in weak.stderr
+
+
+def test_environment_and_config_file(tmp_path: Path) -> None:
+    env_db = tmp_path / "env.sqlite3"
+    file_db = tmp_path / "file.sqlite3"
+    (tmp_path / "gobiller.toml").write_text(f'[database]\nurl = "sqlite:///{file_db}"\n')
+    out = run("config", "--json", cwd=tmp_path, env={"GOBILLER_DATABASE": f"sqlite:///{env_db}"})
+    assert json.loads(out.stdout)["database_source"] == "environment"
+    out = run("config", "--json", cwd=tmp_path, env={"GOBILLER_DATABASE": ""})
+    assert json.loads(out.stdout)["database_url"] == f"sqlite:///{file_db}"
+
+
+def test_headless_commands_never_load_textual(databases: Databases, tmp_path: Path) -> None:
+    """Import hygiene: store, rules and the sub-commands run without Textual or Rich."""
+    url = databases.new_url()
+    script = f"""
+import sys
+import store, store.models, rules, rules.interchange, rules.demo, tui, tui.cli
+from click.testing import CliRunner
+runner = CliRunner()
+for args in (["--help"], ["--database", {url!r}, "export", {str(tmp_path / "x.json")!r}]):
+    result = runner.invoke(tui.cli.main, args)
+    assert result.exit_code == 0, result.output
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("textual", "rich"))
+print(",".join(loaded) or "clean")
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "clean"
