@@ -13,10 +13,18 @@ from tests.conftest import Databases
 GOBILLER = [sys.executable, "-m", "tui.cli"]
 
 
-def run(*args: str, input: str | None = None, cwd: Path | None = None,
-        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*GOBILLER, *args], capture_output=True, text=True, input=input,
-                          cwd=cwd, env={**os.environ, **(env or {})}, timeout=120)
+def run(
+    *args: str, input: str | None = None, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*GOBILLER, *args],
+        capture_output=True,
+        text=True,
+        input=input,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
 
 
 def test_help_lists_every_command() -> None:
@@ -48,8 +56,22 @@ def test_demo_export_import_export(databases: Databases, tmp_path: Path) -> None
 def test_import_reports_errors_with_paths(databases: Databases, tmp_path: Path) -> None:
     url = databases.new_url()
     bad = tmp_path / "bad.json"
-    bad.write_text(json.dumps({"format": "gobiller/1", "clients": [
-        {"id": 1, "first_name": "A", "last_name": "B", "email": "nope", "currency": "USD"}]}))
+    bad.write_text(
+        json.dumps(
+            {
+                "format": "gobiller/1",
+                "clients": [
+                    {
+                        "id": 1,
+                        "first_name": "A",
+                        "last_name": "B",
+                        "email": "nope",
+                        "currency": "USD",
+                    }
+                ],
+            }
+        )
+    )
     out = run("--database", url, "import", str(bad))
     assert out.returncode == 1
     assert "nothing imported" in out.stderr
@@ -69,14 +91,32 @@ def test_db_upgrade_and_status(databases: Databases) -> None:
 
 def test_staff_add(databases: Databases) -> None:
     url = databases.new_url()
-    out = run("--database", url, "staff", "add", "maria", "--role", "billing",
-              "--password-stdin", input="correct horse battery\n")
+    out = run(
+        "--database",
+        url,
+        "staff",
+        "add",
+        "maria",
+        "--role",
+        "billing",
+        "--password-stdin",
+        input="correct horse battery\n",
+    )
     assert out.returncode == 0, out.stderr
     assert "correct horse" not in out.stdout
     dup = run("--database", url, "staff", "add", "maria", "--role", "support")
     assert dup.returncode == 1 and "already exists" in dup.stderr
-    weak = run("--database", url, "staff", "add", "bob", "--role", "support", "--password-stdin",
-               input="short\n")
+    weak = run(
+        "--database",
+        url,
+        "staff",
+        "add",
+        "bob",
+        "--role",
+        "support",
+        "--password-stdin",
+        input="short\n",
+    )
     assert weak.returncode == 1 and "at least 10 characters" in weak.stderr
 
 
@@ -104,7 +144,8 @@ for args in (["--help"], ["--database", {url!r}, "export", {str(tmp_path / "x.js
 loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("textual", "rich"))
 print(",".join(loaded) or "clean")
 """
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "clean"

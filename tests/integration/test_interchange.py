@@ -24,43 +24,136 @@ def _minimal() -> dict[str, Any]:
         "format": "gobiller/1",
         "settings": {"timezone": "Europe/London", "late_fee_amount": "7.50"},
         "currencies": [
-            {"code": "USD", "prefix": "$", "suffix": "", "decimals": 2, "rate": "1",
-             "default": True},
-            {"code": "JPY", "prefix": "¥", "suffix": "", "decimals": 0, "rate": "150",
-             "default": False},
+            {
+                "code": "USD",
+                "prefix": "$",
+                "suffix": "",
+                "decimals": 2,
+                "rate": "1",
+                "default": True,
+            },
+            {
+                "code": "JPY",
+                "prefix": "¥",
+                "suffix": "",
+                "decimals": 0,
+                "rate": "150",
+                "default": False,
+            },
         ],
-        "client_groups": [{"name": "Resellers", "colour": "#ff8800", "discount_percent": "12.5",
-                           "separate_invoices": True}],
+        "client_groups": [
+            {
+                "name": "Resellers",
+                "colour": "#ff8800",
+                "discount_percent": "12.5",
+                "separate_invoices": True,
+            }
+        ],
         "tax_rules": [{"level": 1, "name": "VAT", "country": "GB", "state": "", "rate": "20"}],
-        "custom_fields": [{"name": "Source", "type": "dropdown", "options": ["Web", "Friend"],
-                           "required": False, "admin_only": False, "regex": ""}],
+        "custom_fields": [
+            {
+                "name": "Source",
+                "type": "dropdown",
+                "options": ["Web", "Friend"],
+                "required": False,
+                "admin_only": False,
+                "regex": "",
+            }
+        ],
         "clients": [
-            {"id": 7, "first_name": "Siobhán", "last_name": "O'Brien", "email": "s@example.com",
-             "country": "GB", "phone": "020 7183 8750", "currency": "USD", "group": "Resellers",
-             "payment_method": "sandboxcard", "billing_contact": "bill@example.com",
-             "custom_fields": {"Source": "Web"},
-             "contacts": [{"first_name": "Bill", "last_name": "Ing",
-                           "email": "bill@example.com"}],
-             "cards": [{"gateway": "sandboxcard", "token": "ok_1", "last4": "4242",
-                        "expiry": "2028-01"}],
-             "services": [{"product": "VPS", "status": "Active", "billing_cycle": "Monthly",
-                           "amount": "9.99", "next_due_date": "2026-12-01",
-                           "payment_method": "sandboxcard",
-                           "addons": [{"name": "Backups", "status": "Active", "amount": "2.00",
-                                       "next_due_date": "2026-12-01",
-                                       "payment_method": "sandboxcard"}]}],
-             "domains": [{"name": "obrien.ie", "status": "Active", "amount": "12.00",
-                          "next_due_date": "2027-01-01", "payment_method": "sandboxcard"}],
-             "invoices": [{"number": "1001", "date": "2026-11-01", "due_date": "2026-11-15",
-                           "status": "Unpaid", "payment_method": "sandboxcard",
-                           "subtotal": "10.00", "tax": "2.00", "tax2": "0.00", "total": "12.00",
-                           "items": [{"type": "Hosting", "description": "VPS",
-                                      "amount": "10.00", "taxed": True}]}]},
-            {"id": 8, "first_name": "翔太", "last_name": "田中", "email": "shota@example.org",
-             "currency": "JPY", "invoices": [
-                 {"number": "1002", "date": "2026-11-01", "due_date": "2026-11-15",
-                  "status": "Paid", "date_paid": "2026-11-02", "payment_method": "banktransfer",
-                  "subtotal": "1500", "total": "1500", "items": []}]},
+            {
+                "id": 7,
+                "first_name": "Siobhán",
+                "last_name": "O'Brien",
+                "email": "s@example.com",
+                "country": "GB",
+                "phone": "020 7183 8750",
+                "currency": "USD",
+                "group": "Resellers",
+                "payment_method": "sandboxcard",
+                "billing_contact": "bill@example.com",
+                "custom_fields": {"Source": "Web"},
+                "contacts": [
+                    {"first_name": "Bill", "last_name": "Ing", "email": "bill@example.com"}
+                ],
+                "cards": [
+                    {
+                        "gateway": "sandboxcard",
+                        "token": "ok_1",
+                        "last4": "4242",
+                        "expiry": "2028-01",
+                    }
+                ],
+                "services": [
+                    {
+                        "product": "VPS",
+                        "status": "Active",
+                        "billing_cycle": "Monthly",
+                        "amount": "9.99",
+                        "next_due_date": "2026-12-01",
+                        "payment_method": "sandboxcard",
+                        "addons": [
+                            {
+                                "name": "Backups",
+                                "status": "Active",
+                                "amount": "2.00",
+                                "next_due_date": "2026-12-01",
+                                "payment_method": "sandboxcard",
+                            }
+                        ],
+                    }
+                ],
+                "domains": [
+                    {
+                        "name": "obrien.ie",
+                        "status": "Active",
+                        "amount": "12.00",
+                        "next_due_date": "2027-01-01",
+                        "payment_method": "sandboxcard",
+                    }
+                ],
+                "invoices": [
+                    {
+                        "number": "1001",
+                        "date": "2026-11-01",
+                        "due_date": "2026-11-15",
+                        "status": "Unpaid",
+                        "payment_method": "sandboxcard",
+                        "subtotal": "10.00",
+                        "tax": "2.00",
+                        "tax2": "0.00",
+                        "total": "12.00",
+                        "items": [
+                            {
+                                "type": "Hosting",
+                                "description": "VPS",
+                                "amount": "10.00",
+                                "taxed": True,
+                            }
+                        ],
+                    }
+                ],
+            },
+            {
+                "id": 8,
+                "first_name": "翔太",
+                "last_name": "田中",
+                "email": "shota@example.org",
+                "currency": "JPY",
+                "invoices": [
+                    {
+                        "number": "1002",
+                        "date": "2026-11-01",
+                        "due_date": "2026-11-15",
+                        "status": "Paid",
+                        "date_paid": "2026-11-02",
+                        "payment_method": "banktransfer",
+                        "subtotal": "1500",
+                        "total": "1500",
+                        "items": [],
+                    }
+                ],
+            },
         ],
     }
 
@@ -77,8 +170,9 @@ def test_import_writes_everything(db: str) -> None:
     assert doc["clients"][0]["services"][0]["addons"][0]["amount"] == "2.00"
     assert doc["clients"][1]["invoices"][0]["total"] == "1500"
     # A new client after an import with explicit ids gets a fresh id (sequence moved on).
-    new = Client.create(first_name="N", last_name="N", email="n@example.com",
-                        currency=Currency.get(code="USD"))
+    new = Client.create(
+        first_name="N", last_name="N", email="n@example.com", currency=Currency.get(code="USD")
+    )
     assert new.id > 8
 
 
@@ -117,8 +211,11 @@ def test_demo_covers_the_vocabularies(db: str) -> None:
     assert "'" in names
     invoices = [i["status"] for c in clients for i in c["invoices"]]
     assert {"Paid", "Unpaid"} <= set(invoices)
-    assert any(i["due_date"] < DAY.isoformat() and i["status"] == "Unpaid"
-               for c in clients for i in c["invoices"])
+    assert any(
+        i["due_date"] < DAY.isoformat() and i["status"] == "Unpaid"
+        for c in clients
+        for i in c["invoices"]
+    )
     assert len({s["status"] for c in clients for s in c["services"]}) >= 6
     assert len({d["status"] for c in clients for d in c["domains"]}) >= 8
     assert any(c["contacts"] for c in clients) and any(c["billing_contact"] for c in clients)
@@ -146,56 +243,127 @@ def _mutate(change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
 
 CASES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("unknown top key", lambda d: d.update(extra=1), "extra: unknown key"),
-    ("unknown client key", lambda d: d["clients"][0].update(nickname="x"),
-     "clients[0].nickname: unknown key"),
-    ("wrong type", lambda d: d["clients"][0].update(late_fees_exempt="yes"),
-     "clients[0].late_fees_exempt: must be true or false"),
+    (
+        "unknown client key",
+        lambda d: d["clients"][0].update(nickname="x"),
+        "clients[0].nickname: unknown key",
+    ),
+    (
+        "wrong type",
+        lambda d: d["clients"][0].update(late_fees_exempt="yes"),
+        "clients[0].late_fees_exempt: must be true or false",
+    ),
     ("id type", lambda d: d["clients"][1].update(id="8"), "clients[1].id: must be a whole number"),
-    ("unknown currency", lambda d: d["clients"][0].update(currency="XYZ"),
-     "clients[0].currency: unknown currency"),
-    ("bad currency code", lambda d: d["currencies"][1].update(code="ZZZ"),
-     "currencies[1].code: not an ISO 4217 currency code"),
-    ("status", lambda d: d["clients"][0].update(status="Deleted"),
-     "clients[0].status: must be one of Active, Inactive, Closed"),
-    ("service status", lambda d: d["clients"][0]["services"][0].update(status="Live"),
-     "clients[0].services[0].status: must be one of"),
-    ("invoice status", lambda d: d["clients"][0]["invoices"][0].update(status="Open"),
-     "clients[0].invoices[0].status: must be one of"),
-    ("duplicate email", lambda d: d["clients"][1].update(email="S@EXAMPLE.COM"),
-     "clients[1].email: duplicate email (also at clients[0].email)"),
-    ("invalid email", lambda d: d["clients"][1].update(email="not-an-email"),
-     "clients[1].email: not a valid email"),
-    ("invalid phone", lambda d: d["clients"][0].update(phone="12345"),
-     "clients[0].phone: not a valid phone number"),
-    ("invalid country", lambda d: d["clients"][0].update(country="QQ"),
-     "clients[0].country: not an ISO 3166-1 country code"),
-    ("too many decimals", lambda d: d["clients"][0]["services"][0].update(amount="9.999"),
-     "clients[0].services[0].amount: '9.999' has more than 2 decimal places"),
-    ("decimals per currency", lambda d: d["clients"][1]["invoices"][0].update(subtotal="15.5",
-                                                                               total="15.5"),
-     "clients[1].invoices[0].subtotal: '15.5' has more than 0 decimal places"),
-    ("float amount", lambda d: d["clients"][0]["domains"][0].update(amount=12.0),
-     "clients[0].domains[0].amount: must be a decimal string"),
-    ("control characters", lambda d: d["clients"][0].update(last_name="O\x1b[31mBrien"),
-     "clients[0].last_name: must not contain control characters"),
-    ("too long", lambda d: d["clients"][0].update(city="x" * 101),
-     "clients[0].city: must be at most 100 characters"),
-    ("unknown group", lambda d: d["clients"][0].update(group="Gold"),
-     "clients[0].group: unknown client group"),
-    ("billing contact", lambda d: d["clients"][0].update(billing_contact="x@example.com"),
-     "clients[0].billing_contact: not the email of one of this client's contacts"),
-    ("custom field", lambda d: d["clients"][0].update(custom_fields={"Source": "TV"}),
-     "clients[0].custom_fields.Source: must be one of Web, Friend"),
-    ("duplicate invoice", lambda d: d["clients"][1]["invoices"][0].update(number="1001"),
-     "clients[1].invoices[0].number: duplicate invoice number 1001"),
-    ("totals", lambda d: d["clients"][0]["invoices"][0].update(total="13.00"),
-     "clients[0].invoices[0].total: must equal subtotal + tax + tax2"),
-    ("setting", lambda d: d["settings"].update(daily_hour=25),
-     "settings.daily_hour: must be between 0 and 23"),
-    ("unknown setting", lambda d: d["settings"].update(colour="red"),
-     "settings.colour: unknown key"),
-    ("date", lambda d: d["clients"][0]["invoices"][0].update(due_date="15/11/2026"),
-     "clients[0].invoices[0].due_date: must be a date YYYY-MM-DD"),
+    (
+        "unknown currency",
+        lambda d: d["clients"][0].update(currency="XYZ"),
+        "clients[0].currency: unknown currency",
+    ),
+    (
+        "bad currency code",
+        lambda d: d["currencies"][1].update(code="ZZZ"),
+        "currencies[1].code: not an ISO 4217 currency code",
+    ),
+    (
+        "status",
+        lambda d: d["clients"][0].update(status="Deleted"),
+        "clients[0].status: must be one of Active, Inactive, Closed",
+    ),
+    (
+        "service status",
+        lambda d: d["clients"][0]["services"][0].update(status="Live"),
+        "clients[0].services[0].status: must be one of",
+    ),
+    (
+        "invoice status",
+        lambda d: d["clients"][0]["invoices"][0].update(status="Open"),
+        "clients[0].invoices[0].status: must be one of",
+    ),
+    (
+        "duplicate email",
+        lambda d: d["clients"][1].update(email="S@EXAMPLE.COM"),
+        "clients[1].email: duplicate email (also at clients[0].email)",
+    ),
+    (
+        "invalid email",
+        lambda d: d["clients"][1].update(email="not-an-email"),
+        "clients[1].email: not a valid email",
+    ),
+    (
+        "invalid phone",
+        lambda d: d["clients"][0].update(phone="12345"),
+        "clients[0].phone: not a valid phone number",
+    ),
+    (
+        "invalid country",
+        lambda d: d["clients"][0].update(country="QQ"),
+        "clients[0].country: not an ISO 3166-1 country code",
+    ),
+    (
+        "too many decimals",
+        lambda d: d["clients"][0]["services"][0].update(amount="9.999"),
+        "clients[0].services[0].amount: '9.999' has more than 2 decimal places",
+    ),
+    (
+        "decimals per currency",
+        lambda d: d["clients"][1]["invoices"][0].update(subtotal="15.5", total="15.5"),
+        "clients[1].invoices[0].subtotal: '15.5' has more than 0 decimal places",
+    ),
+    (
+        "float amount",
+        lambda d: d["clients"][0]["domains"][0].update(amount=12.0),
+        "clients[0].domains[0].amount: must be a decimal string",
+    ),
+    (
+        "control characters",
+        lambda d: d["clients"][0].update(last_name="O\x1b[31mBrien"),
+        "clients[0].last_name: must not contain control characters",
+    ),
+    (
+        "too long",
+        lambda d: d["clients"][0].update(city="x" * 101),
+        "clients[0].city: must be at most 100 characters",
+    ),
+    (
+        "unknown group",
+        lambda d: d["clients"][0].update(group="Gold"),
+        "clients[0].group: unknown client group",
+    ),
+    (
+        "billing contact",
+        lambda d: d["clients"][0].update(billing_contact="x@example.com"),
+        "clients[0].billing_contact: not the email of one of this client's contacts",
+    ),
+    (
+        "custom field",
+        lambda d: d["clients"][0].update(custom_fields={"Source": "TV"}),
+        "clients[0].custom_fields.Source: must be one of Web, Friend",
+    ),
+    (
+        "duplicate invoice",
+        lambda d: d["clients"][1]["invoices"][0].update(number="1001"),
+        "clients[1].invoices[0].number: duplicate invoice number 1001",
+    ),
+    (
+        "totals",
+        lambda d: d["clients"][0]["invoices"][0].update(total="13.00"),
+        "clients[0].invoices[0].total: must equal subtotal + tax + tax2",
+    ),
+    (
+        "setting",
+        lambda d: d["settings"].update(daily_hour=25),
+        "settings.daily_hour: must be between 0 and 23",
+    ),
+    (
+        "unknown setting",
+        lambda d: d["settings"].update(colour="red"),
+        "settings.colour: unknown key",
+    ),
+    (
+        "date",
+        lambda d: d["clients"][0]["invoices"][0].update(due_date="15/11/2026"),
+        "clients[0].invoices[0].due_date: must be a date YYYY-MM-DD",
+    ),
     ("missing", lambda d: d["clients"][0].pop("email"), "clients[0].email: is required"),
     ("format", lambda d: d.update(format="other/2"), 'format: must be "gobiller/1"'),
 ]
@@ -230,12 +398,15 @@ def test_existing_client_email_is_a_duplicate(db: str) -> None:
     assert Client.select().count() == 2
 
 
-@pytest.mark.parametrize("text,expected", [
-    ('{"format": "gobiller/1", "clients": [', "(document): not valid JSON"),
-    ('{"format": "gobiller/1", "format": "gobiller/1"}', "format: duplicate key"),
-    ("[1, 2]", "(document): must be an object"),
-    ('{"format": "gobiller/1", "clients": [NaN]}', "(document): NaN is not allowed"),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ('{"format": "gobiller/1", "clients": [', "(document): not valid JSON"),
+        ('{"format": "gobiller/1", "format": "gobiller/1"}', "format: duplicate key"),
+        ("[1, 2]", "(document): must be an object"),
+        ('{"format": "gobiller/1", "clients": [NaN]}', "(document): NaN is not allowed"),
+    ],
+)
 def test_malformed_file(db: str, tmp_path: Path, text: str, expected: str) -> None:
     path = tmp_path / "in.json"
     path.write_text(text)
@@ -254,9 +425,15 @@ def test_not_utf8(db: str, tmp_path: Path) -> None:
 
 def test_emails_are_exported_and_ignored_on_import(db: str) -> None:
     doc = _minimal()
-    doc["clients"][0]["emails"] = [{"template": "Invoice Created", "to": "s@example.com",
-                                    "subject": "x", "status": "sent",
-                                    "created_at": "2026-01-01T00:00:00Z"}]
+    doc["clients"][0]["emails"] = [
+        {
+            "template": "Invoice Created",
+            "to": "s@example.com",
+            "subject": "x",
+            "status": "sent",
+            "created_at": "2026-01-01T00:00:00Z",
+        }
+    ]
     import_document(doc)
     assert build_export()["clients"][0]["emails"] == []
     assert json.loads(dumps(build_export()))["format"] == "gobiller/1"

@@ -21,13 +21,20 @@ from store.settings import Settings, SettingsError, load_settings, save_settings
 
 def _client(email: str = "ana@example.com", **extra: object) -> Client:
     currency = Currency.get_or_create(code="USD", defaults={"is_default": True})[0]
-    return Client.create(first_name="Ana", last_name="Núñez", email=email, currency=currency,
-                         **extra)
+    return Client.create(
+        first_name="Ana", last_name="Núñez", email=email, currency=currency, **extra
+    )
 
 
 def test_client_round_trip(db: str) -> None:
-    c = _client(company="[bold]x", phone="+442071838750", country="GB", tax_exempt=True,
-                admin_notes="line 1\nline 2", last_login_at=dt.datetime(2026, 1, 2, 3, 4, 5))
+    c = _client(
+        company="[bold]x",
+        phone="+442071838750",
+        country="GB",
+        tax_exempt=True,
+        admin_notes="line 1\nline 2",
+        last_login_at=dt.datetime(2026, 1, 2, 3, 4, 5),
+    )
     got = Client.get_by_id(c.id)
     assert (got.first_name, got.last_name, got.company) == ("Ana", "Núñez", "[bold]x")
     assert got.tax_exempt is True and got.late_fees_exempt is False
@@ -62,14 +69,33 @@ def test_money_columns_take_integers_only(db: str) -> None:
 
 def test_item_never_invoiced_twice_for_a_due_date(db: str) -> None:
     c = _client()
-    inv = Invoice.create(client=c, number="1", date=dt.date(2026, 1, 1),
-                         due_date=dt.date(2026, 1, 15), payment_method="banktransfer")
+    inv = Invoice.create(
+        client=c,
+        number="1",
+        date=dt.date(2026, 1, 1),
+        due_date=dt.date(2026, 1, 15),
+        payment_method="banktransfer",
+    )
     due = dt.date(2026, 1, 15)
-    InvoiceItem.create(invoice=inv, type="Hosting", description="VPS", amount=500,
-                       related_type="service", related_id=1, related_due_date=due)
+    InvoiceItem.create(
+        invoice=inv,
+        type="Hosting",
+        description="VPS",
+        amount=500,
+        related_type="service",
+        related_id=1,
+        related_due_date=due,
+    )
     with pytest.raises(IntegrityError), writer():
-        InvoiceItem.create(invoice=inv, type="Hosting", description="VPS", amount=500,
-                           related_type="service", related_id=1, related_due_date=due)
+        InvoiceItem.create(
+            invoice=inv,
+            type="Hosting",
+            description="VPS",
+            amount=500,
+            related_type="service",
+            related_id=1,
+            related_due_date=due,
+        )
     # Items not tied to a service (NULL keys) are never in conflict.
     for _ in range(2):
         InvoiceItem.create(invoice=inv, type="Item", description="Setup", amount=100)
@@ -78,13 +104,16 @@ def test_item_never_invoiced_twice_for_a_due_date(db: str) -> None:
 
 def test_ledger_key_is_unique(db: str) -> None:
     day = dt.date(2026, 3, 1)
-    ActionLedger.create(rule="overdue_notice", subject="invoice:1", stage="first",
-                        business_date=day)
+    ActionLedger.create(
+        rule="overdue_notice", subject="invoice:1", stage="first", business_date=day
+    )
     with pytest.raises(IntegrityError), writer():
-        ActionLedger.create(rule="overdue_notice", subject="invoice:1", stage="first",
-                            business_date=day)
-    ActionLedger.create(rule="overdue_notice", subject="invoice:1", stage="second",
-                        business_date=day)
+        ActionLedger.create(
+            rule="overdue_notice", subject="invoice:1", stage="first", business_date=day
+        )
+    ActionLedger.create(
+        rule="overdue_notice", subject="invoice:1", stage="second", business_date=day
+    )
     assert ActionLedger.select().count() == 2
 
 
@@ -92,7 +121,10 @@ def test_settings_defaults_and_saving(db: str) -> None:
     assert load_settings() == Settings()
     s = load_settings()
     assert (s.invoice_days_before_due, s.payment_reminder_days, s.overdue_notice_days) == (
-        14, 7, [1, 2, 3])
+        14,
+        7,
+        [1, 2, 3],
+    )
     assert (s.late_fee_days, s.late_fee_type, s.late_fee_amount) == (5, "percentage", "10.00")
     assert (s.status_update, s.daily_hour, s.tax_inclusive) == ("active_products", 9, False)
     saved = save_settings({"late_fee_amount": "12.5", "timezone": "Europe/Berlin"})

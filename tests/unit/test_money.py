@@ -27,7 +27,7 @@ def test_sums_are_exact(values: list[int]) -> None:
     assert total.minor == sum(values)
 
 
-@given(st.decimals(min_value=-10**9, max_value=10**9, allow_nan=False, places=6), decimals)
+@given(st.decimals(min_value=-(10**9), max_value=10**9, allow_nan=False, places=6), decimals)
 def test_rounding_is_half_up_and_at_most_half_a_unit(value: Decimal, places: int) -> None:
     rounded = round_half_up(value, places)
     unit = Decimal(1).scaleb(-places)

@@ -9,8 +9,18 @@ def test_email_normalised() -> None:
     assert clean_email("  Ana.Núñez@EXAMPLE.com ") == "Ana.Núñez@example.com"
 
 
-@pytest.mark.parametrize("bad", ["", "no-at-sign", "a@b", "a@@example.com", "a b@example.com",
-                                 "x@mail.test", "a@" + "x" * 250 + ".com"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "no-at-sign",
+        "a@b",
+        "a@@example.com",
+        "a b@example.com",
+        "x@mail.test",
+        "a@" + "x" * 250 + ".com",
+    ],
+)
 def test_email_refused(bad: str) -> None:
     with pytest.raises(FieldError, match="not a valid email|is required|at most"):
         clean_email(bad)
