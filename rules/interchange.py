@@ -63,7 +63,13 @@ from store.models.enums import (
 )
 from store.money import MoneyError, format_decimal, parse_amount
 from store.queries import column, lookup
-from store.settings import SETTING_NAMES, SettingsError, load_settings, save_settings, settings_dict
+from store.settings import (
+    INTERCHANGE_SETTINGS,
+    SettingsError,
+    interchange_settings,
+    load_settings,
+    save_settings,
+)
 
 FORMAT = "gobiller/1"
 #: How errors about the document as a whole are labelled.
@@ -319,7 +325,7 @@ def build_export() -> dict[str, Any]:
 
     return {
         "format": FORMAT,
-        "settings": settings_dict(load_settings()),
+        "settings": interchange_settings(load_settings()),
         "currencies": [
             {
                 "code": c.code,
@@ -584,7 +590,7 @@ def check_document(doc: Any) -> _Plan:
     settings = top.get("settings", {})
     if isinstance(settings, dict):
         for key in settings:
-            if key not in SETTING_NAMES:
+            if key not in INTERCHANGE_SETTINGS:
                 ck.fail(f"settings.{key}", "unknown key")
                 continue
             plan.settings[key] = ck.field(settings, key, "settings", partial(_setting, key))

@@ -12,11 +12,14 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import platformdirs
 
 APP_NAME = "gobiller"
 ENV_DATABASE = "GOBILLER_DATABASE"
+ENV_SMTP = "GOBILLER_SMTP_URL"
+SMTP_SECURITY = ("starttls", "tls", "none")
 SYSTEM_CONFIG = Path("/etc/gobiller/config.toml")
 
 
@@ -38,12 +41,61 @@ def config_candidates(cwd: Path | None = None) -> list[Path]:
 
 
 @dataclass(frozen=True)
+class SmtpConfig:
+    """Where mail goes when SMTP is configured. The password lives only here, never in the DB."""
+
+    host: str
+    port: int
+    security: str = "starttls"
+    username: str = ""
+    password: str = field(default="", repr=False)
+    timeout: float = 30.0
+
+
+def parse_smtp_url(url: str) -> SmtpConfig:
+    """``smtp://user:pass@host:587?security=starttls`` (security: starttls, tls or none)."""
+    parts = urlsplit(url)
+    if parts.scheme != "smtp" or not parts.hostname:
+        raise ConfigError(f"{ENV_SMTP}: expected smtp://user:pass@host:port?security=starttls")
+    security = parse_qs(parts.query).get("security", ["starttls"])[0]
+    if security not in SMTP_SECURITY:
+        raise ConfigError(f"{ENV_SMTP}: security must be one of {', '.join(SMTP_SECURITY)}")
+    default_port = {"starttls": 587, "tls": 465, "none": 25}[security]
+    return SmtpConfig(
+        host=parts.hostname,
+        port=parts.port or default_port,
+        security=security,
+        username=unquote(parts.username or ""),
+        password=unquote(parts.password or ""),
+    )
+
+
+def _smtp_from_table(table: dict[str, Any], source: str) -> SmtpConfig:
+    security = table.get("security", "starttls")
+    if security not in SMTP_SECURITY or not isinstance(table.get("host"), str):
+        raise ConfigError(f"{source}: [smtp] needs host and security one of {SMTP_SECURITY}")
+    port = table.get("port", {"starttls": 587, "tls": 465, "none": 25}[security])
+    if not isinstance(port, int):
+        raise ConfigError(f"{source}: [smtp] port must be a number")
+    return SmtpConfig(
+        host=table["host"],
+        port=port,
+        security=security,
+        username=str(table.get("username", "")),
+        password=str(table.get("password", "")),
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     database_url: str
     #: Where the URL came from: "option", "environment", a file path, or "default".
     database_source: str
     config_file: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    #: None: deliver into the local Maildir.
+    smtp: SmtpConfig | None = None
+    maildir: Path = field(default_factory=lambda: data_dir() / "Maildir")
 
     def table(self, name: str) -> dict[str, Any]:
         value = self.raw.get(name, {})
@@ -83,4 +135,18 @@ def load_config(
         url, source = file_url, str(config_file)
     else:
         url, source = f"sqlite:///{data_dir() / 'gobiller.sqlite3'}", "default"
-    return Config(database_url=url, database_source=source, config_file=config_file, raw=raw)
+    smtp: SmtpConfig | None = None
+    if env.get(ENV_SMTP):
+        smtp = parse_smtp_url(env[ENV_SMTP])
+    elif isinstance(raw.get("smtp"), dict):
+        smtp = _smtp_from_table(raw["smtp"], str(config_file))
+    mail = raw.get("mail", {}) if isinstance(raw.get("mail"), dict) else {}
+    maildir = Path(mail["maildir"]).expanduser() if mail.get("maildir") else data_dir() / "Maildir"
+    return Config(
+        database_url=url,
+        database_source=source,
+        config_file=config_file,
+        raw=raw,
+        smtp=smtp,
+        maildir=maildir,
+    )

@@ -48,6 +48,12 @@ class Settings:
     tax_enabled: bool = True
     tax_inclusive: bool = False
     tax_compound: bool = False
+    # Beyond the interchange document (not exported): mail and the staff app.
+    company_email: str = "billing@example.com"
+    signature: str = ""
+    mail_rate_limit: int = 25
+    mail_rate_window_seconds: int = 30
+    staff_lock_minutes: int = 15
 
     @property
     def late_fee_decimal(self) -> Decimal:
@@ -59,6 +65,8 @@ class Settings:
 
 
 SETTING_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Settings))
+#: The settings the interchange document carries (PRODUCT.md §5), in its order.
+INTERCHANGE_SETTINGS: tuple[str, ...] = SETTING_NAMES[: SETTING_NAMES.index("tax_compound") + 1]
 _DEFAULTS = Settings()
 
 
@@ -82,6 +90,17 @@ def validate_setting(name: str, value: Any, path: str | None = None) -> Any:
         return value
     if name == "daily_hour":
         return _check_int(path, value, 0, 23)
+    if name == "mail_rate_limit":
+        return _check_int(path, value, 1, 10_000)
+    if name in ("mail_rate_window_seconds", "staff_lock_minutes"):
+        return _check_int(path, value, 1, 86_400)
+    if name == "company_email":
+        from email_validator import EmailNotValidError, validate_email
+
+        try:
+            return validate_email(str(value), check_deliverability=False).normalized
+        except EmailNotValidError as exc:
+            raise SettingsError(path, f"not a valid email ({exc})") from exc
     if name == "overdue_notice_days":
         if not isinstance(value, list) or len(value) != 3:
             raise SettingsError(path, "must be a list of three day counts")
@@ -130,5 +149,7 @@ def save_settings(changes: dict[str, Any]) -> Settings:
     return load_settings()
 
 
-def settings_dict(settings: Settings) -> dict[str, Any]:
-    return asdict(settings)
+def interchange_settings(settings: Settings) -> dict[str, Any]:
+    """The settings as the interchange document writes them."""
+    values = asdict(settings)
+    return {name: values[name] for name in INTERCHANGE_SETTINGS}

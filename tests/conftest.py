@@ -7,14 +7,22 @@ skipped, unless ``GOBILLER_REQUIRE_POSTGRES=1`` (CI), where skipping is a failur
 
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
+import threading
 import uuid
 from collections.abc import Callable, Iterator
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default as default_policy
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from store.config import SmtpConfig
 from store.db import close_database, open_database
 from store.migrate import upgrade
 
@@ -94,3 +102,46 @@ def db(databases: Databases) -> str:
 @pytest.fixture
 def reopen(databases: Databases) -> Callable[[str], str]:
     return databases.open
+
+
+class SmtpRecorder:
+    """An aiosmtpd handler that records messages and answers DATA from a script."""
+
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+        #: Replies for the next DATA commands, e.g. ["451 try later", "550 no such user"].
+        self.replies: list[str] = []
+        self.delay = 0.0
+        self._lock = threading.Lock()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        with self._lock:
+            reply = self.replies.pop(0) if self.replies else "250 OK"
+            if reply.startswith("250"):
+                self.messages.append(envelope)
+        return reply
+
+    def parsed(self) -> list[EmailMessage]:
+        return [
+            message_from_bytes(e.original_content, policy=default_policy)  # type: ignore[misc]
+            for e in self.messages
+        ]
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[SmtpRecorder, SmtpConfig]]:
+    """A real SMTP server on 127.0.0.1 (no TLS), and the config that reaches it."""
+    from aiosmtpd.controller import Controller
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    recorder = SmtpRecorder()
+    controller = Controller(recorder, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield recorder, SmtpConfig(host="127.0.0.1", port=port, security="none", timeout=10)
+    finally:
+        controller.stop()

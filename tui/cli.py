@@ -296,5 +296,205 @@ def staff_add(obj: Context, username: str, role: str, password_stdin: bool, as_j
     )
 
 
+@main.group("mail")
+def mail_group() -> None:
+    """Email: deliver the outbox, browse the email log, templates and mass mail.
+
+    Without SMTP configured (GOBILLER_SMTP_URL or [smtp] in gobiller.toml), mail is
+    delivered into the local Maildir ([mail] maildir, default in the data folder).
+    """
+
+
+def _transport(obj: Context) -> Any:
+    from rules.delivery import make_transport
+    from store.settings import load_settings
+
+    cfg = obj.config()
+    return make_transport(cfg.smtp, cfg.maildir, load_settings())
+
+
+def flush_outbox(obj: Context, *, wait: bool = False) -> Any:
+    """Deliver the outbox (also the last step of every cron run)."""
+    from rules.delivery import flush
+
+    return flush(_transport(obj), wait=wait)
+
+
+@mail_group.command("flush")
+@click.option("--wait", is_flag=True, help="Keep pacing rate-limited mass mail until none is left.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def mail_flush(obj: Context, wait: bool, as_json: bool) -> None:
+    """Deliver every queued email that is due; exit 1 if any failed."""
+    obj.open()
+    result = flush_outbox(obj, wait=wait)
+    data = {
+        "sent": result.sent,
+        "retried": result.retried,
+        "failed": result.failed,
+        "deferred": result.deferred,
+        "errors": result.errors,
+    }
+    text = (
+        f"sent {result.sent}, retrying {result.retried}, failed {result.failed}, "
+        f"held by the rate limit {result.deferred}"
+    )
+    _emit(as_json, data, "\n".join([text, *result.errors]))
+    if result.failed:
+        sys.exit(1)
+
+
+@mail_group.command("list")
+@click.option("--client", "client_id", type=int, help="Only this client's emails.")
+@click.option("--status", type=click.Choice(["queued", "sending", "sent", "failed"]))
+@click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def mail_list(
+    obj: Context, client_id: int | None, status: str | None, limit: int, as_json: bool
+) -> None:
+    """The email log, newest first: date, template, to, subject, status, last error."""
+    from rules.maillog import email_log
+
+    obj.open()
+    rows = email_log(client_id=client_id, status=status, limit=limit)
+    if as_json:
+        click.echo(json.dumps([r.as_dict() for r in rows], ensure_ascii=False))
+        return
+    for r in rows:
+        error = f"  ({r.last_error})" if r.last_error else ""
+        click.echo(
+            f"{r.id:>7} {r.created_at:%Y-%m-%d %H:%M} {r.status:<7} {r.template:<30} "
+            f"{r.to:<30} {r.subject}{error}"
+        )
+
+
+@mail_group.command("show")
+@click.argument("email_id", type=int)
+@click.pass_obj
+def mail_show(obj: Context, email_id: int) -> None:
+    """Print one email as it was (or will be) sent."""
+    from store.models import Email
+
+    obj.open()
+    email = Email.get_or_none(Email.id == email_id)
+    if email is None:
+        raise click.ClickException(f"no email {email_id}")
+    click.echo(f"To: {email.to}\nSubject: {email.subject}\nStatus: {email.status}\n")
+    click.echo(email.body_text)
+
+
+@mail_group.command("resend")
+@click.argument("email_id", type=int)
+@click.pass_obj
+def mail_resend(obj: Context, email_id: int) -> None:
+    """Queue a copy of a logged email."""
+    from rules.audit import SYSTEM_CLI
+    from rules.delivery import resend
+    from rules.errors import RuleError
+
+    obj.open()
+    try:
+        copy = resend(email_id, SYSTEM_CLI)
+    except RuleError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"Queued email {copy.id} to {copy.to}.")
+
+
+@mail_group.command("template")
+@click.argument("name")
+@click.option("--subject", help="New subject (Jinja2).")
+@click.option("--body-file", type=click.File("r", encoding="utf-8"), help="New plain-text body.")
+@click.option("--html-file", type=click.File("r", encoding="utf-8"), help="New HTML part.")
+@click.pass_obj
+def mail_template(
+    obj: Context, name: str, subject: str | None, body_file: Any, html_file: Any
+) -> None:
+    """Show a template, or save a new version (checked in the sandbox first)."""
+    from rules.audit import SYSTEM_CLI
+    from rules.errors import RuleError
+    from rules.mail import save_template
+    from store.models import EmailTemplate
+
+    obj.open()
+    current = EmailTemplate.get_or_none(EmailTemplate.name == name)
+    if subject is None and body_file is None and html_file is None:
+        if current is None:
+            raise click.ClickException(f"no email template named {name!r}")
+        click.echo(f"Subject: {current.subject}\n\n{current.body_text}")
+        if current.body_html:
+            click.echo(f"\n--- HTML part\n{current.body_html}")
+        return
+    try:
+        save_template(
+            name,
+            subject if subject is not None else (current.subject if current else ""),
+            body_file.read() if body_file else (current.body_text if current else ""),
+            html_file.read() if html_file else (current.body_html if current else ""),
+            SYSTEM_CLI,
+        )
+    except RuleError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"Template {name!r} saved.")
+
+
+@mail_group.command("mass")
+@click.option(
+    "--filter",
+    "filters",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="status, group, country, currency (comma-separated values), "
+    "has_active_product=yes|no, created_from / created_to=YYYY-MM-DD. Repeatable.",
+)
+@click.option("--template", "template_name", default="Mass Mail", show_default=True)
+@click.option(
+    "--marketing/--no-marketing",
+    default=True,
+    show_default=True,
+    help="Marketing mail skips clients who opted out.",
+)
+@click.option("--dry-run", is_flag=True, help="Show the count and one rendered sample only.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def mail_mass(
+    obj: Context,
+    filters: tuple[str, ...],
+    template_name: str,
+    marketing: bool,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Send a template to every client matching the filters (queued in one transaction)."""
+    from rules.audit import SYSTEM_CLI
+    from rules.errors import RuleError
+    from rules.massmail import MassMailFilter, preview, send_mass_mail
+
+    obj.open()
+    try:
+        flt = MassMailFilter.parse(list(filters))
+        plan = preview(flt, template_name, marketing=marketing)
+        queued = (
+            0 if dry_run else send_mass_mail(flt, template_name, SYSTEM_CLI, marketing=marketing)
+        )
+    except RuleError as exc:
+        raise click.ClickException(str(exc)) from exc
+    sample = plan.sample
+    data = {
+        "recipients": plan.count,
+        "skipped_opt_out": plan.skipped_opt_out,
+        "queued": queued,
+        "dry_run": dry_run,
+        "sample": None
+        if sample is None
+        else {"to": plan.sample_to, "subject": sample.subject, "body": sample.body_text},
+    }
+    text = f"{plan.count} recipient(s), {plan.skipped_opt_out} skipped (opted out)."
+    if sample is not None:
+        text += f"\n--- sample to {plan.sample_to}\nSubject: {sample.subject}\n\n{sample.body_text}"
+    text += "\n(dry run: nothing queued)" if dry_run else f"\nQueued {queued} email(s)."
+    _emit(as_json, data, text)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -97,12 +97,12 @@ SQLITE = [
     '"sensitive" INTEGER NOT NULL, "disabled" INTEGER NOT NULL, "updated_at" DATETIME NOT NULL)',
     'CREATE TABLE "email" ("id" INTEGER NOT NULL PRIMARY KEY, "client_id" INTEGER, "template" '
     'VARCHAR(100) NOT NULL, "to" VARCHAR(254) NOT NULL, "subject" VARCHAR(255) NOT NULL, '
-    '"body_text" TEXT NOT NULL, "body_html" TEXT NOT NULL, "status" VARCHAR(16) NOT NULL, '
-    '"unique_key" VARCHAR(200), "marketing" INTEGER NOT NULL, "message_id" VARCHAR(255) NOT NULL, '
-    '"attempts" INTEGER NOT NULL, "next_attempt_at" DATETIME NOT NULL, "lease_owner" VARCHAR(64) '
-    'NOT NULL, "lease_until" DATETIME, "last_error" TEXT NOT NULL, "created_at" DATETIME NOT '
-    'NULL, "sent_at" DATETIME, FOREIGN KEY ("client_id") REFERENCES "client" ("id") ON DELETE SET '
-    "NULL)",
+    '"body_text" TEXT NOT NULL, "body_html" TEXT NOT NULL, "masked_body" TEXT NOT NULL, "status" '
+    'VARCHAR(16) NOT NULL, "unique_key" VARCHAR(200), "marketing" INTEGER NOT NULL, "message_id" '
+    'VARCHAR(255) NOT NULL, "attempts" INTEGER NOT NULL, "next_attempt_at" DATETIME NOT NULL, '
+    '"lease_owner" VARCHAR(64) NOT NULL, "lease_until" DATETIME, "last_error" TEXT NOT NULL, '
+    '"created_at" DATETIME NOT NULL, "sent_at" DATETIME, FOREIGN KEY ("client_id") REFERENCES '
+    '"client" ("id") ON DELETE SET NULL)',
     'CREATE TABLE "staff" ("id" INTEGER NOT NULL PRIMARY KEY, "username" VARCHAR(64) NOT NULL, '
     '"password_hash" VARCHAR(255) NOT NULL, "role" VARCHAR(16) NOT NULL, "disabled" INTEGER NOT '
     'NULL, "created_at" DATETIME NOT NULL, "last_login_at" DATETIME)',
@@ -284,12 +284,12 @@ POSTGRES = [
     '"sensitive" BOOLEAN NOT NULL, "disabled" BOOLEAN NOT NULL, "updated_at" TIMESTAMP NOT NULL)',
     'CREATE TABLE "email" ("id" SERIAL NOT NULL PRIMARY KEY, "client_id" INTEGER, "template" '
     'VARCHAR(100) NOT NULL, "to" VARCHAR(254) NOT NULL, "subject" VARCHAR(255) NOT NULL, '
-    '"body_text" TEXT NOT NULL, "body_html" TEXT NOT NULL, "status" VARCHAR(16) NOT NULL, '
-    '"unique_key" VARCHAR(200), "marketing" BOOLEAN NOT NULL, "message_id" VARCHAR(255) NOT NULL, '
-    '"attempts" INTEGER NOT NULL, "next_attempt_at" TIMESTAMP NOT NULL, "lease_owner" VARCHAR(64) '
-    'NOT NULL, "lease_until" TIMESTAMP, "last_error" TEXT NOT NULL, "created_at" TIMESTAMP NOT '
-    'NULL, "sent_at" TIMESTAMP, FOREIGN KEY ("client_id") REFERENCES "client" ("id") ON DELETE '
-    "SET NULL)",
+    '"body_text" TEXT NOT NULL, "body_html" TEXT NOT NULL, "masked_body" TEXT NOT NULL, "status" '
+    'VARCHAR(16) NOT NULL, "unique_key" VARCHAR(200), "marketing" BOOLEAN NOT NULL, "message_id" '
+    'VARCHAR(255) NOT NULL, "attempts" INTEGER NOT NULL, "next_attempt_at" TIMESTAMP NOT NULL, '
+    '"lease_owner" VARCHAR(64) NOT NULL, "lease_until" TIMESTAMP, "last_error" TEXT NOT NULL, '
+    '"created_at" TIMESTAMP NOT NULL, "sent_at" TIMESTAMP, FOREIGN KEY ("client_id") REFERENCES '
+    '"client" ("id") ON DELETE SET NULL)',
     'CREATE TABLE "staff" ("id" SERIAL NOT NULL PRIMARY KEY, "username" VARCHAR(64) NOT NULL, '
     '"password_hash" VARCHAR(255) NOT NULL, "role" VARCHAR(16) NOT NULL, "disabled" BOOLEAN NOT '
     'NULL, "created_at" TIMESTAMP NOT NULL, "last_login_at" TIMESTAMP)',

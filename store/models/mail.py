@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from peewee import BooleanField, CharField, DateTimeField, ForeignKeyField, IntegerField, TextField
 
 from store.models.base import BaseModel, utcnow
@@ -29,6 +31,8 @@ class Email(BaseModel):
     subject = CharField(max_length=255)
     body_text = TextField()
     body_html = TextField(default="")
+    #: For sensitive templates: the body with its secret masked, swapped in once delivered.
+    masked_body = TextField(default="")
     status = CharField(max_length=16, default=EmailStatus.QUEUED)
     #: Set for notices that must never be queued twice (e.g. rule+invoice+stage).
     unique_key = CharField(max_length=200, null=True, unique=True)
@@ -41,6 +45,9 @@ class Email(BaseModel):
     last_error = TextField(default="")
     created_at = DateTimeField(default=utcnow)
     sent_at = DateTimeField(null=True)
+
+    if TYPE_CHECKING:
+        client_id: Any
 
     class Meta:
         indexes = (

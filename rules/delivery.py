@@ -1,0 +1,392 @@
+"""Delivering the outbox: SMTP when configured, otherwise a local Maildir.
+
+Rows are leased before sending (``status='sending'`` with an owner and an
+expiry), so two flushers never send the same email and a flusher that dies
+mid-batch only delays its emails until the lease runs out. 4xx answers and
+connection errors retry with exponential back-off; 5xx answers fail the email
+with the server's words.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import mailbox
+import os
+import smtplib
+import socket
+import ssl
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr
+from pathlib import Path
+from typing import Protocol
+
+from rules.audit import Actor, record
+from rules.errors import RuleError
+from rules.mail import MASK
+from store.config import SmtpConfig
+from store.db import is_postgres, writer
+from store.models import Email, EmailTemplate, utcnow
+from store.models.enums import EmailStatus
+from store.settings import Settings, load_settings
+
+LEASE = dt.timedelta(minutes=5)
+MAX_ATTEMPTS = 10
+BACKOFF_START = dt.timedelta(minutes=1)
+BACKOFF_CAP = dt.timedelta(hours=6)
+
+
+class TransientError(Exception):
+    """Try again later (4xx, connection trouble)."""
+
+
+class PermanentError(Exception):
+    """Never retry (5xx): the message is the server's answer."""
+
+
+class Transport(Protocol):
+    def open(self) -> None: ...
+    def send(self, message: EmailMessage, to: str) -> None: ...
+    def close(self) -> None: ...
+
+
+class MaildirTransport:
+    """The embedded default: every email lands in a Maildir (read it with ``mutt -f``)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._box: mailbox.Maildir | None = None
+
+    def open(self) -> None:
+        for sub in ("tmp", "new", "cur"):  # Maildir(create=True) skips an existing folder
+            (self.path / sub).mkdir(parents=True, exist_ok=True)
+        self._box = mailbox.Maildir(str(self.path), create=False)
+
+    def send(self, message: EmailMessage, to: str) -> None:
+        assert self._box is not None
+        try:
+            self._box.add(message)
+        except OSError as exc:
+            raise TransientError(f"Maildir {self.path}: {exc}") from exc
+
+    def close(self) -> None:
+        self._box = None
+
+
+class SmtpTransport:
+    """One SMTP session per flush batch; errors sorted into transient and permanent."""
+
+    def __init__(self, config: SmtpConfig, sender: str) -> None:
+        self.config = config
+        self.sender = sender
+        self._smtp: smtplib.SMTP | None = None
+
+    def open(self) -> None:
+        cfg = self.config
+        try:
+            if cfg.security == "tls":
+                smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                    cfg.host, cfg.port, timeout=cfg.timeout, context=ssl.create_default_context()
+                )
+            else:
+                smtp = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout)
+                if cfg.security == "starttls":
+                    smtp.starttls(context=ssl.create_default_context())
+            if cfg.username:
+                smtp.login(cfg.username, cfg.password)
+        except smtplib.SMTPResponseException as exc:
+            raise _classify(exc.smtp_code, exc.smtp_error) from exc
+        except (OSError, smtplib.SMTPException) as exc:
+            raise TransientError(f"cannot connect to {cfg.host}:{cfg.port}: {exc}") from exc
+        self._smtp = smtp
+
+    def send(self, message: EmailMessage, to: str) -> None:
+        if self._smtp is None:
+            self.open()
+        assert self._smtp is not None
+        try:
+            self._smtp.send_message(message, from_addr=self.sender, to_addrs=[to])
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, answer = next(iter(exc.recipients.values()))
+            raise _classify(code, answer) from exc
+        except smtplib.SMTPResponseException as exc:
+            self._reset()
+            raise _classify(exc.smtp_code, exc.smtp_error) from exc
+        except (OSError, smtplib.SMTPException) as exc:
+            self._drop()
+            raise TransientError(f"connection lost: {exc}") from exc
+
+    def _reset(self) -> None:
+        try:
+            assert self._smtp is not None
+            self._smtp.rset()
+        except (OSError, smtplib.SMTPException):
+            self._drop()
+
+    def _drop(self) -> None:
+        self._smtp = None
+
+    def close(self) -> None:
+        if self._smtp is not None:
+            try:
+                self._smtp.quit()
+            except (OSError, smtplib.SMTPException):
+                pass
+            self._smtp = None
+
+
+def _classify(code: int, answer: bytes | str) -> Exception:
+    text = answer.decode("utf-8", "replace") if isinstance(answer, bytes) else str(answer)
+    message = f"{code} {text}".strip()
+    return PermanentError(message) if 500 <= code < 600 else TransientError(message)
+
+
+def make_transport(smtp: SmtpConfig | None, maildir: Path, settings: Settings) -> Transport:
+    if smtp is not None:
+        return SmtpTransport(smtp, settings.company_email)
+    return MaildirTransport(maildir)
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def message_id(email: Email, settings: Settings) -> str:
+    """Stable across retries, so a receiver can drop a duplicate after a lost answer."""
+    domain = settings.company_email.rpartition("@")[2] or "gobiller.invalid"
+    return f"<gobiller.{email.id}.{email.created_at:%Y%m%d%H%M%S}@{domain}>"
+
+
+def build_message(email: Email, settings: Settings) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = formataddr((settings.company_name, settings.company_email))
+    msg["To"] = email.to
+    msg["Subject"] = email.subject
+    msg["Date"] = format_datetime(email.created_at.replace(tzinfo=dt.UTC))
+    msg["Message-ID"] = email.message_id or message_id(email, settings)
+    msg["X-GoBiller-Template"] = email.template
+    if email.marketing:
+        msg["Precedence"] = "bulk"
+    msg.set_content(email.body_text)
+    if email.body_html:
+        msg.add_alternative(email.body_html, subtype="html")
+    return msg
+
+
+# --------------------------------------------------------------------------- flushing
+
+
+@dataclass
+class FlushResult:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    #: Marketing emails held back by the rate limit for a later flush.
+    deferred: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def _eligible(now: dt.datetime) -> object:
+    return ((Email.status == EmailStatus.QUEUED) & (Email.next_attempt_at <= now)) | (
+        (Email.status == EmailStatus.SENDING) & (Email.lease_until < now)
+    )
+
+
+def _lease(owner: str, now: dt.datetime, batch: int, settings: Settings) -> list[Email]:
+    """Claim up to ``batch`` due emails for ``owner`` (marketing within the rate limit)."""
+    window_start = now - dt.timedelta(seconds=settings.mail_rate_window_seconds)
+    with writer():
+        used = (
+            Email.select()
+            .where(
+                Email.marketing
+                & (
+                    ((Email.status == EmailStatus.SENT) & (Email.sent_at > window_start))
+                    | ((Email.status == EmailStatus.SENDING) & (Email.lease_until >= now))
+                )
+            )
+            .count()
+        )
+        allowance = max(0, settings.mail_rate_limit - used)
+        ids: list[int] = []
+        for marketing, limit in ((False, batch), (True, min(batch, allowance))):
+            if limit <= 0:
+                continue
+            query = (
+                Email.select(Email.id)
+                .where(_eligible(now) & (Email.marketing == marketing))
+                .order_by(Email.id)
+                .limit(limit)
+            )
+            if is_postgres():
+                query = query.for_update(skip_locked=True)
+            ids.extend(e.id for e in query)
+        if not ids:
+            return []
+        Email.update(status=EmailStatus.SENDING, lease_owner=owner, lease_until=now + LEASE).where(
+            Email.id.in_(ids) & _eligible(now)
+        ).execute()
+    return list(
+        Email.select()
+        .where(Email.id.in_(ids) & (Email.lease_owner == owner) & (Email.status == "sending"))
+        .order_by(Email.id)
+    )
+
+
+def _backoff(attempts: int) -> dt.timedelta:
+    return min(BACKOFF_START * (2 ** max(0, attempts - 1)), BACKOFF_CAP)
+
+
+def _finish(email: Email, owner: str, **changes: object) -> None:
+    """Record an outcome only if we still hold the lease (it may have expired and moved on)."""
+    with writer():
+        Email.update(**changes, lease_owner="", lease_until=None).where(
+            (Email.id == email.id) & (Email.lease_owner == owner)
+        ).execute()
+
+
+def flush(
+    transport: Transport,
+    *,
+    now: Callable[[], dt.datetime] = utcnow,
+    batch: int = 100,
+    wait: bool = False,
+    sleep: Callable[[float], None] = time.sleep,
+) -> FlushResult:
+    """Deliver every email that is due; with ``wait``, pace marketing mail until none is left."""
+    settings = load_settings()
+    sensitive = {t.name for t in EmailTemplate.select().where(EmailTemplate.sensitive)}
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    result = FlushResult()
+    opened = False
+    try:
+        while True:
+            leased = _lease(owner, now(), batch, settings)
+            if not leased:
+                waiting = _waiting_marketing(now())
+                if wait and waiting:
+                    sleep(float(settings.mail_rate_window_seconds) / 2)
+                    continue
+                result.deferred = waiting
+                break
+            if not opened:
+                try:
+                    transport.open()
+                    opened = True
+                except TransientError as exc:
+                    for email in leased:
+                        _retry(email, owner, str(exc), now(), result)
+                    break
+            for email in leased:
+                _deliver(transport, email, owner, settings, sensitive, now(), result)
+    finally:
+        if opened:
+            transport.close()
+    return result
+
+
+def _waiting_marketing(now: dt.datetime) -> int:
+    return int(
+        Email.select()
+        .where(
+            Email.marketing & (Email.status == EmailStatus.QUEUED) & (Email.next_attempt_at <= now)
+        )
+        .count()
+    )
+
+
+def _deliver(
+    transport: Transport,
+    email: Email,
+    owner: str,
+    settings: Settings,
+    sensitive: set[str],
+    now: dt.datetime,
+    result: FlushResult,
+) -> None:
+    mid = email.message_id or message_id(email, settings)
+    email.message_id = mid
+    try:
+        transport.send(build_message(email, settings), email.to)
+    except TransientError as exc:
+        _retry(email, owner, str(exc), now, result)
+        return
+    except PermanentError as exc:
+        _finish(
+            email,
+            owner,
+            status=EmailStatus.FAILED,
+            attempts=email.attempts + 1,
+            last_error=str(exc),
+            message_id=mid,
+        )
+        result.failed += 1
+        result.errors.append(f"email {email.id} to {email.to}: {exc}")
+        return
+    changes: dict[str, object] = {
+        "status": EmailStatus.SENT,
+        "attempts": email.attempts + 1,
+        "sent_at": now,
+        "message_id": mid,
+        "last_error": "",
+    }
+    if email.template in sensitive:
+        changes.update(body_text=email.masked_body or MASK, body_html="", masked_body="")
+    _finish(email, owner, **changes)
+    result.sent += 1
+
+
+def _retry(email: Email, owner: str, error: str, now: dt.datetime, result: FlushResult) -> None:
+    attempts = email.attempts + 1
+    if attempts >= MAX_ATTEMPTS:
+        _finish(
+            email,
+            owner,
+            status=EmailStatus.FAILED,
+            attempts=attempts,
+            last_error=f"gave up after {attempts} attempts: {error}",
+        )
+        result.failed += 1
+        result.errors.append(f"email {email.id} to {email.to}: {error}")
+        return
+    _finish(
+        email,
+        owner,
+        status=EmailStatus.QUEUED,
+        attempts=attempts,
+        next_attempt_at=now + _backoff(attempts),
+        last_error=error,
+    )
+    result.retried += 1
+
+
+def resend(email_id: int, actor: Actor) -> Email:
+    """Queue a copy of a logged email (not of one whose secret was masked)."""
+    original = Email.get_or_none(Email.id == email_id)
+    if original is None:
+        raise RuleError(f"no email {email_id}")
+    template = EmailTemplate.get_or_none(EmailTemplate.name == original.template)
+    if template is not None and template.sensitive:
+        raise RuleError(
+            "this email carried a password or reset link and cannot be resent; "
+            "start the reset again instead"
+        )
+    with writer():
+        now = utcnow()
+        copy = Email.create(
+            client=original.client_id,
+            template=original.template,
+            to=original.to,
+            subject=original.subject,
+            body_text=original.body_text,
+            body_html=original.body_html,
+            marketing=original.marketing,
+            created_at=now,
+            next_attempt_at=now,
+        )
+        record(
+            actor, "email", copy.id, "resend", client_id=original.client_id, old_value=str(email_id)
+        )
+    return copy

@@ -1,0 +1,361 @@
+"""Email templates and the transactional outbox.
+
+Templates are Jinja2 in a sandbox with strict undefined variables, so a
+template that names an unknown field or reaches for Python internals is
+refused when staff save it, never discovered by cron. Emails are queued in the
+caller's transaction: an email exists if and only if the change that caused it
+committed; a ``unique_key`` makes queuing the same notice twice a no-op.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import lru_cache
+from types import SimpleNamespace
+from typing import Any
+
+from babel.numbers import format_currency
+from jinja2 import StrictUndefined, TemplateError
+from jinja2.sandbox import SandboxedEnvironment
+
+from rules.audit import Actor, record
+from rules.errors import RuleError
+from store.db import writer
+from store.models import (
+    Client,
+    Contact,
+    Currency,
+    Email,
+    EmailTemplate,
+    Invoice,
+    InvoiceItem,
+    utcnow,
+)
+from store.settings import Settings, load_settings
+
+INVOICE_TEMPLATES = frozenset(
+    {
+        "Invoice Created",
+        "Invoice Payment Reminder",
+        "First Invoice Overdue Notice",
+        "Second Invoice Overdue Notice",
+        "Third Invoice Overdue Notice",
+        "Invoice Payment Confirmation",
+        "Credit Card Payment Failed",
+    }
+)
+#: Extra merge fields a template may use beyond client and company.
+TEMPLATE_EXTRAS: dict[str, tuple[str, ...]] = {
+    "Automated Password Reset": ("new_password",),
+    "Password Reset Validation": ("reset_url",),
+    "Two-Factor Disabled": ("reason",),
+}
+SUBJECT_MAX = 255
+MASK = "********"
+BODY_MAX = 100_000
+
+
+class TemplateRefused(RuleError):
+    """A template that cannot render safely; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    body_text: str
+    body_html: str
+
+
+@lru_cache(maxsize=1)
+def _env() -> SandboxedEnvironment:
+    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+
+
+@lru_cache(maxsize=1)
+def _html_env() -> SandboxedEnvironment:
+    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=True)
+
+
+@lru_cache(maxsize=512)
+def _compile(source: str, html: bool) -> Any:
+    return (_html_env() if html else _env()).from_string(source)
+
+
+def _merge_fields(value: Any) -> Any:
+    """Dicts become namespaces so ``invoice.items`` means the field, not ``dict.items``."""
+    if isinstance(value, dict):
+        return SimpleNamespace(**{k: _merge_fields(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return [_merge_fields(v) for v in value]
+    return value
+
+
+def render(subject: str, body_text: str, body_html: str, context: dict[str, Any]) -> Rendered:
+    """Render the three parts; raise ``TemplateRefused`` with a readable reason."""
+    context = {k: _merge_fields(v) for k, v in context.items()}
+    parts = []
+    for label, source, html in (
+        ("subject", subject, False),
+        ("body", body_text, False),
+        ("HTML part", body_html, True),
+    ):
+        try:
+            parts.append(_compile(source, html).render(context) if source else "")
+        except TemplateError as exc:
+            raise TemplateRefused(f"{label}: {exc.message or exc}") from exc
+    return Rendered(parts[0].replace("\n", " ").strip()[:SUBJECT_MAX], parts[1], parts[2])
+
+
+# --------------------------------------------------------------------------- context
+
+
+def money_text(minor: int, currency: Currency | None) -> str:
+    """An amount in the client's currency, formatted by babel (e.g. "$1,234.50")."""
+    code = currency.code if currency else "USD"
+    decimals = currency.decimals if currency else 2
+    return format_currency(Decimal(minor).scaleb(-decimals), code, locale="en_US")
+
+
+def company_context(settings: Settings) -> dict[str, Any]:
+    return {
+        "name": settings.company_name,
+        "system_url": settings.system_url,
+        "signature": settings.signature,
+        "email": settings.company_email,
+    }
+
+
+def client_context(client: Client) -> dict[str, Any]:
+    return {
+        "id": client.id,
+        "first_name": client.first_name,
+        "last_name": client.last_name,
+        "full_name": f"{client.first_name} {client.last_name}",
+        "company": client.company,
+        "email": client.email,
+        "address1": client.address1,
+        "address2": client.address2,
+        "city": client.city,
+        "state": client.state,
+        "postcode": client.postcode,
+        "country": client.country,
+    }
+
+
+def invoice_context(
+    invoice: Invoice, items: Sequence[InvoiceItem], currency: Currency | None, paid: int = 0
+) -> dict[str, Any]:
+    return {
+        "number": invoice.number,
+        "date": invoice.date.isoformat(),
+        "due_date": invoice.due_date.isoformat(),
+        "date_paid": invoice.date_paid.isoformat() if invoice.date_paid else "",
+        "status": invoice.status,
+        "payment_method": invoice.payment_method,
+        "subtotal": money_text(invoice.subtotal, currency),
+        "tax": money_text(invoice.tax, currency),
+        "tax2": money_text(invoice.tax2, currency),
+        "tax_raw": invoice.tax,
+        "tax2_raw": invoice.tax2,
+        "total": money_text(invoice.total, currency),
+        "balance": money_text(invoice.total - paid, currency),
+        "items": [
+            {"description": i.description, "amount": money_text(i.amount, currency)} for i in items
+        ],
+    }
+
+
+def sample_context(template_name: str, settings: Settings | None = None) -> dict[str, Any]:
+    """Every merge field the template may use, with sample values, for checks and previews."""
+    settings = settings or Settings()
+    usd = Currency(code="USD", decimals=2)
+    client = Client(
+        id=1,
+        first_name="Ana",
+        last_name="Núñez",
+        company="Example Ltd",
+        email="ana@example.com",
+        address1="1 Main Street",
+        address2="",
+        city="Springfield",
+        state="",
+        postcode="12345",
+        country="GB",
+    )
+    context: dict[str, Any] = {
+        "client": client_context(client),
+        "company": company_context(settings),
+    }
+    if template_name in INVOICE_TEMPLATES:
+        invoice = Invoice(
+            number="1001",
+            date=dt.date(2026, 1, 1),
+            due_date=dt.date(2026, 1, 15),
+            date_paid=None,
+            status="Unpaid",
+            payment_method="banktransfer",
+            subtotal=1000,
+            tax=200,
+            tax2=0,
+            total=1200,
+        )
+        item = InvoiceItem(description="Shared Hosting (01/01/2026 - 31/01/2026)", amount=1000)
+        context["invoice"] = invoice_context(invoice, [item], usd)
+    for extra in TEMPLATE_EXTRAS.get(template_name, ()):
+        context[extra] = {
+            "new_password": "Xy7-sample-Pw",
+            "reset_url": f"{settings.system_url}reset?token=sample",
+            "reason": "lost device",
+        }[extra]
+    return context
+
+
+# --------------------------------------------------------------------------- templates
+
+
+def check_template(name: str, subject: str, body_text: str, body_html: str = "") -> Rendered:
+    """Render against every merge field the template may use; refuse what fails."""
+    if not subject.strip() or not body_text.strip():
+        raise TemplateRefused("subject and body are required")
+    if len(subject) > SUBJECT_MAX or len(body_text) > BODY_MAX or len(body_html) > BODY_MAX:
+        raise TemplateRefused("template is too long")
+    return render(subject, body_text, body_html, sample_context(name, load_settings()))
+
+
+def save_template(
+    name: str, subject: str, body_text: str, body_html: str, actor: Actor
+) -> EmailTemplate:
+    """Create or update a template after ``check_template``; audited."""
+    check_template(name, subject, body_text, body_html)
+    with writer():
+        template = EmailTemplate.get_or_none(EmailTemplate.name == name)
+        if template is None:
+            template = EmailTemplate.create(
+                name=name, subject=subject, body_text=body_text, body_html=body_html
+            )
+            record(actor, "email_template", template.id, "create", new_value=name)
+        else:
+            for field, value in (
+                ("subject", subject),
+                ("body_text", body_text),
+                ("body_html", body_html),
+            ):
+                if getattr(template, field) != value:
+                    record(
+                        actor,
+                        "email_template",
+                        template.id,
+                        "update",
+                        field=field,
+                        old_value=getattr(template, field),
+                        new_value=value,
+                    )
+                    setattr(template, field, value)
+            template.updated_at = utcnow()
+            template.save()
+    return template
+
+
+def get_template(name: str) -> EmailTemplate:
+    template = EmailTemplate.get_or_none(EmailTemplate.name == name)
+    if template is None:
+        raise RuleError(f"no email template named {name!r}")
+    return template
+
+
+# --------------------------------------------------------------------------- queueing
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One email to queue: for a client, optionally about an invoice."""
+
+    client_id: int
+    invoice_id: int | None = None
+    unique_key: str | None = None
+    extras: tuple[tuple[str, str], ...] = ()
+
+
+def queue(template_name: str, notices: Sequence[Notice], *, marketing: bool = False) -> int:
+    """Render and queue ``notices`` in the caller's transaction; return how many were new.
+
+    A fixed number of queries whatever the count: clients, currencies, billing
+    contacts, invoices and items are each read once, rows are inserted in
+    batches, and a notice whose ``unique_key`` is already queued is skipped.
+    """
+    if not notices:
+        return 0
+    template = get_template(template_name)
+    if template.disabled:
+        return 0
+    settings = load_settings()
+    company = company_context(settings)
+    client_ids = sorted({n.client_id for n in notices})
+    clients = {c.id: c for c in _chunked(Client, Client.id, client_ids)}
+    currencies = {c.id: c for c in Currency.select()}
+    billing_ids = [c.billing_contact_id for c in clients.values() if c.billing_contact_id]
+    contacts = {c.id: c for c in _chunked(Contact, Contact.id, billing_ids)}
+    invoice_ids = sorted({n.invoice_id for n in notices if n.invoice_id})
+    invoices = {i.id: i for i in _chunked(Invoice, Invoice.id, invoice_ids)}
+    items: dict[int, list[InvoiceItem]] = {}
+    for item in _chunked(InvoiceItem, InvoiceItem.invoice, invoice_ids):
+        items.setdefault(item.invoice_id, []).append(item)
+    is_invoice_mail = template_name in INVOICE_TEMPLATES
+    rows = []
+    now = utcnow()
+    for notice in notices:
+        client = clients.get(notice.client_id)
+        if client is None:
+            raise RuleError(f"no client {notice.client_id}")
+        context: dict[str, Any] = {"client": client_context(client), "company": company}
+        if notice.invoice_id is not None:
+            invoice = invoices[notice.invoice_id]
+            context["invoice"] = invoice_context(
+                invoice,
+                sorted(items.get(invoice.id, []), key=lambda i: (i.sort_order, i.id)),
+                currencies.get(client.currency_id),
+            )
+        context.update(notice.extras)
+        rendered = render(template.subject, template.body_text, template.body_html, context)
+        masked = ""
+        if template.sensitive:
+            masked = rendered.body_text
+            for _, secret in notice.extras:
+                masked = masked.replace(secret, MASK) if secret else masked
+        to = client.email
+        contact = contacts.get(client.billing_contact_id) if is_invoice_mail else None
+        if contact is not None:
+            to = contact.email
+        rows.append(
+            {
+                "client": client.id,
+                "template": template_name,
+                "to": to,
+                "subject": rendered.subject,
+                "body_text": rendered.body_text,
+                "body_html": rendered.body_html,
+                "masked_body": masked,
+                "unique_key": notice.unique_key,
+                "marketing": marketing,
+                "created_at": now,
+                "next_attempt_at": now,
+            }
+        )
+    added = 0
+    with writer():  # a savepoint inside the caller's transaction
+        for start in range(0, len(rows), 1000):
+            batch = Email.insert_many(rows[start : start + 1000]).on_conflict_ignore()
+            added += batch.as_rowcount().execute()
+    return added
+
+
+def _chunked(model: Any, field: Any, ids: Iterable[int]) -> list[Any]:
+    """Rows whose ``field`` is in ``ids``, reading at most 10,000 ids per query."""
+    ids = list(ids)
+    rows: list[Any] = []
+    for start in range(0, len(ids), 10_000):
+        rows.extend(model.select().where(field.in_(ids[start : start + 10_000])))
+    return rows

@@ -1,0 +1,409 @@
+"""Email end to end: templates, the outbox, delivery to a real SMTP server or a Maildir."""
+
+from __future__ import annotations
+
+import datetime as dt
+import mailbox
+import threading
+from pathlib import Path
+
+import pytest
+from playhouse.test_utils import count_queries
+
+from rules.audit import SYSTEM_CLI
+from rules.delivery import LEASE, MaildirTransport, SmtpTransport, flush, resend
+from rules.errors import RuleError
+from rules.mail import MASK, Notice, TemplateRefused, queue, save_template
+from rules.massmail import MassMailFilter, preview, send_mass_mail
+from store.config import SmtpConfig
+from store.db import writer
+from store.models import (
+    Client,
+    Contact,
+    Currency,
+    Email,
+    EmailTemplate,
+    Invoice,
+    InvoiceItem,
+    utcnow,
+)
+from store.settings import save_settings
+from tests.conftest import SmtpRecorder
+
+TEMPLATE_NAMES = [
+    "Invoice Created",
+    "Invoice Payment Reminder",
+    "First Invoice Overdue Notice",
+    "Second Invoice Overdue Notice",
+    "Third Invoice Overdue Notice",
+    "Invoice Payment Confirmation",
+    "Credit Card Payment Failed",
+    "Automated Password Reset",
+    "Password Reset Validation",
+    "Password Reset Confirmation",
+    "Two-Factor Disabled",
+    "Mass Mail",
+]
+
+
+def _client(n: int = 1, **extra: object) -> Client:
+    currency = Currency.get_or_create(code="USD", defaults={"is_default": True})[0]
+    return Client.create(
+        first_name=f"Ana{n}",
+        last_name="Núñez",
+        email=f"ana{n}@example.com",
+        currency=currency,
+        **extra,
+    )
+
+
+def _invoice(client: Client, number: str = "1001") -> Invoice:
+    invoice = Invoice.create(
+        client=client,
+        number=number,
+        date=dt.date(2026, 11, 1),
+        due_date=dt.date(2026, 11, 15),
+        payment_method="banktransfer",
+        subtotal=1000,
+        tax=200,
+        total=1200,
+    )
+    InvoiceItem.create(invoice=invoice, type="Hosting", description="VPS 2GB", amount=1000)
+    return invoice
+
+
+class Clock:
+    def __init__(self) -> None:
+        # Emails are stamped with the real time when queued; the clock starts just after.
+        self.now = utcnow() + dt.timedelta(seconds=1)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, **kw: float) -> None:
+        self.now += dt.timedelta(**kw)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def _queue_one(
+    client: Client, template: str = "Password Reset Confirmation", key: str | None = None
+) -> int:
+    with writer():
+        return queue(template, [Notice(client.id, unique_key=key)])
+
+
+def test_default_templates_are_seeded(db: str) -> None:
+    names = {t.name for t in EmailTemplate.select()}
+    assert names == set(TEMPLATE_NAMES)
+    assert EmailTemplate.get(name="Automated Password Reset").sensitive
+    assert EmailTemplate.get(name="Password Reset Validation").sensitive
+    assert not EmailTemplate.get(name="Invoice Created").sensitive
+
+
+@pytest.mark.parametrize(
+    "body,reason",
+    [
+        ("{{ ''.__class__ }}", "unsafe"),
+        ("{{ client.nickname }}", "nickname"),
+        ("{{ invoice.total }}", "invoice"),  # not a merge field of this template
+        ("{% for x in %}", "body"),
+    ],
+)
+def test_sandbox_refuses_on_save(db: str, body: str, reason: str) -> None:
+    before = EmailTemplate.get(name="Password Reset Confirmation").body_text
+    with pytest.raises(TemplateRefused, match=reason):
+        save_template("Password Reset Confirmation", "Hi", body, "", SYSTEM_CLI)
+    assert EmailTemplate.get(name="Password Reset Confirmation").body_text == before
+
+
+def test_template_saved_and_rendered_with_money(db: str) -> None:
+    save_template(
+        "Invoice Created",
+        "Invoice {{ invoice.number }}",
+        "Total {{ invoice.total }} for {{ client.full_name }}",
+        "",
+        SYSTEM_CLI,
+    )
+    client = _client()
+    invoice = _invoice(client)
+    with writer():
+        queue("Invoice Created", [Notice(client.id, invoice.id)])
+    email = Email.get()
+    assert email.subject == "Invoice 1001"
+    assert email.body_text == "Total $12.00 for Ana1 Núñez"
+
+
+def test_queue_belongs_to_the_callers_transaction(db: str) -> None:
+    client = _client()
+    with pytest.raises(RuntimeError), writer():
+        queue("Password Reset Confirmation", [Notice(client.id)])
+        raise RuntimeError("the change that caused the email failed")
+    assert Email.select().count() == 0
+
+
+def test_unique_key_queues_once(db: str) -> None:
+    client = _client()
+    assert _queue_one(client, key="notice:1:first") == 1
+    assert _queue_one(client, key="notice:1:first") == 0
+    assert Email.select().count() == 1
+
+
+def test_invoice_mail_goes_to_the_billing_contact(db: str) -> None:
+    client = _client()
+    contact = Contact.create(
+        client=client, first_name="Bill", last_name="Ing", email="billing@example.org"
+    )
+    Client.update(billing_contact=contact).where(Client.id == client.id).execute()
+    invoice = _invoice(client)
+    with writer():
+        queue("Invoice Created", [Notice(client.id, invoice.id)])
+        queue("Password Reset Confirmation", [Notice(client.id)])
+    assert dict(Email.select(Email.template, Email.to).tuples()) == {
+        "Invoice Created": "billing@example.org",
+        "Password Reset Confirmation": "ana1@example.com",
+    }
+
+
+def test_queue_costs_a_fixed_number_of_queries(db: str) -> None:
+    counts = []
+    for n in (5, 60):
+        clients = [_client(1000 * n + i) for i in range(n)]
+        invoices = [_invoice(c, f"{n}-{i}") for i, c in enumerate(clients)]
+        with count_queries() as counter, writer():
+            queue(
+                "Invoice Created",
+                [Notice(c.id, i.id) for c, i in zip(clients, invoices, strict=True)],
+            )
+        counts.append(counter.count)
+    assert counts[0] == counts[1], counts
+
+
+def test_smtp_delivery_with_headers(
+    db: str, smtp_server: tuple[SmtpRecorder, SmtpConfig], clock: Clock
+) -> None:
+    recorder, config = smtp_server
+    save_settings({"company_name": "Demo Hosting", "company_email": "billing@demo.example"})
+    client = _client()
+    invoice = _invoice(client)
+    with writer():
+        queue("Invoice Created", [Notice(client.id, invoice.id)])
+    result = flush(SmtpTransport(config, "billing@demo.example"), now=clock)
+    assert (result.sent, result.failed) == (1, 0)
+    [message] = recorder.parsed()
+    email = Email.get()
+    assert message["To"] == "ana1@example.com"
+    assert message["From"] == "Demo Hosting <billing@demo.example>"
+    assert message["Subject"] == "Invoice #1001 from Demo Hosting"
+    assert message["Message-ID"] == email.message_id
+    assert email.message_id.endswith("@demo.example>")
+    body = message.get_content()
+    assert "Total: $12.00" in body and "VPS 2GB" in body and "Dear Ana1" in body
+    assert recorder.messages[0].mail_from == "billing@demo.example"
+    assert (email.status, email.attempts, email.sent_at) == ("sent", 1, clock.now)
+
+
+def test_451_twice_then_250_is_sent_on_the_third_attempt(
+    db: str, smtp_server: tuple[SmtpRecorder, SmtpConfig], clock: Clock
+) -> None:
+    recorder, config = smtp_server
+    recorder.replies = ["451 4.3.0 try again later", "451 4.3.0 still busy"]
+    _queue_one(_client())
+    transport = SmtpTransport(config, "billing@example.com")
+    assert flush(transport, now=clock).retried == 1
+    email = Email.get()
+    assert (email.status, email.attempts, email.last_error) == (
+        "queued",
+        1,
+        "451 4.3.0 try again later",
+    )
+    assert flush(transport, now=clock).sent == 0  # back-off: not due yet
+    clock.advance(minutes=1)
+    assert flush(transport, now=clock).retried == 1
+    clock.advance(minutes=1)
+    assert flush(transport, now=clock).sent == 0  # second back-off is 2 minutes
+    clock.advance(minutes=1)
+    assert flush(transport, now=clock).sent == 1
+    email = Email.get()
+    assert (email.status, email.attempts, email.last_error) == ("sent", 3, "")
+    assert len(recorder.messages) == 1
+
+
+def test_550_fails_without_retry(
+    db: str, smtp_server: tuple[SmtpRecorder, SmtpConfig], clock: Clock
+) -> None:
+    recorder, config = smtp_server
+    recorder.replies = ["550 5.1.1 no such user"]
+    _queue_one(_client())
+    transport = SmtpTransport(config, "billing@example.com")
+    result = flush(transport, now=clock)
+    assert (result.sent, result.failed) == (0, 1)
+    assert "550 5.1.1 no such user" in result.errors[0]
+    clock.advance(days=1)
+    assert flush(transport, now=clock).sent == 0
+    email = Email.get()
+    assert (email.status, email.attempts, email.last_error) == (
+        "failed",
+        1,
+        "550 5.1.1 no such user",
+    )
+    assert recorder.messages == []
+
+
+def test_unreachable_server_retries(db: str, clock: Clock) -> None:
+    _queue_one(_client())
+    config = SmtpConfig(host="127.0.0.1", port=1, security="none", timeout=2)
+    result = flush(SmtpTransport(config, "billing@example.com"), now=clock)
+    assert result.retried == 1
+    email = Email.get()
+    assert email.status == "queued" and "cannot connect" in email.last_error
+
+
+def test_crash_between_commit_and_delivery(
+    db: str, smtp_server: tuple[SmtpRecorder, SmtpConfig], clock: Clock
+) -> None:
+    recorder, config = smtp_server
+    client = _client()
+    _queue_one(client)  # committed; the process "dies" before flushing
+    # A flusher leased a second email and died mid-send: its lease runs out.
+    _queue_one(client, key="second")
+    Email.update(status="sending", lease_owner="dead:1", lease_until=clock.now + LEASE).where(
+        Email.unique_key == "second"
+    ).execute()
+    transport = SmtpTransport(config, "billing@example.com")
+    assert flush(transport, now=clock).sent == 1
+    clock.advance(minutes=6)
+    assert flush(transport, now=clock).sent == 1
+    assert Email.select().where(Email.status == "sent").count() == 2
+    assert len(recorder.messages) == 2
+
+
+def test_two_concurrent_flushers_send_each_email_once(
+    db: str, smtp_server: tuple[SmtpRecorder, SmtpConfig]
+) -> None:
+    recorder, config = smtp_server
+    recorder.delay = 0.005
+    clients = [_client(i) for i in range(40)]
+    with writer():
+        queue("Password Reset Confirmation", [Notice(c.id) for c in clients])
+    results = []
+
+    def run() -> None:
+        results.append(flush(SmtpTransport(config, "billing@example.com"), batch=5))
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r.sent for r in results) == 40
+    assert all(r.sent > 0 for r in results), [r.sent for r in results]  # both really worked
+    ids = [m["Message-ID"] for m in recorder.parsed()]
+    assert len(ids) == len(set(ids)) == 40
+    assert Email.select().where(Email.status == "sent").count() == 40
+
+
+def test_maildir_when_no_smtp(db: str, tmp_path: Path, clock: Clock) -> None:
+    _queue_one(_client())
+    box_path = tmp_path / "Maildir"
+    assert flush(MaildirTransport(box_path), now=clock).sent == 1
+    box = mailbox.Maildir(str(box_path), create=False)
+    [message] = list(box)
+    assert message["To"] == "ana1@example.com"
+    body = message.get_payload(decode=True).decode()
+    assert "password of your client account was changed" in body
+
+
+def test_sensitive_body_is_masked_once_delivered(db: str, tmp_path: Path, clock: Clock) -> None:
+    client = _client()
+    with writer():
+        queue(
+            "Automated Password Reset",
+            [Notice(client.id, extras=(("new_password", "S3cret-Pa55"),))],
+        )
+    assert "S3cret-Pa55" in Email.get().body_text  # needed until delivered
+    box_path = tmp_path / "Maildir"
+    flush(MaildirTransport(box_path), now=clock)
+    [message] = list(mailbox.Maildir(str(box_path), create=False))
+    assert "S3cret-Pa55" in message.get_payload(decode=True).decode()  # the client got it
+    email = Email.get()
+    assert "S3cret-Pa55" not in email.body_text and MASK in email.body_text
+    assert email.masked_body == ""
+    with pytest.raises(RuleError, match="cannot be resent"):
+        resend(email.id, SYSTEM_CLI)
+
+
+def test_resend_queues_a_copy(db: str, tmp_path: Path, clock: Clock) -> None:
+    _queue_one(_client())
+    flush(MaildirTransport(tmp_path / "m"), now=clock)
+    copy = resend(Email.get().id, SYSTEM_CLI)
+    assert copy.status == "queued" and copy.to == "ana1@example.com"
+    assert Email.select().count() == 2
+
+
+def test_mass_mail_honours_opt_out_and_transactional_ignores_it(db: str) -> None:
+    keen = _client(1, country="GB")
+    opted = _client(2, country="GB", marketing_opt_out=True)
+    _client(3, country="DE")
+    _client(4, country="GB", status="Closed")
+    flt = MassMailFilter.parse(["country=gb"])
+    plan = preview(flt, "Mass Mail")
+    assert (plan.count, plan.skipped_opt_out, plan.sample_to) == (1, 1, keen.email)
+    assert plan.sample is not None and "Dear Ana1" in plan.sample.body_text
+    assert send_mass_mail(flt, "Mass Mail", SYSTEM_CLI) == 1
+    assert [e.to for e in Email.select()] == [keen.email]
+    # Not marketing: the opt-out does not apply.
+    assert send_mass_mail(flt, "Mass Mail", SYSTEM_CLI, marketing=False) == 2
+    # Transactional mail always reaches the opted-out client.
+    assert _queue_one(opted) == 1
+
+
+def test_mass_mail_filters(db: str) -> None:
+    from store.models import Product, Service
+
+    a = _client(1)
+    _client(2)
+    Service.create(
+        client=a, product=Product.create(name="VPS"), status="Active", payment_method="banktransfer"
+    )
+    assert preview(MassMailFilter.parse(["has_active_product=yes"]), "Mass Mail").recipient_ids == [
+        a.id
+    ]
+    assert preview(MassMailFilter.parse(["has_active_product=no"]), "Mass Mail").count == 1
+    assert preview(MassMailFilter.parse(["status=Closed"]), "Mass Mail").count == 0
+    with pytest.raises(RuleError):
+        MassMailFilter.parse(["colour=blue"])
+
+
+def test_mass_mail_is_rate_limited(db: str, tmp_path: Path, clock: Clock) -> None:
+    save_settings({"mail_rate_limit": 3, "mail_rate_window_seconds": 30})
+    clients = [_client(i) for i in range(5)]
+    send_mass_mail(MassMailFilter(), "Mass Mail", SYSTEM_CLI)
+    with writer():
+        queue("Password Reset Confirmation", [Notice(c.id) for c in clients[:2]])
+    transport = MaildirTransport(tmp_path / "m")
+    first = flush(transport, now=clock)
+    assert (first.sent, first.deferred) == (5, 2)  # 2 transactional + 3 marketing
+    clock.advance(seconds=10)
+    assert flush(transport, now=clock).sent == 0
+    clock.advance(seconds=21)
+    assert flush(transport, now=clock).sent == 2
+
+
+def test_flush_with_wait_paces_until_done(db: str, tmp_path: Path, clock: Clock) -> None:
+    save_settings({"mail_rate_limit": 2, "mail_rate_window_seconds": 30})
+    for i in range(5):
+        _client(i)
+    send_mass_mail(MassMailFilter(), "Mass Mail", SYSTEM_CLI)
+    naps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        naps.append(seconds)
+        clock.advance(seconds=seconds)
+
+    result = flush(MaildirTransport(tmp_path / "m"), now=clock, wait=True, sleep=sleep)
+    assert (result.sent, result.deferred) == (5, 0)
+    assert len(naps) >= 2  # it really waited for the windows
