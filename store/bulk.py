@@ -15,20 +15,36 @@ from peewee import Model
 from store.db import database, is_postgres
 
 
-def bulk_insert(model: type[Model], columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """Insert ``rows`` (tuples in ``columns`` order) into ``model``'s table."""
+def bulk_insert(
+    model: type[Model],
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    skip_conflicts: bool = False,
+) -> int:
+    """Insert ``rows`` (tuples in ``columns`` order); return how many were inserted.
+
+    With ``skip_conflicts`` a row that breaks a unique constraint is skipped
+    (idempotent queuing), not an error.
+    """
     if not rows:
-        return
+        return 0
     table = model._meta.table_name
     cols = ", ".join(f'"{c}"' for c in columns)
     cursor = database.cursor()
     if is_postgres():
         from psycopg2.extras import execute_values
 
-        execute_values(cursor, f'INSERT INTO "{table}" ({cols}) VALUES %s', rows, page_size=2000)
-    else:
-        marks = ", ".join("?" * len(columns))
-        cursor.executemany(f'INSERT INTO "{table}" ({cols}) VALUES ({marks})', rows)
+        tail = " ON CONFLICT DO NOTHING RETURNING 1" if skip_conflicts else ""
+        sql = f'INSERT INTO "{table}" ({cols}) VALUES %s{tail}'
+        if skip_conflicts:
+            return len(execute_values(cursor, sql, rows, page_size=2000, fetch=True))
+        execute_values(cursor, sql, rows, page_size=2000)
+        return len(rows)
+    marks = ", ".join("?" * len(columns))
+    verb = "INSERT OR IGNORE" if skip_conflicts else "INSERT"
+    cursor.executemany(f'{verb} INTO "{table}" ({cols}) VALUES ({marks})', rows)
+    return int(cursor.rowcount)
 
 
 def bulk_update_column(model: type[Model], column: str, pairs: Sequence[tuple[int, Any]]) -> None:
