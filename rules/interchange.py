@@ -26,6 +26,7 @@ from peewee import Model, fn
 from rules.validation import (
     TEXT_LIMITS,
     FieldError,
+    check_custom_value,
     clean_country,
     clean_email,
     clean_phone,
@@ -982,30 +983,12 @@ def _custom_values(
             ck.fail(f"{path}.{name}", "unknown custom field")
             continue
         try:
-            out[name] = check_custom_value(spec, raw)
+            out[name] = check_custom_value(
+                spec["type"], spec["options"], spec["regex"], spec["required"], raw
+            )
         except FieldError as exc:
             ck.fail(f"{path}.{name}", str(exc))
     return out
-
-
-def check_custom_value(spec: dict[str, Any], value: Any) -> str:
-    """One custom field value by its type: dropdown choices, tickbox, link, regex."""
-    kind = spec["type"]
-    multiline = kind == CustomFieldType.TEXTAREA
-    text = clean_text(value, 5000 if multiline else 500, multiline=multiline)
-    if spec.get("required") and not text:
-        raise FieldError("is required")
-    if not text:
-        return text
-    if kind == CustomFieldType.DROPDOWN and text not in spec["options"]:
-        raise FieldError(f"must be one of {', '.join(spec['options'])}")
-    if kind == CustomFieldType.TICKBOX and text != "on":
-        raise FieldError('a tickbox value is "on" or empty')
-    if kind == CustomFieldType.LINK and not re.match(r"^https?://\S+$", text):
-        raise FieldError("must be a http(s) link")
-    if spec.get("regex") and not re.fullmatch(spec["regex"], text):
-        raise FieldError("does not match the required format")
-    return text
 
 
 def _positive_id(value: Any) -> int:

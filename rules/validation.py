@@ -6,6 +6,7 @@ reason a user can act on.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from functools import cache
 
@@ -122,3 +123,24 @@ def format_phone(e164: str) -> str:
     except phonenumbers.NumberParseException:
         return e164
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+def check_custom_value(
+    kind: str, options: list[str], regex: str, required: bool, value: object
+) -> str:
+    """A custom client field value by its type: dropdown choices, tickbox, link, regex."""
+    multiline = kind == "textarea"
+    text = clean_text(value, 5000 if multiline else 500, multiline=multiline)
+    if required and not text:
+        raise FieldError("is required")
+    if not text:
+        return text
+    if kind == "dropdown" and text not in options:
+        raise FieldError(f"must be one of {', '.join(options)}")
+    if kind == "tickbox" and text != "on":
+        raise FieldError('a tickbox value is "on" or empty')
+    if kind == "link" and not re.match(r"^https?://\S+$", text):
+        raise FieldError("must be a http(s) link")
+    if regex and not re.fullmatch(regex, text):
+        raise FieldError("does not match the required format")
+    return text

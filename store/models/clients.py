@@ -113,6 +113,9 @@ class Contact(BaseModel):
     country = CharField(max_length=2, default="")
     phone = CharField(max_length=PHONE_MAX, default="")
 
+    if TYPE_CHECKING:
+        client_id: Any
+
 
 Contact.add_index(
     Contact.index(Contact.client, fn.LOWER(Contact.email), unique=True, name="contact_client_email")

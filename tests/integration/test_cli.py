@@ -84,7 +84,11 @@ def test_db_upgrade_and_status(databases: Databases) -> None:
     before = run("--database", url, "db", "status")
     assert before.returncode == 1 and "[ ] 0001_initial" in before.stdout
     up = run("--database", url, "db", "upgrade", "--json")
-    assert json.loads(up.stdout)["applied"] == ["0001_initial", "0002_email_templates"]
+    assert json.loads(up.stdout)["applied"] == [
+        "0001_initial",
+        "0002_email_templates",
+        "0003_client_search",
+    ]
     after = run("--database", url, "db", "status", "--json")
     assert after.returncode == 0 and json.loads(after.stdout)["pending"] == []
 

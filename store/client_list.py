@@ -1,0 +1,121 @@
+"""The client list's queries: one page of rows, a capped count, substring search.
+
+The staff app shows a million clients by reading only the rows on screen: a page
+is one query (LIMIT/OFFSET over an index), and a search goes through the
+``client_search`` index of migration 0003 (FTS5 trigram on SQLite, pg_trgm on
+PostgreSQL) instead of scanning the table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from peewee import JOIN, SQL, Expression, NodeList
+
+from store.db import is_postgres
+from store.models import Client, ClientGroup
+
+SORTS = ("name", "id", "created")
+#: Trigram indexes need three characters; shorter terms fall back to prefix LIKE.
+MIN_TRIGRAM = 3
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    search: str = ""
+    status: str | None = None
+    group_id: int | None = None
+    sort: str = "name"
+    descending: bool = False
+
+
+@dataclass(frozen=True)
+class ListRow:
+    id: int
+    first_name: str
+    last_name: str
+    company: str
+    email: str
+    status: str
+    group_name: str
+    group_colour: str
+    created_at: dt.datetime
+
+
+def _search_condition(term: str) -> Expression | None:
+    term = term.strip()
+    if not term:
+        return None
+    by_id = Client.id == int(term) if term.isdigit() and len(term) < 10 else None
+    if len(term) >= MIN_TRIGRAM:
+        if is_postgres():
+            pattern = "%" + _escape_like(term.lower()) + "%"
+            inner = SQL(
+                "SELECT client_id FROM client_search WHERE body LIKE %s ESCAPE '\\'", (pattern,)
+            )
+        else:
+            phrase = '"' + term.replace('"', '""') + '"'
+            inner = SQL("SELECT rowid FROM client_search WHERE client_search MATCH ?", (phrase,))
+        condition: Expression = Client.id.in_(NodeList((inner,), parens=True))
+    else:
+        condition = (
+            Client.first_name.startswith(term)
+            | Client.last_name.startswith(term)
+            | Client.email.startswith(term)
+            | Client.company.startswith(term)
+        )
+    return condition | by_id if by_id is not None else condition
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _filtered(query: Any, q: ListQuery) -> Any:
+    if q.status:
+        query = query.where(Client.status == q.status)
+    if q.group_id is not None:
+        query = query.where(Client.group == q.group_id)
+    condition = _search_condition(q.search)
+    if condition is not None:
+        query = query.where(condition)
+    return query
+
+
+def _order(q: ListQuery) -> list[Any]:
+    columns = {
+        "name": [Client.last_name, Client.first_name, Client.id],
+        "id": [Client.id],
+        "created": [Client.created_at, Client.id],
+    }[q.sort if q.sort in SORTS else "name"]
+    return [c.desc() for c in columns] if q.descending else list(columns)
+
+
+def fetch_page(q: ListQuery, offset: int, limit: int) -> list[ListRow]:
+    """Rows ``offset`` .. ``offset+limit`` of the list, in one query."""
+    query = Client.select(
+        Client.id,
+        Client.first_name,
+        Client.last_name,
+        Client.company,
+        Client.email,
+        Client.status,
+        Client.created_at,
+        ClientGroup.name,
+        ClientGroup.colour,
+    ).join(ClientGroup, JOIN.LEFT_OUTER, on=(Client.group == ClientGroup.id))
+    query = _filtered(query, q).order_by(*_order(q)).limit(limit).offset(offset)
+    return [
+        ListRow(r[0], r[1], r[2], r[3], r[4], r[5], r[7] or "", r[8] or "", r[6])
+        for r in query.tuples()
+    ]
+
+
+def count(q: ListQuery, cap: int | None = None) -> int:
+    """How many clients match, counting at most ``cap`` (a "10,000+" needs no full scan)."""
+    query = _filtered(Client.select(Client.id), q)
+    if cap is not None:
+        query = query.limit(cap)
+    return int(query.count())
