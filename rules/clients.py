@@ -85,9 +85,10 @@ CUSTOM = "custom_fields"
 class StaleEdit(RuleError):
     """Someone saved this client after it was read; ``current`` holds the stored values."""
 
-    def __init__(self, current: dict[str, Any]) -> None:
+    def __init__(self, current: dict[str, Any], version: int) -> None:
         super().__init__("this client was changed by someone else since you opened it")
         self.current = current
+        self.version = version
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,10 @@ def _clean(client_id: int | None, changes: dict[str, Any], country: str) -> dict
     """Validate every change; raise one ``ValidationError`` naming each bad field."""
     errors: dict[str, str] = {}
     clean: dict[str, Any] = {}
+    try:  # the phone is read in the (new) country, so clean that first
+        country = clean_country(country) if isinstance(country, str) else ""
+    except FieldError:
+        country = ""
     for name, value in changes.items():
         try:
             if name == CUSTOM:
@@ -330,7 +335,7 @@ def update_client(
     with writer():
         current = Client.get_by_id(client_id)
         if current.version != expected_version:
-            raise StaleEdit(profile_values(current))
+            raise StaleEdit(profile_values(current), current.version)
         diffs = {k: v for k, v in clean.items() if getattr(current, k) != v}
         old_custom = {
             v.field_id: v.value
@@ -345,7 +350,8 @@ def update_client(
             .execute()
         )
         if updated != 1:  # lost a race with another writer
-            raise StaleEdit(profile_values(Client.get_by_id(client_id)))
+            fresh = Client.get_by_id(client_id)
+            raise StaleEdit(profile_values(fresh), fresh.version)
         for name, new in diffs.items():
             record(
                 actor,

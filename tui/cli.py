@@ -74,14 +74,10 @@ def main(ctx: click.Context, database: str | None) -> None:
     """
     ctx.obj = Context(database)
     if ctx.invoked_subcommand is None:
-        from store.models import Client
+        ctx.obj.open()
+        from tui.app import StaffApp  # only the app itself loads Textual
 
-        url = ctx.obj.open()
-        clients = Client.select().count()
-        click.echo(
-            f"Database ready: {url} ({clients} clients).\n"
-            "The staff app is not built yet; use the sub-commands (gobiller --help)."
-        )
+        StaffApp().run()
 
 
 @main.command("config")

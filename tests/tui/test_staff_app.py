@@ -1,0 +1,428 @@
+"""The staff app driven as staff drive it: keys through Pilot, a real database underneath."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Checkbox, Input, Select, Static
+
+from rules.audit import SYSTEM_CLI, Actor
+from rules.clients import update_client
+from rules.errors import RuleError
+from rules.permissions import PermissionDenied
+from rules.staff import add_staff
+from store.models import (
+    Addon,
+    AuditLog,
+    Client,
+    ClientGroup,
+    Contact,
+    Currency,
+    Domain,
+    Invoice,
+    Product,
+)
+from store.models import Service as ServiceModel
+from store.models.enums import ActorType, Source
+from tui.app import StaffApp
+from tui.dialogs.confirm import ConfirmDialog
+from tui.dialogs.conflict import ConflictDialog
+from tui.screens.client_editor import PREFERENCES, ClientEditor
+from tui.screens.client_list import ClientListScreen
+from tui.widgets.client_table import ClientTable
+
+PASSWORD = "correct horse battery"
+SIZE = (120, 40)
+
+
+def make_clients(n: int, **extra: Any) -> list[Client]:
+    usd = Currency.get_or_create(code="USD", defaults={"is_default": True})[0]
+    return [
+        Client.create(
+            first_name=f"First{i:04d}",
+            last_name=f"Last{i:04d}",
+            email=f"c{i}@example.com",
+            currency=usd,
+            **extra,
+        )
+        for i in range(n)
+    ]
+
+
+async def login(pilot: Pilot[None], username: str = "admin", password: str = PASSWORD) -> None:
+    await pilot.pause()
+    pilot.app.screen.query_one("#username", Input).value = username
+    pilot.app.screen.query_one("#username", Input).focus()
+    await pilot.press("enter")  # to the password field
+    pilot.app.screen.query_one("#password", Input).value = password
+    await pilot.press("enter")  # submits
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+@pytest.fixture
+def admin(db: str) -> str:
+    add_staff("admin", PASSWORD, "admin", SYSTEM_CLI)
+    add_staff("helpdesk", PASSWORD, "support", SYSTEM_CLI)
+    return db
+
+
+async def open_first_client(pilot: Pilot[None]) -> ClientEditor:
+    await pilot.press("enter")
+    await pilot.pause()
+    screen = pilot.app.screen
+    assert isinstance(screen, ClientEditor)
+    return screen
+
+
+async def settle(pilot: Pilot[None]) -> None:
+    await pilot.pause()
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def test_login_fails_then_succeeds(admin: str) -> None:
+    make_clients(3)
+    app = StaffApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await login(pilot, password="wrong password")
+        assert "Invalid username or password" in str(
+            app.screen.query_one("#login-error", Static).render()
+        )
+        assert app.actor is None
+        await login(pilot)
+        assert isinstance(app.screen, ClientListScreen)
+        assert app.actor is not None and app.actor.role == "admin"
+        assert AuditLog.select().where(AuditLog.action == "login").count() == 1
+
+
+async def test_search_and_paging(admin: str) -> None:
+    make_clients(450)
+    app = StaffApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await login(pilot)
+        table = app.screen.query_one(ClientTable)
+        assert table.total == 450
+        await pilot.press("pagedown")
+        assert table.cursor == table.size.height - 1
+        await pilot.press("end")
+        assert table.cursor == 449 and table.current is not None
+        assert table.current.last_name == "Last0449"
+        await pilot.press("home")
+        assert table.cursor == 0
+        await pilot.press("slash")
+        await pilot.press(*"Last0123")
+        await settle(pilot)
+        assert table.total == 1 and table.current is not None
+        assert table.current.email == "c123@example.com"
+        await pilot.press("enter")  # from the search box back to the list
+        editor = await open_first_client(pilot)
+        assert editor.query_one("#f-last_name", Input).value == "Last0123"
+
+
+async def test_page_reads_are_bounded(admin: str) -> None:
+    """Scrolling to the end of the list reads a couple of pages, not every row."""
+    make_clients(1200)
+    app = StaffApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await login(pilot)
+        table = app.screen.query_one(ClientTable)
+        await pilot.press("end")
+        await pilot.pause()
+        assert table.pages_read <= 3
+
+
+async def test_edit_and_save_every_field(admin: str) -> None:
+    [client] = make_clients(1)
+    group = ClientGroup.create(name="VIP")
+    app = StaffApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await login(pilot)
+        editor = await open_first_client(pilot)
+        values = {
+            "first_name": "Zoë",
+            "last_name": "D'Angelo",
+            "company": "[bold]x",
+            "email": "Zoe@Example.org",
+            "address1": "1 Rue",
+            "address2": "Apt 2",
+            "city": "Paris",
+            "state": "IDF",
+            "postcode": "75001",
+            "country": "fr",
+            "phone": "06 12 34 56 78",
+            "tax_id": "FR123",
+            "language": "fr",
+        }
+        for name, value in values.items():
+            editor.query_one(f"#f-{name}", Input).value = value
+        for _, _, key in PREFERENCES:
+            await pilot.press(key)
+        editor.query_one("#f-group_id", Select).value = group.id
+        editor.query_one("#f-status", Select).value = "Inactive"
+        editor.query_one("#f-admin_notes").text = "VIP since 2019"  # type: ignore[attr-defined]
+        await pilot.pause()
+        assert "unsaved" in str(editor.query_one("#editor-title", Static).render())
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert "unsaved" not in str(editor.query_one("#editor-title", Static).render())
+    saved = Client.get_by_id(client.id)
+    assert (saved.first_name, saved.company, saved.email) == ("Zoë", "[bold]x", "Zoe@example.org")
+    assert (saved.country, saved.phone, saved.status) == ("FR", "+33612345678", "Inactive")
+    assert saved.group_id == group.id and saved.admin_notes == "VIP since 2019"
+    for name, _, _ in PREFERENCES:
+        assert getattr(saved, name) is True, name
+    assert saved.version == 2
+    logged = {a.field for a in AuditLog.select().where(AuditLog.client == client.id)}
+    assert {"first_name", "late_fees_exempt", "status_locked", "group_id"} <= logged
+
+
+async def test_invalid_fields_are_marked_and_nothing_saved(admin: str) -> None:
+    [client] = make_clients(1)
+    app = StaffApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await login(pilot)
+        editor = await open_first_client(pilot)
+        editor.query_one("#f-email", Input).value = "not an email"
+        editor.query_one("#f-phone", Input).value = "12"
+        editor.query_one("#f-city", Input).value = "Valid City"
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert "not a valid email" in str(editor.query_one("#err-email", Static).render())
+        assert "phone" in str(editor.query_one("#err-phone", Static).render())
+        assert editor.query_one("#f-email").has_class("-invalid")
+    saved = Client.get_by_id(client.id)
+    assert (saved.email, saved.city, saved.version) == ("c0@example.com", "", 1)
+
+
+async def test_concurrent_edit_opens_the_conflict_dialog(admin: str) -> None:
+    [client] = make_clients(1)
+    app = StaffApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await login(pilot)
+        editor = await open_first_client(pilot)
+        # Another member of staff saves the same client meanwhile.
+        other = Actor(ActorType.STAFF, "maria", Source.TUI, 99, "billing")
+        update_client(client.id, 1, {"city": "Lisbon"}, other)
+        editor.query_one("#f-city", Input).value = "Porto"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        await pilot.pause()
+        assert isinstance(app.screen, ConflictDialog)
+        assert ("City", "Porto", "Lisbon") in app.screen.rows
+        await pilot.press("a")  # re-apply mine over theirs, knowingly
+        await settle(pilot)
+    saved = Client.get_by_id(client.id)
+    assert (saved.city, saved.version) == ("Porto", 3)
+
+
+async def test_conflict_reload_discards_mine(admin: str) -> None:
+    [client] = make_clients(1)
+    app = StaffApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await login(pilot)
+        editor = await open_first_client(pilot)
+        update_client(client.id, 1, {"city": "Lisbon"}, SYSTEM_CLI)
+        editor.query_one("#f-city", Input).value = "Porto"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        await pilot.pause()
+        await pilot.press("r")
+        await settle(pilot)
+        assert editor.query_one("#f-city", Input).value == "Lisbon"
+        assert editor.version == 2
+    assert Client.get_by_id(client.id).city == "Lisbon"
+
+
+async def test_payment_method_cascade_is_counted_and_confirmed(admin: str) -> None:
+    [client] = make_clients(1, payment_method="banktransfer")
+    product = Product.create(name="VPS")
+    for _ in range(2):
+        service = ServiceModel.create(client=client, product=product, payment_method="banktransfer")
+    Addon.create(service=service, client=client, name="Backups", payment_method="banktransfer")
+    Domain.create(client=client, name="a.com", payment_method="mailin")  # another method
+    import datetime as dt
+
+    for n, status in enumerate(("Unpaid", "Paid")):
+        Invoice.create(
+            client=client,
+            number=f"{n}",
+            date=dt.date(2026, 1, 1),
+            due_date=dt.date(2026, 1, 1),
+            status=status,
+            payment_method="banktransfer",
+        )
+    app = StaffApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await login(pilot)
+        editor = await open_first_client(pilot)
+        editor.query_one("#f-payment_method", Select).value = "sandboxcard"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, ConfirmDialog)
+        assert "2 services, 1 addons, 0 domains and 1 unpaid invoices" in dialog.message
+        await pilot.press("y")
+        await settle(pilot)
+    assert ServiceModel.select().where(ServiceModel.payment_method == "sandboxcard").count() == 2
+    assert Addon.get().payment_method == "sandboxcard"
+    assert Domain.get().payment_method == "mailin"
+    assert {i.status: i.payment_method for i in Invoice.select()} == {
+        "Unpaid": "sandboxcard",
+        "Paid": "banktransfer",
+    }
+
+
+async def test_declining_the_cascade_saves_nothing(admin: str) -> None:
+    [client] = make_clients(1)
+    ServiceModel.create(
+        client=client, product=Product.create(name="VPS"), payment_method="banktransfer"
+    )
+    app = StaffApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await login(pilot)
+        editor = await open_first_client(pilot)
+        editor.query_one("#f-payment_method", Select).value = "mailin"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        await pilot.press("n")
+        await settle(pilot)
+    assert Client.get_by_id(client.id).payment_method == "banktransfer"
+
+
+async def test_leaving_with_unsaved_edits_asks(admin: str) -> None:
+    make_clients(1)
+    app = StaffApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await login(pilot)
+        editor = await open_first_client(pilot)
+        editor.query_one("#f-city", Input).value = "Oslo"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmDialog)
+        await pilot.press("n")  # stay
+        await pilot.pause()
+        assert app.screen is editor
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("y")  # discard
+        await settle(pilot)
+        assert isinstance(app.screen, ClientListScreen)
+    assert Client.get().city == ""
+
+
+async def test_support_role_cannot_touch_billing(admin: str) -> None:
+    [client] = make_clients(1)
+    app = StaffApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await login(pilot, username="helpdesk")
+        editor = await open_first_client(pilot)
+        assert editor.query_one("#f-tax_exempt", Checkbox).disabled
+        assert editor.query_one("#f-status", Select).disabled
+        await pilot.press("f4")  # the tax-exempt key does nothing for support
+        editor.query_one("#f-admin_notes").text = "Called about DNS"  # type: ignore[attr-defined]
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+    saved = Client.get_by_id(client.id)
+    assert saved.tax_exempt is False and saved.admin_notes == "Called about DNS"
+    support = Actor(ActorType.STAFF, "helpdesk", Source.TUI, 2, "support")
+    with pytest.raises(PermissionDenied):
+        update_client(client.id, saved.version, {"tax_exempt": True}, support)
+
+
+async def test_new_client_from_the_list(admin: str) -> None:
+    make_clients(1)
+    app = StaffApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await login(pilot)
+        await pilot.press("n")
+        await pilot.pause()
+        editor = app.screen
+        assert isinstance(editor, ClientEditor) and editor.client_id is None
+        for name, value in (
+            ("first_name", "محمد"),
+            ("last_name", "العلي"),
+            ("email", "m@example.com"),
+        ):
+            editor.query_one(f"#f-{name}", Input).value = value
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert editor.client_id is not None
+    created = Client.get(Client.email == "m@example.com")
+    assert created.first_name == "محمد"
+
+
+async def test_contacts_can_be_added_and_removed(admin: str) -> None:
+    [client] = make_clients(1)
+    app = StaffApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await login(pilot)
+        editor = await open_first_client(pilot)
+        editor.query_one("#tabs").active = "contacts"  # type: ignore[attr-defined]
+        await pilot.pause()
+        editor.query_one("#contacts-table").focus()
+        await pilot.press("a")
+        await pilot.pause()
+        dialog = app.screen
+        for name, value in (
+            ("first_name", "Bill"),
+            ("last_name", "Ing"),
+            ("email", "bill@example.com"),
+        ):
+            dialog.query_one(f"#contact-{name}", Input).value = value
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert Contact.select().where(Contact.client == client.id).count() == 1
+        editor.query_one("#contacts-table").focus()
+        await pilot.press("d")
+        await pilot.pause()
+        await pilot.press("y")
+        await settle(pilot)
+    assert Contact.select().count() == 0
+
+
+async def test_markup_like_names_show_literally(admin: str) -> None:
+    usd = Currency.create(code="USD", is_default=True)
+    for i, name in enumerate(("[bold]x", "[/", "[TODO]", "a[0]]")):
+        Client.create(
+            first_name=name, last_name="Zed", email=f"m{i}@example.com", currency=usd, company=name
+        )
+    app = StaffApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await login(pilot)
+        table = app.screen.query_one(ClientTable)
+        lines = [table.render_line(y).text for y in range(4)]
+        for name in ("[bold]x", "[/", "[TODO]", "a[0]]"):
+            assert any(f"{name} Zed" in line for line in lines), (name, lines)
+        editor = await open_first_client(pilot)
+        assert editor.query_one("#f-company", Input).value in {"[bold]x", "[/", "[TODO]", "a[0]]"}
+        title = str(editor.query_one("#editor-title", Static).render())
+        assert "Zed" in title and "[" in title
+
+
+async def test_idle_lock_asks_for_the_password(admin: str) -> None:
+    make_clients(1)
+    app = StaffApp(lock_minutes=0)
+    async with app.run_test(size=SIZE) as pilot:
+        await login(pilot)
+        app.check_lock()
+        await pilot.pause()
+        assert app.locked
+        lock = app.screen
+        lock.query_one("#unlock-password", Input).value = "wrong"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.locked
+        lock.query_one("#unlock-password", Input).value = PASSWORD
+        await pilot.press("enter")
+        await pilot.pause()
+        assert not app.locked and isinstance(app.screen, ClientListScreen)
+
+
+def test_rule_errors_are_domain_errors() -> None:
+    assert issubclass(PermissionDenied, RuleError)

@@ -1,0 +1,108 @@
+"""The staff app: login, the client list, the profile editor; locks when idle."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from functools import partial
+
+from textual import events
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.command import Hit, Hits, Provider
+from textual.screen import Screen
+
+from rules.audit import Actor
+from rules.staff import check_password
+from store.client_list import ListQuery, fetch_page
+from store.settings import load_settings
+from tui.dialogs.password import LockScreen
+from tui.screens.client_editor import ClientEditor
+from tui.screens.client_list import ClientListScreen
+from tui.screens.login import LoginScreen
+
+
+class ClientFinder(Provider):
+    """Command palette: find a client by name or email and open it."""
+
+    async def search(self, query: str) -> Hits:
+        app = self.app
+        if not isinstance(app, StaffApp) or app.actor is None or len(query.strip()) < 2:
+            return
+        rows = fetch_page(ListQuery(search=query), 0, 20)  # an indexed query: milliseconds
+        matcher = self.matcher(query)
+        for row in rows:
+            label = f"#{row.id} {row.first_name} {row.last_name} <{row.email}>"
+            yield Hit(
+                max(matcher.match(label), 0.5),
+                matcher.highlight(label),
+                partial(app.open_client, row.id),
+                help="Open client",
+            )
+
+
+class StaffApp(App[None]):
+    CSS_PATH = "app.tcss"
+    TITLE = "GoBiller"
+    COMMANDS = App.COMMANDS | {ClientFinder}
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", id="app.quit"),
+        Binding("ctrl+l", "lock", "Lock", id="app.lock"),
+    ]
+
+    def __init__(self, *, lock_minutes: float | None = None) -> None:
+        super().__init__()
+        self.actor: Actor | None = None
+        self.lock_seconds = 60 * (
+            lock_minutes if lock_minutes is not None else load_settings().staff_lock_minutes
+        )
+        self.last_activity = time.monotonic()
+        self.locked = False
+
+    def on_mount(self) -> None:
+        self.push_screen(LoginScreen())
+        self.set_interval(5, self.check_lock)
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key | events.MouseDown):
+            self.last_activity = time.monotonic()
+        await super().on_event(event)
+
+    def check_lock(self) -> None:
+        if (
+            self.actor
+            and not self.locked
+            and time.monotonic() - self.last_activity > self.lock_seconds
+        ):
+            self.action_lock()
+
+    def action_lock(self) -> None:
+        if self.actor is None or self.locked:
+            return
+        actor = self.actor
+        self.locked = True
+
+        def unlocked(_: None) -> None:
+            self.locked = False
+            self.last_activity = time.monotonic()
+
+        self.push_screen(LockScreen(actor.name, partial(check_password, actor)), unlocked)
+
+    def on_login_screen_logged_in(self, message: LoginScreen.LoggedIn) -> None:
+        self.actor = message.actor
+        self.sub_title = f"{message.actor.name} ({message.actor.role})"
+        self.switch_screen(ClientListScreen())
+
+    def open_client(self, client_id: int | None) -> None:
+        if self.actor is not None:
+            self.push_screen(ClientEditor(self.actor, client_id))
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        if self.actor is not None:
+            yield SystemCommand(
+                "New client", "Open the editor for a new client", partial(self.open_client, None)
+            )
+            yield SystemCommand(
+                "Lock", "Lock the app until the password is typed", self.action_lock
+            )

@@ -1,0 +1,128 @@
+"""The client list: search as you type, filters, sort, and a virtual table."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Select, Static
+
+from store.client_list import SORTS, ListQuery, ListRow, count, fetch_page
+from store.models import ClientGroup
+from store.models.enums import ClientStatus
+from tui.widgets.client_table import PAGE, ClientTable, header_text
+
+COUNT_CAP = 10_000
+
+
+class ClientListScreen(Screen[None]):
+    BINDINGS = [
+        Binding("slash", "search", "Search", id="list.search"),
+        Binding("n", "new_client", "New client", id="list.new"),
+        Binding("s", "cycle_sort", "Sort", id="list.sort"),
+        Binding("escape", "focus_table", "To list", show=False, id="list.escape"),
+    ]
+
+    class Results(Message):
+        """A search finished in the worker: its query, capped total and first page."""
+
+        def __init__(self, query: ListQuery, total: int, page: list[ListRow]) -> None:
+            super().__init__()
+            self.query = query
+            self.total = total
+            self.page = page
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.list_query = ListQuery()
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="list-bar"):
+            yield Input(placeholder="/ search name, company, email, phone or id", id="search")
+            yield Select(
+                [(s.value, s.value) for s in ClientStatus], prompt="Any status", id="status"
+            )
+            yield Select(
+                [(g.name, g.id) for g in ClientGroup.select().order_by(ClientGroup.name)],
+                prompt="Any group",
+                id="group",
+            )
+        yield Static("", id="list-info", markup=False)
+        yield Static(header_text(), id="list-header")
+        yield ClientTable(id="clients")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.refresh_results()
+        self.query_one(ClientTable).focus()
+
+    @property
+    def table(self) -> ClientTable:
+        return self.query_one(ClientTable)
+
+    @on(Input.Changed, "#search")
+    def search_changed(self, event: Input.Changed) -> None:
+        self.list_query = replace(self.list_query, search=event.value)
+        self.refresh_results()
+
+    @on(Input.Submitted, "#search")
+    def search_submitted(self) -> None:
+        self.table.focus()
+
+    @on(Select.Changed, "#status")
+    def status_changed(self, event: Select.Changed) -> None:
+        value = None if event.value is Select.NULL else str(event.value)
+        self.list_query = replace(self.list_query, status=value)
+        self.refresh_results()
+
+    @on(Select.Changed, "#group")
+    def group_changed(self, event: Select.Changed) -> None:
+        value = None if event.value is Select.NULL else int(str(event.value))
+        self.list_query = replace(self.list_query, group_id=value)
+        self.refresh_results()
+
+    def refresh_results(self) -> None:
+        self.query_one("#list-info", Static).update("Searching…")
+        self.load(self.list_query)
+
+    @work(thread=True, exclusive=True, group="search")
+    def load(self, query: ListQuery) -> None:
+        """Count and first page off the UI thread; a newer search cancels this one."""
+        # Searches are capped (a common term may match most clients); plain lists are counted
+        # exactly so every row can be scrolled to.
+        total = count(query, cap=COUNT_CAP + 1 if query.search.strip() else None)
+        page = fetch_page(query, 0, PAGE)
+        self.post_message(self.Results(query, total, page))
+
+    def on_client_list_screen_results(self, message: Results) -> None:
+        if message.query != self.list_query:
+            return  # a stale answer to an older keystroke
+        shown = f"{COUNT_CAP:,}+" if message.total > COUNT_CAP else f"{message.total:,}"
+        self.table.set_query(message.query, message.total, message.page)
+        sort = self.list_query.sort
+        self.query_one("#list-info", Static).update(f"{shown} clients · sorted by {sort}")
+
+    def action_search(self) -> None:
+        self.query_one("#search", Input).focus()
+
+    def action_focus_table(self) -> None:
+        self.table.focus()
+
+    def action_cycle_sort(self) -> None:
+        sort = SORTS[(SORTS.index(self.list_query.sort) + 1) % len(SORTS)]
+        self.list_query = replace(self.list_query, sort=sort)
+        self.refresh_results()
+
+    def action_new_client(self) -> None:
+        self.app.open_client(None)  # type: ignore[attr-defined]
+
+    def on_client_table_opened(self, message: ClientTable.Opened) -> None:
+        self.app.open_client(message.client_id)  # type: ignore[attr-defined]
+
+    def on_screen_resume(self) -> None:
+        self.table.reload()
