@@ -50,9 +50,10 @@ class StaffApp(App[None]):
         Binding("ctrl+l", "lock", "Lock", id="app.lock"),
     ]
 
-    def __init__(self, *, lock_minutes: float | None = None) -> None:
+    def __init__(self, *, lock_minutes: float | None = None, actor: Actor | None = None) -> None:
+        """``actor`` skips the login screen (benchmarks and snapshot tests)."""
         super().__init__()
-        self.actor: Actor | None = None
+        self.actor: Actor | None = actor
         self.lock_seconds = 60 * (
             lock_minutes if lock_minutes is not None else load_settings().staff_lock_minutes
         )
@@ -60,7 +61,10 @@ class StaffApp(App[None]):
         self.locked = False
 
     def on_mount(self) -> None:
-        self.push_screen(LoginScreen())
+        if self.actor is None:
+            self.push_screen(LoginScreen())
+        else:
+            self.push_screen(ClientListScreen())
         self.set_interval(5, self.check_lock)
 
     async def on_event(self, event: events.Event) -> None:
