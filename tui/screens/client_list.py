@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 from textual import on, work
@@ -40,6 +41,10 @@ class ClientListScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self.list_query = ListQuery()
+        #: perf_counter() of the last search edit and of the repaint that showed its results
+        #: (read by bench/tui.py: keystroke-to-repaint without the test harness).
+        self.edited_at = 0.0
+        self.repainted_at = 0.0
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="list-bar"):
@@ -67,6 +72,7 @@ class ClientListScreen(Screen[None]):
 
     @on(Input.Changed, "#search")
     def search_changed(self, event: Input.Changed) -> None:
+        self.edited_at = time.perf_counter()
         self.list_query = replace(self.list_query, search=event.value)
         self.refresh_results()
 
@@ -106,6 +112,10 @@ class ClientListScreen(Screen[None]):
         self.table.set_query(message.query, message.total, message.page)
         sort = self.list_query.sort
         self.query_one("#list-info", Static).update(f"{shown} clients · sorted by {sort}")
+        self.call_after_refresh(self._painted)
+
+    def _painted(self) -> None:
+        self.repainted_at = time.perf_counter()
 
     def action_search(self) -> None:
         self.query_one("#search", Input).focus()

@@ -1,0 +1,223 @@
+"""Staff app speed on a big database, beside baselines run in the same process.
+
+    python bench/tui.py [--clients 1000000] [--database URL]
+
+Builds (once) a demo database of N clients, then measures:
+- list_open_s: from starting a process to the first painted client list;
+- keystroke_p50_ms / keystroke_p95_ms: a key typed in the search box until the
+  list shows the new results, over a fixed list of search terms;
+- save_p95_ms: Save Changes on a client (rules.update_client);
+and the baselines: a Textual DataTable holding 100,000 rows (datatable_open_s)
+and the bare SQL of each search (sql_p50_ms / sql_p95_ms). The last line is one
+JSON object with every figure and ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+TERMS = ["an", "ana", "brien", "müller", "王", "example.org", "todo", "4242", "zz", "dangelo7"]
+
+CHILD = """
+import time, sys
+started = time.perf_counter()
+sys.path.insert(0, {root!r})
+from store.db import open_database
+from store.migrate import upgrade
+open_database({url!r}); upgrade()
+from rules.audit import Actor
+from store.models.enums import ActorType, Source
+from tui.app import StaffApp
+from tui.widgets.client_table import ClientTable
+import asyncio
+
+async def main():
+    app = StaffApp(actor=Actor(ActorType.STAFF, "admin", Source.TUI, 1, "admin"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        while True:
+            await pilot.pause()
+            tables = app.screen.query(ClientTable)
+            if tables and tables.first().total:
+                break
+        print(time.perf_counter() - started)
+
+asyncio.run(main())
+"""
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def ensure_database(url: str, clients: int) -> None:
+    from store.db import open_database
+    from store.migrate import upgrade
+    from store.models import Client
+
+    open_database(url)
+    upgrade()
+    have = Client.select().count()
+    if have == 0:
+        from rules.demo import generate_demo
+
+        print(f"building a demo database of {clients:,} clients (once)…", flush=True)
+        generate_demo(clients, seed=1)
+    elif have != clients:
+        print(f"note: the database has {have:,} clients, not {clients:,}", flush=True)
+
+
+def measure_list_open(url: str, runs: int = 3) -> float:
+    """Wall time of a fresh process until its list is painted (best of ``runs``)."""
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-c", CHILD.format(root=str(ROOT), url=url)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        times.append(time.perf_counter() - started)
+    return min(times)
+
+
+async def measure_keystrokes() -> tuple[list[float], list[float]]:
+    from rules.audit import Actor
+    from store.client_list import ListQuery, count, fetch_page
+    from store.models.enums import ActorType, Source
+    from textual.widgets import Input
+    from tui.app import StaffApp
+    from tui.screens.client_list import COUNT_CAP
+    from tui.widgets.client_table import PAGE, ClientTable
+
+    keys: list[float] = []
+    sql: list[float] = []
+    app = StaffApp(actor=Actor(ActorType.STAFF, "admin", Source.TUI, 1, "admin"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        search = app.screen.query_one("#search", Input)
+        table = app.screen.query_one(ClientTable)
+        for term in TERMS:
+            search.value = ""
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            search.focus()
+            screen = app.screen
+            for i in range(1, len(term) + 1):
+                await pilot.press(term[i - 1] if term[i - 1].isascii() else "space")
+                if not term[i - 1].isascii():
+                    search.value = search.value[:-1] + term[i - 1]
+                await app.workers.wait_for_complete()
+                await pilot.pause()
+                assert table.query_spec.search == search.value, (table.query_spec, search.value)
+                keys.append((screen.repainted_at - screen.edited_at) * 1000)
+            query = ListQuery(search=term)
+            started = time.perf_counter()
+            count(query, cap=COUNT_CAP + 1)
+            fetch_page(query, 0, PAGE)
+            sql.append((time.perf_counter() - started) * 1000)
+    return keys, sql
+
+
+def measure_saves(n: int = 60) -> list[float]:
+    from rules.audit import SYSTEM_CLI
+    from rules.clients import update_client
+    from store.models import Client
+
+    top = Client.select().count()
+    rng = random.Random(7)
+    times = []
+    for i in range(n):
+        client = Client.get_by_id(rng.randint(1, top))
+        started = time.perf_counter()
+        update_client(client.id, client.version, {"city": f"Bench City {i}"}, SYSTEM_CLI)
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+async def measure_datatable(rows: int) -> float:
+    from store.models import Client
+    from textual.app import App, ComposeResult
+    from textual.widgets import DataTable
+
+    data = list(
+        Client.select(
+            Client.id,
+            Client.first_name,
+            Client.last_name,
+            Client.company,
+            Client.email,
+            Client.status,
+        )
+        .limit(rows)
+        .tuples()
+    )
+
+    class Baseline(App[None]):
+        def compose(self) -> ComposeResult:
+            table: DataTable[str] = DataTable()
+            table.add_columns("ID", "First", "Last", "Company", "Email", "Status")
+            table.add_rows(data)
+            yield table
+
+    started = time.perf_counter()
+    app = Baseline()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--clients", type=int, default=1_000_000)
+    parser.add_argument("--database", help="database URL (default: a SQLite file in /tmp)")
+    args = parser.parse_args()
+    url = (
+        args.database
+        or f"sqlite:///{Path(tempfile.gettempdir()) / f'gobiller-bench-{args.clients}.sqlite3'}"
+    )
+    os.environ.setdefault("TEXTUAL_ANIMATIONS", "none")
+    ensure_database(url, args.clients)
+
+    list_open = measure_list_open(url)
+    keys, sql = asyncio.run(measure_keystrokes())
+    saves = measure_saves()
+    datatable = asyncio.run(measure_datatable(min(100_000, args.clients)))
+
+    result = {
+        "clients": args.clients,
+        "list_open_s": round(list_open, 3),
+        "keystroke_p50_ms": round(statistics.median(keys), 1),
+        "keystroke_p95_ms": round(percentile(keys, 95), 1),
+        "sql_p50_ms": round(statistics.median(sql), 1),
+        "sql_p95_ms": round(percentile(sql, 95), 1),
+        "save_p95_ms": round(percentile(saves, 95), 2),
+        "datatable_open_s": round(datatable, 3),
+        "datatable_rows": min(100_000, args.clients),
+    }
+    result["list_open_vs_datatable"] = round(list_open / datatable, 3)
+    result["keystroke_p95_vs_sql_p95"] = round(
+        result["keystroke_p95_ms"] / max(result["sql_p95_ms"], 0.001), 2
+    )
+    for key, value in result.items():
+        print(f"{key:>28}: {value}")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
