@@ -27,6 +27,7 @@ from typing import Protocol
 from rules.audit import Actor, record
 from rules.errors import RuleError
 from rules.mail import MASK
+from rules.permissions import require
 from store.config import SmtpConfig
 from store.db import is_postgres, writer
 from store.models import Email, EmailTemplate, utcnow
@@ -364,6 +365,7 @@ def _retry(email: Email, owner: str, error: str, now: dt.datetime, result: Flush
 
 def resend(email_id: int, actor: Actor) -> Email:
     """Queue a copy of a logged email (not of one whose secret was masked)."""
+    require(actor, "mail.send")
     original = Email.get_or_none(Email.id == email_id)
     if original is None:
         raise RuleError(f"no email {email_id}")

@@ -18,6 +18,7 @@ from rules.mail import (
     queue,
     render,
 )
+from rules.permissions import require
 from store.db import writer
 from store.models import Addon, Client, ClientGroup, Currency, Domain, Service
 from store.models.enums import ACTIVE_DOMAIN_STATUSES, ACTIVE_SERVICE_STATUSES, ClientStatus
@@ -147,6 +148,7 @@ def send_mass_mail(
     flt: MassMailFilter, template_name: str, actor: Actor, *, marketing: bool = True
 ) -> int:
     """Queue the mass mail for every recipient in one transaction; return how many."""
+    require(actor, "mail.send")
     plan = preview(flt, template_name, marketing=marketing)
     if plan.count == 0:
         raise RuleError("no client matches these filters")

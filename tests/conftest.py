@@ -145,3 +145,17 @@ def smtp_server() -> Iterator[tuple[SmtpRecorder, SmtpConfig]]:
         yield recorder, SmtpConfig(host="127.0.0.1", port=port, security="none", timeout=10)
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def admin(db: str) -> str:
+    """A migrated database with staff 'admin' (admin) and 'helpdesk' (support)."""
+    from rules.audit import SYSTEM_CLI
+    from rules.staff import add_staff
+
+    add_staff("admin", STAFF_PASSWORD, "admin", SYSTEM_CLI)
+    add_staff("helpdesk", STAFF_PASSWORD, "support", SYSTEM_CLI)
+    return db
+
+
+STAFF_PASSWORD = "correct horse battery"

@@ -13,13 +13,16 @@ from textual.command import Hit, Hits, Provider
 from textual.screen import Screen
 
 from rules.audit import Actor
+from rules.permissions import allowed
 from rules.staff import check_password
 from store.client_list import ListQuery, fetch_page
 from store.settings import load_settings
 from tui.dialogs.password import LockScreen
 from tui.screens.client_editor import ClientEditor
 from tui.screens.client_list import ClientListScreen
+from tui.screens.email_log import EmailLogScreen
 from tui.screens.login import LoginScreen
+from tui.screens.mass_mail import MassMailScreen
 
 
 class ClientFinder(Provider):
@@ -101,9 +104,25 @@ class StaffApp(App[None]):
         if self.actor is not None:
             self.push_screen(ClientEditor(self.actor, client_id))
 
+    def action_email_log(self) -> None:
+        if self.actor is not None:
+            self.push_screen(EmailLogScreen())
+
+    def action_mass_mail(self) -> None:
+        if self.actor is None:
+            return
+        if not allowed(self.actor, "mail.send"):
+            self.notify("Your role may not send mass mail", severity="error")
+            return
+        self.push_screen(MassMailScreen(self.actor))
+
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         if self.actor is not None:
+            yield SystemCommand("Email log", "Every email sent or queued", self.action_email_log)
+            yield SystemCommand(
+                "Mass mail", "Compose and send to filtered clients", self.action_mass_mail
+            )
             yield SystemCommand(
                 "New client", "Open the editor for a new client", partial(self.open_client, None)
             )

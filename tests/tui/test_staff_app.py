@@ -12,7 +12,6 @@ from rules.audit import SYSTEM_CLI, Actor
 from rules.clients import update_client
 from rules.errors import RuleError
 from rules.permissions import PermissionDenied
-from rules.staff import add_staff
 from store.models import (
     Addon,
     AuditLog,
@@ -26,6 +25,7 @@ from store.models import (
 )
 from store.models import Service as ServiceModel
 from store.models.enums import ActorType, Source
+from tests.conftest import STAFF_PASSWORD
 from tui.app import StaffApp
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.conflict import ConflictDialog
@@ -33,7 +33,7 @@ from tui.screens.client_editor import PREFERENCES, ClientEditor
 from tui.screens.client_list import ClientListScreen
 from tui.widgets.client_table import ClientTable
 
-PASSWORD = "correct horse battery"
+PASSWORD = STAFF_PASSWORD
 SIZE = (120, 40)
 
 
@@ -62,13 +62,6 @@ async def login(pilot: Pilot[None], username: str = "admin", password: str = PAS
     await pilot.pause()
     await pilot.app.workers.wait_for_complete()
     await pilot.pause()
-
-
-@pytest.fixture
-def admin(db: str) -> str:
-    add_staff("admin", PASSWORD, "admin", SYSTEM_CLI)
-    add_staff("helpdesk", PASSWORD, "support", SYSTEM_CLI)
-    return db
 
 
 async def open_first_client(pilot: Pilot[None]) -> ClientEditor:

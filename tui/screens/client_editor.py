@@ -61,6 +61,7 @@ from store.models.enums import GATEWAYS, ClientStatus
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.conflict import ConflictDialog
 from tui.dialogs.contact import ContactDialog
+from tui.widgets.email_table import EmailTable
 
 TEXT_FIELDS = (
     ("first_name", "First name"),
@@ -157,7 +158,7 @@ class ClientEditor(Screen[None]):
             with TabPane("Invoices", id="invoices"):
                 yield DataTable(id="invoices-table", cursor_type="row")
             with TabPane("Emails", id="emails"):
-                yield DataTable(id="emails-table", cursor_type="row")
+                yield EmailTable(id="emails-table")
             with TabPane("Log", id="log"):
                 yield DataTable(id="log-table", cursor_type="row")
         yield Footer()
@@ -387,21 +388,7 @@ class ClientEditor(Screen[None]):
                 for i in invoices_of(cid)
             ],
         )
-        self._table(
-            "#emails-table",
-            ("Date", "Template", "To", "Subject", "Status", "Error"),
-            [
-                (
-                    f"{e.created_at:%Y-%m-%d %H:%M}",
-                    e.template,
-                    e.to,
-                    e.subject,
-                    e.status,
-                    e.last_error,
-                )
-                for e in email_log(client_id=cid, limit=500)
-            ],
-        )
+        self.query_one(EmailTable).show(email_log(client_id=cid, limit=500))
         self._table(
             "#log-table",
             ("When", "Who", "Source", "Action", "Field", "Old → New"),
@@ -700,6 +687,10 @@ class ClientEditor(Screen[None]):
                 self.notify(str(exc), severity="error")
                 return
             self._reload_keeping_edits()
+
+    def on_email_table_resent(self) -> None:
+        if self.client_id is not None:
+            self.query_one(EmailTable).show(email_log(client_id=self.client_id, limit=500))
 
     def _reload_keeping_edits(self) -> None:
         """Contacts changed (and maybe the version): reload, then put unsaved edits back."""

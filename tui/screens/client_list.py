@@ -26,6 +26,8 @@ class ClientListScreen(Screen[None]):
         Binding("slash", "search", "Search", id="list.search"),
         Binding("n", "new_client", "New client", id="list.new"),
         Binding("s", "cycle_sort", "Sort", id="list.sort"),
+        Binding("l", "app.email_log", "Email log", id="list.emaillog"),
+        Binding("m", "app.mass_mail", "Mass mail", id="list.massmail"),
         Binding("escape", "focus_table", "To list", show=False, id="list.escape"),
     ]
 

@@ -1,0 +1,127 @@
+"""Email log, message view, resend and mass mail in the staff app."""
+
+from __future__ import annotations
+
+from textual.widgets import Input, Static
+
+from rules.mail import Notice, queue
+from store.db import writer
+from store.models import Client, Email, EmailTemplate
+from tests.tui.test_staff_app import SIZE, login, make_clients, settle
+from tui.app import StaffApp
+from tui.dialogs.confirm import ConfirmDialog
+from tui.dialogs.message import MessageDialog
+from tui.screens.client_editor import ClientEditor
+from tui.screens.email_log import EmailLogScreen
+from tui.screens.mass_mail import MassMailScreen
+from tui.widgets.email_table import EmailTable
+
+
+async def test_email_log_open_and_resend(admin: str) -> None:
+    [client] = make_clients(1)
+    with writer():
+        queue("Password Reset Confirmation", [Notice(client.id)])
+    app = StaffApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await login(pilot)
+        await pilot.press("l")
+        await pilot.pause()
+        assert isinstance(app.screen, EmailLogScreen)
+        table = app.screen.query_one(EmailTable)
+        assert table.row_count == 1
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, MessageDialog)
+        body = str(app.screen.query_one("#message-body", Static).render())
+        assert "password of your client account was changed" in body
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("r")
+        await settle(pilot)
+        assert table.row_count == 2
+    assert Email.select().count() == 2
+
+
+async def test_client_emails_tab(admin: str) -> None:
+    [client] = make_clients(1)
+    with writer():
+        queue("Password Reset Confirmation", [Notice(client.id)])
+    app = StaffApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await login(pilot)
+        await pilot.press("enter")
+        await pilot.pause()
+        editor = app.screen
+        assert isinstance(editor, ClientEditor)
+        assert editor.query_one("#emails-table", EmailTable).row_count == 1
+
+
+async def test_mass_mail_preview_and_send(admin: str) -> None:
+    make_clients(3, country="GB")
+    make_clients_extra = Client.get(Client.email == "c0@example.com")
+    make_clients_extra.marketing_opt_out = True
+    make_clients_extra.save()
+    app = StaffApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await login(pilot)
+        await pilot.press("m")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, MassMailScreen)
+        screen.query_one("#mm-country", Input).value = "gb"
+        screen.query_one("#mm-subject", Input).value = "Maintenance for {{ client.first_name }}"
+        await pilot.press("f5")
+        await pilot.pause()
+        preview = str(screen.query_one("#mm-preview", Static).render())
+        assert "2 recipient(s); 1 skipped (opted out)" in preview
+        assert "Subject: Maintenance for First" in preview
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmDialog)
+        await pilot.press("y")
+        await settle(pilot)
+    assert Email.select().where(Email.marketing).count() == 2
+    assert EmailTemplate.get(name="Mass Mail").subject == "Maintenance for {{ client.first_name }}"
+
+
+async def test_mass_mail_refuses_an_unsafe_template(admin: str) -> None:
+    make_clients(1)
+    app = StaffApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await login(pilot)
+        await pilot.press("m")
+        await pilot.pause()
+        screen = app.screen
+        screen.query_one("#mm-subject", Input).value = "{{ ''.__class__ }}"
+        await pilot.press("f5")
+        await pilot.pause()
+        assert "unsafe" in str(screen.query_one("#mm-error", Static).render())
+    assert "__class__" not in EmailTemplate.get(name="Mass Mail").subject
+    assert Email.select().count() == 0
+
+
+async def test_support_cannot_open_mass_mail(admin: str) -> None:
+    make_clients(1)
+    app = StaffApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await login(pilot, username="helpdesk")
+        await pilot.press("m")
+        await pilot.pause()
+        assert not isinstance(app.screen, MassMailScreen)
+
+
+async def test_command_palette_finds_a_client(admin: str) -> None:
+    make_clients(30)
+    app = StaffApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await login(pilot)
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"Last0017")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await pilot.pause()
+        editor = app.screen
+        assert isinstance(editor, ClientEditor)
+        assert editor.query_one("#f-last_name", Input).value == "Last0017"

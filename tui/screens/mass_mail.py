@@ -1,0 +1,199 @@
+"""Mass mail: choose recipients, compose, preview the count and one sample, then send.
+
+The message is a template (Jinja2, sandboxed): the composition is checked and
+saved into it before any preview, so what is previewed is what is sent.
+"""
+
+from __future__ import annotations
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Checkbox, Footer, Input, Label, Select, Static, TextArea
+
+from rules.audit import Actor
+from rules.errors import RuleError
+from rules.mail import get_template, save_template
+from rules.massmail import MassMailFilter, Preview, preview, send_mass_mail
+from store.models import ClientGroup, Currency, EmailTemplate
+from tui.dialogs.confirm import ConfirmDialog
+
+
+class MassMailScreen(Screen[None]):
+    BINDINGS = [
+        Binding("f5", "preview", "Preview", id="massmail.preview"),
+        Binding("ctrl+s", "send", "Send", id="massmail.send"),
+        Binding("escape", "app.pop_screen", "Back", id="massmail.back"),
+    ]
+
+    def __init__(self, actor: Actor) -> None:
+        super().__init__()
+        self.actor = actor
+
+    def compose(self) -> ComposeResult:
+        yield Static("Mass mail · f5 preview · ctrl+s send", id="editor-title")
+        with VerticalScroll(id="profile-form"):
+            yield Static("Recipients", classes="section")
+            for name, label, widget in (
+                (
+                    "status",
+                    "Statuses (comma-separated)",
+                    Input("Active", id="mm-status", compact=True),
+                ),
+                (
+                    "group",
+                    "Client group",
+                    Select(
+                        [(g.name, g.name) for g in ClientGroup.select().order_by(ClientGroup.name)],
+                        prompt="Any group",
+                        id="mm-group",
+                        compact=True,
+                    ),
+                ),
+                (
+                    "country",
+                    "Countries (ISO, comma-separated)",
+                    Input(id="mm-country", compact=True),
+                ),
+                (
+                    "currency",
+                    "Currency",
+                    Select(
+                        [(c.code, c.code) for c in Currency.select().order_by(Currency.code)],
+                        prompt="Any currency",
+                        id="mm-currency",
+                        compact=True,
+                    ),
+                ),
+                (
+                    "has_active_product",
+                    "Has an active product",
+                    Select(
+                        [("yes", "yes"), ("no", "no")],
+                        prompt="Either",
+                        id="mm-active",
+                        compact=True,
+                    ),
+                ),
+                (
+                    "created_from",
+                    "Created from (YYYY-MM-DD)",
+                    Input(id="mm-created_from", compact=True),
+                ),
+                ("created_to", "Created to (YYYY-MM-DD)", Input(id="mm-created_to", compact=True)),
+            ):
+                with Horizontal(classes="field"):
+                    yield Label(label, classes="field-label")
+                    yield widget
+                del name
+            yield Checkbox("Marketing (skips clients who opted out)", value=True, id="mm-marketing")
+            yield Static("Message", classes="section")
+            with Horizontal(classes="field"):
+                yield Label("Template", classes="field-label")
+                yield Select(
+                    [(t.name, t.name) for t in EmailTemplate.select().order_by(EmailTemplate.name)],
+                    value="Mass Mail",
+                    allow_blank=False,
+                    id="mm-template",
+                    compact=True,
+                )
+            with Horizontal(classes="field"):
+                yield Label("Subject", classes="field-label")
+                yield Input(id="mm-subject", compact=True)
+            yield TextArea(id="mm-body")
+            yield Static("", id="mm-error", classes="error")
+            yield Static("Preview", classes="section")
+            yield Static(
+                "Press f5 to count the recipients and render a sample.",
+                id="mm-preview",
+                markup=False,
+            )
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._load_template("Mass Mail")
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "mm-template" and event.value is not Select.NULL:
+            self._load_template(str(event.value))
+
+    def _load_template(self, name: str) -> None:
+        template = get_template(name)
+        self.query_one("#mm-subject", Input).value = template.subject
+        self.query_one("#mm-body", TextArea).text = template.body_text
+
+    def _filter(self) -> MassMailFilter:
+        pairs = []
+        for key, selector in (
+            ("status", "#mm-status"),
+            ("country", "#mm-country"),
+            ("created_from", "#mm-created_from"),
+            ("created_to", "#mm-created_to"),
+        ):
+            value = self.query_one(selector, Input).value.strip()
+            if value:
+                pairs.append(f"{key}={value}")
+        for key, selector in (
+            ("group", "#mm-group"),
+            ("currency", "#mm-currency"),
+            ("has_active_product", "#mm-active"),
+        ):
+            choice = self.query_one(selector, Select).value
+            if choice is not Select.NULL:
+                pairs.append(f"{key}={choice}")
+        return MassMailFilter.parse(pairs)
+
+    def _prepare(self) -> tuple[MassMailFilter, str, bool, Preview] | None:
+        """Check filters and message, save the message into its template, preview."""
+        error = self.query_one("#mm-error", Static)
+        error.remove_class("-shown")
+        name = str(self.query_one("#mm-template", Select).value)
+        marketing = self.query_one("#mm-marketing", Checkbox).value
+        try:
+            flt = self._filter()
+            template = get_template(name)
+            subject = self.query_one("#mm-subject", Input).value
+            body = self.query_one("#mm-body", TextArea).text
+            if (subject, body) != (template.subject, template.body_text):
+                save_template(name, subject, body, template.body_html, self.actor)
+            plan = preview(flt, name, marketing=marketing)
+        except RuleError as exc:
+            error.update(str(exc))
+            error.add_class("-shown")
+            return None
+        sample = plan.sample
+        text = f"{plan.count} recipient(s); {plan.skipped_opt_out} skipped (opted out)."
+        if sample is not None:
+            text += f"\n\nTo: {plan.sample_to}\nSubject: {sample.subject}\n\n{sample.body_text}"
+        self.query_one("#mm-preview", Static).update(text)
+        return flt, name, marketing, plan
+
+    def action_preview(self) -> None:
+        self._prepare()
+
+    @work(exclusive=True, group="massmail")
+    async def action_send(self) -> None:
+        prepared = self._prepare()
+        if prepared is None:
+            return
+        flt, name, marketing, plan = prepared
+        if plan.count == 0:
+            self.notify("No client matches these filters", severity="warning")
+            return
+        if not await self.app.push_screen_wait(
+            ConfirmDialog(
+                "Send mass mail",
+                f"Queue {name!r} for {plan.count} client(s)? Delivery is "
+                "rate-limited and runs with the next mail flush or cron run.",
+                yes="Send",
+            )
+        ):
+            return
+        try:
+            queued = send_mass_mail(flt, name, self.actor, marketing=marketing)
+        except RuleError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.notify(f"Queued {queued} email(s)")
