@@ -9,15 +9,19 @@ PostgreSQL) instead of scanning the table.
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from dataclasses import dataclass
+from functools import reduce
 from typing import Any
 
-from peewee import JOIN, SQL, Expression, NodeList
+from peewee import JOIN, SQL, Expression, NodeList, fn
 
 from store.db import is_postgres
 from store.models import Client, ClientGroup
 
 SORTS = ("name", "id", "created")
+#: A search looks at this many matching clients at most; more means "refine the search".
+SEARCH_CAP = 10_000
 #: Trigram indexes need three characters; shorter terms fall back to prefix LIKE.
 MIN_TRIGRAM = 3
 
@@ -44,29 +48,48 @@ class ListRow:
     created_at: dt.datetime
 
 
-def _search_condition(term: str) -> Expression | None:
-    term = term.strip()
-    if not term:
-        return None
-    by_id = Client.id == int(term) if term.isdigit() and len(term) < 10 else None
+def _candidates(term: str, cap: int) -> Any:
+    """Ids of up to ``cap`` clients matching ``term``, from an index, never a table scan.
+
+    Three or more characters: a substring of name, company, email or phone through the
+    trigram index. Shorter terms (a CJK surname is often one character): a prefix of the
+    first or last name (as typed or capitalised) or of the email, through their indexes.
+    Digits also match the client id.
+    """
     if len(term) >= MIN_TRIGRAM:
         if is_postgres():
             pattern = "%" + _escape_like(term.lower()) + "%"
-            inner = SQL(
-                "SELECT client_id FROM client_search WHERE body LIKE %s ESCAPE '\\'", (pattern,)
+            return SQL(
+                "SELECT client_id FROM client_search WHERE body LIKE %s ESCAPE '\\' LIMIT %s",
+                (pattern, cap),
             )
-        else:
-            phrase = '"' + term.replace('"', '""') + '"'
-            inner = SQL("SELECT rowid FROM client_search WHERE client_search MATCH ?", (phrase,))
-        condition: Expression = Client.id.in_(NodeList((inner,), parens=True))
-    else:
-        condition = (
-            Client.first_name.startswith(term)
-            | Client.last_name.startswith(term)
-            | Client.email.startswith(term)
-            | Client.company.startswith(term)
+        phrase = '"' + term.replace('"', '""') + '"'
+        return SQL(
+            "SELECT rowid FROM client_search WHERE client_search MATCH ? LIMIT ?", (phrase, cap)
         )
-    return condition | by_id if by_id is not None else condition
+    conditions = []
+    for variant in dict.fromkeys((term, term[:1].upper() + term[1:])):
+        for column in (Client.last_name, Client.first_name):
+            conditions.append((column >= variant) & (column < variant + "\uffff"))
+    lowered = term.lower()
+    conditions.append(
+        (fn.LOWER(Client.email) >= lowered) & (fn.LOWER(Client.email) < lowered + "\uffff")
+    )
+    condition = reduce(operator.or_, conditions)
+    return Client.select(Client.id).where(condition).limit(cap)
+
+
+def _search_condition(term: str, cap: int = SEARCH_CAP) -> Expression | None:
+    term = term.strip()
+    if not term:
+        return None
+    candidates = _candidates(term, cap)
+    if isinstance(candidates, SQL):
+        candidates = NodeList((candidates,), parens=True)
+    condition: Expression = Client.id.in_(candidates)
+    if term.isdigit() and len(term) < 10:
+        condition = condition | (Client.id == int(term))
+    return condition
 
 
 def _escape_like(text: str) -> str:
@@ -78,7 +101,7 @@ def _filtered(query: Any, q: ListQuery) -> Any:
         query = query.where(Client.status == q.status)
     if q.group_id is not None:
         query = query.where(Client.group == q.group_id)
-    condition = _search_condition(q.search)
+    condition = _search_condition(q.search, SEARCH_CAP + 1)
     if condition is not None:
         query = query.where(condition)
     return query
@@ -113,9 +136,6 @@ def fetch_page(q: ListQuery, offset: int, limit: int) -> list[ListRow]:
     ]
 
 
-def count(q: ListQuery, cap: int | None = None) -> int:
-    """How many clients match, counting at most ``cap`` (a "10,000+" needs no full scan)."""
-    query = _filtered(Client.select(Client.id), q)
-    if cap is not None:
-        query = query.limit(cap)
-    return int(query.count())
+def count(q: ListQuery) -> int:
+    """How many clients match; a search counts at most ``SEARCH_CAP + 1`` ("10,000+")."""
+    return int(_filtered(Client.select(Client.id), q).count())

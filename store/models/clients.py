@@ -86,6 +86,7 @@ class Client(BaseModel):
     class Meta:
         indexes = (
             (("last_name", "first_name"), False),
+            (("first_name",), False),
             (("status", "group"), False),
             (("created_at",), False),
             (("last_login_at",), False),

@@ -90,7 +90,12 @@ def test_search_index_follows_edits(db: str) -> None:
     assert count(ListQuery(search="wölf")) == 0
 
 
-def test_count_cap(db: str) -> None:
+def test_search_count_is_capped(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import store.client_list
+
     _bulk_clients(120)
-    assert count(ListQuery(search="Last"), cap=50) == 50
     assert count(ListQuery(search="Last")) == 120
+    monkeypatch.setattr(store.client_list, "SEARCH_CAP", 50)
+    assert count(ListQuery(search="Last")) == 51  # shown as "50+: refine the search"
+    assert count(ListQuery(search="La")) == 51
+    assert count(ListQuery()) == 120  # the plain list is counted exactly

@@ -12,13 +12,12 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Select, Static
+from textual.worker import get_current_worker
 
-from store.client_list import SORTS, ListQuery, ListRow, count, fetch_page
+from store.client_list import SEARCH_CAP, SORTS, ListQuery, ListRow, count, fetch_page
 from store.models import ClientGroup
 from store.models.enums import ClientStatus
 from tui.widgets.client_table import PAGE, ClientTable, header_text
-
-COUNT_CAP = 10_000
 
 
 class ClientListScreen(Screen[None]):
@@ -32,13 +31,20 @@ class ClientListScreen(Screen[None]):
     ]
 
     class Results(Message):
-        """A search finished in the worker: its query, capped total and first page."""
+        """The first page of a search, from the worker (shown before the count is known)."""
 
-        def __init__(self, query: ListQuery, total: int, page: list[ListRow]) -> None:
+        def __init__(self, query: ListQuery, page: list[ListRow]) -> None:
+            super().__init__()
+            self.query = query
+            self.page = page
+
+    class Counted(Message):
+        """How many clients the search matches (capped at SEARCH_CAP + 1)."""
+
+        def __init__(self, query: ListQuery, total: int) -> None:
             super().__init__()
             self.query = query
             self.total = total
-            self.page = page
 
     def __init__(self) -> None:
         super().__init__()
@@ -100,21 +106,29 @@ class ClientListScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="search")
     def load(self, query: ListQuery) -> None:
-        """Count and first page off the UI thread; a newer search cancels this one."""
-        # Searches are capped (a common term may match most clients); plain lists are counted
-        # exactly so every row can be scrolled to.
-        total = count(query, cap=COUNT_CAP + 1 if query.search.strip() else None)
-        page = fetch_page(query, 0, PAGE)
-        self.post_message(self.Results(query, total, page))
+        """First page, then the count, off the UI thread; a newer search makes this stale."""
+        self.post_message(self.Results(query, fetch_page(query, 0, PAGE)))
+        if not get_current_worker().is_cancelled:
+            self.post_message(self.Counted(query, count(query)))
 
     def on_client_list_screen_results(self, message: Results) -> None:
         if message.query != self.list_query:
             return  # a stale answer to an older keystroke
-        shown = f"{COUNT_CAP:,}+" if message.total > COUNT_CAP else f"{message.total:,}"
-        self.table.set_query(message.query, message.total, message.page)
-        sort = self.list_query.sort
-        self.query_one("#list-info", Static).update(f"{shown} clients · sorted by {sort}")
+        self.table.set_query(message.query, len(message.page), message.page)
+        self.query_one("#list-info", Static).update("counting…")
         self.call_after_refresh(self._painted)
+
+    def on_client_list_screen_counted(self, message: Counted) -> None:
+        if message.query != self.list_query:
+            return
+        self.table.set_total(message.total)
+        capped = message.query.search.strip() and message.total > SEARCH_CAP
+        shown = (
+            f"{SEARCH_CAP:,}+ clients: refine the search"
+            if capped
+            else (f"{message.total:,} clients")
+        )
+        self.query_one("#list-info", Static).update(f"{shown} · sorted by {message.query.sort}")
 
     def _painted(self) -> None:
         self.repainted_at = time.perf_counter()

@@ -105,6 +105,12 @@ class ClientTable(ScrollView, can_focus=True):
         self.virtual_size = Size(sum(c.width for c in COLUMNS), total)
         self.refresh()
 
+    def set_total(self, total: int) -> None:
+        """The count arrived after the first page: extend the scroll range, keep the cursor."""
+        self.total = total
+        self.virtual_size = Size(sum(c.width for c in COLUMNS), total)
+        self.refresh()
+
     def reload(self) -> None:
         """Drop cached pages (after an edit) and repaint."""
         self._pages.clear()
