@@ -18,11 +18,8 @@ from rules.staff import check_password
 from store.client_list import ListQuery, fetch_page
 from store.settings import load_settings
 from tui.dialogs.password import LockScreen
-from tui.screens.client_editor import ClientEditor
 from tui.screens.client_list import ClientListScreen
-from tui.screens.email_log import EmailLogScreen
 from tui.screens.login import LoginScreen
-from tui.screens.mass_mail import MassMailScreen
 
 
 class ClientFinder(Provider):
@@ -100,15 +97,23 @@ class StaffApp(App[None]):
         self.sub_title = f"{message.actor.name} ({message.actor.role})"
         self.switch_screen(ClientListScreen())
 
+    # Screens beyond the list are imported when first opened: the list paints sooner.
+
     def open_client(self, client_id: int | None) -> None:
+        from tui.screens.client_editor import ClientEditor
+
         if self.actor is not None:
             self.push_screen(ClientEditor(self.actor, client_id))
 
     def action_email_log(self) -> None:
+        from tui.screens.email_log import EmailLogScreen
+
         if self.actor is not None:
             self.push_screen(EmailLogScreen())
 
     def action_mass_mail(self) -> None:
+        from tui.screens.mass_mail import MassMailScreen
+
         if self.actor is None:
             return
         if not allowed(self.actor, "mail.send"):

@@ -5,12 +5,15 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
+from textual.reactive import reactive
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer, Input, Select, Static
 from textual.worker import get_current_worker
 
@@ -18,6 +21,15 @@ from store.client_list import SEARCH_CAP, SORTS, ListQuery, ListRow, count, fetc
 from store.models import ClientGroup
 from store.models.enums import ClientStatus
 from tui.widgets.client_table import PAGE, ClientTable, header_text
+
+
+class InfoLine(Widget):
+    """One line of status; changing it repaints this line only (no layout pass)."""
+
+    text: reactive[str] = reactive("")
+
+    def render(self) -> Text:
+        return Text(self.text, no_wrap=True, overflow="ellipsis")
 
 
 class ClientListScreen(Screen[None]):
@@ -65,7 +77,7 @@ class ClientListScreen(Screen[None]):
                 prompt="Any group",
                 id="group",
             )
-        yield Static("", id="list-info", markup=False)
+        yield InfoLine(id="list-info")
         yield Static(header_text(), id="list-header")
         yield ClientTable(id="clients")
         yield Footer()
@@ -101,7 +113,7 @@ class ClientListScreen(Screen[None]):
         self.refresh_results()
 
     def refresh_results(self) -> None:
-        self.query_one("#list-info", Static).update("Searching…")
+        self.query_one(InfoLine).text = "Searching…"
         self.load(self.list_query)
 
     @work(thread=True, exclusive=True, group="search")
@@ -115,7 +127,7 @@ class ClientListScreen(Screen[None]):
         if message.query != self.list_query:
             return  # a stale answer to an older keystroke
         self.table.set_query(message.query, len(message.page), message.page)
-        self.query_one("#list-info", Static).update("counting…")
+        self.query_one(InfoLine).text = "counting…"
         self.call_after_refresh(self._painted)
 
     def on_client_list_screen_counted(self, message: Counted) -> None:
@@ -128,7 +140,7 @@ class ClientListScreen(Screen[None]):
             if capped
             else (f"{message.total:,} clients")
         )
-        self.query_one("#list-info", Static).update(f"{shown} · sorted by {message.query.sort}")
+        self.query_one(InfoLine).text = f"{shown} · sorted by {message.query.sort}"
 
     def _painted(self) -> None:
         self.repainted_at = time.perf_counter()

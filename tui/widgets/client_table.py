@@ -101,14 +101,20 @@ class ClientTable(ScrollView, can_focus=True):
         if first_page is not None:
             self._pages[0] = first_page
         self.cursor = 0
-        self.scroll_to(y=0, animate=False)
-        self.virtual_size = Size(sum(c.width for c in COLUMNS), total)
+        if self.scroll_offset.y:
+            self.scroll_to(y=0, animate=False)
+        self._resize(total)
         self.refresh()
+
+    def _resize(self, total: int) -> None:
+        size = Size(sum(c.width for c in COLUMNS), total)
+        if size != self.virtual_size:  # a new virtual size costs a layout pass
+            self.virtual_size = size
 
     def set_total(self, total: int) -> None:
         """The count arrived after the first page: extend the scroll range, keep the cursor."""
         self.total = total
-        self.virtual_size = Size(sum(c.width for c in COLUMNS), total)
+        self._resize(total)
         self.refresh()
 
     def reload(self) -> None:
