@@ -50,10 +50,19 @@ class StaffApp(App[None]):
         Binding("ctrl+l", "lock", "Lock", id="app.lock"),
     ]
 
-    def __init__(self, *, lock_minutes: float | None = None, actor: Actor | None = None) -> None:
-        """``actor`` skips the login screen (benchmarks and snapshot tests)."""
+    def __init__(
+        self,
+        *,
+        lock_minutes: float | None = None,
+        actor: Actor | None = None,
+        keymap: dict[str, str] | None = None,
+    ) -> None:
+        """``actor`` skips the login screen (benchmarks and snapshot tests); ``keymap`` maps
+        binding ids to keys (the ``[keys]`` table of gobiller.toml)."""
         super().__init__()
         self.actor: Actor | None = actor
+        if keymap:
+            self.set_keymap(keymap)
         self.lock_seconds = 60 * (
             lock_minutes if lock_minutes is not None else load_settings().staff_lock_minutes
         )

@@ -77,7 +77,8 @@ def main(ctx: click.Context, database: str | None) -> None:
         ctx.obj.open()
         from tui.app import StaffApp  # only the app itself loads Textual
 
-        StaffApp().run()
+        keys = ctx.obj.config().table("keys")
+        StaffApp(keymap={str(k): str(v) for k, v in keys.items()}).run()
 
 
 @main.command("config")

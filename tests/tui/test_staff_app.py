@@ -419,3 +419,41 @@ async def test_idle_lock_asks_for_the_password(admin: str) -> None:
 
 def test_rule_errors_are_domain_errors() -> None:
     assert issubclass(PermissionDenied, RuleError)
+
+
+async def test_custom_fields_are_validated_and_saved(admin: str) -> None:
+    from store.models import CustomField, CustomFieldValue
+
+    [client] = make_clients(1)
+    number = CustomField.create(name="Customer Number", type="text", regex=r"C-\d{6}")
+    tick = CustomField.create(name="Newsletter", type="tickbox", sort_order=1)
+    app = StaffApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await login(pilot)
+        editor = await open_first_client(pilot)
+        editor.query_one(f"#c-{number.id}", Input).value = "12345"
+        editor.query_one(f"#c-{tick.id}", Checkbox).value = True
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        error = str(editor.query_one(f"#err-custom_fields-{number.id}", Static).render())
+        assert "does not match the required format" in error
+        assert CustomFieldValue.select().count() == 0  # nothing saved, not even the tickbox
+        editor.query_one(f"#c-{number.id}", Input).value = "C-000042"
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+    values = {v.field_id: v.value for v in CustomFieldValue.select()}
+    assert values == {number.id: "C-000042", tick.id: "on"}
+    assert Client.get_by_id(client.id).version == 2
+
+
+async def test_keys_can_be_remapped(admin: str) -> None:
+    make_clients(2)
+    app = StaffApp(keymap={"list.new": "ctrl+n"})
+    async with app.run_test(size=SIZE) as pilot:
+        await login(pilot)
+        await pilot.press("n")
+        await pilot.pause()
+        assert isinstance(app.screen, ClientListScreen)
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert isinstance(app.screen, ClientEditor) and app.screen.client_id is None
