@@ -19,10 +19,10 @@ import phonenumbers
 
 from rules.audit import SYSTEM_CLI
 from rules.errors import RuleError
-from rules.interchange import reset_sequences
+from rules.invoicing import INVOICE_COLUMNS, ITEM_COLUMNS
 from rules.passwords import generate_password, hash_password
 from rules.staff import add_staff
-from store.bulk import bulk_insert, bulk_update_column
+from store.bulk import bulk_insert, bulk_update_column, reset_sequences
 from store.db import writer
 from store.models import (
     Addon,
@@ -281,37 +281,6 @@ DOMAIN_COLUMNS = (
     "next_due_date",
     "payment_method",
     "created_at",
-)
-INVOICE_COLUMNS = (
-    "id",
-    "client_id",
-    "number",
-    "date",
-    "due_date",
-    "date_paid",
-    "status",
-    "payment_method",
-    "subtotal",
-    "tax",
-    "tax2",
-    "total",
-    "tax_rate1_e4",
-    "tax_rate2_e4",
-    "notes",
-    "created_at",
-    "version",
-)
-ITEM_COLUMNS = (
-    "id",
-    "invoice_id",
-    "type",
-    "description",
-    "amount",
-    "taxed",
-    "related_type",
-    "related_id",
-    "related_due_date",
-    "sort_order",
 )
 CARD_COLUMNS = ("id", "client_id", "gateway", "token", "last4", "expiry", "created_at")
 VALUE_COLUMNS = ("id", "client_id", "field_id", "value")

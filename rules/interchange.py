@@ -32,8 +32,8 @@ from rules.validation import (
     clean_phone,
     clean_text,
 )
-from store.bulk import bulk_update_column
-from store.db import database, is_postgres, writer
+from store.bulk import bulk_update_column, reset_sequences
+from store.db import writer
 from store.models import (
     Addon,
     Client,
@@ -1084,18 +1084,6 @@ BATCH = 2000
 def _insert(model: type[Model], rows: list[dict[str, Any]]) -> None:
     for start in range(0, len(rows), BATCH):
         model.insert_many(rows[start : start + BATCH]).execute()
-
-
-def reset_sequences(models: Iterable[type[Model]]) -> None:
-    """After explicit ids, move PostgreSQL's sequences past them (SQLite needs nothing)."""
-    if not is_postgres():
-        return
-    for model in models:
-        table = model._meta.table_name
-        database.execute_sql(
-            f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), "
-            f'COALESCE((SELECT MAX(id) FROM "{table}"), 0) + 1, false)'
-        )
 
 
 def import_document(doc: Any) -> int:

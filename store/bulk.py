@@ -7,7 +7,7 @@ form (ints, bools, ISO date/time strings).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from peewee import Model
@@ -61,4 +61,16 @@ def bulk_update_column(model: type[Model], column: str, pairs: Sequence[tuple[in
             f'UPDATE "{table}" SET "{column}" = CASE "id" {cases} END '
             f'WHERE "id" IN ({", ".join(mark for _ in batch)})',
             params,
+        )
+
+
+def reset_sequences(models: Iterable[type[Model]]) -> None:
+    """After explicit ids, move PostgreSQL's sequences past them (SQLite needs nothing)."""
+    if not is_postgres():
+        return
+    for model in models:
+        table = model._meta.table_name
+        database.execute_sql(
+            f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), "
+            f'COALESCE((SELECT MAX(id) FROM "{table}"), 0) + 1, false)'
         )

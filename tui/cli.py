@@ -493,5 +493,200 @@ def mail_mass(
     _emit(as_json, data, text)
 
 
+EXIT_LOCKED = 75  # EX_TEMPFAIL: cron will simply try again next time
+
+
+@main.group("cron", invoke_without_command=True)
+@click.option(
+    "--date",
+    "date_",
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="Business date to run in full (default: today in the configured timezone, "
+    "daily rules from the daily hour on).",
+)
+@click.option("--dry-run", is_flag=True, help="Print every action it would take; change nothing.")
+@click.option(
+    "--only", help="Comma-separated rules: invoice, notice, late_fee, capture, status_update."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary.")
+@click.pass_context
+def cron(
+    ctx: click.Context, date_: dt.datetime | None, dry_run: bool, only: str | None, as_json: bool
+) -> None:
+    """Run the billing rules, then deliver the outbox.
+
+    Exit 0 when all went well, 1 when any action failed (a declined card is not a
+    failure; an SMTP error is), 75 when another cron is running.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from rules.automation import business_date
+    from rules.cron import RULE_NAMES, finish, run_rules
+    from store.locks import AlreadyRunning, LockUnavailable, cron_lock
+    from store.models import utcnow
+    from store.settings import load_settings
+
+    obj: Context = ctx.obj
+    obj.open()
+    rules = tuple(r.strip() for r in only.split(",")) if only else RULE_NAMES
+    unknown = [r for r in rules if r not in RULE_NAMES]
+    if unknown:
+        raise click.UsageError(
+            f"unknown rule(s) {', '.join(unknown)}; choose from {', '.join(RULE_NAMES)}"
+        )
+    settings = load_settings()
+    if date_ is not None:
+        day, daily_due = date_.date(), True
+    else:
+        day, daily_due = business_date(utcnow(), settings)
+    show = sys.stderr.isatty() and not as_json
+
+    def progress(rule: str) -> None:
+        if show:
+            click.echo(f"  {rule}…", err=True)
+
+    try:
+        with cron_lock():
+            summary = run_rules(
+                day, settings, dry_run=dry_run, only=rules, daily_due=daily_due, progress=progress
+            )
+            if not dry_run:
+                result = flush_outbox(obj)
+                summary.mail = {
+                    "sent": result.sent,
+                    "retried": result.retried,
+                    "failed": result.failed,
+                    "deferred": result.deferred,
+                    "errors": result.errors[:20],
+                }
+                finish(summary)
+    except AlreadyRunning as exc:
+        click.echo(f"gobiller cron: {exc}; not starting a second run.", err=True)
+        sys.exit(EXIT_LOCKED)
+    except LockUnavailable as exc:
+        raise click.ClickException(f"refusing to run without the cron lock: {exc}") from exc
+    if as_json:
+        data = summary.as_dict()
+        if dry_run:
+            data["plan"] = [p.__dict__ for p in summary.plan]
+        click.echo(json.dumps(data, ensure_ascii=False))
+    else:
+        _print_summary(summary)
+    if summary.failed:
+        sys.exit(1)
+
+
+def _print_summary(summary: Any) -> None:
+    head = "Dry run for" if summary.dry_run else "Ran"
+    click.echo(
+        f"{head} business date {summary.business_date}"
+        + ("" if summary.daily_due else " (before the daily hour: daily rules wait)")
+    )
+    for p in summary.plan:
+        click.echo(f"  would {p.rule:<13} client {p.client_id:<8} {p.subject:<18} {p.detail}")
+    for name, tally in summary.rules.items():
+        click.echo(
+            f"  {name:<14} acted {tally.acted:>7}  skipped {tally.skipped:>7}  "
+            f"failed {tally.failed:>5}  {tally.seconds:.2f} s"
+        )
+        for error in tally.errors[:10]:
+            click.echo(f"    {error}")
+    if summary.mail:
+        m = summary.mail
+        click.echo(
+            f"  mail           sent {m['sent']}, retrying {m['retried']}, "
+            f"failed {m['failed']}, held by the rate limit {m['deferred']}"
+        )
+
+
+@cron.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def cron_status(obj: Context, as_json: bool) -> None:
+    """Recent runs; warns (exit 1) when no run finished in the last 24 hours."""
+    from rules.cron import last_finished, recent_runs
+
+    obj.open()
+    runs = recent_runs()
+    ok = last_finished() is not None
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "finished_in_last_24h": ok,
+                    "runs": [
+                        {
+                            "id": r.id,
+                            "business_date": r.business_date.isoformat(),
+                            "started_at": r.started_at.isoformat() + "Z",
+                            "finished_at": r.finished_at.isoformat() + "Z"
+                            if r.finished_at
+                            else None,
+                            "outcome": r.outcome,
+                            "summary": json.loads(r.counts),
+                        }
+                        for r in runs
+                    ],
+                }
+            )
+        )
+    else:
+        for r in runs:
+            end = f"{r.finished_at:%Y-%m-%d %H:%M:%S}" if r.finished_at else "—"
+            click.echo(
+                f"{r.id:>6} {r.business_date}  {r.started_at:%Y-%m-%d %H:%M:%S} → "
+                f"{end}  {r.outcome}"
+            )
+        if not ok:
+            click.echo(
+                "WARNING: no cron run finished in the last 24 hours: check crontab.", err=True
+            )
+    if not ok:
+        sys.exit(1)
+
+
+@main.command("explain")
+@click.argument("client_id", type=int)
+@click.option(
+    "--date",
+    "date_",
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="Business date (default: today in the configured timezone).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def explain_cmd(obj: Context, client_id: int, date_: dt.datetime | None, as_json: bool) -> None:
+    """Rule by rule: would the cron act for this client, and if not, why not."""
+    from rules.automation import business_date
+    from rules.errors import RuleError
+    from rules.explain import explain
+    from store.models import utcnow
+    from store.settings import load_settings
+
+    obj.open()
+    settings = load_settings()
+    day = date_.date() if date_ else business_date(utcnow(), settings)[0]
+    try:
+        lines = explain(client_id, day, settings)
+    except RuleError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "client": client_id,
+                    "business_date": day.isoformat(),
+                    "rules": [line.__dict__ for line in lines],
+                },
+                ensure_ascii=False,
+            )
+        )
+        return
+    click.echo(f"Client {client_id}, business date {day}:")
+    for line in lines:
+        mark = "ACT " if line.acts else "skip"
+        click.echo(f"  [{mark}] {line.rule:<14} {line.reason}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -1,0 +1,140 @@
+"""What every billing rule shares: the business date, the action ledger, the run's tally.
+
+Each automatic action is claimed in the ledger by its unique key (rule, subject,
+stage, business date) in the same transaction as its effect; a claim that
+already exists means another run did it, so any number of runs act once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from store.db import is_postgres
+from store.models import ActionLedger
+from store.settings import Settings
+
+#: Rows per write transaction: short enough that staff keep working during a run.
+CHUNK = 5000
+
+
+@dataclass(frozen=True)
+class PlannedAction:
+    """One thing a rule will do (or, in a dry run, would do)."""
+
+    rule: str
+    client_id: int
+    subject: str
+    stage: str
+    detail: str
+
+
+@dataclass
+class RuleTally:
+    acted: int = 0
+    skipped: int = 0
+    failed: int = 0
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "acted": self.acted,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "seconds": round(self.seconds, 3),
+            "errors": self.errors[:20],
+        }
+
+
+@dataclass
+class RunContext:
+    """One cron run: the business date, the settings in force, dry-run or not."""
+
+    business_date: dt.date
+    settings: Settings
+    dry_run: bool = False
+    run_id: int | None = None
+    #: When set, only these clients are considered (``gobiller explain``).
+    client_ids: Sequence[int] | None = None
+    plan: list[PlannedAction] = field(default_factory=list)
+
+    def planned(self, action: PlannedAction) -> None:
+        self.plan.append(action)
+
+
+def business_date(now_utc: dt.datetime, settings: Settings) -> tuple[dt.date, bool]:
+    """The local date of ``now_utc`` and whether the daily rules are due (at/after the hour)."""
+    tz = zoneinfo.ZoneInfo(settings.timezone)
+    local = now_utc.replace(tzinfo=dt.UTC).astimezone(tz)
+    return local.date(), local.hour >= settings.daily_hour
+
+
+def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+LEDGER_COLUMNS = (
+    "rule",
+    "subject",
+    "stage",
+    "business_date",
+    "run_id",
+    "outcome",
+    "detail",
+    "created_at",
+)
+
+
+def claim(
+    ctx: RunContext,
+    rule: str,
+    keys: Sequence[tuple[str, str, dt.date]],
+    outcome: str = "done",
+    detail: str = "",
+) -> set[tuple[str, str, dt.date]]:
+    """Insert ledger rows for ``keys`` (subject, stage, date); return the ones this run won.
+
+    Call inside the transaction of the effect: if the effect rolls back, so does the claim.
+    """
+    if not keys:
+        return set()
+    stamp = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0).isoformat(" ")
+    rows = [
+        (rule, subject, stage, day.isoformat(), ctx.run_id, outcome, detail, stamp)
+        for subject, stage, day in keys
+    ]
+    table = ActionLedger._meta.table_name
+    cols = ", ".join(f'"{c}"' for c in LEDGER_COLUMNS)
+    won: set[tuple[str, str, dt.date]] = set()
+    cursor = ActionLedger._meta.database.cursor()
+    for batch in chunks(rows, 1000):
+        if is_postgres():
+            from psycopg2.extras import execute_values
+
+            result = execute_values(
+                cursor,
+                f'INSERT INTO "{table}" ({cols}) VALUES %s ON CONFLICT DO NOTHING '
+                'RETURNING "subject", "stage", "business_date"',
+                batch,
+                page_size=1000,
+                fetch=True,
+            )
+            won.update(
+                (s, st, d if isinstance(d, dt.date) else dt.date.fromisoformat(str(d)))
+                for s, st, d in result
+            )
+        else:
+            marks = ", ".join("(" + ", ".join("?" * len(LEDGER_COLUMNS)) + ")" for _ in batch)
+            params = [v for row in batch for v in row]
+            cursor.execute(
+                f'INSERT INTO "{table}" ({cols}) VALUES {marks} ON CONFLICT DO NOTHING '
+                'RETURNING "subject", "stage", "business_date"',
+                params,
+            )
+            won.update((s, st, dt.date.fromisoformat(str(d))) for s, st, d in cursor.fetchall())
+    return won

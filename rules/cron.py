@@ -1,0 +1,123 @@
+"""``gobiller cron``: every billing rule for one business date, then the outbox.
+
+Rules run in a fixed order (invoices first, so a reminder can follow on the same
+day), each set-based and chunked; every run is recorded for ``cron status``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rules import capture, invoicing, late_fees, notices, status_update
+from rules.automation import PlannedAction, RuleTally, RunContext
+from store.db import writer
+from store.models import CronRun, utcnow
+from store.settings import Settings
+
+RULES: dict[str, Callable[[RunContext], RuleTally]] = {
+    "invoice": invoicing.run,
+    "notice": notices.run,
+    "late_fee": late_fees.run,
+    "capture": capture.run,
+    "status_update": status_update.run,
+}
+RULE_NAMES = tuple(RULES)
+
+
+@dataclass
+class CronSummary:
+    business_date: dt.date
+    dry_run: bool
+    daily_due: bool
+    rules: dict[str, RuleTally] = field(default_factory=dict)
+    plan: list[PlannedAction] = field(default_factory=list)
+    mail: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    run_id: int | None = None
+
+    @property
+    def failed(self) -> int:
+        return sum(t.failed for t in self.rules.values()) + int(self.mail.get("failed", 0))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "business_date": self.business_date.isoformat(),
+            "dry_run": self.dry_run,
+            "daily_rules_due": self.daily_due,
+            "rules": {name: t.as_dict() for name, t in self.rules.items()},
+            "mail": self.mail,
+            "seconds": round(self.seconds, 3),
+            "outcome": "failed" if self.failed else "ok",
+            "run_id": self.run_id,
+        }
+
+
+def run_rules(
+    business_date: dt.date,
+    settings: Settings,
+    *,
+    dry_run: bool = False,
+    only: tuple[str, ...] = RULE_NAMES,
+    daily_due: bool = True,
+    client_ids: list[int] | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> CronSummary:
+    """Run the chosen rules; record the run unless it is a dry run."""
+    started = time.perf_counter()
+    summary = CronSummary(business_date, dry_run, daily_due)
+    ctx = RunContext(business_date, settings, dry_run=dry_run, client_ids=client_ids)
+    if not dry_run:
+        with writer():
+            run = CronRun.create(business_date=business_date, pid=os.getpid())
+        ctx.run_id = summary.run_id = run.id
+    try:
+        if daily_due:
+            for name in only:
+                if progress:
+                    progress(name)
+                rule_started = time.perf_counter()
+                tally = RULES[name](ctx)
+                tally.seconds = time.perf_counter() - rule_started
+                summary.rules[name] = tally
+    except BaseException:
+        if not dry_run:
+            finish(summary, outcome="crashed")
+        raise
+    summary.plan = ctx.plan
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def finish(summary: CronSummary, outcome: str | None = None) -> None:
+    """Record the end of a run (after the outbox flush, whose result it includes)."""
+    if summary.run_id is None:
+        return
+    with writer():
+        CronRun.update(
+            finished_at=utcnow(),
+            outcome=outcome or ("failed" if summary.failed else "ok"),
+            counts=json.dumps(summary.as_dict()),
+        ).where(CronRun.id == summary.run_id).execute()
+
+
+def recent_runs(limit: int = 20) -> list[CronRun]:
+    return list(
+        CronRun.select().order_by(CronRun.started_at.desc(), CronRun.id.desc()).limit(limit)
+    )
+
+
+def last_finished(within: dt.timedelta = dt.timedelta(hours=24)) -> CronRun | None:
+    """The latest run that finished within ``within``, or None (``cron status`` warns)."""
+    since = utcnow() - within
+    return (
+        CronRun.select()
+        .where(CronRun.finished_at.is_null(False) & (CronRun.finished_at >= since))
+        .order_by(CronRun.finished_at.desc())
+        .first()
+    )

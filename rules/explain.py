@@ -1,0 +1,108 @@
+"""``gobiller explain CLIENT``: rule by rule, would the cron act, and if not, why not.
+
+The answer comes from the rules themselves (a dry run restricted to the client),
+so it cannot drift from what the cron does; the reasons add what blocked them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from rules import capture, late_fees, notices
+from rules.automation import RunContext
+from rules.cron import RULES
+from rules.errors import RuleError
+from store.models import ActionLedger, Client, Invoice, StoredCard
+from store.models.enums import InvoiceStatus
+from store.settings import Settings
+
+
+@dataclass(frozen=True)
+class Explanation:
+    rule: str
+    acts: bool
+    reason: str
+
+
+def explain(client_id: int, day: dt.date, settings: Settings) -> list[Explanation]:
+    client = Client.get_or_none(Client.id == client_id)
+    if client is None:
+        raise RuleError(f"no client {client_id}")
+    lines = []
+    for name, rule in RULES.items():
+        ctx = RunContext(day, settings, dry_run=True, client_ids=[client_id])
+        rule(ctx)
+        if ctx.plan:
+            lines.append(
+                Explanation(name, True, "; ".join(f"{p.subject}: {p.detail}" for p in ctx.plan))
+            )
+        else:
+            lines.append(Explanation(name, False, _why_not(name, client, day, settings)))
+    return lines
+
+
+def _done_before(rule: str, subjects: list[str]) -> str:
+    row = (
+        ActionLedger.select()
+        .where((ActionLedger.rule == rule) & ActionLedger.subject.in_(subjects))
+        .order_by(ActionLedger.created_at.desc())
+        .first()
+    )
+    if row is None:
+        return ""
+    return f"already done on {row.created_at:%Y-%m-%d} ({row.subject} {row.stage})".replace(
+        " )", ")"
+    )
+
+
+def _why_not(rule: str, client: Client, day: dt.date, settings: Settings) -> str:
+    unpaid = list(
+        Invoice.select().where(
+            (Invoice.client == client.id) & (Invoice.status == InvoiceStatus.UNPAID)
+        )
+    )
+    subjects = [f"invoice:{i.id}" for i in unpaid]
+    if rule == "invoice":
+        return (
+            f"nothing due within {settings.invoice_days_before_due} days that is not "
+            "already invoiced"
+        )
+    if rule == "notice":
+        if not unpaid:
+            return "no unpaid invoices"
+        if client.overdue_notices_disabled:
+            reason = "overdue notices disabled for this client (reminders still go)"
+        else:
+            reason = "no reminder or notice falls due today"
+        done = _done_before(notices.RULE, subjects)
+        return f"{reason}; {done}" if done else reason
+    if rule == "late_fee":
+        if client.late_fees_exempt:
+            return "client is Late Fees exempt"
+        if not unpaid:
+            return "no unpaid invoices"
+        done = _done_before(late_fees.RULE, subjects)
+        return done or f"no unpaid invoice is {settings.late_fee_days} days overdue without a fee"
+    if rule == "capture":
+        if client.cc_processing_disabled:
+            return "CC processing disabled for this client"
+        merchant = [i for i in unpaid if i.payment_method in capture.MERCHANT_GATEWAYS]
+        if not merchant:
+            return "no unpaid invoice payable through a merchant gateway"
+        if not StoredCard.select().where(StoredCard.client == client.id).exists():
+            return "no stored card"
+        done = _done_before(capture.RULE, [f"invoice:{i.id}" for i in merchant])
+        return done or "not due for capture yet"
+    if rule == "status_update":
+        if settings.status_update == "off":
+            return "status update is off in Automation Settings"
+        if client.status_locked:
+            return "status locked for this client"
+        if client.status == "Closed":
+            return "client is Closed"
+        return f"status {client.status} already matches the client's products"
+    return ""
+
+
+__all__ = ["Explanation", "explain"]

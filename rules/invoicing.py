@@ -1,0 +1,351 @@
+"""Invoice generation: services, addons and domains due soon become invoices.
+
+Items are invoiced ``invoice_days_before_due`` days before their next due date.
+Items of one client due the same date with the same payment method share an
+invoice unless Separate Invoices is set on the client or its group. Status never
+stops invoicing. The unique (item, due date) key on invoice items means no item
+is ever invoiced twice for the same due date, however many runs there are.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from peewee import JOIN, fn
+
+from rules.automation import PlannedAction, RuleTally, RunContext, chunks, claim
+from rules.mail import Notice, queue
+from rules.tax import TaxTable, compute
+from store.bulk import bulk_insert, bulk_update_column, reset_sequences
+from store.db import writer
+from store.models import (
+    ActionLedger,
+    Addon,
+    Client,
+    ClientGroup,
+    Domain,
+    Invoice,
+    InvoiceItem,
+    Product,
+    Service,
+    utcnow,
+)
+from store.models.enums import ACTIVE_DOMAIN_STATUSES, ACTIVE_SERVICE_STATUSES, BillingCycle
+from store.money import round_half_up
+
+RULE = "invoice"
+ITEM_TYPES = {"service": "Hosting", "addon": "Addon", "domain": "Domain"}
+NOT_BILLED = (BillingCycle.FREE, BillingCycle.ONE_TIME)
+
+
+@dataclass(frozen=True)
+class DueItem:
+    kind: str  # service, addon, domain
+    id: int
+    client_id: int
+    description: str
+    amount: int
+    due: dt.date
+    payment_method: str
+
+
+def _due_items(ctx: RunContext) -> list[DueItem]:
+    """Everything due within the window and not yet invoiced for that due date (3 queries)."""
+    horizon = ctx.business_date + dt.timedelta(days=ctx.settings.invoice_days_before_due)
+    items: list[DueItem] = []
+    sources: list[tuple[str, Any, Any, Any]] = [
+        (
+            "service",
+            Service,
+            Service.status.in_(ACTIVE_SERVICE_STATUSES) & Service.billing_cycle.not_in(NOT_BILLED),
+            Product.name,
+        ),
+        (
+            "addon",
+            Addon,
+            Addon.status.in_(ACTIVE_SERVICE_STATUSES) & Addon.billing_cycle.not_in(NOT_BILLED),
+            Addon.name,
+        ),
+        ("domain", Domain, Domain.status.in_(ACTIVE_DOMAIN_STATUSES), Domain.name),
+    ]
+    for kind, model, active, label in sources:
+        billed = InvoiceItem.select(InvoiceItem.id).where(
+            (InvoiceItem.related_type == kind)
+            & (InvoiceItem.related_id == model.id)
+            & (InvoiceItem.related_due_date == model.next_due_date)
+        )
+        query = model.select(
+            model.id, model.client, label, model.amount, model.next_due_date, model.payment_method
+        )
+        if model is Service:
+            query = query.join(Product)
+        query = query.where(
+            active
+            & model.next_due_date.is_null(False)
+            & (model.next_due_date <= horizon)
+            & ~fn.EXISTS(billed)
+        )
+        if ctx.client_ids is not None:
+            query = query.where(model.client.in_(list(ctx.client_ids)))
+        for id_, client_id, name, amount, due, method in query.tuples():
+            due = due if isinstance(due, dt.date) else dt.date.fromisoformat(str(due))
+            text = {"service": "Hosting", "addon": "Addon", "domain": "Domain renewal"}[kind]
+            items.append(
+                DueItem(
+                    kind, id_, client_id, f"{text}: {name} ({due:%d/%m/%Y})", amount, due, method
+                )
+            )
+    # Items already invoiced today (a payment earlier today may have moved their due date).
+    done: Any = (
+        ActionLedger.select(ActionLedger.subject)
+        .where((ActionLedger.rule == RULE) & (ActionLedger.business_date == ctx.business_date))
+        .tuples()
+    )
+    claimed = {subject for (subject,) in done}
+    return [i for i in items if f"{i.kind}:{i.id}" not in claimed]
+
+
+def run(ctx: RunContext) -> RuleTally:
+    tally = RuleTally()
+    items = _due_items(ctx)
+    if not items:
+        return tally
+    client_ids = sorted({i.client_id for i in items})
+    clients: dict[int, tuple[Any, ...]] = {}
+    for batch in chunks(client_ids, 10_000):
+        rows: Any = (
+            Client.select(
+                Client.id,
+                Client.country,
+                Client.state,
+                Client.tax_exempt,
+                Client.separate_invoices,
+                ClientGroup.separate_invoices,
+                ClientGroup.discount_bp,
+                ClientGroup.name,
+            )
+            .join(ClientGroup, JOIN.LEFT_OUTER)
+            .where(Client.id.in_(list(batch)))
+            .tuples()
+        )
+        for row in rows:
+            clients[row[0]] = row
+    # Group: client, due date, payment method; one invoice per item when separate.
+    groups: dict[tuple[Any, ...], list[DueItem]] = defaultdict(list)
+    for item in items:
+        _, _, _, _, sep_client, sep_group, _, _ = clients[item.client_id]
+        separate = bool(sep_client or sep_group)
+        key = (
+            item.client_id,
+            item.due,
+            item.payment_method,
+            (item.kind, item.id) if separate else None,
+        )
+        groups[key].append(item)
+    if ctx.dry_run:
+        for (client_id, due, method, _), members in groups.items():
+            ctx.planned(
+                PlannedAction(
+                    RULE,
+                    client_id,
+                    f"client:{client_id}",
+                    due.isoformat(),
+                    f"invoice {len(members)} item(s) due {due} by {method}",
+                )
+            )
+        tally.acted = len(groups)
+        return tally
+    taxes = TaxTable()
+    for batch in chunks(list(groups.items()), 2000):
+        with writer():
+            tally.acted += _write_invoices(ctx, batch, clients, taxes)
+    return tally
+
+
+def _write_invoices(
+    ctx: RunContext, batch: Any, clients: dict[int, tuple[Any, ...]], taxes: TaxTable
+) -> int:
+    """One transaction: claim each item for today, then invoices, items and emails.
+
+    Items are claimed per business day, so a second run the same day invoices nothing,
+    even for an item whose next period came due after a payment earlier in that run.
+    """
+    keys = [(f"{m.kind}:{m.id}", "", ctx.business_date) for _, members in batch for m in members]
+    won = claim(ctx, RULE, keys)
+    batch = [
+        (
+            key,
+            [m for m in members if (f"{m.kind}:{m.id}", "", ctx.business_date) in won],
+        )
+        for key, members in batch
+    ]
+    next_id = (Invoice.select(fn.MAX(Invoice.id)).scalar() or 0) + 1
+    next_item = (InvoiceItem.select(fn.MAX(InvoiceItem.id)).scalar() or 0) + 1
+    invoices: list[tuple[Any, ...]] = []
+    lines: list[tuple[Any, ...]] = []
+    notices: list[Notice] = []
+    now = utcnow().isoformat(" ")
+    for (client_id, due, method, _), members in batch:
+        if not members:
+            continue
+        _, country, state, exempt, _, _, discount_bp, group_name = clients[client_id]
+        invoice_id = next_id
+        next_id += 1
+        taxable = not exempt and ctx.settings.tax_enabled
+        rows = [
+            (m.amount, taxable, m.description, m.kind, m.id, m.due, ITEM_TYPES[m.kind])
+            for m in members
+        ]
+        if discount_bp:
+            base = sum(m.amount for m in members)
+            off = int(round_half_up(Decimal(base) * discount_bp / Decimal(10_000), 0))
+            if off:
+                rows.append(
+                    (
+                        -off,
+                        taxable,
+                        f"Client group discount: {group_name} ({Decimal(discount_bp) / 100}%)",
+                        None,
+                        None,
+                        None,
+                        "Item",
+                    )
+                )
+        rates = taxes.rates_for(country, state, exempt=bool(exempt), settings=ctx.settings)
+        totals = compute([(amount, taxed) for amount, taxed, *_ in rows], rates, ctx.settings)
+        invoices.append(
+            (
+                invoice_id,
+                client_id,
+                str(invoice_id),
+                ctx.business_date.isoformat(),
+                due.isoformat(),
+                None,
+                "Unpaid",
+                method,
+                totals.subtotal,
+                totals.tax,
+                totals.tax2,
+                totals.total,
+                rates.level1_e4,
+                rates.level2_e4,
+                "",
+                now,
+                1,
+            )
+        )
+        for n, (amount, taxed, text, kind, rid, rdue, itype) in enumerate(rows):
+            lines.append(
+                (
+                    next_item,
+                    invoice_id,
+                    itype,
+                    text,
+                    amount,
+                    taxed,
+                    kind,
+                    rid,
+                    rdue.isoformat() if rdue else None,
+                    n,
+                )
+            )
+            next_item += 1
+        notices.append(Notice(client_id, invoice_id, unique_key=f"invoice_created:{invoice_id}"))
+    bulk_insert(Invoice, INVOICE_COLUMNS, invoices)
+    bulk_insert(InvoiceItem, ITEM_COLUMNS, lines)
+    reset_sequences((Invoice, InvoiceItem))
+    queue("Invoice Created", notices)
+    return len(invoices)
+
+
+INVOICE_COLUMNS = (
+    "id",
+    "client_id",
+    "number",
+    "date",
+    "due_date",
+    "date_paid",
+    "status",
+    "payment_method",
+    "subtotal",
+    "tax",
+    "tax2",
+    "total",
+    "tax_rate1_e4",
+    "tax_rate2_e4",
+    "notes",
+    "created_at",
+    "version",
+)
+ITEM_COLUMNS = (
+    "id",
+    "invoice_id",
+    "type",
+    "description",
+    "amount",
+    "taxed",
+    "related_type",
+    "related_id",
+    "related_due_date",
+    "sort_order",
+)
+
+
+CYCLE_MONTHS = {
+    BillingCycle.MONTHLY: 1,
+    BillingCycle.QUARTERLY: 3,
+    BillingCycle.SEMI_ANNUALLY: 6,
+    BillingCycle.ANNUALLY: 12,
+    BillingCycle.BIENNIALLY: 24,
+    BillingCycle.TRIENNIALLY: 36,
+}
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    """The same day ``months`` later, clamped to the month's end (31 Jan + 1 = 28/29 Feb)."""
+    import calendar
+
+    month = day.month - 1 + months
+    year = day.year + month // 12
+    month = month % 12 + 1
+    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def advance_due_dates(invoice_ids: list[int]) -> None:
+    """Paid: the items an invoice billed move to their next period (a fixed number of queries).
+
+    Only items still due on the date that was billed move, so paying twice moves nothing.
+    """
+    if not invoice_ids:
+        return
+    billed: Any = (
+        InvoiceItem.select(
+            InvoiceItem.related_type, InvoiceItem.related_id, InvoiceItem.related_due_date
+        )
+        .where(InvoiceItem.invoice.in_(invoice_ids) & InvoiceItem.related_type.is_null(False))
+        .tuples()
+    )
+    by_kind: dict[str, dict[int, dt.date]] = defaultdict(dict)
+    for kind, rid, due in billed:
+        by_kind[kind][rid] = due if isinstance(due, dt.date) else dt.date.fromisoformat(str(due))
+    for kind, model in (("service", Service), ("addon", Addon), ("domain", Domain)):
+        due_by_id = by_kind.get(kind)
+        if not due_by_id:
+            continue
+        annual: Any = BillingCycle.ANNUALLY.value  # domains renew yearly
+        cycle = annual if model is Domain else model.billing_cycle  # type: ignore[union-attr]
+        columns = (model.id, model.next_due_date) + (() if model is Domain else (cycle,))
+        rows: Any = model.select(*columns).where(model.id.in_(list(due_by_id))).tuples()
+        moves = []
+        for rid, current, *rest in rows:
+            cycle_name = rest[0] if rest else annual
+            current = (
+                current if isinstance(current, dt.date) else dt.date.fromisoformat(str(current))
+            )
+            if current == due_by_id[rid] and cycle_name in CYCLE_MONTHS:
+                moves.append((rid, add_months(current, CYCLE_MONTHS[cycle_name]).isoformat()))
+        bulk_update_column(model, "next_due_date", moves)
