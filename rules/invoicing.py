@@ -347,5 +347,5 @@ def advance_due_dates(invoice_ids: list[int]) -> None:
                 current if isinstance(current, dt.date) else dt.date.fromisoformat(str(current))
             )
             if current == due_by_id[rid] and cycle_name in CYCLE_MONTHS:
-                moves.append((rid, add_months(current, CYCLE_MONTHS[cycle_name]).isoformat()))
+                moves.append((rid, add_months(current, CYCLE_MONTHS[cycle_name])))
         bulk_update_column(model, "next_due_date", moves)

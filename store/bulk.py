@@ -7,6 +7,7 @@ form (ints, bools, ISO date/time strings).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -51,7 +52,10 @@ def bulk_update_column(model: type[Model], column: str, pairs: Sequence[tuple[in
     """Set ``column`` per primary key from ``(id, value)`` pairs, 500 rows a statement."""
     table = model._meta.table_name
     cursor = database.cursor()
-    mark = "%s" if is_postgres() else "?"
+    postgres = is_postgres()
+    mark = "%s" if postgres else "?"
+    if not postgres:  # SQLite keeps dates as ISO text, as peewee writes them
+        pairs = [(pk, _sqlite_value(v)) for pk, v in pairs]
     for start in range(0, len(pairs), 500):
         batch = pairs[start : start + 500]
         cases = " ".join(f"WHEN {mark} THEN {mark}" for _ in batch)
@@ -74,3 +78,11 @@ def reset_sequences(models: Iterable[type[Model]]) -> None:
             f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), "
             f'COALESCE((SELECT MAX(id) FROM "{table}"), 0) + 1, false)'
         )
+
+
+def _sqlite_value(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.isoformat(" ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
