@@ -1,0 +1,440 @@
+"""A full cron over N clients with ten invoices each, beside two baselines in the same run.
+
+    python bench/cron.py [--clients 100000]
+
+1. builds a SQLite database (N clients, one service each, 10 invoices each: paid
+   history plus unpaid ones falling due for every stage) and copies it twice;
+2. times ``rules.cron.run_rules`` for one business date (the outbox is queued but
+   not delivered: delivery speed is the mail server's);
+3. times hand-written set-based SQL doing the same work on the first copy;
+4. times a per-client ORM loop (rendering each email) on a sample of clients of the
+   second copy, scaled to N (said in the output).
+The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import random
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from playhouse.test_utils import count_queries  # noqa: E402
+
+from rules.cron import run_rules  # noqa: E402
+from store.bulk import bulk_insert  # noqa: E402
+from store.db import close_database, database, open_database, writer  # noqa: E402
+from store.migrate import upgrade  # noqa: E402
+from store.models import (  # noqa: E402
+    Client,
+    Currency,
+    Invoice,
+    InvoiceItem,
+    Product,
+    Service,
+    StoredCard,
+)
+from store.settings import load_settings  # noqa: E402
+
+DAY = dt.date(2026, 3, 10)
+CLIENT_COLUMNS = (
+    "id",
+    "first_name",
+    "last_name",
+    "company",
+    "email",
+    "address1",
+    "address2",
+    "city",
+    "state",
+    "postcode",
+    "country",
+    "phone",
+    "tax_id",
+    "language",
+    "status",
+    "currency_id",
+    "payment_method",
+    "late_fees_exempt",
+    "overdue_notices_disabled",
+    "tax_exempt",
+    "separate_invoices",
+    "cc_processing_disabled",
+    "status_locked",
+    "marketing_opt_out",
+    "admin_notes",
+    "password_hash",
+    "password_must_change",
+    "security_answer_hash",
+    "totp_secret",
+    "totp_last_step",
+    "created_at",
+    "updated_at",
+    "last_login_ip",
+    "version",
+)
+INVOICE_COLUMNS = (
+    "id",
+    "client_id",
+    "number",
+    "date",
+    "due_date",
+    "date_paid",
+    "status",
+    "payment_method",
+    "subtotal",
+    "tax",
+    "tax2",
+    "total",
+    "tax_rate1_e4",
+    "tax_rate2_e4",
+    "notes",
+    "created_at",
+    "version",
+)
+# Unpaid due dates relative to the business date: reminder, first, second, third, late fee,
+# capture day, and not yet due.
+UNPAID_OFFSETS = (7, -1, -2, -3, -6, 0, 20)
+
+
+def build(path: Path, clients: int) -> None:
+    open_database(f"sqlite:///{path}")
+    upgrade()
+    rng = random.Random(3)
+    with writer():
+        usd = Currency.create(code="USD", is_default=True)
+        product = Product.create(name="Hosting")
+    stamp = "2025-01-01 00:00:00"
+    invoice_id = 0
+    for start in range(1, clients + 1, 10_000):
+        ids = range(start, min(start + 10_000, clients + 1))
+        crows, srows, irows, items, cards = [], [], [], [], []
+        for cid in ids:
+            method = "sandboxcard" if cid % 3 == 0 else "banktransfer"
+            crows.append(
+                (
+                    cid,
+                    f"First{cid}",
+                    "Last",
+                    "",
+                    f"c{cid}@example.com",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "GB",
+                    "",
+                    "",
+                    "",
+                    "Active" if cid % 7 else "Inactive",
+                    usd.id,
+                    method,
+                    cid % 20 == 0,
+                    cid % 25 == 0,
+                    False,
+                    False,
+                    cid % 30 == 0,
+                    False,
+                    False,
+                    "",
+                    "",
+                    False,
+                    "",
+                    "",
+                    0,
+                    stamp,
+                    stamp,
+                    "",
+                    1,
+                )
+            )
+            srows.append(
+                (
+                    cid,
+                    cid,
+                    product.id,
+                    "",
+                    "Active" if cid % 5 else "Terminated",
+                    "Monthly",
+                    1000,
+                    (DAY + dt.timedelta(days=rng.randrange(0, 40))).isoformat(),
+                    method,
+                    stamp,
+                )
+            )
+            if method == "sandboxcard":
+                cards.append(
+                    (cid, "sandboxcard", "ok_1" if cid % 2 else "dec_1", "4242", "2030-01", stamp)
+                )
+            for k in range(10):
+                invoice_id += 1
+                unpaid = k < 3
+                offset = rng.choice(UNPAID_OFFSETS) if unpaid else -30 * (k + 1)
+                due = DAY + dt.timedelta(days=offset)
+                irows.append(
+                    (
+                        invoice_id,
+                        cid,
+                        str(invoice_id),
+                        (due - dt.timedelta(days=14)).isoformat(),
+                        due.isoformat(),
+                        None if unpaid else due.isoformat(),
+                        "Unpaid" if unpaid else "Paid",
+                        method,
+                        1000,
+                        0,
+                        0,
+                        1000,
+                        0,
+                        0,
+                        "",
+                        stamp,
+                        1,
+                    )
+                )
+                items.append((invoice_id, "Hosting", "Hosting", 1000, True, 0))
+        with writer():
+            bulk_insert(Client, CLIENT_COLUMNS, crows)
+            bulk_insert(
+                Service,
+                (
+                    "id",
+                    "client_id",
+                    "product_id",
+                    "domain",
+                    "status",
+                    "billing_cycle",
+                    "amount",
+                    "next_due_date",
+                    "payment_method",
+                    "created_at",
+                ),
+                srows,
+            )
+            bulk_insert(
+                StoredCard,
+                ("client_id", "gateway", "token", "last4", "expiry", "created_at"),
+                cards,
+            )
+            bulk_insert(Invoice, INVOICE_COLUMNS, irows)
+            bulk_insert(
+                InvoiceItem,
+                ("invoice_id", "type", "description", "amount", "taxed", "sort_order"),
+                items,
+            )
+    database.execute_sql("ANALYZE")
+    close_database()
+
+
+BASELINE_SQL = [
+    # Invoice generation (one service per client, so one invoice per due service).
+    """CREATE TEMP TABLE due AS
+       SELECT s.id AS sid, s.client_id, s.amount, s.next_due_date, s.payment_method,
+              (SELECT MAX(id) FROM invoice) + ROW_NUMBER() OVER (ORDER BY s.id) AS iid
+       FROM service s
+       WHERE s.status IN ('Active', 'Suspended') AND s.billing_cycle NOT IN ('Free', 'One Time')
+         AND s.next_due_date <= date(:day, '+14 days')
+         AND NOT EXISTS (SELECT 1 FROM invoice_item i WHERE i.related_type = 'service'
+                         AND i.related_id = s.id AND i.related_due_date = s.next_due_date)""",
+    """INSERT INTO action_ledger (rule, subject, stage, business_date, outcome, detail, created_at)
+       SELECT 'invoice', 'service:' || sid, '', :day, 'done', '', :now FROM due""",
+    """INSERT INTO invoice (id, client_id, number, date, due_date, status, payment_method,
+       subtotal, tax, tax2, total, tax_rate1_e4, tax_rate2_e4, notes, created_at, version)
+       SELECT iid, client_id, iid, :day, next_due_date, 'Unpaid', payment_method, amount, 0, 0,
+              amount, 0, 0, '', :now, 1 FROM due""",
+    """INSERT INTO invoice_item (invoice_id, type, description, amount, taxed, related_type,
+       related_id, related_due_date, sort_order)
+       SELECT iid, 'Hosting', 'Hosting', amount, 1, 'service', sid, next_due_date, 0 FROM due""",
+    # Reminders and notices: the latest stage due today.
+    """CREATE TEMP TABLE stage AS
+       SELECT i.id, i.client_id, CASE julianday(:day) - julianday(i.due_date)
+              WHEN -7 THEN 'reminder' WHEN 1 THEN 'first' WHEN 2 THEN 'second'
+              WHEN 3 THEN 'third' END AS stage, c.email, c.first_name, i.number, i.total
+       FROM invoice i JOIN client c ON c.id = i.client_id
+       WHERE i.status = 'Unpaid' AND i.due_date IN (date(:day, '+7 days'), date(:day, '-1 day'),
+             date(:day, '-2 days'), date(:day, '-3 days'))
+         AND (c.overdue_notices_disabled = 0 OR i.due_date > :day)""",
+    """INSERT INTO action_ledger (rule, subject, stage, business_date, outcome, detail, created_at)
+       SELECT 'notice', 'invoice:' || id, stage, :day, 'done', '', :now FROM stage""",
+    """INSERT INTO email (client_id, template, "to", subject, body_text, body_html, masked_body,
+       status, unique_key, marketing, message_id, attempts, next_attempt_at, lease_owner,
+       last_error, created_at)
+       SELECT client_id, stage, email, 'Invoice #' || number,
+              'Dear ' || first_name || ', invoice #' || number || ' total $' ||
+              printf('%.2f', total / 100.0), '', '', 'queued', 'notice:' || id || ':' || stage,
+              0, '', 0, :now, '', '', :now FROM stage""",
+    # Late fees: 10% of the subtotal, once per invoice.
+    """CREATE TEMP TABLE late AS
+       SELECT i.id, i.subtotal * 10 / 100 AS fee FROM invoice i JOIN client c ON c.id = i.client_id
+       WHERE i.status = 'Unpaid' AND i.due_date <= date(:day, '-5 days')
+         AND c.late_fees_exempt = 0 AND NOT EXISTS (SELECT 1 FROM invoice_item f
+             WHERE f.invoice_id = i.id AND f.type = 'LateFee')""",
+    """INSERT INTO action_ledger (rule, subject, stage, business_date, outcome, detail, created_at)
+       SELECT 'late_fee', 'invoice:' || id, '', :day, 'done', '', :now FROM late""",
+    """INSERT INTO invoice_item (invoice_id, type, description, amount, taxed, sort_order)
+       SELECT id, 'LateFee', 'Late fee', fee, 1, 1 FROM late""",
+    """UPDATE invoice SET subtotal = subtotal + (SELECT fee FROM late WHERE late.id = invoice.id),
+       total = total + (SELECT fee FROM late WHERE late.id = invoice.id)
+       WHERE id IN (SELECT id FROM late)""",
+    # Card capture.
+    """CREATE TEMP TABLE cap AS
+       SELECT i.id, i.client_id, i.total, k.token LIKE 'ok%' AS approved
+       FROM invoice i JOIN client c ON c.id = i.client_id
+       JOIN stored_card k ON k.client_id = i.client_id AND k.gateway = i.payment_method
+       WHERE i.status = 'Unpaid' AND i.payment_method = 'sandboxcard' AND i.due_date <= :day
+         AND c.cc_processing_disabled = 0""",
+    """INSERT INTO action_ledger (rule, subject, stage, business_date, outcome, detail, created_at)
+       SELECT 'capture', 'invoice:' || id, '', :day, 'done', '', :now FROM cap""",
+    """INSERT INTO "transaction" (client_id, invoice_id, gateway, transaction_id,
+       idempotency_key, amount_in, amount_out, fees, description, date)
+       SELECT client_id, id, 'sandboxcard', 'sbx', 'capture:' || id || ':' || :day, total, 0, 0,
+              'Card capture', :now FROM cap WHERE approved""",
+    """UPDATE invoice SET status = 'Paid', date_paid = :day
+       WHERE id IN (SELECT id FROM cap WHERE approved)""",
+    # Status update.
+    """UPDATE client SET status = 'Inactive', version = version + 1
+       WHERE status = 'Active' AND status_locked = 0 AND NOT EXISTS (
+         SELECT 1 FROM service s WHERE s.client_id = client.id
+         AND s.status IN ('Active', 'Suspended'))""",
+    """UPDATE client SET status = 'Active', version = version + 1
+       WHERE status = 'Inactive' AND status_locked = 0 AND EXISTS (
+         SELECT 1 FROM service s WHERE s.client_id = client.id
+         AND s.status IN ('Active', 'Suspended'))""",
+]
+
+
+def baseline_sql(path: Path) -> float:
+    open_database(f"sqlite:///{path}")
+    params = {"day": DAY.isoformat(), "now": "2026-03-10 09:00:00"}
+    started = time.perf_counter()
+    conn = database.connection()
+    conn.execute("BEGIN IMMEDIATE")
+    for statement in BASELINE_SQL:
+        conn.execute(statement, params)
+    conn.execute("COMMIT")
+    seconds = time.perf_counter() - started
+    close_database()
+    return seconds
+
+
+def naive_loop(path: Path, sample: int) -> float:
+    """The obvious per-client code: a few ORM queries and writes per client and invoice."""
+    from rules.mail import Notice, queue
+
+    open_database(f"sqlite:///{path}")
+    started = time.perf_counter()
+    for client in Client.select().order_by(Client.id).limit(sample):
+        with writer():
+            for service in Service.select().where(Service.client == client.id):
+                if service.status in ("Active", "Suspended") and service.next_due_date <= (
+                    DAY + dt.timedelta(days=14)
+                ):
+                    inv = Invoice.create(
+                        client=client,
+                        number=f"N{service.id}",
+                        date=DAY,
+                        due_date=service.next_due_date,
+                        payment_method=service.payment_method,
+                        subtotal=service.amount,
+                        total=service.amount,
+                    )
+                    InvoiceItem.create(
+                        invoice=inv,
+                        type="Hosting",
+                        description="Hosting",
+                        amount=service.amount,
+                        related_type="service",
+                        related_id=service.id,
+                        related_due_date=service.next_due_date,
+                    )
+                    queue("Invoice Created", [Notice(client.id, inv.id)])
+            for inv in Invoice.select().where(
+                (Invoice.client == client.id) & (Invoice.status == "Unpaid")
+            ):
+                days = (DAY - inv.due_date).days
+                if days in (-7, 1, 2, 3):
+                    queue("Invoice Payment Reminder", [Notice(client.id, inv.id)])
+                if days >= 5 and not client.late_fees_exempt:
+                    fee = inv.subtotal // 10
+                    InvoiceItem.create(
+                        invoice=inv, type="LateFee", description="Late fee", amount=fee
+                    )
+                    inv.subtotal += fee
+                    inv.total += fee
+                    inv.save()
+    seconds = time.perf_counter() - started
+    close_database()
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--clients", type=int, default=100_000)
+    parser.add_argument(
+        "--sample", type=int, default=1000, help="clients the per-client loop runs on (then scaled)"
+    )
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="gobiller-cron-bench-"))
+    base = folder / "base.sqlite3"
+    started = time.perf_counter()
+    build(base, args.clients)
+    print(
+        f"built {args.clients:,} clients / {args.clients * 10:,} invoices in "
+        f"{time.perf_counter() - started:.1f} s",
+        flush=True,
+    )
+    for name in ("sql", "naive"):
+        shutil.copy(base, folder / f"{name}.sqlite3")
+
+    open_database(f"sqlite:///{base}")
+    settings = load_settings()
+    with count_queries() as counter:
+        started = time.perf_counter()
+        summary = run_rules(DAY, settings)
+        seconds = time.perf_counter() - started
+    acted = {name: t.acted for name, t in summary.rules.items()}
+    close_database()
+    sql_seconds = baseline_sql(folder / "sql.sqlite3")
+    sample = min(args.sample, args.clients)
+    naive_sample = naive_loop(folder / "naive.sqlite3", sample)
+    naive_seconds = naive_sample * args.clients / sample
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"cron: {seconds:.2f} s, {counter.count} queries, acted {acted}")
+    print(f"hand-written SQL baseline: {sql_seconds:.2f} s (ratio {seconds / sql_seconds:.2f}x)")
+    print(
+        f"per-client ORM loop: {naive_sample:.2f} s for {sample} clients, scaled to "
+        f"{naive_seconds:.1f} s for {args.clients:,} (cron is {naive_seconds / seconds:.1f}x "
+        "faster)"
+    )
+    print(
+        json.dumps(
+            {
+                "clients": args.clients,
+                "invoices": args.clients * 10,
+                "seconds": round(seconds, 3),
+                "baseline_sql_seconds": round(sql_seconds, 3),
+                "ratio_vs_sql": round(seconds / sql_seconds, 2),
+                "naive_seconds": round(naive_seconds, 1),
+                "naive_sampled_clients": sample,
+                "naive_scaled": True,
+                "speedup_vs_naive": round(naive_seconds / seconds, 1),
+                "peak_rss_mb": round(peak),
+                "queries": counter.count,
+                "acted": acted,
+            }
+        )
+    )
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
