@@ -27,13 +27,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("TEXTUAL_FPS", "120")  # as `gobiller` starts the app
 sys.path.insert(0, str(ROOT))
 
 TERMS = ["an", "ana", "brien", "müller", "王", "example.org", "todo", "4242", "zz", "dangelo7"]
 
 CHILD = """
-import time, sys
+import os, time, sys
 started = time.perf_counter()
+os.environ.setdefault("TEXTUAL_FPS", "120")
 sys.path.insert(0, {root!r})
 from store.db import open_database
 from store.migrate import upgrade

@@ -63,9 +63,15 @@ def _candidates(term: str, cap: int) -> Any:
                 "SELECT client_id FROM client_search WHERE body LIKE %s ESCAPE '\\' LIMIT %s",
                 (pattern, cap),
             )
-        phrase = '"' + term.replace('"', '""') + '"'
+        # Each word of three or more characters narrows through the index; the LIKE then
+        # keeps exact substrings of the whole term ("brien m" must not match "m... brien").
+        words = [w for w in term.split() if len(w) >= MIN_TRIGRAM] or [term]
+        match = " ".join('"' + w.replace('"', '""') + '"' for w in words)
+        pattern = "%" + _escape_like(term) + "%"
         return SQL(
-            "SELECT rowid FROM client_search WHERE client_search MATCH ? LIMIT ?", (phrase, cap)
+            "SELECT rowid FROM client_search WHERE client_search MATCH ? "
+            "AND body LIKE ? ESCAPE '\\' LIMIT ?",
+            (match, pattern, cap),
         )
     conditions = []
     for variant in dict.fromkeys((term, term[:1].upper() + term[1:])):

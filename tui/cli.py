@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -75,6 +76,9 @@ def main(ctx: click.Context, database: str | None) -> None:
     ctx.obj = Context(database)
     if ctx.invoked_subcommand is None:
         ctx.obj.open()
+        # Repaint at up to 120 frames a second (Textual's default is 60): a keystroke's
+        # results reach the screen up to 8 ms sooner. TEXTUAL_FPS set by the user wins.
+        os.environ.setdefault("TEXTUAL_FPS", "120")
         from tui.app import StaffApp  # only the app itself loads Textual
 
         keys = ctx.obj.config().table("keys")
