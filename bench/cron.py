@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from playhouse.test_utils import count_queries  # noqa: E402
 
 from rules.cron import run_rules  # noqa: E402
-from store.bulk import bulk_insert  # noqa: E402
+from store.bulk import bulk_insert, row_maker  # noqa: E402
 from store.db import close_database, database, open_database, writer  # noqa: E402
 from store.migrate import upgrade  # noqa: E402
 from store.models import (  # noqa: E402
@@ -45,42 +45,6 @@ from store.models import (  # noqa: E402
 from store.settings import load_settings  # noqa: E402
 
 DAY = dt.date(2026, 3, 10)
-CLIENT_COLUMNS = (
-    "id",
-    "first_name",
-    "last_name",
-    "company",
-    "email",
-    "address1",
-    "address2",
-    "city",
-    "state",
-    "postcode",
-    "country",
-    "phone",
-    "tax_id",
-    "language",
-    "status",
-    "currency_id",
-    "payment_method",
-    "late_fees_exempt",
-    "overdue_notices_disabled",
-    "tax_exempt",
-    "separate_invoices",
-    "cc_processing_disabled",
-    "status_locked",
-    "marketing_opt_out",
-    "admin_notes",
-    "password_hash",
-    "password_must_change",
-    "security_answer_hash",
-    "totp_secret",
-    "totp_last_step",
-    "created_at",
-    "updated_at",
-    "last_login_ip",
-    "version",
-)
 INVOICE_COLUMNS = (
     "id",
     "client_id",
@@ -113,6 +77,7 @@ def build(path: Path, clients: int) -> None:
         usd = Currency.create(code="USD", is_default=True)
         product = Product.create(name="Hosting")
     stamp = "2025-01-01 00:00:00"
+    client_columns, make_client = row_maker(Client)
     invoice_id = 0
     for start in range(1, clients + 1, 10_000):
         ids = range(start, min(start + 10_000, clients + 1))
@@ -120,41 +85,20 @@ def build(path: Path, clients: int) -> None:
         for cid in ids:
             method = "sandboxcard" if cid % 3 == 0 else "banktransfer"
             crows.append(
-                (
-                    cid,
-                    f"First{cid}",
-                    "Last",
-                    "",
-                    f"c{cid}@example.com",
-                    "",
-                    "",
-                    "",
-                    "",
-                    "",
-                    "GB",
-                    "",
-                    "",
-                    "",
-                    "Active" if cid % 7 else "Inactive",
-                    usd.id,
-                    method,
-                    cid % 20 == 0,
-                    cid % 25 == 0,
-                    False,
-                    False,
-                    cid % 30 == 0,
-                    False,
-                    False,
-                    "",
-                    "",
-                    False,
-                    "",
-                    "",
-                    0,
-                    stamp,
-                    stamp,
-                    "",
-                    1,
+                make_client(
+                    id=cid,
+                    first_name=f"First{cid}",
+                    last_name="Last",
+                    email=f"c{cid}@example.com",
+                    country="GB",
+                    status="Active" if cid % 7 else "Inactive",
+                    currency=usd.id,
+                    payment_method=method,
+                    late_fees_exempt=cid % 20 == 0,
+                    overdue_notices_disabled=cid % 25 == 0,
+                    cc_processing_disabled=cid % 30 == 0,
+                    created_at=stamp,
+                    updated_at=stamp,
                 )
             )
             srows.append(
@@ -203,7 +147,7 @@ def build(path: Path, clients: int) -> None:
                 )
                 items.append((invoice_id, "Hosting", "Hosting", 1000, True, 0))
         with writer():
-            bulk_insert(Client, CLIENT_COLUMNS, crows)
+            bulk_insert(Client, client_columns, crows)
             bulk_insert(
                 Service,
                 (

@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from rules.mail import OUTBOX_COLUMNS, Notice, queue  # noqa: E402
-from store.bulk import bulk_insert  # noqa: E402
+from store.bulk import bulk_insert, row_maker  # noqa: E402
 from store.db import open_database, writer  # noqa: E402
 from store.migrate import upgrade  # noqa: E402
 from store.models import Client, Currency, Email, Invoice, InvoiceItem  # noqa: E402
@@ -29,80 +29,20 @@ from store.models import Client, Currency, Email, Invoice, InvoiceItem  # noqa: 
 def build(n: int) -> list[Notice]:
     with writer():
         usd = Currency.create(code="USD", is_default=True)
+        columns, make = row_maker(Client)
         bulk_insert(
             Client,
-            (
-                "id",
-                "first_name",
-                "last_name",
-                "company",
-                "email",
-                "address1",
-                "address2",
-                "city",
-                "state",
-                "postcode",
-                "country",
-                "phone",
-                "tax_id",
-                "language",
-                "status",
-                "currency_id",
-                "payment_method",
-                "late_fees_exempt",
-                "overdue_notices_disabled",
-                "tax_exempt",
-                "separate_invoices",
-                "cc_processing_disabled",
-                "status_locked",
-                "marketing_opt_out",
-                "admin_notes",
-                "password_hash",
-                "password_must_change",
-                "security_answer_hash",
-                "totp_secret",
-                "totp_last_step",
-                "created_at",
-                "updated_at",
-                "last_login_ip",
-                "version",
-            ),
+            columns,
             [
-                (
-                    i,
-                    f"First{i}",
-                    "Last",
-                    "",
-                    f"c{i}@example.com",
-                    "",
-                    "",
-                    "",
-                    "",
-                    "",
-                    "GB",
-                    "",
-                    "",
-                    "",
-                    "Active",
-                    usd.id,
-                    "banktransfer",
-                    False,
-                    False,
-                    False,
-                    False,
-                    False,
-                    False,
-                    False,
-                    "",
-                    "",
-                    False,
-                    "",
-                    "",
-                    0,
-                    "2026-01-01 00:00:00",
-                    "2026-01-01 00:00:00",
-                    "",
-                    1,
+                make(
+                    id=i,
+                    first_name=f"First{i}",
+                    last_name="Last",
+                    email=f"c{i}@example.com",
+                    country="GB",
+                    currency=usd.id,
+                    created_at="2026-01-01 00:00:00",
+                    updated_at="2026-01-01 00:00:00",
                 )
                 for i in range(1, n + 1)
             ],

@@ -86,3 +86,24 @@ def _sqlite_value(value: Any) -> Any:
     if isinstance(value, dt.date):
         return value.isoformat()
     return value
+
+
+def row_maker(model: type[Model]) -> tuple[tuple[str, ...], Any]:
+    """Columns of ``model`` and a function building one row from keyword values.
+
+    Fields not given take the model's defaults (evaluated once, not per row), so
+    scripts can bulk insert without spelling out every NOT NULL column.
+    """
+    fields = [f for f in model._meta.sorted_fields]
+    defaults: dict[str, Any] = {}
+    for f in fields:
+        default = f.default() if callable(f.default) else f.default
+        if isinstance(default, dt.datetime):
+            default = default.isoformat(" ")
+        defaults[f.name] = default
+    columns = tuple(f.column_name for f in fields)
+
+    def make(**values: Any) -> tuple[Any, ...]:
+        return tuple(values.get(f.name, defaults[f.name]) for f in fields)
+
+    return columns, make

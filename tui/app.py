@@ -130,9 +130,20 @@ class StaffApp(App[None]):
             return
         self.push_screen(MassMailScreen(self.actor))
 
+    def action_settings(self) -> None:
+        from tui.screens.settings import SettingsScreen
+
+        if self.actor is None:
+            return
+        if not allowed(self.actor, "settings"):
+            self.notify("Only admins change settings", severity="error")
+            return
+        self.push_screen(SettingsScreen(self.actor))
+
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         if self.actor is not None:
+            yield SystemCommand("Settings", "Automation and General Settings", self.action_settings)
             yield SystemCommand("Email log", "Every email sent or queued", self.action_email_log)
             yield SystemCommand(
                 "Mass mail", "Compose and send to filtered clients", self.action_mass_mail

@@ -457,3 +457,42 @@ async def test_keys_can_be_remapped(admin: str) -> None:
         await pilot.press("ctrl+n")
         await pilot.pause()
         assert isinstance(app.screen, ClientEditor) and app.screen.client_id is None
+
+
+async def test_settings_screen_saves_all_or_nothing(admin: str) -> None:
+    from store.settings import load_settings
+    from tui.screens.settings import SettingsScreen
+
+    make_clients(1)
+    app = StaffApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await login(pilot)
+        await pilot.press("f9")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, SettingsScreen)
+        screen.query_one("#s-invoice_days_before_due", Input).value = "21"
+        screen.query_one("#s-daily_hour", Input).value = "25"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert "between 0 and 23" in str(screen.query_one("#err-daily_hour", Static).render())
+        assert load_settings().invoice_days_before_due == 14  # nothing saved
+        screen.query_one("#s-daily_hour", Input).value = "6"
+        screen.query_one("#s-overdue_notice_days", Input).value = "2, 5, 0"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+    saved = load_settings()
+    assert (saved.invoice_days_before_due, saved.daily_hour, saved.overdue_notice_days) == (
+        21, 6, [2, 5, 0])
+    assert AuditLog.select().where(AuditLog.entity == "setting").count() == 3
+
+
+async def test_support_cannot_open_settings(admin: str) -> None:
+    from tui.screens.settings import SettingsScreen
+
+    app = StaffApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await login(pilot, username="helpdesk")
+        await pilot.press("f9")
+        await pilot.pause()
+        assert not isinstance(app.screen, SettingsScreen)

@@ -39,6 +39,7 @@ class ClientListScreen(Screen[None]):
         Binding("s", "cycle_sort", "Sort", id="list.sort"),
         Binding("l", "app.email_log", "Email log", id="list.emaillog"),
         Binding("m", "app.mass_mail", "Mass mail", id="list.massmail"),
+        Binding("f9", "app.settings", "Settings", id="list.settings"),
         Binding("escape", "focus_table", "To list", show=False, id="list.escape"),
     ]
 

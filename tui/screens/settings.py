@@ -1,0 +1,160 @@
+"""Automation and General Settings: every setting of PRODUCT.md §3 and the app's own."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Checkbox, Footer, Input, Label, Select, Static
+
+from rules.audit import Actor
+from rules.errors import RuleError, ValidationError
+from rules.settings_admin import update_settings
+from store.settings import LATE_FEE_TYPES, STATUS_UPDATE_MODES, Settings, load_settings
+
+AUTOMATION = (
+    "invoice_days_before_due",
+    "payment_reminder_days",
+    "overdue_notice_days",
+    "late_fee_days",
+    "late_fee_type",
+    "late_fee_amount",
+    "late_fee_minimum",
+    "late_fee_taxed",
+    "capture_days_before_due",
+    "status_update",
+    "tax_enabled",
+    "tax_inclusive",
+    "tax_compound",
+)
+LABELS = {
+    "invoice_days_before_due": "Invoice days before due",
+    "payment_reminder_days": "Payment reminder: days before due (0 off)",
+    "overdue_notice_days": "Overdue notices: days after due (1st, 2nd, 3rd; 0 off)",
+    "late_fee_days": "Late fee: days after due",
+    "late_fee_type": "Late fee type",
+    "late_fee_amount": "Late fee amount (percent or amount)",
+    "late_fee_minimum": "Late fee minimum",
+    "late_fee_taxed": "Late fees are taxed",
+    "capture_days_before_due": "Card capture: days before due",
+    "status_update": "Client status update",
+    "tax_enabled": "Tax enabled",
+    "tax_inclusive": "Prices include tax",
+    "tax_compound": "Level 2 tax is compound",
+    "timezone": "Timezone (IANA)",
+    "daily_hour": "Daily rules from hour (0-23)",
+    "company_name": "Company name",
+    "system_url": "System URL",
+    "allow_marketing_opt_out": "Clients may opt out of marketing email",
+    "company_email": "Company email (From)",
+    "signature": "Email signature",
+    "mail_rate_limit": "Mass mail: emails per window",
+    "mail_rate_window_seconds": "Mass mail: window (seconds)",
+    "staff_lock_minutes": "Lock the staff app after idle minutes",
+}
+CHOICES = {"late_fee_type": LATE_FEE_TYPES, "status_update": STATUS_UPDATE_MODES}
+
+
+class SettingsScreen(Screen[None]):
+    BINDINGS = [
+        Binding("ctrl+s", "save", "Save settings", id="settings.save"),
+        Binding("escape", "app.pop_screen", "Back", id="settings.back"),
+    ]
+
+    def __init__(self, actor: Actor) -> None:
+        super().__init__()
+        self.actor = actor
+        self.loaded = load_settings()
+
+    def compose(self) -> ComposeResult:
+        yield Static("Settings · ctrl+s saves all or nothing", id="editor-title")
+        general = [f.name for f in fields(Settings) if f.name not in AUTOMATION]
+        with VerticalScroll(id="profile-form"):
+            for title, names in (
+                ("Automation Settings", AUTOMATION),
+                ("General Settings", general),
+            ):
+                yield Static(title, classes="section")
+                for name in names:
+                    yield from self._field(name, getattr(self.loaded, name))
+        yield Footer()
+
+    def _field(self, name: str, value: Any) -> ComposeResult:
+        label = LABELS.get(name, name)
+        widget: Any
+        if isinstance(value, bool):
+            yield Checkbox(label, value, id=f"s-{name}")
+        else:
+            if name in CHOICES:
+                widget = Select(
+                    [(c, c) for c in CHOICES[name]],
+                    value=value,
+                    allow_blank=False,
+                    id=f"s-{name}",
+                    compact=True,
+                )
+            elif isinstance(value, list):
+                widget = Input(", ".join(map(str, value)), id=f"s-{name}", compact=True)
+            else:
+                widget = Input(str(value), id=f"s-{name}", compact=True)
+            with Horizontal(classes="field"):
+                yield Label(label, classes="field-label", markup=False)
+                yield widget
+        yield Static("", id=f"err-{name}", classes="error", markup=False)
+
+    def read(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for f in fields(Settings):
+            widget = self.query_one(f"#s-{f.name}")
+            current = getattr(self.loaded, f.name)
+            if isinstance(widget, Checkbox):
+                values[f.name] = widget.value
+            elif isinstance(widget, Select):
+                values[f.name] = widget.value
+            elif isinstance(widget, Input):
+                values[f.name] = _parse(widget.value, current)
+        return {k: v for k, v in values.items() if v != getattr(self.loaded, k)}
+
+    def action_save(self) -> None:
+        for error in self.query(".error").results(Static):
+            error.update("")
+            error.remove_class("-shown")
+        changes = self.read()
+        if not changes:
+            self.notify("Nothing to save")
+            return
+        try:
+            self.loaded = update_settings(changes, self.actor)
+        except ValidationError as exc:
+            for name, reason in exc.errors.items():
+                error = self.query_one(f"#err-{name}", Static)
+                error.update(reason)
+                error.add_class("-shown")
+            self.notify(
+                f"Nothing saved: {len(exc.errors)} setting(s) need attention", severity="error"
+            )
+            return
+        except RuleError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        self.notify(f"Saved {len(changes)} setting(s)")
+
+
+def _parse(text: str, current: Any) -> Any:
+    """Typed values from the text boxes; a bad value is left for validation to name."""
+    text = text.strip()
+    if isinstance(current, list):
+        try:
+            return [int(part) for part in text.split(",") if part.strip()]
+        except ValueError:
+            return text
+    if isinstance(current, int):
+        try:
+            return int(text)
+        except ValueError:
+            return text
+    return text
