@@ -9,12 +9,10 @@ PostgreSQL) instead of scanning the table.
 from __future__ import annotations
 
 import datetime as dt
-import operator
 from dataclasses import dataclass
-from functools import reduce
 from typing import Any
 
-from peewee import JOIN, SQL, Expression, NodeList, fn
+from peewee import JOIN, SQL, Expression, NodeList
 
 from store.db import is_postgres
 from store.models import Client, ClientGroup
@@ -73,16 +71,22 @@ def _candidates(term: str, cap: int) -> Any:
             "AND body LIKE ? ESCAPE '\\' LIMIT ?",
             (match, pattern, cap),
         )
-    conditions = []
-    for variant in dict.fromkeys((term, term[:1].upper() + term[1:])):
-        for column in (Client.last_name, Client.first_name):
-            conditions.append((column >= variant) & (column < variant + "\uffff"))
-    lowered = term.lower()
-    conditions.append(
-        (fn.LOWER(Client.email) >= lowered) & (fn.LOWER(Client.email) < lowered + "\uffff")
-    )
-    condition = reduce(operator.or_, conditions)
-    return Client.select(Client.id).where(condition).limit(cap)
+    # One index range per column and spelling, each stopping at ``cap`` rows: an OR of
+    # ranges would gather every match of a common letter before any LIMIT applies.
+    ranges = [
+        (column, variant)
+        for variant in dict.fromkeys((term, term[:1].upper() + term[1:]))
+        for column in ('"last_name"', '"first_name"')
+    ]
+    ranges.append(('lower("email")', term.lower()))
+    mark = "%s" if is_postgres() else "?"
+    parts = [
+        f"SELECT id FROM (SELECT id FROM client WHERE {column} >= {mark} "
+        f"AND {column} < {mark} LIMIT {mark}) AS r{n}"
+        for n, (column, _) in enumerate(ranges)
+    ]
+    params: list[Any] = [v for _, variant in ranges for v in (variant, variant + "\uffff", cap)]
+    return SQL(" UNION ".join(parts), params)
 
 
 def _search_condition(term: str, cap: int = SEARCH_CAP) -> Expression | None:

@@ -58,10 +58,8 @@ async def login(pilot: Pilot[None], username: str = "admin", password: str = PAS
     await pilot.press("enter")  # to the password field
     pilot.app.screen.query_one("#password", Input).value = password
     await pilot.press("enter")  # submits
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
+    await settle(pilot)
+    await settle(pilot)
 
 
 async def open_first_client(pilot: Pilot[None]) -> ClientEditor:
@@ -73,8 +71,10 @@ async def open_first_client(pilot: Pilot[None]) -> ClientEditor:
 
 
 async def settle(pilot: Pilot[None]) -> None:
+    """Until every worker has finished (a search made stale by a newer one counts)."""
     await pilot.pause()
-    await pilot.app.workers.wait_for_complete()
+    while any(w.is_running for w in pilot.app.workers):
+        await pilot.pause(0.01)
     await pilot.pause()
 
 
@@ -483,7 +483,10 @@ async def test_settings_screen_saves_all_or_nothing(admin: str) -> None:
         await pilot.pause()
     saved = load_settings()
     assert (saved.invoice_days_before_due, saved.daily_hour, saved.overdue_notice_days) == (
-        21, 6, [2, 5, 0])
+        21,
+        6,
+        [2, 5, 0],
+    )
     assert AuditLog.select().where(AuditLog.entity == "setting").count() == 3
 
 

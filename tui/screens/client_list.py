@@ -22,6 +22,8 @@ from store.models import ClientGroup
 from store.models.enums import ClientStatus
 from tui.widgets.client_table import PAGE, ClientTable, header_text
 
+COUNT_DELAY = 0.25
+
 
 class InfoLine(Widget):
     """One line of status; changing it repaints this line only (no layout pass)."""
@@ -129,6 +131,9 @@ class ClientListScreen(Screen[None]):
     def load(self, query: ListQuery) -> None:
         """First page, then the count, off the UI thread; a newer search makes this stale."""
         self.post_message(self.Results(query, fetch_page(query, 0, PAGE)))
+        # Count only once typing pauses: a count per keystroke would compete with the
+        # next keystroke's page for the CPU. A newer search cancels this worker.
+        time.sleep(COUNT_DELAY)
         if not get_current_worker().is_cancelled:
             self.post_message(self.Counted(query, count(query)))
 
