@@ -217,7 +217,8 @@ BASELINE_SQL = [
               printf('%.2f', total / 100.0), '', '', 'queued', 'notice:' || id || ':' || stage,
               0, '', 0, :now, '', '', :now FROM stage""",
     # Late fees: 10% of the subtotal, once per invoice.
-    """CREATE TEMP TABLE late AS
+    "CREATE TEMP TABLE late (id INTEGER PRIMARY KEY, fee INTEGER)",
+    """INSERT INTO late
        SELECT i.id, i.subtotal * 10 / 100 AS fee FROM invoice i JOIN client c ON c.id = i.client_id
        WHERE i.status = 'Unpaid' AND i.due_date <= date(:day, '-5 days')
          AND c.late_fees_exempt = 0 AND NOT EXISTS (SELECT 1 FROM invoice_item f
@@ -230,7 +231,9 @@ BASELINE_SQL = [
        total = total + (SELECT fee FROM late WHERE late.id = invoice.id)
        WHERE id IN (SELECT id FROM late)""",
     # Card capture.
-    """CREATE TEMP TABLE cap AS
+    "CREATE TEMP TABLE cap (id INTEGER PRIMARY KEY, client_id INTEGER, total INTEGER, "
+    "approved INTEGER)",
+    """INSERT INTO cap
        SELECT i.id, i.client_id, i.total, k.token LIKE 'ok%' AS approved
        FROM invoice i JOIN client c ON c.id = i.client_id
        JOIN stored_card k ON k.client_id = i.client_id AND k.gateway = i.payment_method
@@ -346,6 +349,7 @@ def main() -> None:
         summary = run_rules(DAY, settings)
         seconds = time.perf_counter() - started
     acted = {name: t.acted for name, t in summary.rules.items()}
+    rule_seconds = {name: round(t.seconds, 2) for name, t in summary.rules.items()}
     close_database()
     sql_seconds = baseline_sql(folder / "sql.sqlite3")
     sample = min(args.sample, args.clients)
@@ -353,6 +357,7 @@ def main() -> None:
     naive_seconds = naive_sample * args.clients / sample
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"cron: {seconds:.2f} s, {counter.count} queries, acted {acted}")
+    print(f"seconds per rule: {rule_seconds}")
     print(f"hand-written SQL baseline: {sql_seconds:.2f} s (ratio {seconds / sql_seconds:.2f}x)")
     print(
         f"per-client ORM loop: {naive_sample:.2f} s for {sample} clients, scaled to "

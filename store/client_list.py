@@ -19,7 +19,7 @@ from store.models import Client, ClientGroup
 
 SORTS = ("name", "id", "created")
 #: A search looks at this many matching clients at most; more means "refine the search".
-SEARCH_CAP = 2_000
+SEARCH_CAP = 1_000
 #: Trigram indexes need three characters; shorter terms fall back to prefix LIKE.
 MIN_TRIGRAM = 3
 

@@ -26,6 +26,7 @@ SQLITE_PRAGMAS: tuple[tuple[str, Any], ...] = (
     ("busy_timeout", 10_000),
     ("cache_size", -64_000),
     ("temp_store", "memory"),
+    ("mmap_size", 1 << 30),  # reads through the OS page cache without a syscall a page
 )
 
 
