@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
+from typing import Any
 
 from textual import events
 from textual.app import App, SystemCommand
@@ -56,11 +57,14 @@ class StaffApp(App[None]):
         lock_minutes: float | None = None,
         actor: Actor | None = None,
         keymap: dict[str, str] | None = None,
+        flush: Callable[[], Any] | None = None,
     ) -> None:
         """``actor`` skips the login screen (benchmarks and snapshot tests); ``keymap`` maps
-        binding ids to keys (the ``[keys]`` table of gobiller.toml)."""
+        binding ids to keys (the ``[keys]`` table of gobiller.toml); ``flush`` delivers the
+        outbox after a cron run started from the Automation screen."""
         super().__init__()
         self.actor: Actor | None = actor
+        self.flush = flush
         if keymap:
             self.set_keymap(keymap)
         self.lock_seconds = 60 * (
@@ -140,9 +144,22 @@ class StaffApp(App[None]):
             return
         self.push_screen(SettingsScreen(self.actor))
 
+    def action_automation(self) -> None:
+        from tui.screens.automation import AutomationScreen
+
+        if self.actor is None:
+            return
+        if not allowed(self.actor, "settings"):
+            self.notify("Only admins run the automation", severity="error")
+            return
+        self.push_screen(AutomationScreen(self.flush))
+
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         if self.actor is not None:
+            yield SystemCommand(
+                "Automation", "Recent cron runs, today's plan, run now", self.action_automation
+            )
             yield SystemCommand("Settings", "Automation and General Settings", self.action_settings)
             yield SystemCommand("Email log", "Every email sent or queued", self.action_email_log)
             yield SystemCommand(

@@ -499,3 +499,32 @@ async def test_support_cannot_open_settings(admin: str) -> None:
         await pilot.press("f9")
         await pilot.pause()
         assert not isinstance(app.screen, SettingsScreen)
+
+
+async def test_automation_screen_plans_and_runs(admin: str) -> None:
+    import datetime as dt
+
+    from store.models import CronRun, Product
+    from store.models import Service as Svc
+    from tui.screens.automation import AutomationScreen
+
+    [c] = make_clients(1)
+    Svc.create(client=c, product=Product.create(name="VPS"), status="Active",
+               billing_cycle="Monthly", amount=1000, next_due_date=dt.date.today(),
+               payment_method="banktransfer")
+    app = StaffApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await login(pilot)
+        await pilot.press("f10")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, AutomationScreen)
+        await pilot.press("p")
+        await settle(pilot)
+        status = str(screen.query_one("#automation-status", Static).render())
+        assert "Dry run for" in status
+        await pilot.press("r")
+        await settle(pilot)
+        assert "Ran " in str(screen.query_one("#automation-status", Static).render())
+        assert screen.query_one("#runs").row_count == 1  # type: ignore[attr-defined]
+    assert CronRun.select().count() == 1

@@ -42,6 +42,7 @@ class ClientListScreen(Screen[None]):
         Binding("l", "app.email_log", "Email log", id="list.emaillog"),
         Binding("m", "app.mass_mail", "Mass mail", id="list.massmail"),
         Binding("f9", "app.settings", "Settings", id="list.settings"),
+        Binding("f10", "app.automation", "Automation", id="list.automation"),
         Binding("escape", "focus_table", "To list", show=False, id="list.escape"),
     ]
 
