@@ -327,6 +327,24 @@ def build_export() -> dict[str, Any]:
     return {
         "format": FORMAT,
         "settings": interchange_settings(load_settings()),
+        **build_reference(currencies, groups, fields_),
+        "clients": [client_doc(c) for c in Client.select().order_by(Client.id)],
+    }
+
+
+def build_reference(
+    currencies: list[Currency] | None = None,
+    groups: list[ClientGroup] | None = None,
+    fields_: list[CustomField] | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """The reference sections of the document (currencies, groups, tax rules, fields)."""
+    if currencies is None:
+        currencies = list(Currency.select().order_by(Currency.code))
+    if groups is None:
+        groups = list(ClientGroup.select().order_by(ClientGroup.name))
+    if fields_ is None:
+        fields_ = list(CustomField.select().order_by(CustomField.sort_order, CustomField.id))
+    return {
         "currencies": [
             {
                 "code": c.code,
@@ -370,7 +388,6 @@ def build_export() -> dict[str, Any]:
             }
             for f in fields_
         ],
-        "clients": [client_doc(c) for c in Client.select().order_by(Client.id)],
     }
 
 
@@ -1092,7 +1109,7 @@ def import_document(doc: Any) -> int:
     with writer():
         if plan.settings:
             save_settings(plan.settings)
-        _write_reference(plan)
+        write_reference(plan)
         _write_clients(plan)
     return len(plan.clients)
 
@@ -1105,7 +1122,7 @@ def import_file(path: Path) -> int:
     return import_document(load_document(text))
 
 
-def _write_reference(plan: _Plan) -> None:
+def write_reference(plan: _Plan) -> None:
     if any(c["is_default"] for c in plan.currencies):
         Currency.update(is_default=False).execute()
     for c in plan.currencies:

@@ -144,6 +144,18 @@ class StaffApp(App[None]):
             return
         self.push_screen(SettingsScreen(self.actor))
 
+    def action_reference(self) -> None:
+        from tui.screens.reference import ReferenceScreen
+
+        if self.actor is None:
+            return
+        if not allowed(self.actor, "settings"):
+            self.notify(
+                "Only admins change currencies, groups, tax rules and fields", severity="error"
+            )
+            return
+        self.push_screen(ReferenceScreen(self.actor))
+
     def action_automation(self) -> None:
         from tui.screens.automation import AutomationScreen
 
@@ -161,6 +173,11 @@ class StaffApp(App[None]):
                 "Automation", "Recent cron runs, today's plan, run now", self.action_automation
             )
             yield SystemCommand("Settings", "Automation and General Settings", self.action_settings)
+            yield SystemCommand(
+                "Setup",
+                "Currencies, client groups, tax rules, custom fields",
+                self.action_reference,
+            )
             yield SystemCommand("Email log", "Every email sent or queued", self.action_email_log)
             yield SystemCommand(
                 "Mass mail", "Compose and send to filtered clients", self.action_mass_mail

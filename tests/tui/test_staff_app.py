@@ -509,9 +509,15 @@ async def test_automation_screen_plans_and_runs(admin: str) -> None:
     from tui.screens.automation import AutomationScreen
 
     [c] = make_clients(1)
-    Svc.create(client=c, product=Product.create(name="VPS"), status="Active",
-               billing_cycle="Monthly", amount=1000, next_due_date=dt.date.today(),
-               payment_method="banktransfer")
+    Svc.create(
+        client=c,
+        product=Product.create(name="VPS"),
+        status="Active",
+        billing_cycle="Monthly",
+        amount=1000,
+        next_due_date=dt.date.today(),
+        payment_method="banktransfer",
+    )
     app = StaffApp()
     async with app.run_test(size=SIZE) as pilot:
         await login(pilot)
@@ -528,3 +534,54 @@ async def test_automation_screen_plans_and_runs(admin: str) -> None:
         assert "Ran " in str(screen.query_one("#automation-status", Static).render())
         assert screen.query_one("#runs").row_count == 1  # type: ignore[attr-defined]
     assert CronRun.select().count() == 1
+
+
+async def test_reference_data_screen(admin: str) -> None:
+    from store.models import TaxRule
+    from tui.screens.reference import RecordDialog, ReferenceScreen
+
+    make_clients(1)
+    app = StaffApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await login(pilot)
+        await pilot.press("f11")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, ReferenceScreen)
+        screen.query_one("#tabs").active = "tax_rules"  # type: ignore[attr-defined]
+        await pilot.pause()
+        screen.query_one("#t-tax_rules").focus()
+        await pilot.press("a")
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, RecordDialog)
+        for key, value in (("level", "1"), ("name", "VAT"), ("country", "gb"), ("rate", "20.5")):
+            dialog.query_one(f"#r-{key}", Input).value = value
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        rule = TaxRule.get()
+        assert (rule.level, rule.name, rule.country, rule.rate_e4) == (1, "VAT", "GB", 205_000)
+        screen.query_one("#t-tax_rules").focus()
+        await pilot.press("a")
+        await pilot.pause()
+        dialog = app.screen
+        for key, value in (("level", "3"), ("name", "Bad"), ("rate", "9.99999")):
+            dialog.query_one(f"#r-{key}", Input).value = value
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        await pilot.pause()
+        assert isinstance(app.screen, RecordDialog)  # shown again with the errors
+        await pilot.press("escape")
+        await settle(pilot)
+    assert TaxRule.select().count() == 1
+
+
+async def test_currency_in_use_cannot_be_deleted(admin: str) -> None:
+    from rules.reference import delete
+    from store.models import Currency
+
+    make_clients(1)
+    admin_actor = Actor(ActorType.STAFF, "admin", Source.TUI, 1, "admin")
+    with pytest.raises(RuleError, match="clients still use USD"):
+        delete("currencies", {"code": "USD"}, admin_actor)
+    assert Currency.select().count() == 1

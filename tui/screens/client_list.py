@@ -43,6 +43,7 @@ class ClientListScreen(Screen[None]):
         Binding("m", "app.mass_mail", "Mass mail", id="list.massmail"),
         Binding("f9", "app.settings", "Settings", id="list.settings"),
         Binding("f10", "app.automation", "Automation", id="list.automation"),
+        Binding("f11", "app.reference", "Setup", id="list.reference"),
         Binding("escape", "focus_table", "To list", show=False, id="list.escape"),
     ]
 
