@@ -34,6 +34,7 @@ from store.bulk import bulk_insert, row_maker  # noqa: E402
 from store.db import close_database, database, open_database, writer  # noqa: E402
 from store.migrate import upgrade  # noqa: E402
 from store.models import (  # noqa: E402
+    ActionLedger,
     Client,
     Currency,
     Invoice,
@@ -69,10 +70,13 @@ INVOICE_COLUMNS = (
 UNPAID_OFFSETS = (7, -1, -2, -3, -6, 0, 20)
 
 
-def build(path: Path, clients: int) -> None:
+def build(path: Path, clients: int, catch_up: bool) -> None:
+    """``catch_up``: every open invoice hits a stage today (a first run on old data);
+    otherwise a day in the life: what earlier days did is already done."""
     open_database(f"sqlite:///{path}")
     upgrade()
     rng = random.Random(3)
+    history: list[tuple[int, dt.date]] = []
     with writer():
         usd = Currency.create(code="USD", is_default=True)
         product = Product.create(name="Hosting")
@@ -91,7 +95,9 @@ def build(path: Path, clients: int) -> None:
                     last_name="Last",
                     email=f"c{cid}@example.com",
                     country="GB",
-                    status="Active" if cid % 7 else "Inactive",
+                    status=("Active" if cid % 7 else "Inactive")
+                    if catch_up
+                    else ("Inactive" if cid % 5 == 0 else "Active"),
                     currency=usd.id,
                     payment_method=method,
                     late_fees_exempt=cid % 20 == 0,
@@ -110,7 +116,12 @@ def build(path: Path, clients: int) -> None:
                     "Active" if cid % 5 else "Terminated",
                     "Monthly",
                     1000,
-                    (DAY + dt.timedelta(days=rng.randrange(0, 40))).isoformat(),
+                    (
+                        DAY
+                        + dt.timedelta(
+                            days=rng.randrange(0, 40) if catch_up else 14 + rng.randrange(0, 30)
+                        )
+                    ).isoformat(),
                     method,
                     stamp,
                 )
@@ -121,9 +132,15 @@ def build(path: Path, clients: int) -> None:
                 )
             for k in range(10):
                 invoice_id += 1
-                unpaid = k < 3
-                offset = rng.choice(UNPAID_OFFSETS) if unpaid else -30 * (k + 1)
+                if catch_up:
+                    unpaid = k < 3
+                    offset = rng.choice(UNPAID_OFFSETS) if unpaid else -30 * (k + 1)
+                else:  # one open invoice, somewhere in its life; cards that work were charged
+                    offset = rng.randrange(-60, 31) if k == 0 else -30 * (k + 1)
+                    unpaid = k == 0 and not (method == "sandboxcard" and cid % 2 and offset < 0)
                 due = DAY + dt.timedelta(days=offset)
+                if unpaid and not catch_up:
+                    history.append((invoice_id, due))
                 irows.append(
                     (
                         invoice_id,
@@ -175,8 +192,56 @@ def build(path: Path, clients: int) -> None:
                 ("invoice_id", "type", "description", "amount", "taxed", "sort_order"),
                 items,
             )
+    if history:
+        _earlier_days(history)
     database.execute_sql("ANALYZE")
     close_database()
+
+
+def _earlier_days(open_invoices: list[tuple[int, dt.date]]) -> None:
+    """Record what the runs before today did: notices sent, late fees added."""
+    from rules.automation import RunContext
+    from rules.notices import latest_stage
+
+    yesterday = RunContext(DAY - dt.timedelta(days=1), load_settings())
+    ledger, fees = [], []
+    for invoice_id, due in open_invoices:
+        found = latest_stage(due, yesterday)
+        if found:
+            ledger.append(
+                (
+                    "notice",
+                    f"invoice:{invoice_id}",
+                    found[0],
+                    found[1].isoformat(),
+                    None,
+                    "done",
+                    "",
+                    "2026-03-09 09:00:00",
+                )
+            )
+        if due + dt.timedelta(days=5) < DAY:
+            fees.append((invoice_id, "LateFee", "Late fee", 100, True, 1))
+    with writer():
+        bulk_insert(
+            ActionLedger,
+            (
+                "rule",
+                "subject",
+                "stage",
+                "business_date",
+                "run_id",
+                "outcome",
+                "detail",
+                "created_at",
+            ),
+            ledger,
+        )
+        bulk_insert(
+            InvoiceItem,
+            ("invoice_id", "type", "description", "amount", "taxed", "sort_order"),
+            fees,
+        )
 
 
 BASELINE_SQL = [
@@ -327,13 +392,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--clients", type=int, default=100_000)
     parser.add_argument(
+        "--catch-up",
+        action="store_true",
+        help="every open invoice due for something today (a first run on old "
+        "data) instead of a day in the life",
+    )
+    parser.add_argument(
         "--sample", type=int, default=1000, help="clients the per-client loop runs on (then scaled)"
     )
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="gobiller-cron-bench-"))
     base = folder / "base.sqlite3"
     started = time.perf_counter()
-    build(base, args.clients)
+    build(base, args.clients, args.catch_up)
     print(
         f"built {args.clients:,} clients / {args.clients * 10:,} invoices in "
         f"{time.perf_counter() - started:.1f} s",
