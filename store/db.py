@@ -10,9 +10,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from peewee import Database, DatabaseProxy, PostgresqlDatabase, SqliteDatabase
-from playhouse import db_url
 
 __all__ = ["database", "open_database", "writer", "is_sqlite", "is_postgres", "close_database"]
 
@@ -31,8 +31,11 @@ SQLITE_PRAGMAS: tuple[tuple[str, Any], ...] = (
 
 
 def _sqlite_path(url: str) -> str:
-    parsed = db_url.parse(url)
-    return str(parsed.get("database") or "")
+    """The file of ``sqlite:///relative`` or ``sqlite:////absolute`` (``:memory:`` too)."""
+    rest = url.split(":", 1)[1]
+    if not rest.startswith("//"):
+        return ""
+    return unquote(urlsplit(rest).path[1:] if rest.startswith("///") else "")
 
 
 def open_database(url: str, *, create_dirs: bool = True) -> Database:
@@ -50,6 +53,8 @@ def open_database(url: str, *, create_dirs: bool = True) -> Database:
             timeout=10,
         )
     elif url.startswith(("postgres://", "postgresql://")):
+        from playhouse import db_url  # imports the PostgreSQL driver: only when needed
+
         real = db_url.connect(url)
     else:
         raise ValueError(f"unsupported database URL {url!r}: use sqlite:/// or postgresql://")
