@@ -61,10 +61,15 @@ def _candidates(term: str, cap: int) -> Any:
                 "SELECT client_id FROM client_search WHERE body LIKE %s ESCAPE '\\' LIMIT %s",
                 (pattern, cap),
             )
-        # Each word of three or more characters narrows through the index; the LIKE then
-        # keeps exact substrings of the whole term ("brien m" must not match "m... brien").
+        # A trigram phrase is an exact substring test on its own; a term of several words
+        # narrows by each long word, then LIKE keeps the exact whole-term substrings.
         words = [w for w in term.split() if len(w) >= MIN_TRIGRAM] or [term]
         match = " ".join('"' + w.replace('"', '""') + '"' for w in words)
+        if words == [term]:
+            return SQL(
+                "SELECT rowid FROM client_search WHERE client_search MATCH ? LIMIT ?",
+                (match, cap),
+            )
         pattern = "%" + _escape_like(term) + "%"
         return SQL(
             "SELECT rowid FROM client_search WHERE client_search MATCH ? "

@@ -48,7 +48,7 @@ class StaffApp(App[None]):
     COMMANDS = App.COMMANDS | {ClientFinder}
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", id="app.quit"),
-        Binding("ctrl+l", "lock", "Lock", id="app.lock"),
+        Binding("ctrl+l", "lock", "Lock", id="app.lock", show=False),
     ]
 
     def __init__(

@@ -39,11 +39,11 @@ class ClientListScreen(Screen[None]):
         Binding("slash", "search", "Search", id="list.search"),
         Binding("n", "new_client", "New client", id="list.new"),
         Binding("s", "cycle_sort", "Sort", id="list.sort"),
-        Binding("l", "app.email_log", "Email log", id="list.emaillog"),
-        Binding("m", "app.mass_mail", "Mass mail", id="list.massmail"),
-        Binding("f9", "app.settings", "Settings", id="list.settings"),
-        Binding("f10", "app.automation", "Automation", id="list.automation"),
-        Binding("f11", "app.reference", "Setup", id="list.reference"),
+        Binding("l", "app.email_log", "Email log", id="list.emaillog", show=False),
+        Binding("m", "app.mass_mail", "Mass mail", id="list.massmail", show=False),
+        Binding("f9", "app.settings", "Settings", id="list.settings", show=False),
+        Binding("f10", "app.automation", "Automation", id="list.automation", show=False),
+        Binding("f11", "app.reference", "Setup", id="list.reference", show=False),
         Binding("escape", "focus_table", "To list", show=False, id="list.escape"),
     ]
 
