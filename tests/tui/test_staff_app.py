@@ -380,11 +380,22 @@ async def test_contacts_can_be_added_and_removed(admin: str) -> None:
 
 
 async def test_markup_like_names_show_literally(admin: str) -> None:
+    from store.models import CustomField
+
     usd = Currency.create(code="USD", is_default=True)
+    group = ClientGroup.create(name="[/")
+    CustomField.create(name="[bold]tick", type="tickbox")
+    CustomField.create(name="Pick", type="dropdown", options='["[/", "a[0]]"]', sort_order=1)
     for i, name in enumerate(("[bold]x", "[/", "[TODO]", "a[0]]")):
-        Client.create(
-            first_name=name, last_name="Zed", email=f"m{i}@example.com", currency=usd, company=name
+        c = Client.create(
+            first_name=name,
+            last_name="Zed",
+            email=f"m{i}@example.com",
+            currency=usd,
+            company=name,
+            group=group,
         )
+        Contact.create(client=c, first_name=name, last_name="[/", email=f"k{i}@example.com")
     app = StaffApp()
     async with app.run_test(size=SIZE) as pilot:
         await login(pilot)

@@ -171,9 +171,11 @@ class ClientEditor(Screen[None]):
             )
         yield Static("Billing preferences", classes="section")
         for name, label, key in PREFERENCES[:5]:
-            yield Checkbox(f"{label}  [{key}]", id=f"f-{name}", disabled=not self.can_bill)
+            yield Checkbox(
+                Text(f"{label}  ({key.upper()})"), id=f"f-{name}", disabled=not self.can_bill
+            )
         currencies = [(c.code, c.id) for c in Currency.select().order_by(Currency.code)]
-        groups = [(g.name, g.id) for g in ClientGroup.select().order_by(ClientGroup.name)]
+        groups = [(Text(g.name), g.id) for g in ClientGroup.select().order_by(ClientGroup.name)]
         for name, options, blank in (
             ("payment_method", [(g, g) for g in GATEWAYS], False),
             ("billing_contact_id", [], True),
@@ -199,10 +201,14 @@ class ClientEditor(Screen[None]):
         )
         yield from self._field("Status", status, "status")
         name, label, key = PREFERENCES[5]
-        yield Checkbox(f"{label}  [{key}]", id=f"f-{name}", disabled=not self.can_bill)
+        yield Checkbox(
+            Text(f"{label}  ({key.upper()})"), id=f"f-{name}", disabled=not self.can_bill
+        )
         yield Static("Misc", classes="section")
         name, label, key = PREFERENCES[6]
-        yield Checkbox(f"{label}  [{key}]", id=f"f-{name}", disabled=not self.can_bill)
+        yield Checkbox(
+            Text(f"{label}  ({key.upper()})"), id=f"f-{name}", disabled=not self.can_bill
+        )
         yield Checkbox("Two-Factor Authentication (read-only)", id="f-two_factor", disabled=True)
         if self.custom_fields:
             yield Static("Custom client fields", classes="section")
@@ -210,13 +216,13 @@ class ClientEditor(Screen[None]):
             widget: Any
             if spec.type == "dropdown":
                 widget = Select(
-                    [(o, o) for o in json.loads(spec.options)],
+                    [(Text(o), o) for o in json.loads(spec.options)],
                     prompt="(none)",
                     id=f"c-{spec.id}",
                     compact=True,
                 )
             elif spec.type == "tickbox":
-                widget = Checkbox(spec.name, id=f"c-{spec.id}")
+                widget = Checkbox(Text(spec.name), id=f"c-{spec.id}")
             else:
                 widget = Input(id=f"c-{spec.id}", password=spec.type == "password", compact=True)
             widget.disabled = not self.can_edit
@@ -279,7 +285,7 @@ class ClientEditor(Screen[None]):
             contacts = contacts_of(self.client_id) if self.client_id else []
             contact_select = self.query_one("#f-billing_contact_id", Select)
             contact_select.set_options(
-                [(f"{c.first_name} {c.last_name} <{c.email}>", c.id) for c in contacts]
+                [(Text(f"{c.first_name} {c.last_name} <{c.email}>"), c.id) for c in contacts]
             )
             for name in (
                 "payment_method",

@@ -78,7 +78,7 @@ class ClientListScreen(Screen[None]):
                 [(s.value, s.value) for s in ClientStatus], prompt="Any status", id="status"
             )
             yield Select(
-                [(g.name, g.id) for g in ClientGroup.select().order_by(ClientGroup.name)],
+                [(Text(g.name), g.id) for g in ClientGroup.select().order_by(ClientGroup.name)],
                 prompt="Any group",
                 id="group",
             )

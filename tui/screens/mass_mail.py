@@ -6,6 +6,7 @@ saved into it before any preview, so what is previewed is what is sent.
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -46,7 +47,10 @@ class MassMailScreen(Screen[None]):
                     "group",
                     "Client group",
                     Select(
-                        [(g.name, g.name) for g in ClientGroup.select().order_by(ClientGroup.name)],
+                        [
+                            (Text(g.name), g.name)
+                            for g in ClientGroup.select().order_by(ClientGroup.name)
+                        ],
                         prompt="Any group",
                         id="mm-group",
                         compact=True,
