@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from playhouse.test_utils import count_queries  # noqa: E402
 
 from rules.cron import run_rules  # noqa: E402
+from rules.invoicing import INVOICE_COLUMNS  # noqa: E402
 from store.bulk import bulk_insert, row_maker  # noqa: E402
 from store.db import close_database, database, open_database, writer  # noqa: E402
 from store.migrate import upgrade  # noqa: E402
@@ -46,25 +47,6 @@ from store.models import (  # noqa: E402
 from store.settings import load_settings  # noqa: E402
 
 DAY = dt.date(2026, 3, 10)
-INVOICE_COLUMNS = (
-    "id",
-    "client_id",
-    "number",
-    "date",
-    "due_date",
-    "date_paid",
-    "status",
-    "payment_method",
-    "subtotal",
-    "tax",
-    "tax2",
-    "total",
-    "tax_rate1_e4",
-    "tax_rate2_e4",
-    "notes",
-    "created_at",
-    "version",
-)
 # Unpaid due dates relative to the business date: reminder, first, second, third, late fee,
 # capture day, and not yet due.
 UNPAID_OFFSETS = (7, -1, -2, -3, -6, 0, 20)

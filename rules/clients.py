@@ -41,26 +41,11 @@ from store.models import (
     Transaction,
     utcnow,
 )
-from store.models.clients import NOTES_MAX
+from store.models.clients import ADDRESS_FIELDS, NOTES_MAX
 from store.models.enums import GATEWAYS, ClientStatus, InvoiceStatus
 
 #: Fields support staff may change; everything else on the profile needs billing rights.
-CONTACT_FIELDS = (
-    "first_name",
-    "last_name",
-    "company",
-    "email",
-    "address1",
-    "address2",
-    "city",
-    "state",
-    "postcode",
-    "country",
-    "phone",
-    "tax_id",
-    "language",
-    "admin_notes",
-)
+CONTACT_FIELDS = (*ADDRESS_FIELDS, "tax_id", "language", "admin_notes")
 PREFERENCE_FIELDS = (
     "late_fees_exempt",
     "overdue_notices_disabled",
@@ -430,19 +415,7 @@ def _write_custom(
 # --------------------------------------------------------------------------- contacts
 
 
-CONTACT_KEYS = (
-    "first_name",
-    "last_name",
-    "company",
-    "email",
-    "address1",
-    "address2",
-    "city",
-    "state",
-    "postcode",
-    "country",
-    "phone",
-)
+CONTACT_KEYS = ADDRESS_FIELDS
 
 
 def _clean_contact(

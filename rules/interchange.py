@@ -51,7 +51,7 @@ from store.models import (
     StoredCard,
     TaxRule,
 )
-from store.models.clients import NOTES_MAX
+from store.models.clients import ADDRESS_FIELDS, NOTES_MAX
 from store.models.enums import (
     GATEWAYS,
     BillingCycle,
@@ -89,19 +89,7 @@ CURRENCY_KEYS = ("code", "prefix", "suffix", "decimals", "rate", "default")
 GROUP_KEYS = ("name", "colour", "discount_percent", "separate_invoices")
 TAX_KEYS = ("level", "name", "country", "state", "rate")
 CUSTOM_FIELD_KEYS = ("name", "type", "options", "required", "admin_only", "regex")
-ADDRESS_KEYS = (
-    "first_name",
-    "last_name",
-    "company",
-    "email",
-    "address1",
-    "address2",
-    "city",
-    "state",
-    "postcode",
-    "country",
-    "phone",
-)
+ADDRESS_KEYS = ADDRESS_FIELDS
 PREFERENCE_KEYS = (
     "late_fees_exempt",
     "overdue_notices_disabled",

@@ -31,6 +31,21 @@ PHONE_MAX = 20
 TAX_ID_MAX = 50
 NOTES_MAX = 20_000
 
+#: The name-and-address fields clients and contacts share, in the product's order.
+ADDRESS_FIELDS: tuple[str, ...] = (
+    "first_name",
+    "last_name",
+    "company",
+    "email",
+    "address1",
+    "address2",
+    "city",
+    "state",
+    "postcode",
+    "country",
+    "phone",
+)
+
 
 class Client(BaseModel):
     first_name = CharField(max_length=NAME_MAX)

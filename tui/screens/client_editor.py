@@ -9,6 +9,7 @@ a client with history warns; a concurrent edit opens the conflict dialog.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from rich.text import Text
@@ -57,6 +58,7 @@ from rules.maillog import email_log
 from rules.permissions import allowed
 from rules.validation import format_phone
 from store.models import Client, ClientGroup, Currency, CustomField
+from store.models.clients import ADDRESS_FIELDS
 from store.models.enums import GATEWAYS, ClientStatus
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.conflict import ConflictDialog
@@ -623,21 +625,10 @@ class ClientEditor(Screen[None]):
         if self.client_id is None:
             self.notify("Save the new client before adding contacts", severity="warning")
             return
-        values: dict[str, Any] | None = {}
-        while True:
-            values = await self.app.push_screen_wait(ContactDialog("Add contact", values))
-            if values is None:
-                return
-            try:
-                add_contact(self.client_id, values, self.actor)
-            except ValidationError as exc:
-                self.notify("; ".join(f"{k}: {v}" for k, v in exc.errors.items()), severity="error")
-                continue
-            except RuleError as exc:
-                self.notify(str(exc), severity="error")
-                return
-            break
-        self._reload_keeping_edits()
+        client_id = self.client_id
+        await self._contact_dialog(
+            "Add contact", {}, lambda values: add_contact(client_id, values, self.actor)
+        )
 
     @work(exclusive=True, group="contact")
     async def edit_contact(self) -> None:
@@ -648,28 +639,22 @@ class ClientEditor(Screen[None]):
         if contact_id is None:
             return
         contact = Contact.get_by_id(contact_id)
-        values: dict[str, Any] | None = {
-            k: getattr(contact, k)
-            for k in (
-                "first_name",
-                "last_name",
-                "company",
-                "email",
-                "address1",
-                "address2",
-                "city",
-                "state",
-                "postcode",
-                "country",
-                "phone",
-            )
-        }
+        await self._contact_dialog(
+            "Edit contact",
+            {k: getattr(contact, k) for k in ADDRESS_FIELDS},
+            lambda values: update_contact(contact_id, values, self.actor),
+        )
+
+    async def _contact_dialog(
+        self, title: str, values: dict[str, Any] | None, save: Callable[[dict[str, Any]], Any]
+    ) -> None:
+        """Ask until the values are valid (or cancelled), save, then reload the tabs."""
         while True:
-            values = await self.app.push_screen_wait(ContactDialog("Edit contact", values))
+            values = await self.app.push_screen_wait(ContactDialog(title, values))
             if values is None:
                 return
             try:
-                update_contact(contact_id, values, self.actor)
+                save(values)
             except ValidationError as exc:
                 self.notify("; ".join(f"{k}: {v}" for k, v in exc.errors.items()), severity="error")
                 continue
