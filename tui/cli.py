@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -546,17 +547,32 @@ def cron(
         day, daily_due = date_.date(), True
     else:
         day, daily_due = business_date(utcnow(), settings)
-    show = sys.stderr.isatty() and not as_json
+    # A progress bar on a terminal (a step per rule, then the outbox), none otherwise.
+    bar = (
+        click.progressbar(
+            length=len(rules) + 1,
+            label="gobiller cron",
+            file=sys.stderr,
+            item_show_func=lambda step: step or "",
+        )
+        if sys.stderr.isatty() and not as_json
+        else None
+    )
+    steps = 0
 
     def progress(rule: str) -> None:
-        if show:
-            click.echo(f"  {rule}…", err=True)
+        nonlocal steps
+        if bar is not None:
+            bar.update(1 if steps else 0, rule)
+            steps += 1
 
     try:
-        with cron_lock():
+        with cron_lock(), bar if bar is not None else nullcontext():
             summary = run_rules(
                 day, settings, dry_run=dry_run, only=rules, daily_due=daily_due, progress=progress
             )
+            if bar is not None:
+                bar.update(1, "mail")
             if not dry_run:
                 result = flush_outbox(obj)
                 summary.mail = {
@@ -567,6 +583,8 @@ def cron(
                     "errors": result.errors[:20],
                 }
                 finish(summary)
+            if bar is not None:
+                bar.update(1, "done")
     except AlreadyRunning as exc:
         click.echo(f"gobiller cron: {exc}; not starting a second run.", err=True)
         sys.exit(EXIT_LOCKED)

@@ -539,3 +539,30 @@ def test_explain_says_why(db: str) -> None:
     assert lines["status_update"].reason == "status locked for this client"
     assert lines["notice"].acts and "Third Invoice Overdue Notice" in lines["notice"].reason
     assert lines["invoice"].acts is False
+
+
+def test_default_business_date_follows_the_clock(
+    db: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --date the run uses today in the configured timezone, from the daily hour."""
+    import time_machine
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))  # the Maildir goes here
+    from click.testing import CliRunner
+
+    from tui.cli import main
+
+    save_settings({"timezone": "Asia/Tokyo", "daily_hour": 9})
+    service(client(), dt.date(2026, 3, 20))  # due in 10 days on 10 March (Tokyo)
+    runner = CliRunner()
+    # 23:30 UTC on 9 March is 08:30 on 10 March in Tokyo: before the daily hour.
+    with time_machine.travel(dt.datetime(2026, 3, 9, 23, 30, tzinfo=dt.UTC), tick=False):
+        early = runner.invoke(main, ["--database", db, "cron", "--json"])
+    assert early.exit_code == 0, early.output
+    assert json.loads(early.output)["daily_rules_due"] is False
+    assert Invoice.select().count() == 0
+    with time_machine.travel(dt.datetime(2026, 3, 10, 0, 30, tzinfo=dt.UTC), tick=False):
+        late = runner.invoke(main, ["--database", db, "cron", "--json"])
+    data = json.loads(late.output)
+    assert (data["business_date"], data["daily_rules_due"]) == ("2026-03-10", True)
+    assert Invoice.get().date == dt.date(2026, 3, 10)
