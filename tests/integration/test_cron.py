@@ -9,6 +9,7 @@ import subprocess
 import sys
 from typing import Any
 
+import pytest
 from playhouse.test_utils import count_queries
 
 from rules.automation import business_date
