@@ -16,7 +16,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 ## Build a demo SQLite database (once) and open the staff app on it.
 run: $(STAMP)
-	@test -f $(DEMO_DB) || $(BIN)/gobiller --database sqlite:///$(DEMO_DB) demo --clients 1000
+	@if [ -f $(DEMO_DB) ]; then grep "Staff login" $(DEMO_DB).login 2>/dev/null || true; \
+	else $(BIN)/gobiller --database sqlite:///$(DEMO_DB) demo --clients 1000 | tee $(DEMO_DB).login; fi
+	@if [ -t 0 ]; then printf "Press Enter to open the staff app... "; read _; fi
 	$(BIN)/gobiller --database sqlite:///$(DEMO_DB)
 
 ## Install everything and run the whole test suite.
@@ -28,4 +30,4 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm
+	rm -rf $(VENV) $(DEMO_DB) $(DEMO_DB)-wal $(DEMO_DB)-shm $(DEMO_DB).login $(DEMO_DB).cron.lock
