@@ -553,7 +553,7 @@ class ClientEditor(Screen[None]):
             await self._conflict(changes, exc)
             return
         except RuleError as exc:
-            self.notify(str(exc), severity="error")
+            self.notify(str(exc), severity="error", markup=False)
             return
         self.load()
         extra = (
@@ -593,7 +593,7 @@ class ClientEditor(Screen[None]):
             )
             return
         except RuleError as exc:
-            self.notify(str(exc), severity="error")
+            self.notify(str(exc), severity="error", markup=False)
             return
         self.client_id = client.id
         self.load()
@@ -656,10 +656,14 @@ class ClientEditor(Screen[None]):
             try:
                 save(values)
             except ValidationError as exc:
-                self.notify("; ".join(f"{k}: {v}" for k, v in exc.errors.items()), severity="error")
+                self.notify(
+                    "; ".join(f"{k}: {v}" for k, v in exc.errors.items()),
+                    severity="error",
+                    markup=False,
+                )
                 continue
             except RuleError as exc:
-                self.notify(str(exc), severity="error")
+                self.notify(str(exc), severity="error", markup=False)
                 return
             break
         self._reload_keeping_edits()
@@ -675,7 +679,7 @@ class ClientEditor(Screen[None]):
             try:
                 remove_contact(contact_id, self.actor)
             except RuleError as exc:
-                self.notify(str(exc), severity="error")
+                self.notify(str(exc), severity="error", markup=False)
                 return
             self._reload_keeping_edits()
 

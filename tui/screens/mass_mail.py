@@ -198,6 +198,6 @@ class MassMailScreen(Screen[None]):
         try:
             queued = send_mass_mail(flt, name, self.actor, marketing=marketing)
         except RuleError as exc:
-            self.notify(str(exc), severity="error")
+            self.notify(str(exc), severity="error", markup=False)
             return
         self.notify(f"Queued {queued} email(s)")

@@ -169,10 +169,14 @@ class ReferenceScreen(Screen[None]):
                 save(kind, result, self.actor)
             except ValidationError as exc:
                 values, errors = result, exc.errors
-                self.notify("; ".join(f"{k}: {v}" for k, v in exc.errors.items()), severity="error")
+                self.notify(
+                    "; ".join(f"{k}: {v}" for k, v in exc.errors.items()),
+                    severity="error",
+                    markup=False,
+                )
                 continue
             except RuleError as exc:
-                self.notify(str(exc), severity="error")
+                self.notify(str(exc), severity="error", markup=False)
                 return
             break
         self.reload(kind)
@@ -191,6 +195,6 @@ class ReferenceScreen(Screen[None]):
         try:
             delete(kind, key, self.actor)
         except RuleError as exc:
-            self.notify(str(exc), severity="error")
+            self.notify(str(exc), severity="error", markup=False)
             return
         self.reload(kind)

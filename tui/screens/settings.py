@@ -139,7 +139,7 @@ class SettingsScreen(Screen[None]):
             )
             return
         except RuleError as exc:
-            self.notify(str(exc), severity="error")
+            self.notify(str(exc), severity="error", markup=False)
             return
         self.notify(f"Saved {len(changes)} setting(s)")
 

@@ -62,9 +62,9 @@ class EmailTable(DataTable[Text]):
         try:
             copy = resend(email_id, actor)
         except RuleError as exc:
-            self.notify(str(exc), severity="error")
+            self.notify(str(exc), severity="error", markup=False)
             return
-        self.notify(f"Queued a copy (email {copy.id}) to {copy.to}")
+        self.notify(f"Queued a copy (email {copy.id}) to {copy.to}", markup=False)
         self.post_message(self.Resent())
 
     class Resent(Message):
