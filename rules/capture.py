@@ -98,19 +98,23 @@ def run(ctx: RunContext, gateways: dict[str, Gateway] | None = None) -> RuleTall
         tally.acted = len(due)
         return tally
     for batch in chunks(due, 500):
-        with writer():
-            _capture(ctx, batch, gateways, tally)
+        _capture(ctx, batch, gateways, tally)
     return tally
 
 
 def _capture(ctx: RunContext, batch: Any, gateways: dict[str, Gateway], tally: RuleTally) -> None:
+    """Claim, charge, record: the gateway is called with no transaction open.
+
+    The claim commits first, so a crash after it can never charge twice (the
+    attempt is retried on the next business date); the charges run outside any
+    transaction, so the write lock is not held across network calls; the
+    results commit together, and only invoices still Unpaid become Paid.
+    """
     keys = [(f"invoice:{row[0]}", "", ctx.business_date) for row in batch]
-    won = claim(ctx, RULE, keys)
-    paid: list[tuple[int, int]] = []
-    transactions: list[tuple[Any, ...]] = []
-    confirmations: list[Notice] = []
+    with writer():
+        won = claim(ctx, RULE, keys)
+    approved: list[tuple[Any, ...]] = []
     declines: list[Notice] = []
-    now = utcnow().isoformat(" ")
     for row, key in zip(batch, keys, strict=True):
         if key not in won:
             tally.skipped += 1
@@ -127,36 +131,45 @@ def _capture(ctx: RunContext, batch: Any, gateways: dict[str, Gateway], tally: R
             continue
         tally.acted += 1
         if result.approved:
-            paid.append((invoice_id, client_id))
-            transactions.append(
-                (
-                    client_id,
-                    invoice_id,
-                    method,
-                    result.transaction_id,
-                    idempotency,
-                    total,
-                    0,
-                    0,
-                    "Card capture",
-                    now,
-                )
-            )
-            confirmations.append(Notice(client_id, invoice_id, unique_key=f"paid:{invoice_id}"))
+            approved.append((row, result.transaction_id, idempotency))
         else:
             declines.append(
                 Notice(
                     client_id, invoice_id, unique_key=f"declined:{invoice_id}:{ctx.business_date}"
                 )
             )
-    if paid:
-        Invoice.update(status=InvoiceStatus.PAID, date_paid=ctx.business_date).where(
-            Invoice.id.in_([i for i, _ in paid])
-        ).execute()
-        bulk_insert(Transaction, TRANSACTION_COLUMNS, transactions, skip_conflicts=True)
-        advance_due_dates([i for i, _ in paid])
-    queue("Invoice Payment Confirmation", confirmations)
-    queue("Credit Card Payment Failed", declines)
+    with writer():
+        _record(ctx, approved)
+        queue("Credit Card Payment Failed", declines)
+
+
+def _record(ctx: RunContext, approved: list[tuple[Any, ...]]) -> None:
+    """Every approved charge becomes a transaction (the money was taken); invoices
+    paid meanwhile by someone else keep their payment, and get no confirmation."""
+    if not approved:
+        return
+    now = utcnow().isoformat(" ")
+    transactions = [
+        (client_id, invoice_id, method, txn, idempotency, total, 0, 0, "Card capture", now)
+        for (invoice_id, client_id, total, method, *_), txn, idempotency in approved
+    ]
+    bulk_insert(Transaction, TRANSACTION_COLUMNS, transactions, skip_conflicts=True)
+    updated: Any = (
+        Invoice.update(status=InvoiceStatus.PAID, date_paid=ctx.business_date)
+        .where(
+            Invoice.id.in_([row[0] for row, _, _ in approved])
+            & (Invoice.status == InvoiceStatus.UNPAID)
+        )
+        .returning(Invoice.id, Invoice.client)
+        .tuples()
+        .execute()
+    )
+    paid = [(invoice_id, client_id) for invoice_id, client_id in updated]
+    advance_due_dates([invoice_id for invoice_id, _ in paid])
+    queue(
+        "Invoice Payment Confirmation",
+        [Notice(c, i, unique_key=f"paid:{i}") for i, c in paid],
+    )
 
 
 TRANSACTION_COLUMNS = (

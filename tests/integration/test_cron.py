@@ -359,6 +359,48 @@ def test_capture_approve_decline_disabled_and_no_card(db: str) -> None:
     assert Transaction.select().count() == 2  # the next-day invoice of the good card
 
 
+def test_capture_charges_outside_any_transaction_and_keeps_a_payment_made_meanwhile(
+    db: str,
+) -> None:
+    """The gateway is called with no write transaction open; an invoice staff marked
+    paid during the charge keeps that payment, the charge is still recorded, and
+    no confirmation claims the card paid it."""
+    from rules import capture
+    from rules.automation import RunContext
+    from rules.gateways import CaptureResult
+
+    owner = client(payment_method="sandboxcard")
+    StoredCard.create(
+        client=owner, gateway="sandboxcard", token="ok_1", last4="4242", expiry="2030-01"
+    )
+    raced, plain = (
+        invoice(owner, DAY, method="sandboxcard"),
+        invoice(owner, DAY, method="sandboxcard"),
+    )
+    seen: list[bool] = []
+
+    class Racing:
+        name = "sandboxcard"
+
+        def capture(self, token: str, amount: Any, currency: str, key: str) -> CaptureResult:
+            database = Invoice._meta.database
+            seen.append(database.in_transaction())
+            if key.startswith(f"capture:{raced.id}:"):  # staff record a bank payment now
+                Invoice.update(status="Paid", date_paid=DAY - dt.timedelta(days=1)).where(
+                    Invoice.id == raced.id
+                ).execute()
+            return CaptureResult(True, f"t{key}", "ok")
+
+    tally = capture.run(RunContext(DAY, load_settings()), {"sandboxcard": Racing()})
+    assert (tally.acted, tally.failed) == (2, 0)
+    assert seen == [False, False]
+    assert Invoice.get_by_id(raced.id).date_paid == DAY - dt.timedelta(days=1)
+    assert Invoice.get_by_id(plain.id).date_paid == DAY
+    assert sorted(t.invoice_id for t in Transaction.select()) == sorted([raced.id, plain.id])
+    confirmations = Email.select().where(Email.template == "Invoice Payment Confirmation")
+    assert [e.unique_key for e in confirmations] == [f"paid:{plain.id}"]
+
+
 # ------------------------------------------------------------------ status update
 
 
