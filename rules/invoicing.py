@@ -183,7 +183,10 @@ def _write_invoices(
         )
         for key, members in batch
     ]
-    next_id = (Invoice.select(fn.MAX(Invoice.id)).scalar() or 0) + 1
+    wanted = sum(1 for _, members in batch if members)
+    free_ids = iter(
+        _free_invoice_ids((Invoice.select(fn.MAX(Invoice.id)).scalar() or 0) + 1, wanted)
+    )
     next_item = (InvoiceItem.select(fn.MAX(InvoiceItem.id)).scalar() or 0) + 1
     invoices: list[tuple[Any, ...]] = []
     lines: list[tuple[Any, ...]] = []
@@ -193,8 +196,7 @@ def _write_invoices(
         if not members:
             continue
         _, country, state, exempt, _, _, discount_bp, group_name = clients[client_id]
-        invoice_id = next_id
-        next_id += 1
+        invoice_id = next(free_ids)
         taxable = not exempt and ctx.settings.tax_enabled
         rows = [
             (m.amount, taxable, m.description, m.kind, m.id, m.due, ITEM_TYPES[m.kind])
@@ -260,6 +262,27 @@ def _write_invoices(
     reset_sequences((Invoice, InvoiceItem))
     queue("Invoice Created", notices)
     return len(invoices)
+
+
+def _free_invoice_ids(start: int, count: int) -> list[int]:
+    """``count`` new invoice ids from ``start`` whose number (the id) no invoice has.
+
+    Imported invoices keep their own numbers, which may be digits ahead of the
+    ids; those ids are passed over rather than break the unique number. One
+    query when nothing collides.
+    """
+    found: list[int] = []
+    while len(found) < count:
+        span = range(start, start + (count - len(found)))
+        taken = {
+            int(n)
+            for (n,) in Invoice.select(Invoice.number)
+            .where(Invoice.number.in_([str(i) for i in span]))
+            .tuples()
+        }
+        found.extend(i for i in span if i not in taken)
+        start = span.stop
+    return found
 
 
 INVOICE_COLUMNS = (
