@@ -16,6 +16,7 @@ from typing import Any
 
 from rules import capture, invoicing, late_fees, notices, status_update
 from rules.automation import PlannedAction, RuleTally, RunContext
+from rules.delivery import FlushResult
 from store.db import writer
 from store.models import CronRun, utcnow
 from store.settings import Settings
@@ -104,6 +105,25 @@ def finish(summary: CronSummary, outcome: str | None = None) -> None:
             outcome=outcome or ("failed" if summary.failed else "ok"),
             counts=json.dumps(summary.as_dict()),
         ).where(CronRun.id == summary.run_id).execute()
+
+
+def flush_and_finish(summary: CronSummary, flush: Callable[[], FlushResult] | None) -> None:
+    """The outbox flush that ends a run, then the run's record; a flush that raises
+    still records the run (as crashed) before the error goes on."""
+    try:
+        if flush is not None:
+            result = flush()
+            summary.mail = {
+                "sent": result.sent,
+                "retried": result.retried,
+                "failed": result.failed,
+                "deferred": result.deferred,
+                "errors": result.errors[:20],
+            }
+    except BaseException:
+        finish(summary, outcome="crashed")
+        raise
+    finish(summary)
 
 
 def recent_runs(limit: int = 20) -> list[CronRun]:

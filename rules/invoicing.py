@@ -274,12 +274,12 @@ def _free_invoice_ids(start: int, count: int) -> list[int]:
     found: list[int] = []
     while len(found) < count:
         span = range(start, start + (count - len(found)))
-        taken = {
-            int(n)
-            for (n,) in Invoice.select(Invoice.number)
+        rows: Any = (
+            Invoice.select(Invoice.number)
             .where(Invoice.number.in_([str(i) for i in span]))
             .tuples()
-        }
+        )
+        taken = {int(n) for (n,) in rows}
         found.extend(i for i in span if i not in taken)
         start = span.stop
     return found

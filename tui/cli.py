@@ -529,7 +529,7 @@ def cron(
     if ctx.invoked_subcommand is not None:
         return
     from rules.automation import business_date
-    from rules.cron import RULE_NAMES, finish, run_rules
+    from rules.cron import RULE_NAMES, flush_and_finish, run_rules
     from store.locks import AlreadyRunning, LockUnavailable, cron_lock
     from store.models import utcnow
     from store.settings import load_settings
@@ -574,15 +574,7 @@ def cron(
             if bar is not None:
                 bar.update(1, "mail")
             if not dry_run:
-                result = flush_outbox(obj)
-                summary.mail = {
-                    "sent": result.sent,
-                    "retried": result.retried,
-                    "failed": result.failed,
-                    "deferred": result.deferred,
-                    "errors": result.errors[:20],
-                }
-                finish(summary)
+                flush_and_finish(summary, lambda: flush_outbox(obj))
             if bar is not None:
                 bar.update(1, "done")
     except AlreadyRunning as exc:

@@ -547,6 +547,29 @@ async def test_automation_screen_plans_and_runs(admin: str) -> None:
     assert CronRun.select().count() == 1
 
 
+async def test_a_failing_run_is_reported_and_the_app_keeps_running(admin: str) -> None:
+    from store.models import CronRun
+    from tui.screens.automation import AutomationScreen
+
+    def flush() -> Any:
+        raise RuntimeError("relay [/refused]")
+
+    make_clients(1)
+    app = StaffApp(flush=flush)
+    async with app.run_test(size=SIZE) as pilot:
+        await login(pilot)
+        await pilot.press("f10")
+        await pilot.pause()
+        await pilot.press("r")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, AutomationScreen)
+        status = str(screen.query_one("#automation-status", Static).render())
+        assert status == "The run failed: relay [/refused]"
+        assert app.is_running
+    assert CronRun.get().outcome == "crashed"  # the run is on record, not left "running"
+
+
 async def test_reference_data_screen(admin: str) -> None:
     from store.models import TaxRule
     from tui.screens.reference import RecordDialog, ReferenceScreen

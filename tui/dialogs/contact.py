@@ -42,7 +42,7 @@ class ContactDialog(ModalScreen[dict[str, Any] | None]):
             for name, label in FIELDS:
                 yield Label(label)
                 yield Input(str(self.values.get(name, "")), id=f"contact-{name}")
-                yield Static("", id=f"contact-{name}-error", classes="error")
+                yield Static("", id=f"contact-{name}-error", classes="error", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Save (ctrl+s)", id="save", variant="primary")
                 yield Button("Cancel (esc)", id="cancel")

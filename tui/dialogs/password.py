@@ -23,7 +23,7 @@ class LockScreen(ModalScreen[None]):
             yield Static("Locked after inactivity", classes="dialog-title")
             yield Static(f"Password for {self.username}:", markup=False)
             yield Input(password=True, id="unlock-password")
-            yield Static("", id="unlock-error", classes="error")
+            yield Static("", id="unlock-error", classes="error", markup=False)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if self.check(event.value):

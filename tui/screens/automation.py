@@ -15,7 +15,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, ProgressBar, Static
 
 from rules.automation import business_date
-from rules.cron import RULE_NAMES, CronSummary, finish, recent_runs, run_rules
+from rules.cron import RULE_NAMES, CronSummary, flush_and_finish, recent_runs, run_rules
 from store.locks import AlreadyRunning, LockUnavailable, cron_lock
 from store.models import utcnow
 from store.settings import load_settings
@@ -90,7 +90,11 @@ class AutomationScreen(Screen[None]):
     @work(thread=True, exclusive=True, group="automation")
     def action_plan(self) -> None:
         day, due = self._today()
-        summary = run_rules(day, load_settings(), dry_run=True, daily_due=due)
+        try:
+            summary = run_rules(day, load_settings(), dry_run=True, daily_due=due)
+        except Exception as exc:  # shown on the screen; the app keeps running
+            self.post_message(self.Finished(f"The dry run failed: {exc}"))
+            return
         self.post_message(self.Planned(summary))
 
     def on_automation_screen_planned(self, message: Planned) -> None:
@@ -122,17 +126,12 @@ class AutomationScreen(Screen[None]):
                     daily_due=due,
                     progress=progress,
                 )
-                if self.flush is not None:
-                    result = self.flush()
-                    summary.mail = {
-                        "sent": result.sent,
-                        "retried": result.retried,
-                        "failed": result.failed,
-                        "deferred": result.deferred,
-                    }
-                finish(summary)
+                flush_and_finish(summary, self.flush)
         except (AlreadyRunning, LockUnavailable) as exc:
             self.post_message(self.Finished(str(exc)))
+            return
+        except Exception as exc:  # a failed run is reported, never closes the app
+            self.post_message(self.Finished(f"The run failed: {exc}"))
             return
         acted = sum(t.acted for t in summary.rules.values())
         self.post_message(

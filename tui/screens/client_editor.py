@@ -233,7 +233,7 @@ class ClientEditor(Screen[None]):
             )
         yield Static("Admin notes", classes="section")
         yield TextArea(id="f-admin_notes", disabled=not self.can_edit)
-        yield Static("", id="err-admin_notes", classes="error")
+        yield Static("", id="err-admin_notes", classes="error", markup=False)
         with Horizontal(classes="dialog-buttons"):
             yield Button("Save Changes (ctrl+s)", id="save", variant="primary")
 

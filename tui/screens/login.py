@@ -26,7 +26,7 @@ class LoginScreen(Screen[None]):
             yield Input(id="username")
             yield Label("Password")
             yield Input(password=True, id="password")
-            yield Static("", id="login-error", classes="error")
+            yield Static("", id="login-error", classes="error", markup=False)
             yield Button("Log in", id="login-button", variant="primary")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

@@ -107,7 +107,7 @@ class MassMailScreen(Screen[None]):
                 yield Label("Subject", classes="field-label")
                 yield Input(id="mm-subject", compact=True)
             yield TextArea(id="mm-body")
-            yield Static("", id="mm-error", classes="error")
+            yield Static("", id="mm-error", classes="error", markup=False)
             yield Static("Preview", classes="section")
             yield Static(
                 "Press f5 to count the recipients and render a sample.",
