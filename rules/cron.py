@@ -44,7 +44,8 @@ class CronSummary:
 
     @property
     def failed(self) -> int:
-        return sum(t.failed for t in self.rules.values()) + int(self.mail.get("failed", 0))
+        mail = int(self.mail.get("failed", 0)) + bool(self.mail.get("session_error"))
+        return sum(t.failed for t in self.rules.values()) + mail
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -118,6 +119,7 @@ def flush_and_finish(summary: CronSummary, flush: Callable[[], FlushResult] | No
                 "retried": result.retried,
                 "failed": result.failed,
                 "deferred": result.deferred,
+                "session_error": result.session_error,
                 "errors": result.errors[:20],
             }
     except BaseException:

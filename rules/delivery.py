@@ -186,6 +186,8 @@ class FlushResult:
     failed: int = 0
     #: Marketing emails held back by the rate limit for a later flush.
     deferred: int = 0
+    #: Why no session could be opened with the mail server ("" when it could).
+    session_error: str = ""
     errors: list[str] = field(default_factory=list)
 
 
@@ -276,7 +278,11 @@ def flush(
                 try:
                     transport.open()
                     opened = True
-                except TransientError as exc:
+                except (TransientError, PermanentError) as exc:
+                    # No session (unreachable, or e.g. 535 bad credentials): the emails are
+                    # not at fault, so they wait for a retry; the run reports the error.
+                    result.session_error = str(exc)
+                    result.errors.append(f"mail server: {exc}")
                     for email in leased:
                         _retry(email, owner, str(exc), now(), result)
                     break

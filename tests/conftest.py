@@ -148,6 +148,36 @@ def smtp_server() -> Iterator[tuple[SmtpRecorder, SmtpConfig]]:
 
 
 @pytest.fixture
+def smtp_refusing_login() -> Iterator[SmtpConfig]:
+    """A real SMTP server that answers every AUTH with 535 (wrong credentials)."""
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    controller = Controller(
+        SmtpRecorder(),
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=lambda *args: AuthResult(success=False, handled=False),
+        auth_require_tls=False,
+    )
+    controller.start()
+    try:
+        yield SmtpConfig(
+            host="127.0.0.1",
+            port=port,
+            security="none",
+            timeout=10,
+            username="billing",
+            password="wrong",
+        )
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
 def admin(db: str) -> str:
     """A migrated database with staff 'admin' (admin) and 'helpdesk' (support)."""
     from rules.audit import SYSTEM_CLI

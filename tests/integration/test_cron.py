@@ -597,6 +597,17 @@ def test_smtp_failure_makes_the_run_fail(db: str, smtp_server: Any) -> None:
     assert json.loads(out.stdout)["mail"]["failed"] == 1
 
 
+def test_a_mail_server_refusing_login_makes_the_run_fail(db: str, smtp_refusing_login: Any) -> None:
+    config = smtp_refusing_login
+    invoice(client(), DAY - dt.timedelta(days=1))
+    url = f"smtp://billing:wrong@{config.host}:{config.port}?security=none"
+    out = _cron(db, "--date", DAY.isoformat(), "--json", env={"GOBILLER_SMTP_URL": url})
+    assert out.returncode == 1, out.stderr
+    mail = json.loads(out.stdout)["mail"]
+    assert mail["session_error"].startswith("535") and mail["failed"] == 0
+    assert Email.get().status == "queued"
+
+
 def test_explain_says_why(db: str) -> None:
     from rules.explain import explain
 

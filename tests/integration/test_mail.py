@@ -262,6 +262,23 @@ def test_unreachable_server_retries(db: str, clock: Clock) -> None:
     assert email.status == "queued" and "cannot connect" in email.last_error
 
 
+def test_refused_login_releases_the_emails_for_a_retry(
+    db: str, smtp_refusing_login: SmtpConfig, clock: Clock
+) -> None:
+    """A 535 at login is the server's answer to us, not to the email: nothing is
+    left stuck in sending, nothing is marked failed, the error is reported."""
+    _queue_one(_client(1))
+    _queue_one(_client(2))
+    result = flush(SmtpTransport(smtp_refusing_login, "billing@example.com"), now=clock)
+    assert (result.sent, result.retried, result.failed) == (0, 2, 0)
+    assert result.session_error.startswith("535")
+    assert [(e.status, e.lease_owner, e.attempts) for e in Email.select()] == [
+        ("queued", "", 1),
+        ("queued", "", 1),
+    ]
+    assert all("535" in e.last_error for e in Email.select())
+
+
 def test_crash_between_commit_and_delivery(
     db: str, smtp_server: tuple[SmtpRecorder, SmtpConfig], clock: Clock
 ) -> None:
