@@ -18,7 +18,7 @@ from rules.automation import PlannedAction, RuleTally, RunContext, chunks, claim
 from rules.invoicing import add_months
 from store.bulk import bulk_insert
 from store.db import writer
-from store.models import Addon, AuditLog, Client, Domain, Service, utcnow
+from store.models import ActionLedger, Addon, AuditLog, Client, Domain, Service, utcnow
 from store.models.enums import (
     ACTIVE_DOMAIN_STATUSES,
     ACTIVE_SERVICE_STATUSES,
@@ -91,17 +91,36 @@ def run(ctx: RunContext) -> RuleTally:
                 for cid, old, new in batch
                 if (f"client:{cid}", new, ctx.business_date) in won
             ]
-            for target in (ClientStatus.ACTIVE, ClientStatus.INACTIVE):
+            changed: set[int] = set()
+            for old_status, target in (
+                (ClientStatus.INACTIVE, ClientStatus.ACTIVE),
+                (ClientStatus.ACTIVE, ClientStatus.INACTIVE),
+            ):
                 ids = [cid for cid, _, new in done if new == target]
                 if ids:
                     # Only clients still as we read them: a staff edit in between wins.
-                    Client.update(
-                        status=target, version=Client.version + 1, updated_at=utcnow()
-                    ).where(
-                        Client.id.in_(ids)
-                        & ~Client.status_locked
-                        & (Client.status != ClientStatus.CLOSED)
-                    ).execute()
+                    updated: Any = (
+                        Client.update(
+                            status=target, version=Client.version + 1, updated_at=utcnow()
+                        )
+                        .where(
+                            Client.id.in_(ids)
+                            & (Client.status == old_status)
+                            & ~Client.status_locked
+                        )
+                        .returning(Client.id)
+                        .tuples()
+                        .execute()
+                    )
+                    changed.update(cid for (cid,) in updated)
+            stale = [f"client:{cid}" for cid, _, _ in done if cid not in changed]
+            if stale:  # the ledger says only what was done
+                ActionLedger.delete().where(
+                    (ActionLedger.rule == RULE)
+                    & (ActionLedger.run == ctx.run_id)
+                    & ActionLedger.subject.in_(stale)
+                ).execute()
+            done = [move for move in done if move[0] in changed]
             stamp = utcnow().isoformat(" ")
             bulk_insert(
                 AuditLog,

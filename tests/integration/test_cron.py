@@ -483,6 +483,29 @@ def test_status_update_off(db: str) -> None:
     assert _statuses(clients)["idle"] == "Active"
 
 
+def test_status_update_leaves_a_staff_change_made_after_it_read(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Staff close a client between the rule's read and its write: the close stands,
+    and neither the audit log nor the ledger claims the rule changed that client."""
+    from rules import status_update
+    from rules.automation import RunContext
+
+    clients = _status_setup()
+    ctx = RunContext(DAY, load_settings(), run_id=None)
+    read = status_update.changes(ctx)
+    assert {cid for cid, _, _ in read} >= {clients["idle"].id, clients["recent"].id}
+    Client.update(status="Closed").where(Client.id == clients["idle"].id).execute()
+    monkeypatch.setattr(status_update, "changes", lambda ctx: read)
+    tally = status_update.run(ctx)
+    assert (tally.acted, tally.skipped) == (len(read) - 1, 1)
+    assert _statuses(clients)["idle"] == "Closed"
+    audited = {a.client_id for a in AuditLog.select().where(AuditLog.action == "status_update")}
+    assert clients["idle"].id not in audited and len(audited) == len(read) - 1
+    claimed = {r.subject for r in ActionLedger.select().where(ActionLedger.rule == "status_update")}
+    assert f"client:{clients['idle'].id}" not in claimed and len(claimed) == len(read) - 1
+
+
 # ------------------------------------------------------------------ the run as a whole
 
 
