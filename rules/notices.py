@@ -112,11 +112,12 @@ def run(ctx: RunContext) -> RuleTally:
                     tally.skipped += 1
                     continue
                 by_stage.setdefault(stage, []).append(
-                    Notice(client_id, invoice_id, unique_key=f"notice:{invoice_id}:{stage}")
+                    Notice(client_id, invoice_id, unique_key=f"notice:{invoice_id}:{stage}:{day}")
                 )
             for stage, notices in by_stage.items():
-                queue(TEMPLATES[stage], notices)
-                tally.acted += len(notices)
+                queued = queue(TEMPLATES[stage], notices)  # none when the template is disabled
+                tally.acted += queued
+                tally.skipped += len(notices) - queued
     return tally
 
 
