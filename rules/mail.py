@@ -10,6 +10,7 @@ committed; a ``unique_key`` makes queuing the same notice twice a no-op.
 from __future__ import annotations
 
 import datetime as dt
+from collections import namedtuple
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -23,7 +24,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from rules.audit import Actor, record
 from rules.errors import RuleError
 from store.bulk import bulk_insert
-from store.db import writer
+from store.db import database, writer
 from store.models import (
     Client,
     Contact,
@@ -152,8 +153,14 @@ def money_text(minor: int, currency: Currency | None) -> str:
     The symbol comes from babel once per currency; formatting the number here is
     what lets cron render tens of thousands of notices a second.
     """
-    code = currency.code if currency else "USD"
-    decimals = currency.decimals if currency else 2
+    if currency is None:
+        return _money(minor, "USD", 2)
+    return _money(minor, currency.code, currency.decimals)
+
+
+@lru_cache(maxsize=4096)
+def _money(minor: int, code: str, decimals: int) -> str:
+    """Amounts repeat (plans have prices), so each is formatted once."""
     value = Decimal(minor).scaleb(-decimals)
     sign = "-" if value < 0 else ""
     return f"{sign}{_symbol(code)}{abs(value):,.{decimals}f}"
@@ -190,9 +197,9 @@ def invoice_context(
 ) -> dict[str, Any]:
     return {
         "number": invoice.number,
-        "date": invoice.date.isoformat(),
-        "due_date": invoice.due_date.isoformat(),
-        "date_paid": invoice.date_paid.isoformat() if invoice.date_paid else "",
+        "date": str(invoice.date),  # a date, or its ISO text as SQLite returns it
+        "due_date": str(invoice.due_date),
+        "date_paid": str(invoice.date_paid) if invoice.date_paid else "",
         "status": invoice.status,
         "payment_method": invoice.payment_method,
         "subtotal": money_text(invoice.subtotal, currency),
@@ -398,15 +405,35 @@ def queue(template_name: str, notices: Sequence[Notice], *, marketing: bool = Fa
 def _chunked(model: Any, field: Any, ids: Iterable[int], columns: Sequence[Any]) -> list[Any]:
     """Rows (named tuples of ``columns``) whose ``field`` is in ``ids``, 10,000 ids a query.
 
-    Named tuples, not model instances: building a peewee model per row costs more than
-    rendering the email it feeds.
+    Plain SQL and named tuples, not peewee rows: building a model (or even a peewee
+    parameter per id) costs more than rendering the email the row feeds. Dates come
+    back as the driver gives them (ISO text on SQLite); the context renders them as text.
     """
     ids = list(ids)
+    names = [getattr(c, "_alias", None) or c.name for c in columns]
+    shape = _row_shape(tuple(names))
+    table = model._meta.table_name
+    selected = ", ".join(f'"{c.column_name}"' for c in (_unaliased(c) for c in columns))
+    mark = database.param
     rows: list[Any] = []
     for start in range(0, len(ids), 10_000):
-        query = model.select(*columns).where(field.in_(ids[start : start + 10_000]))
-        rows.extend(query.namedtuples())
+        batch = ids[start : start + 10_000]
+        cursor = database.execute_sql(
+            f'SELECT {selected} FROM "{table}" WHERE "{field.column_name}" IN '
+            f"({', '.join([mark] * len(batch))})",
+            batch,
+        )
+        rows.extend(map(shape._make, cursor.fetchall()))
     return rows
+
+
+def _unaliased(column: Any) -> Any:
+    return getattr(column, "node", column)
+
+
+@lru_cache(maxsize=16)
+def _row_shape(names: tuple[str, ...]) -> Any:
+    return namedtuple("Row", names)
 
 
 CLIENT_FIELDS = (

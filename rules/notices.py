@@ -12,10 +12,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from peewee import SQL, Value, fn
+
 from rules.automation import PlannedAction, RuleTally, RunContext, chunks, claim
 from rules.mail import Notice, queue
-from store.db import writer
-from store.models import Client, Invoice
+from store.db import database, is_postgres, writer
+from store.models import ActionLedger, Client, Invoice
 from store.models.enums import InvoiceStatus
 
 RULE = "notice"
@@ -31,16 +33,21 @@ TEMPLATES = {
 LOOKBACK_DAYS = 30
 
 
-def stage_dates(due: dt.date, ctx: RunContext) -> dict[str, dt.date]:
-    """When each enabled stage falls due for an invoice due on ``due``."""
+def stage_offsets(ctx: RunContext) -> dict[str, int]:
+    """Each enabled stage's day relative to the due date (the reminder is before it)."""
     s = ctx.settings
-    dates: dict[str, dt.date] = {}
+    offsets: dict[str, int] = {}
     if s.payment_reminder_days:
-        dates["reminder"] = due - dt.timedelta(days=s.payment_reminder_days)
+        offsets["reminder"] = -s.payment_reminder_days
     for stage, days in zip(STAGES[1:], s.overdue_notice_days, strict=True):
         if days:
-            dates[stage] = due + dt.timedelta(days=days)
-    return dates
+            offsets[stage] = days
+    return offsets
+
+
+def stage_dates(due: dt.date, ctx: RunContext) -> dict[str, dt.date]:
+    """When each enabled stage falls due for an invoice due on ``due``."""
+    return {stage: due + dt.timedelta(days=o) for stage, o in stage_offsets(ctx).items()}
 
 
 def latest_stage(due: dt.date, ctx: RunContext) -> tuple[str, dt.date] | None:
@@ -55,53 +62,87 @@ def latest_stage(due: dt.date, ctx: RunContext) -> tuple[str, dt.date] | None:
     return stage, day
 
 
-def candidates(ctx: RunContext) -> list[tuple[int, int, dt.date, bool]]:
-    """Unpaid invoices in the notice window: (invoice, client, due, notices disabled)."""
-    s = ctx.settings
-    longest = max([*s.overdue_notice_days, 0]) + LOOKBACK_DAYS
-    query: Any = (
-        Invoice.select(
-            Invoice.id, Invoice.client, Invoice.due_date, Client.overdue_notices_disabled
+def stage_windows(ctx: RunContext) -> list[tuple[str, int, dt.date, dt.date]]:
+    """(stage, offset, first due date, last due date): the invoices whose latest stage
+    come by the business date is ``stage`` (within the lookback), as due-date ranges.
+
+    The same answer as ``latest_stage`` for every due date, in a form SQL can filter
+    on: stage ``s`` with offset ``o`` is the latest for ``k = today - due`` from ``o``
+    up to the next larger offset (or the lookback), so one range per stage.
+    """
+    today = ctx.business_date
+    offsets = sorted((o, stage) for stage, o in stage_offsets(ctx).items())
+    windows = []
+    for n, (offset, stage) in enumerate(offsets):
+        later = [o for o, _ in offsets[n + 1 :]]
+        if later and later[0] == offset:
+            continue  # a stage on the same day sorts after this one and wins
+        last_k = min(later[0] - 1, offset + LOOKBACK_DAYS) if later else offset + LOOKBACK_DAYS
+        windows.append(
+            (stage, offset, today - dt.timedelta(days=last_k), today - dt.timedelta(days=offset))
         )
-        .join(Client)
-        .where(
-            (Invoice.status == InvoiceStatus.UNPAID)
-            & (Invoice.due_date <= ctx.business_date + dt.timedelta(days=s.payment_reminder_days))
-            & (Invoice.due_date >= ctx.business_date - dt.timedelta(days=longest))
+    return windows
+
+
+def _plus_days(field: Any, days: int) -> Any:
+    """``field + days`` as a date, in the database's dialect."""
+    if is_postgres():
+        return field + days
+    return fn.date(field, f"{days:+d} days")
+
+
+def candidates(ctx: RunContext) -> list[tuple[int, int, str, dt.date, bool]]:
+    """(invoice, client, stage, stage date, notices disabled) for every unpaid invoice
+    whose latest stage has come and is not in the ledger yet: one query per stage,
+    however many invoices are open."""
+    found: list[tuple[int, int, str, dt.date, bool]] = []
+    for stage, offset, first_due, last_due in stage_windows(ctx):
+        day = _plus_days(Invoice.due_date, offset)
+        ledger = ActionLedger.alias()
+        done = ledger.select(SQL("1")).where(
+            (ledger.rule == RULE)
+            & (ledger.subject == Value("invoice:").concat(Invoice.id))
+            & (ledger.stage == stage)
+            & (ledger.business_date == day)
         )
-    )
-    if ctx.client_ids is not None:
-        query = query.where(Invoice.client.in_(list(ctx.client_ids)))
-    return [
-        (i, c, d if isinstance(d, dt.date) else dt.date.fromisoformat(str(d)), bool(off))
-        for i, c, d, off in query.tuples()
-    ]
+        query: Any = (
+            Invoice.select(
+                Invoice.id, Invoice.client, Invoice.due_date, Client.overdue_notices_disabled
+            )
+            .join(Client)
+            .where(
+                (Invoice.status == InvoiceStatus.UNPAID)
+                & Invoice.due_date.between(first_due, last_due)
+                & ~fn.EXISTS(done)
+            )
+        )
+        if ctx.client_ids is not None:
+            query = query.where(Invoice.client.in_(list(ctx.client_ids)))
+        cursor = database.execute(query)
+        for invoice_id, client_id, due, disabled in cursor.fetchall():
+            due = due if isinstance(due, dt.date) else dt.date.fromisoformat(due)
+            found.append(
+                (invoice_id, client_id, stage, due + dt.timedelta(days=offset), bool(disabled))
+            )
+    return found
 
 
 def run(ctx: RunContext) -> RuleTally:
     tally = RuleTally()
     due: list[tuple[int, int, str, dt.date]] = []
-    for invoice_id, client_id, due_date, disabled in candidates(ctx):
-        found = latest_stage(due_date, ctx)
-        if found is None:
-            continue
-        stage, day = found
+    for invoice_id, client_id, stage, day, disabled in candidates(ctx):
         if stage != "reminder" and disabled:
             tally.skipped += 1  # Don't Send Overdue Emails
             continue
         due.append((invoice_id, client_id, stage, day))
     if ctx.dry_run:
-        done = _already(ctx, due)
-        for invoice_id, client_id, stage, day in due:
-            if (f"invoice:{invoice_id}", stage, day) in done:
-                tally.skipped += 1
-                continue
+        for invoice_id, client_id, stage, _ in due:
             ctx.planned(
                 PlannedAction(
                     RULE, client_id, f"invoice:{invoice_id}", stage, f"send {TEMPLATES[stage]!r}"
                 )
             )
-            tally.acted += 1
+        tally.acted = len(due)
         return tally
     for batch in chunks(due):
         with writer():
@@ -119,28 +160,3 @@ def run(ctx: RunContext) -> RuleTally:
                 tally.acted += queued
                 tally.skipped += len(notices) - queued
     return tally
-
-
-def _already(ctx: RunContext, due: list[tuple[int, int, str, dt.date]]) -> set[Any]:
-    """Ledger keys already claimed (for the dry-run plan)."""
-    from store.models import ActionLedger
-
-    subjects = [f"invoice:{i}" for i, *_ in due]
-    found: set[Any] = set()
-    for batch in chunks(subjects, 10_000):
-        rows: Any = (
-            ActionLedger.select(
-                ActionLedger.subject, ActionLedger.stage, ActionLedger.business_date
-            )
-            .where((ActionLedger.rule == RULE) & ActionLedger.subject.in_(list(batch)))
-            .tuples()
-        )
-        for subject, stage, day in rows:
-            found.add(
-                (
-                    subject,
-                    stage,
-                    day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day)),
-                )
-            )
-    return found
