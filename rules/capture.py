@@ -10,6 +10,7 @@ approval records a transaction, marks the invoice paid and sends the confirmatio
 from __future__ import annotations
 
 import datetime as dt
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -20,7 +21,7 @@ from rules.gateways import MERCHANT_GATEWAYS, Gateway
 from rules.invoicing import advance_due_dates
 from rules.mail import Notice, queue
 from store.bulk import bulk_insert
-from store.db import writer
+from store.db import database, writer
 from store.models import Client, Currency, Invoice, StoredCard, Transaction, utcnow
 from store.models.enums import InvoiceStatus
 
@@ -70,7 +71,7 @@ def candidates(ctx: RunContext) -> list[tuple[Any, ...]]:
     )
     if ctx.client_ids is not None:
         query = query.where(Invoice.client.in_(list(ctx.client_ids)))
-    return list(query.tuples())
+    return database.execute(query).fetchall()  # plain rows: the invoice rows can be many
 
 
 def run(ctx: RunContext, gateways: dict[str, Gateway] | None = None) -> RuleTally:
@@ -97,9 +98,14 @@ def run(ctx: RunContext, gateways: dict[str, Gateway] | None = None) -> RuleTall
             )
         tally.acted = len(due)
         return tally
-    for batch in chunks(due, 500):
+    for batch in chunks(due):
         _capture(ctx, batch, gateways, tally)
     return tally
+
+
+#: Charge results are committed at least this often, so a crash loses few records.
+RECORD_EVERY = 500
+RECORD_SECONDS = 1.0
 
 
 def _capture(ctx: RunContext, batch: Any, gateways: dict[str, Gateway], tally: RuleTally) -> None:
@@ -107,14 +113,16 @@ def _capture(ctx: RunContext, batch: Any, gateways: dict[str, Gateway], tally: R
 
     The claim commits first, so a crash after it can never charge twice (the
     attempt is retried on the next business date); the charges run outside any
-    transaction, so the write lock is not held across network calls; the
-    results commit together, and only invoices still Unpaid become Paid.
+    transaction, so the write lock is not held across network calls; results
+    commit every ``RECORD_EVERY`` charges or ``RECORD_SECONDS``, whichever comes
+    first, and only invoices still Unpaid become Paid.
     """
     keys = [(f"invoice:{row[0]}", "", ctx.business_date) for row in batch]
     with writer():
         won = claim(ctx, RULE, keys)
     approved: list[tuple[Any, ...]] = []
     declines: list[Notice] = []
+    recorded_at = time.monotonic()
     for row, key in zip(batch, keys, strict=True):
         if key not in won:
             tally.skipped += 1
@@ -138,9 +146,21 @@ def _capture(ctx: RunContext, batch: Any, gateways: dict[str, Gateway], tally: R
                     client_id, invoice_id, unique_key=f"declined:{invoice_id}:{ctx.business_date}"
                 )
             )
-    with writer():
-        _record(ctx, approved)
-        queue("Credit Card Payment Failed", declines)
+        if (
+            len(approved) + len(declines) >= RECORD_EVERY
+            or time.monotonic() - recorded_at >= RECORD_SECONDS
+        ):
+            _commit(ctx, approved, declines)
+            approved, declines = [], []
+            recorded_at = time.monotonic()
+    _commit(ctx, approved, declines)
+
+
+def _commit(ctx: RunContext, approved: list[tuple[Any, ...]], declines: list[Notice]) -> None:
+    if approved or declines:
+        with writer():
+            _record(ctx, approved)
+            queue("Credit Card Payment Failed", declines)
 
 
 def _record(ctx: RunContext, approved: list[tuple[Any, ...]]) -> None:
