@@ -104,7 +104,7 @@ def run(ctx: RunContext, gateways: dict[str, Gateway] | None = None) -> RuleTall
 
 
 #: Charge results are committed at least this often, so a crash loses few records.
-RECORD_EVERY = 500
+RECORD_EVERY = 5000
 RECORD_SECONDS = 1.0
 
 
