@@ -49,6 +49,9 @@ COLUMNS = (
 )
 
 
+ROW_WIDTH = sum(c.width for c in COLUMNS)
+
+
 def _cell(text: str, width: int) -> str:
     """Fit text to exactly ``width`` cells (wide CJK characters count twice)."""
     text = text.replace("\n", " ")
@@ -74,7 +77,7 @@ class ClientTable(ScrollView, can_focus=True):
         Binding("enter", "open", "Open", id="list.open"),
     ]
     DEFAULT_CSS = """
-    ClientTable { height: 1fr; }
+    ClientTable { height: 1fr; overflow-y: scroll; }
     """
 
     cursor: reactive[int] = reactive(0)
@@ -107,9 +110,13 @@ class ClientTable(ScrollView, can_focus=True):
         self.refresh()
 
     def _resize(self, total: int) -> None:
-        size = Size(sum(c.width for c in COLUMNS), total)
-        if size != self.virtual_size:  # a new virtual size costs a layout pass
-            self.virtual_size = size
+        """A new row count without a layout pass of the screen (a search's results differ
+        in length at every keystroke): only the scrollbar, always shown, is updated."""
+        size = Size(ROW_WIDTH, total)
+        if size != self.virtual_size:
+            self.set_reactive(ClientTable.virtual_size, size)
+            self._scroll_update(size)
+            self.refresh()
 
     def set_total(self, total: int) -> None:
         """The count arrived after the first page: extend the scroll range, keep the cursor."""
@@ -170,8 +177,11 @@ class ClientTable(ScrollView, can_focus=True):
             Segment(_cell(text, column.width), base + style)
             for (text, style), column in zip(cells, COLUMNS, strict=True)
         ]
-        strip = Strip(segments).crop(self.scroll_offset.x, self.scroll_offset.x + width)
-        return strip.extend_cell_length(width, base)
+        x = self.scroll_offset.x
+        if x == 0 and width >= ROW_WIDTH:  # the usual case: one strip, not three
+            segments.append(Segment(" " * (width - ROW_WIDTH), base))
+            return Strip(segments, width)
+        return Strip(segments, ROW_WIDTH).crop(x, x + width).extend_cell_length(width, base)
 
     # -- keys
 
