@@ -379,6 +379,45 @@ async def test_contacts_can_be_added_and_removed(admin: str) -> None:
     assert Contact.select().count() == 0
 
 
+async def test_contact_errors_show_beside_the_fields_and_nothing_is_saved(admin: str) -> None:
+    from tui.dialogs.contact import ContactDialog
+
+    [client] = make_clients(1)
+    app = StaffApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await login(pilot)
+        editor = await open_first_client(pilot)
+        editor.query_one("#tabs").active = "contacts"  # type: ignore[attr-defined]
+        await pilot.pause()
+        editor.query_one("#contacts-table").focus()
+        await pilot.press("a")
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, ContactDialog)
+        for name, value in (
+            ("first_name", "Bill"),
+            ("last_name", "Ing"),
+            ("email", "not-an-email"),
+            ("phone", "12"),
+        ):
+            dialog.query_one(f"#contact-{name}", Input).value = value
+        await pilot.press("ctrl+s")
+        await pilot.pause()  # (the dialog's worker runs until it closes: no settle here)
+        assert app.screen is dialog  # still open, with the reasons beside the fields
+        email_error = str(dialog.query_one("#contact-email-error", Static).render())
+        phone_error = str(dialog.query_one("#contact-phone-error", Static).render())
+        assert email_error and phone_error
+        assert str(dialog.query_one("#contact-first_name-error", Static).render()) == ""
+        assert app.focused is dialog.query_one("#contact-email", Input)
+        assert Contact.select().where(Contact.client == client.id).count() == 0
+        dialog.query_one("#contact-email", Input).value = "bill@example.com"
+        dialog.query_one("#contact-phone", Input).value = ""
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert app.screen is editor
+    assert Contact.get(Contact.client == client.id).email == "bill@example.com"
+
+
 async def test_markup_like_names_show_literally(admin: str) -> None:
     from store.models import CustomField
 

@@ -1,7 +1,11 @@
-"""Add or edit a contact: returns the entered values, or None when cancelled."""
+"""Add or edit a contact: saves through the given rule, errors shown beside each field.
+
+Returns True when saved, None when cancelled.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from textual.app import ComposeResult
@@ -9,6 +13,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
+
+from rules.errors import RuleError, ValidationError
 
 FIELDS = (
     ("first_name", "First name"),
@@ -25,16 +31,22 @@ FIELDS = (
 )
 
 
-class ContactDialog(ModalScreen[dict[str, Any] | None]):
+class ContactDialog(ModalScreen[bool | None]):
     BINDINGS = [
         Binding("ctrl+s", "save", "Save", id="contact.save"),
         Binding("escape", "cancel", "Cancel", id="contact.cancel"),
     ]
 
-    def __init__(self, title: str, values: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        title: str,
+        values: dict[str, Any] | None,
+        save: Callable[[dict[str, Any]], Any],
+    ) -> None:
         super().__init__()
         self.title_text = title
         self.values = values or {}
+        self.save = save
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog wide"):
@@ -43,6 +55,7 @@ class ContactDialog(ModalScreen[dict[str, Any] | None]):
                 yield Label(label)
                 yield Input(str(self.values.get(name, "")), id=f"contact-{name}")
                 yield Static("", id=f"contact-{name}-error", classes="error", markup=False)
+            yield Static("", id="contact-error", classes="error", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Save (ctrl+s)", id="save", variant="primary")
                 yield Button("Cancel (esc)", id="cancel")
@@ -50,12 +63,28 @@ class ContactDialog(ModalScreen[dict[str, Any] | None]):
     def show_errors(self, errors: dict[str, str]) -> None:
         for name, _ in FIELDS:
             self.query_one(f"#contact-{name}-error", Static).update(errors.get(name, ""))
+        other = "; ".join(f"{k}: {v}" for k, v in errors.items() if k not in dict(FIELDS))
+        self.query_one("#contact-error", Static).update(other)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.action_save() if event.button.id == "save" else self.action_cancel()
 
     def action_save(self) -> None:
-        self.dismiss({name: self.query_one(f"#contact-{name}", Input).value for name, _ in FIELDS})
+        """Invalid fields are marked beside themselves and the dialog stays open."""
+        values = {name: self.query_one(f"#contact-{name}", Input).value for name, _ in FIELDS}
+        try:
+            self.save(values)
+        except ValidationError as exc:
+            self.show_errors(exc.errors)
+            first = next((n for n, _ in FIELDS if n in exc.errors), None)
+            if first:
+                self.query_one(f"#contact-{first}", Input).focus()
+            return
+        except RuleError as exc:
+            self.show_errors({})
+            self.query_one("#contact-error", Static).update(str(exc))
+            return
+        self.dismiss(True)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

@@ -648,25 +648,9 @@ class ClientEditor(Screen[None]):
     async def _contact_dialog(
         self, title: str, values: dict[str, Any] | None, save: Callable[[dict[str, Any]], Any]
     ) -> None:
-        """Ask until the values are valid (or cancelled), save, then reload the tabs."""
-        while True:
-            values = await self.app.push_screen_wait(ContactDialog(title, values))
-            if values is None:
-                return
-            try:
-                save(values)
-            except ValidationError as exc:
-                self.notify(
-                    "; ".join(f"{k}: {v}" for k, v in exc.errors.items()),
-                    severity="error",
-                    markup=False,
-                )
-                continue
-            except RuleError as exc:
-                self.notify(str(exc), severity="error", markup=False)
-                return
-            break
-        self._reload_keeping_edits()
+        """The dialog saves (errors beside its fields); then reload the tabs."""
+        if await self.app.push_screen_wait(ContactDialog(title, values, save)):
+            self._reload_keeping_edits()
 
     @work(exclusive=True, group="contact")
     async def remove_contact(self) -> None:
