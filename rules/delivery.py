@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from rules.audit import Actor, record
 from rules.errors import RuleError
@@ -286,12 +286,35 @@ def flush(
                     for email in leased:
                         _retry(email, owner, str(exc), now(), result)
                     break
-            for email in leased:
+            leased_at = now()
+            for n, email in enumerate(leased):
+                if now() - leased_at > LEASE / 2:  # a slow server: keep the rest of the batch
+                    kept = _renew(owner, [e.id for e in leased[n:]], now())
+                    leased_at = now()
+                    if email.id not in kept:
+                        continue  # the lease ran out and another flusher has it now
                 _deliver(transport, email, owner, settings, sensitive, now(), result)
     finally:
         if opened:
             transport.close()
     return result
+
+
+def _renew(owner: str, ids: list[int], now: dt.datetime) -> set[int]:
+    """Extend our lease on ``ids``; return the ones still ours."""
+    with writer():
+        rows: Any = (
+            Email.update(lease_until=now + LEASE)
+            .where(
+                Email.id.in_(ids)
+                & (Email.lease_owner == owner)
+                & (Email.status == EmailStatus.SENDING)
+            )
+            .returning(Email.id)
+            .tuples()
+            .execute()
+        )
+        return {email_id for (email_id,) in rows}
 
 
 def _waiting_marketing(now: dt.datetime) -> int:

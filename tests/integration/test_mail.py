@@ -279,6 +279,30 @@ def test_refused_login_releases_the_emails_for_a_retry(
     assert all("535" in e.last_error for e in Email.select())
 
 
+def test_a_slow_server_keeps_the_lease_so_no_other_flusher_sends_twice(
+    db: str, smtp_server: tuple[SmtpRecorder, SmtpConfig], clock: Clock
+) -> None:
+    """Two minutes a message: the batch outlives one lease, and is renewed before then."""
+    from rules.delivery import _lease
+    from store.settings import load_settings
+
+    recorder, config = smtp_server
+    for n in range(6):
+        _queue_one(_client(n), key=f"k{n}")
+    stolen: list[int] = []
+
+    class Slow(SmtpTransport):
+        def send(self, message: object, to: str) -> None:
+            super().send(message, to)  # type: ignore[arg-type]
+            clock.advance(minutes=2)
+            stolen.extend(e.id for e in _lease("other:1", clock(), 100, load_settings()))
+
+    result = flush(Slow(config, "billing@example.com"), now=clock)
+    assert result.sent == 6 and stolen == []
+    assert len(recorder.messages) == 6
+    assert {e.status for e in Email.select()} == {"sent"}
+
+
 def test_crash_between_commit_and_delivery(
     db: str, smtp_server: tuple[SmtpRecorder, SmtpConfig], clock: Clock
 ) -> None:
