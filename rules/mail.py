@@ -21,6 +21,7 @@ from babel.numbers import get_currency_symbol
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
+from rules import mail_sql
 from rules.audit import Actor, record
 from rules.errors import RuleError
 from store.bulk import bulk_insert
@@ -330,7 +331,13 @@ class Notice:
     extras: tuple[tuple[str, str], ...] = ()
 
 
-def queue(template_name: str, notices: Sequence[Notice], *, marketing: bool = False) -> int:
+def queue(
+    template_name: str,
+    notices: Sequence[Notice],
+    *,
+    marketing: bool = False,
+    set_based: bool = True,
+) -> int:
     """Render and queue ``notices`` in the caller's transaction; return how many were new.
 
     A fixed number of queries whatever the count: clients, currencies, billing
@@ -344,6 +351,26 @@ def queue(template_name: str, notices: Sequence[Notice], *, marketing: bool = Fa
         return 0
     settings = load_settings()
     company = company_context(settings)
+    is_invoice_mail = template_name in INVOICE_TEMPLATES
+    stamp = utcnow().isoformat(" ")
+    if set_based and mail_sql.available() and not template.sensitive and not template.body_html:
+        if not any(n.extras for n in notices):
+            frozen = tuple(sorted(company.items()))
+            symbols = tuple((c.code, _symbol(c.code)) for c in Currency.select(Currency.code))
+            subject = mail_sql.compile_template(template.subject, frozen, symbols)
+            body = mail_sql.compile_template(template.body_text, frozen, symbols)
+            if subject is not None and body is not None:
+                with writer():  # a savepoint inside the caller's transaction
+                    return mail_sql.insert(
+                        template_name,
+                        subject,
+                        body,
+                        [(n.client_id, n.invoice_id, n.unique_key) for n in notices],
+                        invoice_mail=is_invoice_mail,
+                        marketing=marketing,
+                        stamp=stamp,
+                        subject_max=SUBJECT_MAX,
+                    )
     client_ids = sorted({n.client_id for n in notices})
     clients = {c.id: c for c in _chunked(Client, Client.id, client_ids, CLIENT_FIELDS)}
     currencies = {c.id: c for c in Currency.select()}
@@ -356,9 +383,7 @@ def queue(template_name: str, notices: Sequence[Notice], *, marketing: bool = Fa
     items: dict[int, list[InvoiceItem]] = {}
     for item in _chunked(InvoiceItem, InvoiceItem.invoice, invoice_ids, ITEM_FIELDS):
         items.setdefault(item.invoice_id, []).append(item)
-    is_invoice_mail = template_name in INVOICE_TEMPLATES
     rows: list[tuple[Any, ...]] = []
-    stamp = utcnow().isoformat(" ")
     for notice in notices:
         client = clients.get(notice.client_id)
         if client is None:

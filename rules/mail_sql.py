@@ -1,0 +1,328 @@
+"""Set-based queuing on SQLite: a template becomes one ``INSERT … SELECT``.
+
+A cron run queues tens of thousands of emails; rendering each in Python costs
+more than the rest of the run. Templates written in the plain subset of Jinja
+that the built-in ones use are compiled to a SQL expression instead:
+
+- literal text, and any expression of ``company`` alone (evaluated once, by Jinja);
+- ``client.*`` and ``invoice.*`` merge fields;
+- ``{% for item in invoice.items %}`` over ``item.description`` and ``item.amount``;
+- ``{% if %}`` / ``{% else %}`` on a ``client``, ``invoice`` or ``company`` field.
+
+Anything else (filters, other names, HTML parts, extras, secrets, PostgreSQL)
+compiles to ``None`` and ``rules.mail.queue`` renders with Jinja, as before.
+Tests check that both paths write the same emails, byte for byte.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import nodes
+
+from rules.errors import RuleError
+from store.db import database
+
+#: SQL of each ``client.<field>`` (aliases: c client, i invoice, cur currency).
+CLIENT_FIELDS = {
+    "id": "CAST(c.id AS TEXT)",
+    "first_name": "c.first_name",
+    "last_name": "c.last_name",
+    "full_name": "(c.first_name || ' ' || c.last_name)",
+    "company": "c.company",
+    "email": "c.email",
+    "address1": "c.address1",
+    "address2": "c.address2",
+    "city": "c.city",
+    "state": "c.state",
+    "postcode": "c.postcode",
+    "country": "c.country",
+}
+INVOICE_TEXT = {
+    "number": "i.number",
+    "date": "i.date",
+    "due_date": "i.due_date",
+    "date_paid": "COALESCE(i.date_paid, '')",
+    "status": "i.status",
+    "payment_method": "i.payment_method",
+    "tax_raw": "CAST(i.tax AS TEXT)",
+    "tax2_raw": "CAST(i.tax2 AS TEXT)",
+}
+INVOICE_MONEY = {
+    "subtotal": "i.subtotal",
+    "tax": "i.tax",
+    "tax2": "i.tax2",
+    "total": "i.total",
+    "balance": "i.total",  # queued notices carry no payments: the balance is the total
+}
+INVOICE_TRUTH = {"tax_raw": "(i.tax != 0)", "tax2_raw": "(i.tax2 != 0)"}
+
+
+class Unsupported(Exception):
+    """The template uses something this compiler does not turn into SQL."""
+
+
+@dataclass(frozen=True)
+class Compiled:
+    sql: str
+    params: tuple[Any, ...]
+    uses_invoice: bool
+
+
+@dataclass
+class _Out:
+    parts: list[str]
+    params: list[Any]
+    uses_invoice: bool = False
+
+    def literal(self, text: str) -> None:
+        if text:
+            self.parts.append("?")
+            self.params.append(text)
+
+    def sql(self, fragment: str, *params: Any) -> None:
+        self.parts.append(fragment)
+        self.params.extend(params)
+
+
+def money(amount: str, symbols: tuple[tuple[str, str], ...]) -> tuple[str, list[Any]]:
+    """``rules.mail.money_text`` in SQL: sign, the currency's symbol, thousands, decimals."""
+    cases = " ".join("WHEN ? THEN ?" for _ in symbols)
+    params: list[Any] = [v for pair in symbols for v in pair]
+    decimals = "COALESCE(cur.decimals, 2)"
+    scale = (
+        f"(CASE {decimals} WHEN 0 THEN 1 WHEN 1 THEN 10 WHEN 2 THEN 100 WHEN 3 THEN 1000"
+        " ELSE 10000 END)"
+    )
+    sql = (
+        f"((CASE WHEN {amount} < 0 THEN '-' ELSE '' END)"
+        f" || (CASE COALESCE(cur.code, 'USD') {cases} ELSE COALESCE(cur.code, 'USD') END)"
+        f" || printf('%,d', abs({amount}) / {scale})"
+        f" || (CASE {decimals} WHEN 0 THEN '' ELSE '.' || printf('%0*d', {decimals},"
+        f" abs({amount}) % {scale}) END))"
+    )
+    return sql, params
+
+
+class _Compiler:
+    def __init__(self, env: Any, company: dict[str, Any], symbols: tuple[tuple[str, str], ...]):
+        self.env = env
+        self.company = company
+        self.symbols = symbols
+
+    def body(self, body: list[nodes.Node], out: _Out, item: bool = False) -> None:
+        for node in body:
+            if isinstance(node, nodes.Output):
+                for child in node.nodes:
+                    if isinstance(child, nodes.TemplateData):
+                        out.literal(child.data)
+                    else:
+                        self.expr(child, out, item)
+            elif isinstance(node, nodes.For):
+                self.loop(node, out, item)
+            elif isinstance(node, nodes.If):
+                self.branch(node, out, item)
+            else:
+                raise Unsupported(type(node).__name__)
+
+    def expr(self, node: nodes.Expr, out: _Out, item: bool) -> None:
+        if _names(node) <= {"company"}:
+            out.literal(self._constant(node))
+            return
+        if isinstance(node, nodes.Getattr) and isinstance(node.node, nodes.Name):
+            owner, attr = node.node.name, node.attr
+            if owner == "client" and attr in CLIENT_FIELDS:
+                out.sql(f"COALESCE({CLIENT_FIELDS[attr]}, 'None')")
+                return
+            if owner == "invoice" and attr in INVOICE_TEXT:
+                out.uses_invoice = True
+                out.sql(INVOICE_TEXT[attr])
+                return
+            if owner == "invoice" and attr in INVOICE_MONEY:
+                out.uses_invoice = True
+                sql, params = money(INVOICE_MONEY[attr], self.symbols)
+                out.sql(sql, *params)
+                return
+            if item and owner == "item" and attr == "description":
+                out.sql("it.description")
+                return
+            if item and owner == "item" and attr == "amount":
+                sql, params = money("it.amount", self.symbols)
+                out.sql(sql, *params)
+                return
+        raise Unsupported(repr(node))
+
+    def loop(self, node: nodes.For, out: _Out, item: bool) -> None:
+        if (
+            item
+            or node.else_
+            or node.test is not None
+            or node.recursive
+            or not isinstance(node.target, nodes.Name)
+            or node.target.name != "item"
+            or not isinstance(node.iter, nodes.Getattr)
+            or not isinstance(node.iter.node, nodes.Name)
+            or (node.iter.node.name, node.iter.attr) != ("invoice", "items")
+        ):
+            raise Unsupported("only `for item in invoice.items`")
+        inner = _Out([], [])
+        self.body(node.body, inner, item=True)
+        if "loop" in _names_in(node.body):
+            raise Unsupported("loop variables")
+        piece = " || ".join(inner.parts) or "''"
+        out.uses_invoice = True
+        out.sql(
+            f"(SELECT COALESCE(group_concat({piece}, ''), '') FROM (SELECT description, amount"
+            " FROM invoice_item WHERE invoice_id = i.id ORDER BY sort_order, id) it)",
+            *inner.params,
+        )
+
+    def branch(self, node: nodes.If, out: _Out, item: bool) -> None:
+        if node.elif_:
+            raise Unsupported("elif")
+        test = node.test
+        then, otherwise = _Out([], []), _Out([], [])
+        if _names(test) <= {"company"}:
+            chosen = node.body if self._truthy(test) else node.else_
+            self.body(chosen, out, item)
+            return
+        if not (isinstance(test, nodes.Getattr) and isinstance(test.node, nodes.Name)):
+            raise Unsupported("if on an expression")
+        owner, attr = test.node.name, test.attr
+        if owner == "invoice" and attr in INVOICE_TRUTH:
+            condition = INVOICE_TRUTH[attr]
+            out.uses_invoice = True
+        elif owner == "invoice" and attr in INVOICE_TEXT:
+            condition = f"({INVOICE_TEXT[attr]} != '')"
+            out.uses_invoice = True
+        elif owner == "client" and attr in CLIENT_FIELDS:
+            condition = f"(COALESCE({CLIENT_FIELDS[attr]}, '') != '')"
+        else:
+            raise Unsupported(f"if on {owner}.{attr}")
+        self.body(node.body, then, item)
+        self.body(node.else_, otherwise, item)
+        out.uses_invoice |= then.uses_invoice or otherwise.uses_invoice
+        out.sql(
+            f"(CASE WHEN {condition} THEN {' || '.join(then.parts) or chr(39) * 2}"
+            f" ELSE {' || '.join(otherwise.parts) or chr(39) * 2} END)",
+            *then.params,
+            *otherwise.params,
+        )
+
+    def _constant(self, node: nodes.Expr) -> str:
+        template = nodes.Template([nodes.Output([node])], lineno=1)
+        code = self.env.compile(template)
+        return str(
+            self.env.template_class.from_code(self.env, code, dict(self.env.globals)).render(
+                company=self.company
+            )
+        )
+
+    def _truthy(self, node: nodes.Node) -> bool:
+        test = nodes.Template(
+            [nodes.If(node, [nodes.Output([nodes.Const("1")])], [], [])],
+            lineno=1,
+        )
+        code = self.env.compile(test)
+        rendered = self.env.template_class.from_code(self.env, code, dict(self.env.globals))
+        return bool(rendered.render(company=self.company))
+
+
+def _names(node: nodes.Node) -> set[str]:
+    return {n.name for n in node.find_all(nodes.Name)} | (
+        {node.name} if isinstance(node, nodes.Name) else set()
+    )
+
+
+def _names_in(body: list[nodes.Node]) -> set[str]:
+    found: set[str] = set()
+    for node in body:
+        found |= _names(node)
+    return found
+
+
+@lru_cache(maxsize=64)
+def compile_template(
+    source: str,
+    company: tuple[tuple[str, Any], ...],
+    symbols: tuple[tuple[str, str], ...],
+) -> Compiled | None:
+    """The SQL text expression of ``source`` (see the module doc), or None."""
+    from rules.mail import _env
+
+    env = _env()
+    try:
+        tree = env.parse(source)
+        out = _Out([], [])
+        _Compiler(env, dict(company), symbols).body(tree.body, out)
+    except Exception:  # Unsupported, or anything unexpected: render with Jinja instead
+        return None
+    return Compiled(" || ".join(out.parts) or "''", tuple(out.params), out.uses_invoice)
+
+
+def available() -> bool:
+    """SQL rendering is written for SQLite's printf and group_concat."""
+    from store.db import is_sqlite
+
+    return is_sqlite()
+
+
+def insert(
+    template_name: str,
+    subject: Compiled,
+    body: Compiled,
+    rows: list[tuple[int, int | None, str | None]],
+    *,
+    invoice_mail: bool,
+    marketing: bool,
+    stamp: str,
+    subject_max: int,
+) -> int:
+    """Queue ``rows`` (client, invoice, unique key) in one statement; return how many
+    were new (a unique key already queued is skipped)."""
+    cursor = database.cursor()
+    cursor.execute(
+        "CREATE TEMP TABLE IF NOT EXISTS queued_notice "
+        "(n INTEGER PRIMARY KEY, client_id INTEGER, invoice_id INTEGER, unique_key TEXT)"
+    )
+    cursor.execute("DELETE FROM queued_notice")
+    cursor.executemany(
+        "INSERT INTO queued_notice (client_id, invoice_id, unique_key) VALUES (?, ?, ?)", rows
+    )
+    missing = cursor.execute(
+        "SELECT n.client_id, n.invoice_id, c.id IS NULL FROM queued_notice n"
+        " LEFT JOIN client c ON c.id = n.client_id LEFT JOIN invoice i ON i.id = n.invoice_id"
+        " WHERE c.id IS NULL OR (? AND i.id IS NULL) LIMIT 1",
+        (subject.uses_invoice or body.uses_invoice,),
+    ).fetchone()
+    if missing:
+        client_id, invoice_id, no_client = missing
+        raise RuleError(f"no client {client_id}" if no_client else f"no invoice {invoice_id}")
+    to = "COALESCE(bc.email, c.email)" if invoice_mail else "c.email"
+    whitespace = "' ' || char(9, 10, 11, 12, 13)"
+    sql = (
+        'INSERT OR IGNORE INTO "email" ("client_id", "template", "to", "subject", "body_text",'
+        ' "body_html", "masked_body", "unique_key", "marketing", "created_at",'
+        ' "next_attempt_at", "status", "message_id", "attempts", "lease_owner", "last_error")'
+        f" SELECT c.id, ?, {to},"
+        f" substr(trim(replace({subject.sql}, char(10), ' '), {whitespace}), 1, ?),"
+        f" {body.sql}, '', '', n.unique_key, ?, ?, ?, 'queued', '', 0, '', ''"
+        " FROM queued_notice n JOIN client c ON c.id = n.client_id"
+        " LEFT JOIN invoice i ON i.id = n.invoice_id"
+        " LEFT JOIN currency cur ON cur.id = c.currency_id"
+        " LEFT JOIN contact bc ON bc.id = c.billing_contact_id"
+        " ORDER BY n.n"
+    )
+    params = [
+        template_name,
+        *subject.params,
+        subject_max,
+        *body.params,
+        marketing,
+        stamp,
+        stamp,
+    ]
+    cursor.execute(sql, params)
+    return int(cursor.rowcount)
