@@ -266,7 +266,8 @@ def flush(
     opened = False
     try:
         while True:
-            leased = _lease(owner, now(), batch, settings)
+            leased_at = now()
+            leased = _lease(owner, leased_at, batch, settings)
             if not leased:
                 waiting = _waiting_marketing(now())
                 if wait and waiting:
@@ -284,15 +285,15 @@ def flush(
                     result.session_error = str(exc)
                     result.errors.append(f"mail server: {exc}")
                     for email in leased:
-                        _retry(email, owner, str(exc), now(), result)
+                        _release(email, owner, str(exc), now(), result)
                     break
-            leased_at = now()
+            kept = {e.id for e in leased}
             for n, email in enumerate(leased):
                 if now() - leased_at > LEASE / 2:  # a slow server: keep the rest of the batch
                     kept = _renew(owner, [e.id for e in leased[n:]], now())
                     leased_at = now()
-                    if email.id not in kept:
-                        continue  # the lease ran out and another flusher has it now
+                if email.id not in kept:
+                    continue  # our lease ran out and another flusher has this one now
                 _deliver(transport, email, owner, settings, sensitive, now(), result)
     finally:
         if opened:
@@ -366,6 +367,19 @@ def _deliver(
         changes.update(body_text=email.masked_body or MASK, body_html="", masked_body="")
     _finish(email, owner, **changes)
     result.sent += 1
+
+
+def _release(email: Email, owner: str, error: str, now: dt.datetime, result: FlushResult) -> None:
+    """Back to the queue without using an attempt: the server refused us, not the email,
+    and an operator fixing the credentials should not find the emails given up."""
+    _finish(
+        email,
+        owner,
+        status=EmailStatus.QUEUED,
+        next_attempt_at=now + BACKOFF_START,
+        last_error=error,
+    )
+    result.retried += 1
 
 
 def _retry(email: Email, owner: str, error: str, now: dt.datetime, result: FlushResult) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from babel.numbers import get_currency_symbol
 from jinja2 import StrictUndefined, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
 from rules import mail_sql
 from rules.audit import Actor, record
@@ -91,7 +91,7 @@ class Rendered:
     body_html: str
 
 
-class MergeFieldEnvironment(SandboxedEnvironment):
+class MergeFieldEnvironment(ImmutableSandboxedEnvironment):
     """The sandbox, with merge fields as plain dicts read straight by key.
 
     ``invoice.items`` is the field, never ``dict.items``, and a field that does
@@ -108,6 +108,15 @@ class MergeFieldEnvironment(SandboxedEnvironment):
             except KeyError:
                 return self.undefined(obj=obj, name=attribute)
         return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        """``company['name']`` is the field; ``company['update']`` is not a dict method."""
+        if type(obj) is dict:
+            try:
+                return obj[argument]
+            except (KeyError, TypeError):
+                return self.undefined(obj=obj, name=str(argument))
+        return super().getitem(obj, argument)
 
 
 @lru_cache(maxsize=1)

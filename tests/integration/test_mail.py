@@ -108,6 +108,9 @@ def test_default_templates_are_seeded(db: str) -> None:
     "body,reason",
     [
         ("{{ ''.__class__ }}", "unsafe"),
+        ("{{ client.__class__ }}", "__class__"),
+        ("{{ company['update']({'name': 'x'}) }}", "update"),
+        ("{{ company.items() }}", "items"),
         ("{{ client.nickname }}", "nickname"),
         ("{{ invoice.total }}", "invoice"),  # not a merge field of this template
         ("{% for x in %}", "body"),
@@ -273,8 +276,8 @@ def test_refused_login_releases_the_emails_for_a_retry(
     assert (result.sent, result.retried, result.failed) == (0, 2, 0)
     assert result.session_error.startswith("535")
     assert [(e.status, e.lease_owner, e.attempts) for e in Email.select()] == [
-        ("queued", "", 1),
-        ("queued", "", 1),
+        ("queued", "", 0),  # no attempt used up: bad credentials never give an email up
+        ("queued", "", 0),
     ]
     assert all("535" in e.last_error for e in Email.select())
 
@@ -301,6 +304,32 @@ def test_a_slow_server_keeps_the_lease_so_no_other_flusher_sends_twice(
     assert result.sent == 6 and stolen == []
     assert len(recorder.messages) == 6
     assert {e.status for e in Email.select()} == {"sent"}
+
+
+def test_emails_another_flusher_took_over_are_not_sent_again(
+    db: str, smtp_server: tuple[SmtpRecorder, SmtpConfig], clock: Clock
+) -> None:
+    """One send outlives the whole lease; another flusher takes the rest: we send none of it."""
+    from rules.delivery import _lease
+    from store.settings import load_settings
+
+    recorder, config = smtp_server
+    for n in range(5):
+        _queue_one(_client(n), key=f"k{n}")
+    stolen: list[int] = []
+
+    class Stalls(SmtpTransport):
+        def send(self, message: object, to: str) -> None:
+            super().send(message, to)  # type: ignore[arg-type]
+            if not stolen:
+                clock.advance(minutes=6)
+                stolen.extend(e.id for e in _lease("other:1", clock(), 100, load_settings()))
+
+    result = flush(Stalls(config, "billing@example.com"), now=clock)
+    # All five were taken over (the first while it was being sent: at-least-once); of the
+    # four it had not started, this flusher sends none.
+    assert len(stolen) == 5 and len(recorder.messages) == 1
+    assert {e.lease_owner for e in Email.select().where(Email.id.in_(stolen))} == {"other:1"}
 
 
 def test_crash_between_commit_and_delivery(
