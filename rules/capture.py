@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -22,14 +23,23 @@ from rules.invoicing import advance_due_dates
 from rules.mail import Notice, queue
 from store.bulk import bulk_insert
 from store.db import database, writer
-from store.models import Client, Currency, Invoice, StoredCard, Transaction, utcnow
+from store.models import (
+    ActionLedger,
+    Client,
+    Currency,
+    Invoice,
+    StoredCard,
+    Transaction,
+    utcnow,
+)
 from store.models.enums import InvoiceStatus
 
 RULE = "capture"
 
 
-def candidates(ctx: RunContext) -> list[tuple[Any, ...]]:
-    """(invoice, client, total, method, currency, decimals, cc disabled, card token)."""
+def candidates(ctx: RunContext, invoice_ids: list[int] | None = None) -> list[tuple[Any, ...]]:
+    """(invoice, client, total, method, currency, decimals, cc disabled, card token): the
+    invoices due for capture, or (``invoice_ids``) those invoices whatever their state."""
     horizon = ctx.business_date + dt.timedelta(days=ctx.settings.capture_days_before_due)
     latest_card = (
         StoredCard.select(
@@ -62,13 +72,16 @@ def candidates(ctx: RunContext) -> list[tuple[Any, ...]]:
             ),
         )
         .join(card, JOIN.LEFT_OUTER, on=(card.id == latest_card.c.card_id))
-        .where(
+    )
+    if invoice_ids is not None:
+        query = query.where(Invoice.id.in_(invoice_ids))
+    else:
+        query = query.where(
             (Invoice.status == InvoiceStatus.UNPAID)
             & Invoice.payment_method.in_(list(MERCHANT_GATEWAYS))
             & (Invoice.due_date <= horizon)
             & (Invoice.total > 0)
         )
-    )
     if ctx.client_ids is not None:
         query = query.where(Invoice.client.in_(list(ctx.client_ids)))
     return database.execute(query).fetchall()  # plain rows: the invoice rows can be many
@@ -77,11 +90,12 @@ def candidates(ctx: RunContext) -> list[tuple[Any, ...]]:
 def run(ctx: RunContext, gateways: dict[str, Gateway] | None = None) -> RuleTally:
     gateways = gateways or MERCHANT_GATEWAYS
     tally = RuleTally()
+    pending = {} if ctx.dry_run else _unresolved(ctx)
     due = []
     for row in candidates(ctx):
         _, _, _, _, _, _, disabled, token = row
-        if disabled or not token:
-            tally.skipped += 1  # Disable CC Processing, or no stored card
+        if disabled or not token or row[0] in pending:
+            tally.skipped += 1  # Disable CC Processing, no stored card, or an attempt unresolved
             continue
         due.append(row)
     if ctx.dry_run:
@@ -98,69 +112,145 @@ def run(ctx: RunContext, gateways: dict[str, Gateway] | None = None) -> RuleTall
             )
         tally.acted = len(due)
         return tally
+    if pending:
+        _resolve(ctx, pending, gateways, tally)
     for batch in chunks(due):
-        _capture(ctx, batch, gateways, tally)
+        keys = [(f"invoice:{row[0]}", "", ctx.business_date) for row in batch]
+        with writer():  # committed before any charge: a rerun never charges again
+            won = claim(ctx, RULE, keys, outcome=CHARGING)
+        mine = [
+            (row, ctx.business_date) for row, key in zip(batch, keys, strict=True) if key in won
+        ]
+        tally.skipped += len(batch) - len(mine)
+        _charge(ctx, mine, gateways, tally)
     return tally
 
 
+#: The ledger outcome of a claimed attempt whose result is not recorded yet.
+CHARGING = "charging"
 #: Charge results are committed at least this often, so a crash loses few records.
 RECORD_EVERY = 5000
 RECORD_SECONDS = 1.0
 
 
-def _capture(ctx: RunContext, batch: Any, gateways: dict[str, Gateway], tally: RuleTally) -> None:
-    """Claim, charge, record: the gateway is called with no transaction open.
-
-    The claim commits first, so a crash after it can never charge twice (the
-    attempt is retried on the next business date); the charges run outside any
-    transaction, so the write lock is not held across network calls; results
-    commit every ``RECORD_EVERY`` charges or ``RECORD_SECONDS``, whichever comes
-    first, and only invoices still Unpaid become Paid.
-    """
-    keys = [(f"invoice:{row[0]}", "", ctx.business_date) for row in batch]
-    with writer():
-        won = claim(ctx, RULE, keys)
-    approved: list[tuple[Any, ...]] = []
-    declines: list[Notice] = []
-    recorded_at = time.monotonic()
-    for row, key in zip(batch, keys, strict=True):
-        if key not in won:
-            tally.skipped += 1
-            continue
-        invoice_id, client_id, total, method, code, decimals, _, token = row
-        idempotency = f"capture:{invoice_id}:{ctx.business_date.isoformat()}"
-        try:
-            result = gateways[method].capture(
-                token, Decimal(total).scaleb(-decimals), code, idempotency
-            )
-        except Exception as exc:  # a gateway outage fails this attempt, not the run's others
-            tally.failed += 1
-            tally.errors.append(f"invoice {invoice_id}: {exc}")
-            continue
-        tally.acted += 1
-        if result.approved:
-            approved.append((row, result.transaction_id, idempotency))
-        else:
-            declines.append(
-                Notice(
-                    client_id, invoice_id, unique_key=f"declined:{invoice_id}:{ctx.business_date}"
-                )
-            )
-        if (
-            len(approved) + len(declines) >= RECORD_EVERY
-            or time.monotonic() - recorded_at >= RECORD_SECONDS
-        ):
-            _commit(ctx, approved, declines)
-            approved, declines = [], []
-            recorded_at = time.monotonic()
-    _commit(ctx, approved, declines)
+def _unresolved(ctx: RunContext) -> dict[int, dt.date]:
+    """Attempts an earlier run claimed but never recorded (it crashed, or the gateway
+    failed): invoice -> the business date of the attempt, whose key they keep."""
+    rows: Any = (
+        ActionLedger.select(ActionLedger.subject, ActionLedger.business_date)
+        .where((ActionLedger.rule == RULE) & (ActionLedger.outcome == CHARGING))
+        .tuples()
+    )
+    found = {}
+    for subject, day in rows:
+        found[int(subject.split(":", 1)[1])] = (
+            day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day))
+        )
+    if ctx.client_ids is not None and found:  # only these clients' attempts
+        wanted = set(ctx.client_ids)
+        owners = {row[0]: row[1] for row in candidates(ctx, list(found))}
+        found = {i: d for i, d in found.items() if owners.get(i) in wanted}
+    return found
 
 
-def _commit(ctx: RunContext, approved: list[tuple[Any, ...]], declines: list[Notice]) -> None:
-    if approved or declines:
+def _resolve(
+    ctx: RunContext, pending: dict[int, dt.date], gateways: dict[str, Gateway], tally: RuleTally
+) -> None:
+    """Replay each unresolved attempt with its own idempotency key: the gateway answers
+    with the first result (charging only if the first call never reached it)."""
+    rows = {row[0]: row for row in candidates(ctx, list(pending))}
+    gone = [i for i in pending if i not in rows]
+    if gone:
         with writer():
-            _record(ctx, approved)
-            queue("Credit Card Payment Failed", declines)
+            _set_outcome(gone, "skipped")
+    _charge(ctx, [(rows[i], day) for i, day in pending.items() if i in rows], gateways, tally)
+
+
+def _charge(
+    ctx: RunContext,
+    attempts: list[tuple[Any, dt.date]],
+    gateways: dict[str, Gateway],
+    tally: RuleTally,
+) -> None:
+    """Charge claimed invoices with no transaction open, recording results as they come.
+
+    Before each stretch of charges the invoices are read again: one paid meanwhile
+    (staff recorded a bank payment) is not charged. Results commit every
+    ``RECORD_EVERY`` charges or ``RECORD_SECONDS``, and on the way out of an error,
+    so little is ever charged but unrecorded; what is (a crash) stays ``charging``
+    in the ledger and is replayed with the same key by the next run.
+    """
+    while attempts:
+        unpaid = _still_unpaid([row[0] for row, _ in attempts[:RECORD_EVERY]])
+        results = _Results()
+        started = time.monotonic()
+        done = 0
+        try:
+            for row, day in attempts[:RECORD_EVERY]:
+                done += 1
+                invoice_id, client_id, total, method, code, decimals, _, token = row
+                if invoice_id not in unpaid:
+                    results.skipped.append(invoice_id)
+                    tally.skipped += 1
+                    continue
+                key = f"capture:{invoice_id}:{day.isoformat()}"
+                try:
+                    result = gateways[method].capture(
+                        token, Decimal(total).scaleb(-decimals), code, key
+                    )
+                except Exception as exc:  # stays charging: replayed with this key next run
+                    tally.failed += 1
+                    tally.errors.append(f"invoice {invoice_id}: {exc}")
+                    continue
+                tally.acted += 1
+                if result.approved:
+                    results.approved.append((row, result.transaction_id, key))
+                else:
+                    results.declined.append(
+                        Notice(client_id, invoice_id, unique_key=f"declined:{invoice_id}:{day}")
+                    )
+                if time.monotonic() - started >= RECORD_SECONDS:
+                    break
+        finally:
+            _commit(ctx, results)
+        attempts = attempts[done:]
+
+
+@dataclass
+class _Results:
+    approved: list[tuple[Any, ...]] = field(default_factory=list)
+    declined: list[Notice] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)
+
+
+def _still_unpaid(invoice_ids: list[int]) -> set[int]:
+    rows: Any = (
+        Invoice.select(Invoice.id)
+        .where(Invoice.id.in_(invoice_ids) & (Invoice.status == InvoiceStatus.UNPAID))
+        .tuples()
+    )
+    return {invoice_id for (invoice_id,) in rows}
+
+
+def _set_outcome(invoice_ids: list[int], outcome: str) -> None:
+    if invoice_ids:
+        ActionLedger.update(outcome=outcome).where(
+            (ActionLedger.rule == RULE)
+            & (ActionLedger.outcome == CHARGING)
+            & ActionLedger.subject.in_([f"invoice:{i}" for i in invoice_ids])
+        ).execute()
+
+
+def _commit(ctx: RunContext, results: _Results) -> None:
+    """The results of a stretch of charges, and their ledger outcomes, together."""
+    if not (results.approved or results.declined or results.skipped):
+        return
+    with writer():
+        _record(ctx, results.approved)
+        queue("Credit Card Payment Failed", results.declined)
+        _set_outcome([row[0] for row, _, _ in results.approved], "approved")
+        _set_outcome([n.invoice_id for n in results.declined if n.invoice_id], "declined")
+        _set_outcome(results.skipped, "skipped")
 
 
 def _record(ctx: RunContext, approved: list[tuple[Any, ...]]) -> None:

@@ -426,6 +426,79 @@ def test_capture_charges_outside_any_transaction_and_keeps_a_payment_made_meanwh
     assert [e.unique_key for e in confirmations] == [f"paid:{plain.id}"]
 
 
+def _card_client() -> Client:
+    owner = client(payment_method="sandboxcard")
+    StoredCard.create(
+        client=owner, gateway="sandboxcard", token="ok_1", last4="4242", expiry="2030-01"
+    )
+    return owner
+
+
+def test_an_attempt_left_unresolved_is_replayed_with_its_own_key(db: str) -> None:
+    """The gateway fails on one invoice: the others are recorded at once; the failed one
+    stays 'charging' and the next day's run asks the gateway again with the first key,
+    so a charge that did go through is found, not made twice."""
+    from rules import capture
+    from rules.automation import RunContext
+    from rules.gateways import CaptureResult, SandboxCard
+
+    owner = _card_client()
+    first, second = (invoice(owner, DAY, method="sandboxcard") for _ in range(2))
+    keys: list[str] = []
+
+    class Flaky:
+        name = "sandboxcard"
+        down = True
+
+        def capture(self, token: str, amount: Any, currency: str, key: str) -> CaptureResult:
+            keys.append(key)
+            if self.down and key.startswith(f"capture:{second.id}:"):
+                raise ConnectionError("gateway timed out")
+            return SandboxCard().capture(token, amount, currency, key)
+
+    gateway = Flaky()
+    tally = capture.run(RunContext(DAY, load_settings()), {"sandboxcard": gateway})
+    assert (tally.acted, tally.failed) == (1, 1)
+    assert Invoice.get_by_id(first.id).status == "Paid"
+    assert Invoice.get_by_id(second.id).status == "Unpaid"
+    pending = ActionLedger.get(ActionLedger.subject == f"invoice:{second.id}")
+    assert pending.outcome == "charging"
+    gateway.down = False
+    keys.clear()
+    capture.run(RunContext(DAY + dt.timedelta(days=1), load_settings()), {"sandboxcard": gateway})
+    assert keys == [f"capture:{second.id}:{DAY}"]  # the first key, not a new day's
+    assert Invoice.get_by_id(second.id).status == "Paid"
+    assert ActionLedger.get(ActionLedger.subject == f"invoice:{second.id}").outcome == "approved"
+    assert Transaction.select().count() == 2
+
+
+def test_an_invoice_paid_before_its_charge_is_not_charged(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rules import capture
+    from rules.automation import RunContext
+    from rules.gateways import CaptureResult, SandboxCard
+
+    monkeypatch.setattr(capture, "RECORD_SECONDS", 0.0)  # re-read before every charge
+    owner = _card_client()
+    first, second = (invoice(owner, DAY, method="sandboxcard") for _ in range(2))
+    charged: list[str] = []
+
+    class StaffPaysMeanwhile:
+        name = "sandboxcard"
+
+        def capture(self, token: str, amount: Any, currency: str, key: str) -> CaptureResult:
+            charged.append(key)
+            Invoice.update(status="Paid", date_paid=DAY).where(Invoice.id == second.id).execute()
+            return SandboxCard().capture(token, amount, currency, key)
+
+    tally = capture.run(RunContext(DAY, load_settings()), {"sandboxcard": StaffPaysMeanwhile()})
+    assert charged == [f"capture:{first.id}:{DAY}"]
+    assert (tally.acted, tally.skipped) == (1, 1)
+    assert ActionLedger.get(ActionLedger.subject == f"invoice:{second.id}").outcome == "skipped"
+    assert [t.invoice_id for t in Transaction.select()] == [first.id]
+
+
 # ------------------------------------------------------------------ status update
 
 

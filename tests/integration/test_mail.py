@@ -325,7 +325,7 @@ def test_emails_another_flusher_took_over_are_not_sent_again(
                 clock.advance(minutes=6)
                 stolen.extend(e.id for e in _lease("other:1", clock(), 100, load_settings()))
 
-    result = flush(Stalls(config, "billing@example.com"), now=clock)
+    flush(Stalls(config, "billing@example.com"), now=clock)
     # All five were taken over (the first while it was being sent: at-least-once); of the
     # four it had not started, this flusher sends none.
     assert len(stolen) == 5 and len(recorder.messages) == 1
