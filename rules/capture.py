@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from peewee import JOIN, fn
-
 from rules.automation import PlannedAction, RuleTally, RunContext, chunks, claim
 from rules.gateways import MERCHANT_GATEWAYS, Gateway
 from rules.invoicing import advance_due_dates
@@ -41,14 +39,13 @@ def candidates(ctx: RunContext, invoice_ids: list[int] | None = None) -> list[tu
     """(invoice, client, total, method, currency, decimals, cc disabled, card token): the
     invoices due for capture, or (``invoice_ids``) those invoices whatever their state."""
     horizon = ctx.business_date + dt.timedelta(days=ctx.settings.capture_days_before_due)
-    latest_card = (
-        StoredCard.select(
-            StoredCard.client, StoredCard.gateway, fn.MAX(StoredCard.id).alias("card_id")
-        )
-        .group_by(StoredCard.client, StoredCard.gateway)
-        .alias("latest")
-    )
     card = StoredCard.alias("card")
+    token = (  # the client's latest card on the invoice's gateway: an index lookup a row
+        card.select(card.token)
+        .where((card.client == Invoice.client) & (card.gateway == Invoice.payment_method))
+        .order_by(card.id.desc())
+        .limit(1)
+    )
     query: Any = (
         Invoice.select(
             Invoice.id,
@@ -58,20 +55,10 @@ def candidates(ctx: RunContext, invoice_ids: list[int] | None = None) -> list[tu
             Currency.code,
             Currency.decimals,
             Client.cc_processing_disabled,
-            card.token,
+            token.alias("token"),
         )
         .join(Client)
         .join(Currency)
-        .switch(Invoice)
-        .join(
-            latest_card,
-            JOIN.LEFT_OUTER,
-            on=(
-                (latest_card.c.client_id == Invoice.client)
-                & (latest_card.c.gateway == Invoice.payment_method)
-            ),
-        )
-        .join(card, JOIN.LEFT_OUTER, on=(card.id == latest_card.c.card_id))
     )
     if invoice_ids is not None:
         query = query.where(Invoice.id.in_(invoice_ids))
