@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import hashlib
 import json
 import random
 import resource
@@ -226,44 +227,79 @@ def _earlier_days(open_invoices: list[tuple[int, dt.date]]) -> None:
         )
 
 
-#: An email per row of ``source``, its text made by concatenation: what hand-written SQL
-#: would do for the built-in templates.
-EMAIL_SQL = """INSERT INTO email (client_id, template, "to", subject, body_text, body_html,
+def email_sql(template: str, key: str, invoice: str, source: str, where: str = "1") -> str:
+    """An email per row of ``source`` with the text the cron writes: the template's SQL
+    expression (rules.mail_sql, inlined here) over that row's invoice and client."""
+    from rules.mail import _symbol, company_context
+    from rules.mail_sql import compile_template
+    from store.models import EmailTemplate
+
+    stored = EmailTemplate.get(EmailTemplate.name == template)
+    company = tuple(sorted(company_context(load_settings()).items()))
+    symbols = tuple((c.code, _symbol(c.code)) for c in Currency.select())
+    subject = compile_template(stored.subject, company, symbols)
+    body = compile_template(stored.body_text, company, symbols)
+    assert subject is not None and body is not None, template
+
+    def inline(sql: str, params: tuple[object, ...]) -> str:
+        pieces = sql.split("?")
+        assert len(pieces) == len(params) + 1
+        out = pieces[0]
+        for value, piece in zip(params, pieces[1:], strict=True):
+            out += "'" + value.replace("'", "''") + "'" if isinstance(value, str) else str(value)
+            out += piece
+        return out
+
+    return f"""INSERT INTO email (client_id, template, "to", subject, body_text, body_html,
        masked_body, status, unique_key, marketing, message_id, attempts, next_attempt_at,
        lease_owner, last_error, created_at)
-       SELECT c.id, '{template}', c.email, 'Invoice #' || {number},
-              'Dear ' || c.first_name || ', invoice #' || {number} || ' total $' ||
-              printf('%.2f', {total} / 100.0), '', '', 'queued', {key}, 0, '', 0, :now, '', '',
-              :now FROM {source}"""
+       SELECT c.id, '{template}', COALESCE(bc.email, c.email),
+              substr(trim(replace({inline(subject.sql, subject.params)}, char(10), ' '),
+                          ' ' || char(9, 10, 11, 12, 13)), 1, 255),
+              {inline(body.sql, body.params)}, '', '', 'queued', {key}, 0, '', 0, :now, '',
+              '', :now
+       FROM {source} JOIN invoice i ON i.id = {invoice} JOIN client c ON c.id = i.client_id
+       LEFT JOIN currency cur ON cur.id = c.currency_id
+       LEFT JOIN contact bc ON bc.id = c.billing_contact_id
+       WHERE {where}"""
 
-BASELINE_SQL = [
-    # Invoice generation (one service per client, so one invoice per due service).
-    """CREATE TEMP TABLE due AS
+
+NOTICE_TEMPLATES = {
+    "reminder": "Invoice Payment Reminder",
+    "first": "First Invoice Overdue Notice",
+    "second": "Second Invoice Overdue Notice",
+    "third": "Third Invoice Overdue Notice",
+}
+
+
+def baseline_statements() -> list[str]:
+    """Hand-written set-based SQL for the same rules (built once the database is open)."""
+    return [
+        # Invoice generation (one service per client, so one invoice per due service).
+        """CREATE TEMP TABLE due AS
        SELECT s.id AS sid, s.client_id, s.amount, s.next_due_date, s.payment_method,
+              'Hosting: ' || p.name || ' (' || strftime('%d/%m/%Y', s.next_due_date) || ')'
+                AS description,
               (SELECT MAX(id) FROM invoice) + ROW_NUMBER() OVER (ORDER BY s.id) AS iid
-       FROM service s
+       FROM service s JOIN product p ON p.id = s.product_id
        WHERE s.status IN ('Active', 'Suspended') AND s.billing_cycle NOT IN ('Free', 'One Time')
          AND s.next_due_date <= date(:day, '+14 days')
          AND NOT EXISTS (SELECT 1 FROM invoice_item i WHERE i.related_type = 'service'
                          AND i.related_id = s.id AND i.related_due_date = s.next_due_date)""",
-    """INSERT INTO action_ledger (rule, subject, stage, business_date, outcome, detail, created_at)
+        """INSERT INTO action_ledger (rule, subject, stage, business_date, outcome, detail,
+           created_at)
        SELECT 'invoice', 'service:' || sid, '', :day, 'done', '', :now FROM due""",
-    """INSERT INTO invoice (id, client_id, number, date, due_date, status, payment_method,
+        """INSERT INTO invoice (id, client_id, number, date, due_date, status, payment_method,
        subtotal, tax, tax2, total, tax_rate1_e4, tax_rate2_e4, notes, created_at, version)
        SELECT iid, client_id, iid, :day, next_due_date, 'Unpaid', payment_method, amount, 0, 0,
               amount, 0, 0, '', :now, 1 FROM due""",
-    """INSERT INTO invoice_item (invoice_id, type, description, amount, taxed, related_type,
+        """INSERT INTO invoice_item (invoice_id, type, description, amount, taxed, related_type,
        related_id, related_due_date, sort_order)
-       SELECT iid, 'Hosting', 'Hosting', amount, 1, 'service', sid, next_due_date, 0 FROM due""",
-    EMAIL_SQL.format(
-        template="Invoice Created",
-        key="'invoice_created:' || d.iid",
-        number="d.iid",
-        total="d.amount",
-        source="due d JOIN client c ON c.id = d.client_id",
-    ),
-    # Reminders and notices: the latest stage due today.
-    """CREATE TEMP TABLE stage AS
+       SELECT iid, 'Hosting', description, amount, 1, 'service', sid, next_due_date, 0
+       FROM due""",
+        email_sql("Invoice Created", "'invoice_created:' || d.iid", "d.iid", "due d"),
+        # Reminders and notices: the latest stage due today.
+        """CREATE TEMP TABLE stage AS
        SELECT i.id, i.client_id, CASE julianday(:day) - julianday(i.due_date)
               WHEN -7 THEN 'reminder' WHEN 1 THEN 'first' WHEN 2 THEN 'second'
               WHEN 3 THEN 'third' END AS stage, c.email, c.first_name, i.number, i.total
@@ -271,79 +307,81 @@ BASELINE_SQL = [
        WHERE i.status = 'Unpaid' AND i.due_date IN (date(:day, '+7 days'), date(:day, '-1 day'),
              date(:day, '-2 days'), date(:day, '-3 days'))
          AND (c.overdue_notices_disabled = 0 OR i.due_date > :day)""",
-    """INSERT INTO action_ledger (rule, subject, stage, business_date, outcome, detail, created_at)
+        """INSERT INTO action_ledger (rule, subject, stage, business_date, outcome, detail,
+           created_at)
        SELECT 'notice', 'invoice:' || id, stage, :day, 'done', '', :now FROM stage""",
-    """INSERT INTO email (client_id, template, "to", subject, body_text, body_html, masked_body,
-       status, unique_key, marketing, message_id, attempts, next_attempt_at, lease_owner,
-       last_error, created_at)
-       SELECT client_id, stage, email, 'Invoice #' || number,
-              'Dear ' || first_name || ', invoice #' || number || ' total $' ||
-              printf('%.2f', total / 100.0), '', '', 'queued', 'notice:' || id || ':' || stage,
-              0, '', 0, :now, '', '', :now FROM stage""",
-    # Late fees: 10% of the subtotal, once per invoice.
-    "CREATE TEMP TABLE late (id INTEGER PRIMARY KEY, fee INTEGER)",
-    """INSERT INTO late
+        *(
+            email_sql(
+                template,
+                f"'notice:' || n.id || ':{stage}:' || :day",
+                "n.id",
+                "stage n",
+                f"n.stage = '{stage}'",
+            )
+            for stage, template in NOTICE_TEMPLATES.items()
+        ),
+        # Late fees: 10% of the subtotal, once per invoice.
+        "CREATE TEMP TABLE late (id INTEGER PRIMARY KEY, fee INTEGER)",
+        """INSERT INTO late
        SELECT i.id, i.subtotal * 10 / 100 AS fee FROM invoice i JOIN client c ON c.id = i.client_id
        WHERE i.status = 'Unpaid' AND i.due_date <= date(:day, '-5 days')
          AND c.late_fees_exempt = 0 AND NOT EXISTS (SELECT 1 FROM invoice_item f
              WHERE f.invoice_id = i.id AND f.type = 'LateFee')""",
-    """INSERT INTO action_ledger (rule, subject, stage, business_date, outcome, detail, created_at)
+        """INSERT INTO action_ledger (rule, subject, stage, business_date, outcome, detail,
+           created_at)
        SELECT 'late_fee', 'invoice:' || id, '', :day, 'done', '', :now FROM late""",
-    """INSERT INTO invoice_item (invoice_id, type, description, amount, taxed, sort_order)
+        """INSERT INTO invoice_item (invoice_id, type, description, amount, taxed, sort_order)
        SELECT id, 'LateFee', 'Late fee', fee, 1, 1 FROM late""",
-    """UPDATE invoice SET subtotal = subtotal + (SELECT fee FROM late WHERE late.id = invoice.id),
+        """UPDATE invoice
+       SET subtotal = subtotal + (SELECT fee FROM late WHERE late.id = invoice.id),
        total = total + (SELECT fee FROM late WHERE late.id = invoice.id)
        WHERE id IN (SELECT id FROM late)""",
-    # Card capture.
-    "CREATE TEMP TABLE cap (id INTEGER PRIMARY KEY, client_id INTEGER, total INTEGER, "
-    "approved INTEGER)",
-    """INSERT INTO cap
+        # Card capture.
+        "CREATE TEMP TABLE cap (id INTEGER PRIMARY KEY, client_id INTEGER, total INTEGER, "
+        "approved INTEGER)",
+        """INSERT INTO cap
        SELECT i.id, i.client_id, i.total, k.token LIKE 'ok%' AS approved
        FROM invoice i JOIN client c ON c.id = i.client_id
        JOIN stored_card k ON k.client_id = i.client_id AND k.gateway = i.payment_method
        WHERE i.status = 'Unpaid' AND i.payment_method = 'sandboxcard' AND i.due_date <= :day
          AND c.cc_processing_disabled = 0""",
-    """INSERT INTO action_ledger (rule, subject, stage, business_date, outcome, detail, created_at)
+        """INSERT INTO action_ledger (rule, subject, stage, business_date, outcome, detail,
+           created_at)
        SELECT 'capture', 'invoice:' || id, '', :day, 'done', '', :now FROM cap""",
-    """INSERT INTO "transaction" (client_id, invoice_id, gateway, transaction_id,
+        """INSERT INTO "transaction" (client_id, invoice_id, gateway, transaction_id,
        idempotency_key, amount_in, amount_out, fees, description, date)
        SELECT client_id, id, 'sandboxcard', 'sbx', 'capture:' || id || ':' || :day, total, 0, 0,
               'Card capture', :now FROM cap WHERE approved""",
-    """UPDATE invoice SET status = 'Paid', date_paid = :day
+        """UPDATE invoice SET status = 'Paid', date_paid = :day
        WHERE id IN (SELECT id FROM cap WHERE approved)""",
-    EMAIL_SQL.format(
-        template="Invoice Payment Confirmation",
-        key="'paid:' || k.id",
-        number="k.id",
-        total="k.total",
-        source="cap k JOIN client c ON c.id = k.client_id WHERE k.approved",
-    ),
-    EMAIL_SQL.format(
-        template="Credit Card Payment Failed",
-        key="'declined:' || k.id || ':' || :day",
-        number="k.id",
-        total="k.total",
-        source="cap k JOIN client c ON c.id = k.client_id WHERE NOT k.approved",
-    ),
-    # Status update.
-    """UPDATE client SET status = 'Inactive', version = version + 1
+        email_sql("Invoice Payment Confirmation", "'paid:' || k.id", "k.id", "cap k", "k.approved"),
+        email_sql(
+            "Credit Card Payment Failed",
+            "'declined:' || k.id || ':' || :day",
+            "k.id",
+            "cap k",
+            "NOT k.approved",
+        ),
+        # Status update.
+        """UPDATE client SET status = 'Inactive', version = version + 1
        WHERE status = 'Active' AND status_locked = 0 AND NOT EXISTS (
          SELECT 1 FROM service s WHERE s.client_id = client.id
          AND s.status IN ('Active', 'Suspended'))""",
-    """UPDATE client SET status = 'Active', version = version + 1
+        """UPDATE client SET status = 'Active', version = version + 1
        WHERE status = 'Inactive' AND status_locked = 0 AND EXISTS (
          SELECT 1 FROM service s WHERE s.client_id = client.id
          AND s.status IN ('Active', 'Suspended'))""",
-]
+    ]
 
 
 def baseline_sql(path: Path) -> float:
     open_database(f"sqlite:///{path}")
     params = {"day": DAY.isoformat(), "now": "2026-03-10 09:00:00"}
+    statements = baseline_statements()
     started = time.perf_counter()
     conn = database.connection()
     conn.execute("BEGIN IMMEDIATE")
-    for statement in BASELINE_SQL:
+    for statement in statements:
         conn.execute(statement, params)
     conn.execute("COMMIT")
     seconds = time.perf_counter() - started
@@ -351,7 +389,7 @@ def baseline_sql(path: Path) -> float:
     return seconds
 
 
-def effects(path: Path) -> dict[str, int]:
+def effects(path: Path) -> dict[str, object]:
     """What a run left behind, counted: the cron and the SQL baseline must agree."""
     open_database(f"sqlite:///{path}")
     counts = {
@@ -367,6 +405,12 @@ def effects(path: Path) -> dict[str, int]:
             ("inactive", "SELECT COUNT(*) FROM client WHERE status = 'Inactive'"),
         )
     }
+    digest = hashlib.sha256()
+    for row in database.execute_sql(
+        'SELECT unique_key, template, "to", subject, body_text FROM email ORDER BY unique_key'
+    ):
+        digest.update(repr(row).encode())
+    counts["emails_sha256"] = digest.hexdigest()[:16]  # the same emails, byte for byte
     close_database()
     return counts
 
