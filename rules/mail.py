@@ -362,12 +362,13 @@ def queue(
     company = company_context(settings)
     is_invoice_mail = template_name in INVOICE_TEMPLATES
     stamp = utcnow().isoformat(" ")
-    if set_based and mail_sql.available() and not template.sensitive and not template.body_html:
+    if set_based and not template.sensitive and not template.body_html:
         if not any(n.extras for n in notices):
             frozen = tuple(sorted(company.items()))
             symbols = tuple((c.code, _symbol(c.code)) for c in Currency.select(Currency.code))
-            subject = mail_sql.compile_template(template.subject, frozen, symbols)
-            body = mail_sql.compile_template(template.body_text, frozen, symbols)
+            sql = mail_sql.dialect()
+            subject = mail_sql.compile_template(template.subject, frozen, symbols, sql)
+            body = mail_sql.compile_template(template.body_text, frozen, symbols, sql)
             if subject is not None and body is not None:
                 with writer():  # a savepoint inside the caller's transaction
                     return mail_sql.insert(

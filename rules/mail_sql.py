@@ -9,8 +9,8 @@ that the built-in ones use are compiled to a SQL expression instead:
 - ``{% for item in invoice.items %}`` over ``item.description`` and ``item.amount``;
 - ``{% if %}`` / ``{% else %}`` on a ``client``, ``invoice`` or ``company`` field.
 
-Anything else (filters, other names, HTML parts, extras, secrets, PostgreSQL)
-compiles to ``None`` and ``rules.mail.queue`` renders with Jinja, as before.
+Anything else (filters, other names, HTML parts, extras, secrets) compiles to
+``None`` and ``rules.mail.queue`` renders with Jinja, as before.
 Tests check that both paths write the same emails, byte for byte.
 """
 
@@ -42,9 +42,9 @@ CLIENT_FIELDS = {
 }
 INVOICE_TEXT = {
     "number": "i.number",
-    "date": "i.date",
-    "due_date": "i.due_date",
-    "date_paid": "COALESCE(i.date_paid, '')",
+    "date": "CAST(i.date AS TEXT)",  # ISO text on both databases
+    "due_date": "CAST(i.due_date AS TEXT)",
+    "date_paid": "COALESCE(CAST(i.date_paid AS TEXT), '')",
     "status": "i.status",
     "payment_method": "i.payment_method",
     "tax_raw": "CAST(i.tax AS TEXT)",
@@ -58,6 +58,57 @@ INVOICE_MONEY = {
     "balance": "i.total",  # queued notices carry no payments: the balance is the total
 }
 INVOICE_TRUTH = {"tax_raw": "(i.tax != 0)", "tax2_raw": "(i.tax2 != 0)"}
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """The few spellings SQLite and PostgreSQL disagree on."""
+
+    name: str
+    mark: str  # a parameter
+    mod: str  # the modulo operator, as written in a statement with parameters
+
+    def thousands(self, value: str) -> str:
+        if self.name == "sqlite":
+            return f"printf('%,d', {value})"
+        return f"to_char({value}, 'FM999,999,999,999,999,999,990')"
+
+    def zero_padded(self, value: str, width: str) -> str:
+        if self.name == "sqlite":
+            return f"printf('%0*d', {width}, {value})"
+        return f"lpad(CAST({value} AS TEXT), {width}, '0')"
+
+    def items(self, piece: str) -> str:
+        """The invoice's items, each rendered by ``piece`` (over ``it``), in their order."""
+        if self.name == "sqlite":  # a subquery's order is the order group_concat sees
+            return (
+                f"(SELECT COALESCE(group_concat({piece}, ''), '') FROM (SELECT description,"
+                " amount FROM invoice_item WHERE invoice_id = i.id ORDER BY sort_order, id) it)"
+            )
+        return (
+            f"(SELECT COALESCE(string_agg({piece}, '' ORDER BY it.sort_order, it.id), '')"
+            " FROM invoice_item it WHERE it.invoice_id = i.id)"
+        )
+
+    def trimmed(self, value: str) -> str:
+        """Python's ``str.strip()`` for the ASCII whitespace a subject can end with."""
+        if self.name == "sqlite":
+            return f"trim({value}, ' ' || char(9, 10, 11, 12, 13))"
+        return f"btrim({value}, ' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13))"
+
+    @property
+    def newline(self) -> str:
+        return "char(10)" if self.name == "sqlite" else "chr(10)"
+
+
+SQLITE = Dialect("sqlite", "?", "%")
+POSTGRES = Dialect("postgres", "%s", "%%")
+
+
+def dialect() -> Dialect:
+    from store.db import is_postgres
+
+    return POSTGRES if is_postgres() else SQLITE
 
 
 class Unsupported(Exception):
@@ -75,11 +126,12 @@ class Compiled:
 class _Out:
     parts: list[str]
     params: list[Any]
+    mark: str
     uses_invoice: bool = False
 
     def literal(self, text: str) -> None:
         if text:
-            self.parts.append("?")
+            self.parts.append(self.mark)
             self.params.append(text)
 
     def sql(self, fragment: str, *params: Any) -> None:
@@ -87,30 +139,37 @@ class _Out:
         self.params.extend(params)
 
 
-def money(amount: str, symbols: tuple[tuple[str, str], ...]) -> tuple[str, list[Any]]:
+def money(amount: str, symbols: tuple[tuple[str, str], ...], sql: Dialect) -> tuple[str, list[Any]]:
     """``rules.mail.money_text`` in SQL: sign, the currency's symbol, thousands, decimals."""
-    cases = " ".join("WHEN ? THEN ?" for _ in symbols)
+    cases = " ".join(f"WHEN {sql.mark} THEN {sql.mark}" for _ in symbols)
     params: list[Any] = [v for pair in symbols for v in pair]
     decimals = "COALESCE(cur.decimals, 2)"
     scale = (
         f"(CASE {decimals} WHEN 0 THEN 1 WHEN 1 THEN 10 WHEN 2 THEN 100 WHEN 3 THEN 1000"
         " ELSE 10000 END)"
     )
-    sql = (
+    text = (
         f"((CASE WHEN {amount} < 0 THEN '-' ELSE '' END)"
         f" || (CASE COALESCE(cur.code, 'USD') {cases} ELSE COALESCE(cur.code, 'USD') END)"
-        f" || printf('%,d', abs({amount}) / {scale})"
-        f" || (CASE {decimals} WHEN 0 THEN '' ELSE '.' || printf('%0*d', {decimals},"
-        f" abs({amount}) % {scale}) END))"
+        f" || {sql.thousands(f'abs({amount}) / {scale}')}"
+        f" || (CASE {decimals} WHEN 0 THEN '' ELSE '.' ||"
+        f" {sql.zero_padded(f'abs({amount}) {sql.mod} {scale}', decimals)} END))"
     )
-    return sql, params
+    return text, params
 
 
 class _Compiler:
-    def __init__(self, env: Any, company: dict[str, Any], symbols: tuple[tuple[str, str], ...]):
+    def __init__(
+        self,
+        env: Any,
+        company: dict[str, Any],
+        symbols: tuple[tuple[str, str], ...],
+        sql: Dialect,
+    ) -> None:
         self.env = env
         self.company = company
         self.symbols = symbols
+        self.sql = sql
 
     def body(self, body: list[nodes.Node], out: _Out, item: bool = False) -> None:
         for node in body:
@@ -142,14 +201,14 @@ class _Compiler:
                 return
             if owner == "invoice" and attr in INVOICE_MONEY:
                 out.uses_invoice = True
-                sql, params = money(INVOICE_MONEY[attr], self.symbols)
+                sql, params = money(INVOICE_MONEY[attr], self.symbols, self.sql)
                 out.sql(sql, *params)
                 return
             if item and owner == "item" and attr == "description":
                 out.sql("it.description")
                 return
             if item and owner == "item" and attr == "amount":
-                sql, params = money("it.amount", self.symbols)
+                sql, params = money("it.amount", self.symbols, self.sql)
                 out.sql(sql, *params)
                 return
         raise Unsupported(repr(node))
@@ -167,23 +226,19 @@ class _Compiler:
             or (node.iter.node.name, node.iter.attr) != ("invoice", "items")
         ):
             raise Unsupported("only `for item in invoice.items`")
-        inner = _Out([], [])
+        inner = _Out([], [], self.sql.mark)
         self.body(node.body, inner, item=True)
         if "loop" in _names_in(node.body):
             raise Unsupported("loop variables")
         piece = " || ".join(inner.parts) or "''"
         out.uses_invoice = True
-        out.sql(
-            f"(SELECT COALESCE(group_concat({piece}, ''), '') FROM (SELECT description, amount"
-            " FROM invoice_item WHERE invoice_id = i.id ORDER BY sort_order, id) it)",
-            *inner.params,
-        )
+        out.sql(self.sql.items(piece), *inner.params)
 
     def branch(self, node: nodes.If, out: _Out, item: bool) -> None:
         if node.elif_:
             raise Unsupported("elif")
         test = node.test
-        then, otherwise = _Out([], []), _Out([], [])
+        then, otherwise = _Out([], [], self.sql.mark), _Out([], [], self.sql.mark)
         if _names(test) <= {"company"}:
             chosen = node.body if self._truthy(test) else node.else_
             self.body(chosen, out, item)
@@ -248,6 +303,7 @@ def compile_template(
     source: str,
     company: tuple[tuple[str, Any], ...],
     symbols: tuple[tuple[str, str], ...],
+    sql: Dialect = SQLITE,
 ) -> Compiled | None:
     """The SQL text expression of ``source`` (see the module doc), or None."""
     from rules.mail import _env
@@ -255,18 +311,11 @@ def compile_template(
     env = _env()
     try:
         tree = env.parse(source)
-        out = _Out([], [])
-        _Compiler(env, dict(company), symbols).body(tree.body, out)
+        out = _Out([], [], sql.mark)
+        _Compiler(env, dict(company), symbols, sql).body(tree.body, out)
     except Exception:  # Unsupported, or anything unexpected: render with Jinja instead
         return None
     return Compiled(" || ".join(out.parts) or "''", tuple(out.params), out.uses_invoice)
-
-
-def available() -> bool:
-    """SQL rendering is written for SQLite's printf and group_concat."""
-    from store.db import is_sqlite
-
-    return is_sqlite()
 
 
 def insert(
@@ -282,38 +331,46 @@ def insert(
 ) -> int:
     """Queue ``rows`` (client, invoice, unique key) in one statement; return how many
     were new (a unique key already queued is skipped)."""
+    sql = dialect()
+    m = sql.mark
     cursor = database.cursor()
+    serial = "INTEGER PRIMARY KEY" if sql is SQLITE else "SERIAL PRIMARY KEY"
     cursor.execute(
         "CREATE TEMP TABLE IF NOT EXISTS queued_notice "
-        "(n INTEGER PRIMARY KEY, client_id INTEGER, invoice_id INTEGER, unique_key TEXT)"
+        f"(n {serial}, client_id INTEGER, invoice_id INTEGER, unique_key TEXT)"
     )
     cursor.execute("DELETE FROM queued_notice")
     cursor.executemany(
-        "INSERT INTO queued_notice (client_id, invoice_id, unique_key) VALUES (?, ?, ?)", rows
+        f"INSERT INTO queued_notice (client_id, invoice_id, unique_key) VALUES ({m}, {m}, {m})",
+        rows,
     )
-    missing = cursor.execute(
+    cursor.execute(
         "SELECT n.client_id, n.invoice_id, c.id IS NULL FROM queued_notice n"
         " LEFT JOIN client c ON c.id = n.client_id LEFT JOIN invoice i ON i.id = n.invoice_id"
-        " WHERE c.id IS NULL OR (? AND i.id IS NULL) LIMIT 1",
+        f" WHERE c.id IS NULL OR ({m} AND i.id IS NULL) LIMIT 1",
         (subject.uses_invoice or body.uses_invoice,),
-    ).fetchone()
+    )
+    missing = cursor.fetchone()
     if missing:
         client_id, invoice_id, no_client = missing
         raise RuleError(f"no client {client_id}" if no_client else f"no invoice {invoice_id}")
     to = "COALESCE(bc.email, c.email)" if invoice_mail else "c.email"
-    whitespace = "' ' || char(9, 10, 11, 12, 13)"
-    sql = (
-        'INSERT OR IGNORE INTO "email" ("client_id", "template", "to", "subject", "body_text",'
+    verb, tail = (
+        ("INSERT OR IGNORE", "") if sql is SQLITE else ("INSERT", " ON CONFLICT DO NOTHING")
+    )
+    statement = (
+        f'{verb} INTO "email" ("client_id", "template", "to", "subject", "body_text",'
         ' "body_html", "masked_body", "unique_key", "marketing", "created_at",'
         ' "next_attempt_at", "status", "message_id", "attempts", "lease_owner", "last_error")'
-        f" SELECT c.id, ?, {to},"
-        f" substr(trim(replace({subject.sql}, char(10), ' '), {whitespace}), 1, ?),"
-        f" {body.sql}, '', '', n.unique_key, ?, ?, ?, 'queued', '', 0, '', ''"
+        f" SELECT c.id, {m}, {to},"
+        f" substr({sql.trimmed(f'replace({subject.sql}, {sql.newline}, {chr(39)} {chr(39)})')},"
+        f" 1, {m}),"
+        f" {body.sql}, '', '', n.unique_key, {m}, {m}, {m}, 'queued', '', 0, '', ''"
         " FROM queued_notice n JOIN client c ON c.id = n.client_id"
         " LEFT JOIN invoice i ON i.id = n.invoice_id"
         " LEFT JOIN currency cur ON cur.id = c.currency_id"
         " LEFT JOIN contact bc ON bc.id = c.billing_contact_id"
-        " ORDER BY n.n"
+        f" ORDER BY n.n{tail}"
     )
     params = [
         template_name,
@@ -324,5 +381,5 @@ def insert(
         stamp,
         stamp,
     ]
-    cursor.execute(sql, params)
+    cursor.execute(statement, params)
     return int(cursor.rowcount)
