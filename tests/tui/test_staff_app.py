@@ -350,18 +350,23 @@ async def test_new_client_from_the_list(admin: str) -> None:
     assert created.first_name == "محمد"
 
 
+async def add_contact_dialog(pilot: Pilot[None]) -> tuple[Any, Any]:
+    """Log in, open the first client's Contacts tab and press ``a``: (editor, dialog)."""
+    await login(pilot)
+    editor = await open_first_client(pilot)
+    editor.query_one("#tabs").active = "contacts"
+    await pilot.pause()
+    editor.query_one("#contacts-table").focus()
+    await pilot.press("a")
+    await pilot.pause()
+    return editor, pilot.app.screen
+
+
 async def test_contacts_can_be_added_and_removed(admin: str) -> None:
     [client] = make_clients(1)
     app = StaffApp()
     async with app.run_test(size=SIZE) as pilot:
-        await login(pilot)
-        editor = await open_first_client(pilot)
-        editor.query_one("#tabs").active = "contacts"  # type: ignore[attr-defined]
-        await pilot.pause()
-        editor.query_one("#contacts-table").focus()
-        await pilot.press("a")
-        await pilot.pause()
-        dialog = app.screen
+        editor, dialog = await add_contact_dialog(pilot)
         for name, value in (
             ("first_name", "Bill"),
             ("last_name", "Ing"),
@@ -385,14 +390,7 @@ async def test_contact_errors_show_beside_the_fields_and_nothing_is_saved(admin:
     [client] = make_clients(1)
     app = StaffApp()
     async with app.run_test(size=SIZE) as pilot:
-        await login(pilot)
-        editor = await open_first_client(pilot)
-        editor.query_one("#tabs").active = "contacts"  # type: ignore[attr-defined]
-        await pilot.pause()
-        editor.query_one("#contacts-table").focus()
-        await pilot.press("a")
-        await pilot.pause()
-        dialog = app.screen
+        editor, dialog = await add_contact_dialog(pilot)
         assert isinstance(dialog, ContactDialog)
         for name, value in (
             ("first_name", "Bill"),
