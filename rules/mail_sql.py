@@ -340,10 +340,19 @@ def insert(
         f"(n {serial}, client_id INTEGER, invoice_id INTEGER, unique_key TEXT)"
     )
     cursor.execute("DELETE FROM queued_notice")
-    cursor.executemany(
-        f"INSERT INTO queued_notice (client_id, invoice_id, unique_key) VALUES ({m}, {m}, {m})",
-        rows,
-    )
+    if sql is SQLITE:
+        cursor.executemany(
+            "INSERT INTO queued_notice (client_id, invoice_id, unique_key) VALUES (?, ?, ?)", rows
+        )
+    else:  # one round trip a thousand rows, not one a row
+        from psycopg2.extras import execute_values
+
+        execute_values(
+            cursor,
+            "INSERT INTO queued_notice (client_id, invoice_id, unique_key) VALUES %s",
+            rows,
+            page_size=1000,
+        )
     cursor.execute(
         "SELECT n.client_id, n.invoice_id, c.id IS NULL FROM queued_notice n"
         " LEFT JOIN client c ON c.id = n.client_id LEFT JOIN invoice i ON i.id = n.invoice_id"
