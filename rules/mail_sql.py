@@ -228,8 +228,6 @@ class _Compiler:
             raise Unsupported("only `for item in invoice.items`")
         inner = _Out([], [], self.sql.mark)
         self.body(node.body, inner, item=True)
-        if "loop" in _names_in(node.body):
-            raise Unsupported("loop variables")
         piece = " || ".join(inner.parts) or "''"
         out.uses_invoice = True
         out.sql(self.sql.items(piece), *inner.params)
@@ -289,13 +287,6 @@ def _names(node: nodes.Node) -> set[str]:
     return {n.name for n in node.find_all(nodes.Name)} | (
         {node.name} if isinstance(node, nodes.Name) else set()
     )
-
-
-def _names_in(body: list[nodes.Node]) -> set[str]:
-    found: set[str] = set()
-    for node in body:
-        found |= _names(node)
-    return found
 
 
 @lru_cache(maxsize=64)
