@@ -15,6 +15,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
 from rules.errors import RuleError, ValidationError
+from tui.widgets.error_line import ErrorLine
 
 FIELDS = (
     ("first_name", "First name"),
@@ -54,8 +55,8 @@ class ContactDialog(ModalScreen[bool | None]):
             for name, label in FIELDS:
                 yield Label(label)
                 yield Input(str(self.values.get(name, "")), id=f"contact-{name}")
-                yield Static("", id=f"contact-{name}-error", classes="error", markup=False)
-            yield Static("", id="contact-error", classes="error", markup=False)
+                yield ErrorLine(id=f"contact-{name}-error")
+            yield ErrorLine(id="contact-error")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Save (ctrl+s)", id="save", variant="primary")
                 yield Button("Cancel (esc)", id="cancel")

@@ -9,6 +9,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
+from tui.widgets.error_line import ErrorLine
+
 
 class LockScreen(ModalScreen[None]):
     """Covers everything until the same staff member types their password."""
@@ -23,7 +25,7 @@ class LockScreen(ModalScreen[None]):
             yield Static("Locked after inactivity", classes="dialog-title")
             yield Static(f"Password for {self.username}:", markup=False)
             yield Input(password=True, id="unlock-password")
-            yield Static("", id="unlock-error", classes="error", markup=False)
+            yield ErrorLine(id="unlock-error")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if self.check(event.value):

@@ -64,6 +64,7 @@ from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.conflict import ConflictDialog
 from tui.dialogs.contact import ContactDialog
 from tui.widgets.email_table import EmailTable
+from tui.widgets.error_line import ErrorLine
 
 TEXT_FIELDS = (
     ("first_name", "First name"),
@@ -233,7 +234,7 @@ class ClientEditor(Screen[None]):
             )
         yield Static("Admin notes", classes="section")
         yield TextArea(id="f-admin_notes", disabled=not self.can_edit)
-        yield Static("", id="err-admin_notes", classes="error", markup=False)
+        yield ErrorLine(id="err-admin_notes")
         with Horizontal(classes="dialog-buttons"):
             yield Button("Save Changes (ctrl+s)", id="save", variant="primary")
 
@@ -241,7 +242,7 @@ class ClientEditor(Screen[None]):
         with Horizontal(classes="field"):
             yield Label(label, classes="field-label", markup=False)
             yield widget
-        yield Static("", id=f"err-{name.replace('.', '-')}", classes="error", markup=False)
+        yield ErrorLine(id=f"err-{name.replace('.', '-')}")
 
     # ------------------------------------------------------------------ loading
 

@@ -11,6 +11,7 @@ from textual.widgets import Button, Input, Label, Static
 
 from rules.audit import Actor
 from rules.staff import LoginFailed, authenticate
+from tui.widgets.error_line import ErrorLine
 
 
 class LoginScreen(Screen[None]):
@@ -26,7 +27,7 @@ class LoginScreen(Screen[None]):
             yield Input(id="username")
             yield Label("Password")
             yield Input(password=True, id="password")
-            yield Static("", id="login-error", classes="error", markup=False)
+            yield ErrorLine(id="login-error")
             yield Button("Log in", id="login-button", variant="primary")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

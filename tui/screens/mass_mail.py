@@ -20,6 +20,7 @@ from rules.mail import get_template, save_template
 from rules.massmail import MassMailFilter, Preview, preview, send_mass_mail
 from store.models import ClientGroup, Currency, EmailTemplate
 from tui.dialogs.confirm import ConfirmDialog
+from tui.widgets.error_line import ErrorLine
 
 
 class MassMailScreen(Screen[None]):
@@ -107,7 +108,7 @@ class MassMailScreen(Screen[None]):
                 yield Label("Subject", classes="field-label")
                 yield Input(id="mm-subject", compact=True)
             yield TextArea(id="mm-body")
-            yield Static("", id="mm-error", classes="error", markup=False)
+            yield ErrorLine(id="mm-error")
             yield Static("Preview", classes="section")
             yield Static(
                 "Press f5 to count the recipients and render a sample.",

@@ -15,6 +15,7 @@ from rules.audit import Actor
 from rules.errors import RuleError, ValidationError
 from rules.settings_admin import update_settings
 from store.settings import LATE_FEE_TYPES, STATUS_UPDATE_MODES, Settings, load_settings
+from tui.widgets.error_line import ErrorLine
 
 AUTOMATION = (
     "invoice_days_before_due",
@@ -104,7 +105,7 @@ class SettingsScreen(Screen[None]):
             with Horizontal(classes="field"):
                 yield Label(label, classes="field-label", markup=False)
                 yield widget
-        yield Static("", id=f"err-{name}", classes="error", markup=False)
+        yield ErrorLine(id=f"err-{name}")
 
     def read(self) -> dict[str, Any]:
         values: dict[str, Any] = {}
