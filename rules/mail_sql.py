@@ -1,4 +1,4 @@
-"""Set-based queuing on SQLite: a template becomes one ``INSERT … SELECT``.
+"""Set-based queuing: a template becomes one ``INSERT … SELECT`` (SQLite and PostgreSQL).
 
 A cron run queues tens of thousands of emails; rendering each in Python costs
 more than the rest of the run. Templates written in the plain subset of Jinja
@@ -23,6 +23,7 @@ from typing import Any
 from jinja2 import nodes
 
 from rules.errors import RuleError
+from store.bulk import insert_rows
 from store.db import database
 
 #: SQL of each ``client.<field>`` (aliases: c client, i invoice, cur currency).
@@ -228,7 +229,7 @@ class _Compiler:
             raise Unsupported("only `for item in invoice.items`")
         inner = _Out([], [], self.sql.mark)
         self.body(node.body, inner, item=True)
-        piece = " || ".join(inner.parts) or "''"
+        piece = _joined(inner.parts)
         out.uses_invoice = True
         out.sql(self.sql.items(piece), *inner.params)
 
@@ -258,29 +259,29 @@ class _Compiler:
         self.body(node.else_, otherwise, item)
         out.uses_invoice |= then.uses_invoice or otherwise.uses_invoice
         out.sql(
-            f"(CASE WHEN {condition} THEN {' || '.join(then.parts) or chr(39) * 2}"
-            f" ELSE {' || '.join(otherwise.parts) or chr(39) * 2} END)",
+            f"(CASE WHEN {condition} THEN {_joined(then.parts)}"
+            f" ELSE {_joined(otherwise.parts)} END)",
             *then.params,
             *otherwise.params,
         )
 
     def _constant(self, node: nodes.Expr) -> str:
-        template = nodes.Template([nodes.Output([node])], lineno=1)
-        code = self.env.compile(template)
-        return str(
-            self.env.template_class.from_code(self.env, code, dict(self.env.globals)).render(
-                company=self.company
-            )
-        )
+        return self._render([nodes.Output([node])])
 
     def _truthy(self, node: nodes.Node) -> bool:
-        test = nodes.Template(
-            [nodes.If(node, [nodes.Output([nodes.Const("1")])], [], [])],
-            lineno=1,
-        )
-        code = self.env.compile(test)
-        rendered = self.env.template_class.from_code(self.env, code, dict(self.env.globals))
-        return bool(rendered.render(company=self.company))
+        test = nodes.If(node, [nodes.Output([nodes.Const("1")])], [], [])
+        return bool(self._render([test]))
+
+    def _render(self, body: list[nodes.Node]) -> str:
+        """Render a piece of the template that depends on ``company`` alone, by Jinja."""
+        code = self.env.compile(nodes.Template(body, lineno=1))
+        template = self.env.template_class.from_code(self.env, code, dict(self.env.globals))
+        return str(template.render(company=self.company))
+
+
+def _joined(parts: list[str]) -> str:
+    """SQL text concatenating ``parts`` (the empty string when there are none)."""
+    return " || ".join(parts) or "''"
 
 
 def _names(node: nodes.Node) -> set[str]:
@@ -306,7 +307,7 @@ def compile_template(
         _Compiler(env, dict(company), symbols, sql).body(tree.body, out)
     except Exception:  # Unsupported, or anything unexpected: render with Jinja instead
         return None
-    return Compiled(" || ".join(out.parts) or "''", tuple(out.params), out.uses_invoice)
+    return Compiled(_joined(out.parts), tuple(out.params), out.uses_invoice)
 
 
 def insert(
@@ -331,19 +332,7 @@ def insert(
         f"(n {serial}, client_id INTEGER, invoice_id INTEGER, unique_key TEXT)"
     )
     cursor.execute("DELETE FROM queued_notice")
-    if sql is SQLITE:
-        cursor.executemany(
-            "INSERT INTO queued_notice (client_id, invoice_id, unique_key) VALUES (?, ?, ?)", rows
-        )
-    else:  # one round trip a thousand rows, not one a row
-        from psycopg2.extras import execute_values
-
-        execute_values(
-            cursor,
-            "INSERT INTO queued_notice (client_id, invoice_id, unique_key) VALUES %s",
-            rows,
-            page_size=1000,
-        )
+    insert_rows("queued_notice", ("client_id", "invoice_id", "unique_key"), rows)
     cursor.execute(
         "SELECT n.client_id, n.invoice_id, c.id IS NULL FROM queued_notice n"
         " LEFT JOIN client c ON c.id = n.client_id LEFT JOIN invoice i ON i.id = n.invoice_id"
@@ -355,6 +344,8 @@ def insert(
         client_id, invoice_id, no_client = missing
         raise RuleError(f"no client {client_id}" if no_client else f"no invoice {invoice_id}")
     to = "COALESCE(bc.email, c.email)" if invoice_mail else "c.email"
+    # As ``rules.mail.render`` does: newlines become spaces, the ends are stripped.
+    subject_line = sql.trimmed("replace(" + subject.sql + ", " + sql.newline + ", ' ')")
     verb, tail = (
         ("INSERT OR IGNORE", "") if sql is SQLITE else ("INSERT", " ON CONFLICT DO NOTHING")
     )
@@ -362,9 +353,7 @@ def insert(
         f'{verb} INTO "email" ("client_id", "template", "to", "subject", "body_text",'
         ' "body_html", "masked_body", "unique_key", "marketing", "created_at",'
         ' "next_attempt_at", "status", "message_id", "attempts", "lease_owner", "last_error")'
-        f" SELECT c.id, {m}, {to},"
-        f" substr({sql.trimmed(f'replace({subject.sql}, {sql.newline}, {chr(39)} {chr(39)})')},"
-        f" 1, {m}),"
+        f" SELECT c.id, {m}, {to}, substr({subject_line}, 1, {m}),"
         f" {body.sql}, '', '', n.unique_key, {m}, {m}, {m}, 'queued', '', 0, '', ''"
         " FROM queued_notice n JOIN client c ON c.id = n.client_id"
         " LEFT JOIN invoice i ON i.id = n.invoice_id"

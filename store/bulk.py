@@ -28,9 +28,19 @@ def bulk_insert(
     With ``skip_conflicts`` a row that breaks a unique constraint is skipped
     (idempotent queuing), not an error.
     """
+    return insert_rows(model._meta.table_name, columns, rows, skip_conflicts=skip_conflicts)
+
+
+def insert_rows(
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    skip_conflicts: bool = False,
+) -> int:
+    """``bulk_insert`` into a table by name (temporary tables have no model)."""
     if not rows:
         return 0
-    table = model._meta.table_name
     cols = ", ".join(f'"{c}"' for c in columns)
     cursor = database.cursor()
     if is_postgres():
