@@ -2,9 +2,11 @@
 
 On the due date (or ``capture_days_before_due`` earlier), retried daily, never for
 clients with Disable CC Processing or without a stored card. Each attempt has an
-idempotency key (invoice and business date), so a rerun cannot charge twice. A
-decline sends "Credit Card Payment Failed" and is not a failure of the run; an
-approval records a transaction, marks the invoice paid and sends the confirmation.
+idempotency key (invoice and business date) and is claimed before the gateway is
+called; one whose result was never recorded is replayed with that same key, so
+no run, rerun or crash charges twice. A decline sends "Credit Card Payment Failed"
+and is not a failure of the run; an approval records a transaction, marks the
+invoice paid and sends the confirmation.
 """
 
 from __future__ import annotations
@@ -133,10 +135,9 @@ def _unresolved(ctx: RunContext) -> dict[int, dt.date]:
         found[int(subject.split(":", 1)[1])] = (
             day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day))
         )
-    if ctx.client_ids is not None and found:  # only these clients' attempts
-        wanted = set(ctx.client_ids)
-        owners = {row[0]: row[1] for row in candidates(ctx, list(found))}
-        found = {i: d for i, d in found.items() if owners.get(i) in wanted}
+    if ctx.client_ids is not None and found:  # candidates() keeps these clients' only
+        mine = {row[0] for row in candidates(ctx, list(found))}
+        found = {i: d for i, d in found.items() if i in mine}
     return found
 
 

@@ -349,9 +349,11 @@ def queue(
 ) -> int:
     """Render and queue ``notices`` in the caller's transaction; return how many were new.
 
-    A fixed number of queries whatever the count: clients, currencies, billing
-    contacts, invoices and items are each read once, rows are inserted in
-    batches, and a notice whose ``unique_key`` is already queued is skipped.
+    A fixed number of queries whatever the count, and a notice whose ``unique_key``
+    is already queued is skipped. Templates ``rules.mail_sql`` can compile are
+    written by one ``INSERT … SELECT`` (``set_based=False`` forces the other path,
+    for tests); the rest are rendered here, reading clients, currencies, billing
+    contacts, invoices and items once each.
     """
     if not notices:
         return 0
