@@ -19,7 +19,7 @@ import phonenumbers
 
 from rules.audit import SYSTEM_CLI
 from rules.errors import RuleError
-from rules.invoicing import INVOICE_COLUMNS, ITEM_COLUMNS
+from rules.invoicing import INVOICE_COLUMNS, ITEM_COLUMNS, fill_anchor_days
 from rules.passwords import generate_password, hash_password
 from rules.staff import add_staff
 from store.bulk import bulk_insert, bulk_update_column, reset_sequences
@@ -426,6 +426,7 @@ def generate_demo(
         if progress:
             progress(stop - 1)
     with writer():
+        fill_anchor_days()
         reset_sequences(
             (
                 Client,

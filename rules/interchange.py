@@ -23,6 +23,7 @@ from typing import Any
 import pycountry
 from peewee import Model, fn
 
+from rules.invoicing import fill_anchor_days
 from rules.validation import (
     TEXT_LIMITS,
     FieldError,
@@ -1099,6 +1100,7 @@ def import_document(doc: Any) -> int:
             save_settings(plan.settings)
         write_reference(plan)
         _write_clients(plan)
+        fill_anchor_days()
     return len(plan.clients)
 
 

@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from dateutil.relativedelta import relativedelta
 from peewee import JOIN, fn
 
 from rules.automation import PlannedAction, RuleTally, RunContext, chunks, claim
 from rules.mail import Notice, queue
 from rules.tax import TaxTable, compute
 from store.bulk import bulk_insert, bulk_update_column, reset_sequences
-from store.db import writer
+from store.db import is_postgres, writer
 from store.models import (
     ActionLedger,
     Addon,
@@ -191,6 +192,7 @@ def _write_invoices(
     invoices: list[tuple[Any, ...]] = []
     lines: list[tuple[Any, ...]] = []
     notices: list[Notice] = []
+    paid_now: list[int] = []
     now = utcnow().isoformat(" ")
     for (client_id, due, method, _), members in batch:
         if not members:
@@ -219,6 +221,11 @@ def _write_invoices(
                 )
         rates = taxes.rates_for(country, state, exempt=bool(exempt), settings=ctx.settings)
         totals = compute([(amount, taxed) for amount, taxed, *_ in rows], rates, ctx.settings)
+        # Nothing to pay (a 0.00 service, a 100% discount): Paid at once and its items
+        # renewed, as WHMCS does; never reminded, chased, captured or fined.
+        owed = totals.total > 0
+        if not owed:
+            paid_now.append(invoice_id)
         invoices.append(
             (
                 invoice_id,
@@ -226,8 +233,8 @@ def _write_invoices(
                 str(invoice_id),
                 ctx.business_date.isoformat(),
                 due.isoformat(),
-                None,
-                "Unpaid",
+                None if owed else ctx.business_date.isoformat(),
+                "Unpaid" if owed else "Paid",
                 method,
                 totals.subtotal,
                 totals.tax,
@@ -256,10 +263,14 @@ def _write_invoices(
                 )
             )
             next_item += 1
-        notices.append(Notice(client_id, invoice_id, unique_key=f"invoice_created:{invoice_id}"))
+        if owed:
+            notices.append(
+                Notice(client_id, invoice_id, unique_key=f"invoice_created:{invoice_id}")
+            )
     bulk_insert(Invoice, INVOICE_COLUMNS, invoices)
     bulk_insert(InvoiceItem, ITEM_COLUMNS, lines)
     reset_sequences((Invoice, InvoiceItem))
+    advance_due_dates(paid_now)
     queue("Invoice Created", notices)
     return len(invoices)
 
@@ -318,7 +329,7 @@ ITEM_COLUMNS = (
 )
 
 
-CYCLE_MONTHS = {
+CYCLE_MONTHS: dict[str, int] = {
     BillingCycle.MONTHLY: 1,
     BillingCycle.QUARTERLY: 3,
     BillingCycle.SEMI_ANNUALLY: 6,
@@ -328,14 +339,21 @@ CYCLE_MONTHS = {
 }
 
 
-def add_months(day: dt.date, months: int) -> dt.date:
-    """The same day ``months`` later, clamped to the month's end (31 Jan + 1 = 28/29 Feb)."""
-    import calendar
+def next_due_date(current: dt.date, cycle: str, anchor_day: int | None) -> dt.date | None:
+    """The due date after ``current`` (a business date) for an item billed every ``cycle``.
 
-    month = day.month - 1 + months
-    year = day.year + month // 12
-    month = month % 12 + 1
-    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+    The day comes back to ``anchor_day`` (the day of the month the item was first due)
+    whenever the month has it and is the month's last day otherwise: a Monthly item
+    anchored on the 31st is due Jan 31, Feb 28, Mar 31, Apr 30; an Annually one anchored
+    on Feb 29 is due on Feb 28 and again on Feb 29 in leap years (PRODUCT.md §3). Each
+    step starts from the anchor, never from an already shortened date, so nothing
+    drifts. ``anchor_day`` None means the day of ``current``. None for cycles that do
+    not recur (Free, One Time). Month arithmetic is ``dateutil.relativedelta``'s.
+    """
+    months = CYCLE_MONTHS.get(cycle)
+    if months is None:
+        return None
+    return current + relativedelta(months=months, day=anchor_day or current.day)
 
 
 def advance_due_dates(invoice_ids: list[int]) -> None:
@@ -361,14 +379,36 @@ def advance_due_dates(invoice_ids: list[int]) -> None:
             continue
         annual: Any = BillingCycle.ANNUALLY.value  # domains renew yearly
         cycle = annual if model is Domain else model.billing_cycle  # type: ignore[union-attr]
-        columns = (model.id, model.next_due_date) + (() if model is Domain else (cycle,))
+        columns = (model.id, model.next_due_date, model.anchor_day) + (
+            () if model is Domain else (cycle,)
+        )
         rows: Any = model.select(*columns).where(model.id.in_(list(due_by_id))).tuples()
         moves = []
-        for rid, current, *rest in rows:
-            cycle_name = rest[0] if rest else annual
+        anchors = []  # rows written without an anchor keep the day they were due from now on
+        for rid, current, anchor, *rest in rows:
             current = (
                 current if isinstance(current, dt.date) else dt.date.fromisoformat(str(current))
             )
-            if current == due_by_id[rid] and cycle_name in CYCLE_MONTHS:
-                moves.append((rid, add_months(current, CYCLE_MONTHS[cycle_name])))
+            following = next_due_date(current, rest[0] if rest else annual, anchor)
+            if current == due_by_id[rid] and following is not None:
+                moves.append((rid, following))
+                if anchor is None:
+                    anchors.append((rid, current.day))
         bulk_update_column(model, "next_due_date", moves)
+        if anchors:
+            bulk_update_column(model, "anchor_day", anchors)
+
+
+def fill_anchor_days() -> None:
+    """Give every service, addon and domain written without an ``anchor_day`` the day of
+    its next due date (3 statements); for bulk writers (demo, import) that insert rows
+    without one."""
+    for model in (Service, Addon, Domain):
+        day = (
+            fn.date_part("day", model.next_due_date)
+            if is_postgres()
+            else fn.strftime("%d", model.next_due_date)
+        ).cast("INTEGER")
+        model.update(anchor_day=day).where(
+            model.anchor_day.is_null() & model.next_due_date.is_null(False)
+        ).execute()

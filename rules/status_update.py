@@ -12,10 +12,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from dateutil.relativedelta import relativedelta
 from peewee import fn
 
 from rules.automation import PlannedAction, RuleTally, RunContext, chunks, claim
-from rules.invoicing import add_months
 from store.bulk import bulk_insert
 from store.db import writer
 from store.models import ActionLedger, Addon, AuditLog, Client, Domain, Service, utcnow
@@ -60,7 +60,7 @@ def changes(ctx: RunContext) -> list[tuple[int, str, str]]:
         movable &= Client.id.in_(list(ctx.client_ids))
     to_inactive = movable & (Client.status == ClientStatus.ACTIVE) & ~_has_active()
     if mode == "active_products_and_login":
-        since = dt.datetime.combine(add_months(ctx.business_date, -3), dt.time())
+        since = dt.datetime.combine(ctx.business_date - relativedelta(months=3), dt.time())
         to_inactive &= Client.last_login_at.is_null() | (Client.last_login_at < since)
     to_active = movable & (Client.status == ClientStatus.INACTIVE) & _has_active()
     result: list[tuple[int, str, str]] = []

@@ -39,6 +39,7 @@ class Invoice(BaseModel):
     class Meta:
         indexes = (
             (("status", "due_date"), False),
+            (("status", "date"), False),
             (("client", "status"), False),
             (("client", "payment_method"), False),
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from peewee import CharField, DateField, DateTimeField, ForeignKeyField, TextField
+from peewee import CharField, DateField, DateTimeField, ForeignKeyField, IntegerField, TextField
 
 from store.models.base import BaseModel, MoneyField, utcnow
 from store.models.clients import Client
@@ -24,6 +24,9 @@ class Service(BaseModel):
     billing_cycle = CharField(max_length=16, default=BillingCycle.MONTHLY)
     amount = MoneyField(default=0)
     next_due_date = DateField(null=True)
+    #: Day of the month (1-31) the item was first due: each next due date comes back to
+    #: it when the month has that day (PRODUCT.md §3); null means the next due date's day.
+    anchor_day = IntegerField(null=True)
     payment_method = CharField(max_length=32)
     created_at = DateTimeField(default=utcnow)
 
@@ -47,6 +50,9 @@ class Addon(BaseModel):
     billing_cycle = CharField(max_length=16, default=BillingCycle.MONTHLY)
     amount = MoneyField(default=0)
     next_due_date = DateField(null=True)
+    #: Day of the month (1-31) the item was first due: each next due date comes back to
+    #: it when the month has that day (PRODUCT.md §3); null means the next due date's day.
+    anchor_day = IntegerField(null=True)
     payment_method = CharField(max_length=32)
     created_at = DateTimeField(default=utcnow)
 
@@ -63,6 +69,9 @@ class Domain(BaseModel):
     status = CharField(max_length=24, default=DomainStatus.PENDING)
     amount = MoneyField(default=0)
     next_due_date = DateField(null=True)
+    #: Day of the month (1-31) the item was first due: each next due date comes back to
+    #: it when the month has that day (PRODUCT.md §3); null means the next due date's day.
+    anchor_day = IntegerField(null=True)
     payment_method = CharField(max_length=32)
     created_at = DateTimeField(default=utcnow)
 
