@@ -33,13 +33,15 @@ from store.models import (
     utcnow,
 )
 from store.models.enums import InvoiceStatus
+from store.queries import balance_due
 
 RULE = "capture"
 
 
 def candidates(ctx: RunContext, invoice_ids: list[int] | None = None) -> list[tuple[Any, ...]]:
-    """(invoice, client, total, method, currency, decimals, cc disabled, card token): the
-    invoices due for capture, or (``invoice_ids``) those invoices whatever their state."""
+    """(invoice, client, balance, method, currency, decimals, cc disabled, card token): the
+    invoices due for capture, or (``invoice_ids``) those invoices whatever their state.
+    The balance (total less money already received, minor units) is what is charged."""
     horizon = ctx.business_date + dt.timedelta(days=ctx.settings.capture_days_before_due)
     card = StoredCard.alias("card")
     token = (  # the client's latest card on the invoice's gateway: an index lookup a row
@@ -52,7 +54,7 @@ def candidates(ctx: RunContext, invoice_ids: list[int] | None = None) -> list[tu
         Invoice.select(
             Invoice.id,
             Invoice.client,
-            Invoice.total,
+            balance_due(),
             Invoice.payment_method,
             Currency.code,
             Currency.decimals,
@@ -69,7 +71,7 @@ def candidates(ctx: RunContext, invoice_ids: list[int] | None = None) -> list[tu
             (Invoice.status == InvoiceStatus.UNPAID)
             & Invoice.payment_method.in_(list(MERCHANT_GATEWAYS))
             & (Invoice.due_date <= horizon)
-            & (Invoice.total > 0)
+            & (balance_due() > 0)
         )
     if ctx.client_ids is not None:
         query = query.where(Invoice.client.in_(list(ctx.client_ids)))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from rules import capture, late_fees, notices
 from rules.automation import RunContext
@@ -15,6 +16,7 @@ from rules.cron import RULES
 from rules.errors import RuleError
 from store.models import ActionLedger, Client, Invoice, StoredCard
 from store.models.enums import InvoiceStatus
+from store.queries import amount_paid
 from store.settings import Settings
 
 
@@ -56,6 +58,27 @@ def _done_before(rule: str, subjects: list[str]) -> str:
     )
 
 
+def _clocks(unpaid: list[Invoice], client: Client) -> str:
+    """What moves the overdue clock of the client's unpaid invoices: one issued after its
+    due date counts from its date; one with nothing owing is never chased."""
+    notes = []
+    rows: Any = (
+        Invoice.select(Invoice.id, amount_paid(Invoice.id))
+        .where(Invoice.id.in_([i.id for i in unpaid]))
+        .tuples()
+    )
+    paid = {invoice_id: int(amount or 0) for invoice_id, amount in rows}
+    for invoice in unpaid:
+        if invoice.total - int(paid.get(invoice.id, 0)) <= 0:
+            notes.append(f"invoice #{invoice.number} has nothing owing, so it is not chased")
+        elif invoice.date > invoice.due_date:
+            notes.append(
+                f"invoice #{invoice.number} was issued on {invoice.date}, after its due date "
+                f"{invoice.due_date}: notices and the late fee count from {invoice.date}"
+            )
+    return "; ".join(notes)
+
+
 def _why_not(rule: str, client: Client, day: dt.date, settings: Settings) -> str:
     unpaid = list(
         Invoice.select().where(
@@ -75,15 +98,22 @@ def _why_not(rule: str, client: Client, day: dt.date, settings: Settings) -> str
             reason = "overdue notices disabled for this client (reminders still go)"
         else:
             reason = "no reminder or notice falls due today"
+        reason = "; ".join(filter(None, [reason, _clocks(unpaid, client)]))
         done = _done_before(notices.RULE, subjects)
         return f"{reason}; {done}" if done else reason
     if rule == "late_fee":
+        off = late_fees.rule_off(settings)
+        if off:
+            return off
         if client.late_fees_exempt:
             return "client is Late Fees exempt"
         if not unpaid:
             return "no unpaid invoices"
         done = _done_before(late_fees.RULE, subjects)
-        return done or f"no unpaid invoice is {settings.late_fee_days} days overdue without a fee"
+        reason = done or (
+            f"no unpaid invoice is {settings.late_fee_days} days overdue without a fee"
+        )
+        return "; ".join(filter(None, [reason, _clocks(unpaid, client)]))
     if rule == "capture":
         if client.cc_processing_disabled:
             return "CC processing disabled for this client"

@@ -1,8 +1,14 @@
-"""Late fees: once per invoice, ``late_fee_days`` after it fell due.
+"""Late fees: once per invoice, ``late_fee_days`` after it became overdue.
 
 Percentage of the subtotal (before tax) or a fixed amount, never below the
 minimum; taxed when ``late_fee_taxed`` unless the client is tax exempt; never for
-Late Fees exempt clients.
+Late Fees exempt clients (PRODUCT.md §3). The days count from the later of the
+due date and the invoice date, so a fee never lands on an invoice the client has
+only just been sent. Fixed amounts (the fixed fee, the minimum) are set in the
+default currency and converted by the client currency's rate. A setting of 0
+switches the rule off (``late_fee_amount`` 0, ``late_fee_days`` 0, as in WHMCS), and
+a fee that comes to 0 is not added: no "Late fee 0.00" line, no claim used up.
+Only invoices still owing (balance above zero) are charged.
 """
 
 from __future__ import annotations
@@ -15,30 +21,52 @@ from typing import Any
 from peewee import fn
 
 from rules.automation import PlannedAction, RuleTally, RunContext, chunks, claim
-from rules.tax import TaxRates, compute
-from store.bulk import bulk_insert, bulk_update_column
+from rules.tax import recompute_invoices
+from store.bulk import bulk_insert
 from store.db import writer
 from store.models import Client, Currency, Invoice, InvoiceItem
 from store.models.enums import InvoiceStatus, ItemType
-from store.money import round_half_up
+from store.money import format_decimal, from_default_currency, round_half_up
+from store.queries import balance_due, overdue_from
+from store.settings import Settings
 
 RULE = "late_fee"
 
 
-def fee_for(subtotal: int, decimals: int, ctx: RunContext) -> int:
-    """The fee in minor units for an invoice subtotal in minor units."""
-    s = ctx.settings
-    scale = Decimal(10) ** decimals
-    if s.late_fee_type == "percentage":
-        fee = Decimal(subtotal) * s.late_fee_decimal / 100
+def rule_off(settings: Settings) -> str:
+    """Why the late-fee rule is switched off by its settings, or "" when it is on."""
+    if not settings.late_fee_days:
+        return "late fees are off (late_fee_days is 0)"
+    if not settings.late_fee_decimal:
+        return "late fees are off (late_fee_amount is 0)"
+    return ""
+
+
+def fee_for(subtotal: int, decimals: int, rate: str, settings: Settings) -> int:
+    """The late fee in minor units of the invoice's currency.
+
+    ``subtotal`` is the invoice subtotal in those minor units; ``decimals`` and ``rate``
+    are the currency's (rate against the default currency, an exact decimal string).
+    Percentage fees are a percentage of the subtotal; a fixed fee and the minimum are
+    amounts in the default currency, converted (``from_default_currency``). 0 when the
+    rule is off or the fee comes to nothing.
+    """
+    if rule_off(settings):
+        return 0
+    if settings.late_fee_type == "percentage":
+        fee = int(round_half_up(Decimal(subtotal) * settings.late_fee_decimal / 100, 0))
     else:
-        fee = s.late_fee_decimal * scale
-    minimum = s.late_fee_minimum_decimal * scale
-    return int(round_half_up(max(fee, minimum), 0))
+        fee = from_default_currency(settings.late_fee_decimal, rate, decimals)
+    minimum = from_default_currency(settings.late_fee_minimum_decimal, rate, decimals)
+    return max(fee, minimum, 0)
 
 
 def candidates(ctx: RunContext) -> list[tuple[Any, ...]]:
-    """Unpaid invoices past the late-fee day without a late fee, with what the fee needs."""
+    """(invoice, client, due date, subtotal, late fees exempt, tax exempt, decimals, rate)
+    for Unpaid invoices still owing whose overdue clock passed ``late_fee_days`` and that
+    have no late fee yet (one query)."""
+    if rule_off(ctx.settings):
+        return []
     cutoff = ctx.business_date - dt.timedelta(days=ctx.settings.late_fee_days)
     has_fee = InvoiceItem.select(InvoiceItem.id).where(
         (InvoiceItem.invoice == Invoice.id) & (InvoiceItem.type == ItemType.LATE_FEE)
@@ -47,20 +75,21 @@ def candidates(ctx: RunContext) -> list[tuple[Any, ...]]:
         Invoice.select(
             Invoice.id,
             Invoice.client,
-            Invoice.due_date,
+            overdue_from(),
             Invoice.subtotal,
-            Invoice.tax_rate1_e4,
-            Invoice.tax_rate2_e4,
             Client.late_fees_exempt,
             Client.tax_exempt,
             Currency.decimals,
+            Currency.rate,
         )
         .join(Client)
         .join(Currency)
         .where(
             (Invoice.status == InvoiceStatus.UNPAID)
             & (Invoice.due_date <= cutoff)
+            & (Invoice.date <= cutoff)
             & ~fn.EXISTS(has_fee)
+            & (balance_due() > 0)
         )
     )
     if ctx.client_ids is not None:
@@ -69,22 +98,25 @@ def candidates(ctx: RunContext) -> list[tuple[Any, ...]]:
 
 
 def run(ctx: RunContext) -> RuleTally:
+    """Add the late fees due on the business date (dry run: plan them)."""
     tally = RuleTally()
     due = []
     for row in candidates(ctx):
-        if row[6]:  # Late Fees exempt
+        invoice_id, client_id, since, subtotal, fees_exempt, _, decimals, rate = row
+        if fees_exempt:
             tally.skipped += 1
             continue
-        due.append(row)
+        fee = fee_for(subtotal, decimals, rate, ctx.settings)
+        if fee <= 0:
+            tally.skipped += 1  # nothing to add: no 0.00 line, the invoice's one fee kept
+            continue
+        due.append((invoice_id, client_id, _date(since), fee, bool(row[5]), decimals))
     if ctx.dry_run:
-        for invoice_id, client_id, _, subtotal, *_, decimals in due:
+        for invoice_id, client_id, _, fee, _, decimals in due:
+            amount = format_decimal(Decimal(fee).scaleb(-decimals), decimals)
             ctx.planned(
                 PlannedAction(
-                    RULE,
-                    client_id,
-                    f"invoice:{invoice_id}",
-                    "",
-                    f"add late fee {fee_for(subtotal, decimals, ctx)} (minor units)",
+                    RULE, client_id, f"invoice:{invoice_id}", "", f"add late fee {amount}"
                 )
             )
         tally.acted = len(due)
@@ -97,42 +129,37 @@ def run(ctx: RunContext) -> RuleTally:
 
 def _apply(ctx: RunContext, batch: Any) -> int:
     """Claim, add fee items and recompute the totals of a batch (a fixed number of queries)."""
-    keys = [(f"invoice:{row[0]}", "", _date(row[2])) for row in batch]
+    keys = [(f"invoice:{row[0]}", "", row[2]) for row in batch]
     won = claim(ctx, RULE, keys)
     rows = [row for row, key in zip(batch, keys, strict=True) if key in won]
     if not rows:
         return 0
-    ids = [row[0] for row in rows]
-    items: dict[int, list[tuple[int, bool]]] = defaultdict(list)
     order: dict[int, int] = defaultdict(int)
     existing: Any = (
-        InvoiceItem.select(
-            InvoiceItem.invoice, InvoiceItem.amount, InvoiceItem.taxed, InvoiceItem.sort_order
-        )
-        .where(InvoiceItem.invoice.in_(ids))
+        InvoiceItem.select(InvoiceItem.invoice, fn.MAX(InvoiceItem.sort_order))
+        .where(InvoiceItem.invoice.in_([row[0] for row in rows]))
+        .group_by(InvoiceItem.invoice)
         .tuples()
     )
-    for invoice_id, amount, taxed, sort in existing:
-        items[invoice_id].append((amount, bool(taxed)))
-        order[invoice_id] = max(order[invoice_id], sort + 1)
-    new_items = []
-    totals: dict[str, list[tuple[int, int]]] = {"subtotal": [], "tax": [], "tax2": [], "total": []}
-    for invoice_id, _, _, subtotal, rate1, rate2, _, exempt, decimals in rows:
-        fee = fee_for(subtotal, decimals, ctx)
-        taxed = ctx.settings.late_fee_taxed and not exempt
-        new_items.append(
-            (invoice_id, ItemType.LATE_FEE.value, "Late fee", fee, taxed, order[invoice_id])
+    for invoice_id, sort in existing:
+        order[invoice_id] = (sort or 0) + 1
+    new_items = [
+        (
+            invoice_id,
+            ItemType.LATE_FEE.value,
+            "Late fee",
+            fee,
+            ctx.settings.late_fee_taxed and not tax_exempt,
+            order[invoice_id],
         )
-        lines = compute([*items[invoice_id], (fee, taxed)], TaxRates(rate1, rate2), ctx.settings)
-        for name in totals:
-            totals[name].append((invoice_id, getattr(lines, name)))
+        for invoice_id, _, _, fee, tax_exempt, _ in rows
+    ]
     bulk_insert(
         InvoiceItem,
         ("invoice_id", "type", "description", "amount", "taxed", "sort_order"),
         new_items,
     )
-    for name, pairs in totals.items():
-        bulk_update_column(Invoice, name, pairs)
+    recompute_invoices([row[0] for row in rows], ctx.settings)
     return len(rows)
 
 

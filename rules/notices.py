@@ -19,6 +19,7 @@ from rules.mail import Notice, queue
 from store.db import database, is_postgres, writer
 from store.models import ActionLedger, Client, Invoice
 from store.models.enums import InvoiceStatus
+from store.queries import balance_due, overdue_from
 
 RULE = "notice"
 STAGES = ("reminder", "first", "second", "third")
@@ -45,15 +46,33 @@ def stage_offsets(ctx: RunContext) -> dict[str, int]:
     return offsets
 
 
-def stage_dates(due: dt.date, ctx: RunContext) -> dict[str, dt.date]:
-    """When each enabled stage falls due for an invoice due on ``due``."""
-    return {stage: due + dt.timedelta(days=o) for stage, o in stage_offsets(ctx).items()}
+def stage_dates(due: dt.date, ctx: RunContext, issued: dt.date | None = None) -> dict[str, dt.date]:
+    """When each enabled stage falls due for an invoice due on ``due`` and dated
+    ``issued`` (business dates).
+
+    Overdue notices count from the later of the two (an invoice is never overdue to a
+    client before it was issued, PRODUCT.md §3); the reminder comes before the due date
+    and only when the invoice existed by then (otherwise "Invoice Created" told the
+    client already).
+    """
+    start = max(due, issued) if issued else due
+    dates = {}
+    for stage, offset in stage_offsets(ctx).items():
+        if offset < 0:
+            day = due + dt.timedelta(days=offset)
+            if issued is None or day >= issued:
+                dates[stage] = day
+        else:
+            dates[stage] = start + dt.timedelta(days=offset)
+    return dates
 
 
-def latest_stage(due: dt.date, ctx: RunContext) -> tuple[str, dt.date] | None:
+def latest_stage(
+    due: dt.date, ctx: RunContext, issued: dt.date | None = None
+) -> tuple[str, dt.date] | None:
     """The latest stage whose date has come, or None."""
     today = ctx.business_date
-    passed = [(d, stage) for stage, d in stage_dates(due, ctx).items() if d <= today]
+    passed = [(d, stage) for stage, d in stage_dates(due, ctx, issued).items() if d <= today]
     if not passed:
         return None
     day, stage = max(passed)
@@ -63,8 +82,9 @@ def latest_stage(due: dt.date, ctx: RunContext) -> tuple[str, dt.date] | None:
 
 
 def stage_windows(ctx: RunContext) -> list[tuple[str, int, dt.date, dt.date]]:
-    """(stage, offset, first due date, last due date): the invoices whose latest stage
-    come by the business date is ``stage`` (within the lookback), as due-date ranges.
+    """(stage, offset, first date, last date): the invoices whose latest stage come by
+    the business date is ``stage`` (within the lookback), as ranges of the date the
+    stage counts from (the overdue clock's start; for the reminder, the due date).
 
     The same answer as ``latest_stage`` for every due date, in a form SQL can filter
     on: stage ``s`` with offset ``o`` is the latest for ``k = today - due`` from ``o``
@@ -92,12 +112,24 @@ def _plus_days(field: Any, days: int) -> Any:
 
 
 def candidates(ctx: RunContext) -> list[tuple[int, int, str, dt.date, bool]]:
-    """(invoice, client, stage, stage date, notices disabled) for every unpaid invoice
-    whose latest stage has come and is not in the ledger yet: one query per stage,
-    however many invoices are open."""
+    """(invoice, client, stage, stage date, notices disabled) for every Unpaid invoice
+    still owing whose latest stage has come and is not in the ledger yet: one query per
+    stage, however many invoices are open."""
     found: list[tuple[int, int, str, dt.date, bool]] = []
-    for stage, offset, first_due, last_due in stage_windows(ctx):
-        day = _plus_days(Invoice.due_date, offset)
+    since = overdue_from()
+    for stage, offset, first, last in stage_windows(ctx):
+        if offset < 0:  # the reminder: on the due date's clock, for invoices issued by then
+            base = Invoice.due_date
+            window = Invoice.due_date.between(first, last) & (
+                Invoice.date <= _plus_days(Invoice.due_date, offset)
+            )
+        else:  # either date may be the later: each branch is an index range
+            base = since
+            window = (
+                (Invoice.due_date.between(first, last) & (Invoice.date <= last))
+                | (Invoice.date.between(first, last) & (Invoice.due_date <= last))
+            ) & since.between(first, last)
+        day = _plus_days(base, offset)
         ledger = ActionLedger.alias()
         done = ledger.select(SQL("1")).where(
             (ledger.rule == RULE)
@@ -106,23 +138,22 @@ def candidates(ctx: RunContext) -> list[tuple[int, int, str, dt.date, bool]]:
             & (ledger.business_date == day)
         )
         query: Any = (
-            Invoice.select(
-                Invoice.id, Invoice.client, Invoice.due_date, Client.overdue_notices_disabled
-            )
+            Invoice.select(Invoice.id, Invoice.client, base, Client.overdue_notices_disabled)
             .join(Client)
             .where(
                 (Invoice.status == InvoiceStatus.UNPAID)
-                & Invoice.due_date.between(first_due, last_due)
+                & window
                 & ~fn.EXISTS(done)
+                & (balance_due() > 0)
             )
         )
         if ctx.client_ids is not None:
             query = query.where(Invoice.client.in_(list(ctx.client_ids)))
         cursor = database.execute(query)
-        for invoice_id, client_id, due, disabled in cursor.fetchall():
-            due = due if isinstance(due, dt.date) else dt.date.fromisoformat(due)
+        for invoice_id, client_id, start, disabled in cursor.fetchall():
+            start = start if isinstance(start, dt.date) else dt.date.fromisoformat(start)
             found.append(
-                (invoice_id, client_id, stage, due + dt.timedelta(days=offset), bool(disabled))
+                (invoice_id, client_id, stage, start + dt.timedelta(days=offset), bool(disabled))
             )
     return found
 

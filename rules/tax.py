@@ -7,10 +7,14 @@ level 2 optionally compound (charged on the amount plus level-1 tax):
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
-from store.models import TaxRule
+from store.bulk import bulk_update_column
+from store.models import Invoice, InvoiceItem, TaxRule
 from store.money import round_half_up
 from store.settings import Settings
 
@@ -70,3 +74,39 @@ def compute(items: list[tuple[int, bool]], rates: TaxRates, settings: Settings) 
     level1 = round_half_up(taxable * r1, 0)
     level2 = round_half_up((taxable + level1 if settings.tax_compound else taxable) * r2, 0)
     return TaxLines(gross, int(level1), int(level2), gross + int(level1) + int(level2))
+
+
+def recompute_invoices(invoice_ids: Sequence[int], settings: Settings) -> dict[int, TaxLines]:
+    """Recompute the subtotal, tax, tax2 and total of invoices from their items and the
+    tax rates each was issued with (``tax_rate1_e4``/``tax_rate2_e4``), and store them.
+
+    The one place an existing invoice's totals change (a late fee added, an import, a
+    manual edit): adding a line never loses tax already owed (PRODUCT.md §3). Returns
+    the new totals by invoice id, in minor units. A fixed number of queries: one for
+    the items, one for the rates and one update per column and 500 invoices.
+    """
+    if not invoice_ids:
+        return {}
+    ids = list(invoice_ids)
+    items: dict[int, list[tuple[int, bool]]] = defaultdict(list)
+    rows: Any = (
+        InvoiceItem.select(InvoiceItem.invoice, InvoiceItem.amount, InvoiceItem.taxed)
+        .where(InvoiceItem.invoice.in_(ids))
+        .tuples()
+    )
+    for invoice_id, amount, taxed in rows:
+        items[invoice_id].append((amount, bool(taxed)))
+    rates: Any = (
+        Invoice.select(Invoice.id, Invoice.tax_rate1_e4, Invoice.tax_rate2_e4)
+        .where(Invoice.id.in_(ids))
+        .tuples()
+    )
+    totals = {
+        invoice_id: compute(items[invoice_id], TaxRates(rate1, rate2), settings)
+        for invoice_id, rate1, rate2 in rates
+    }
+    for name in ("subtotal", "tax", "tax2", "total"):
+        bulk_update_column(
+            Invoice, name, [(invoice_id, getattr(t, name)) for invoice_id, t in totals.items()]
+        )
+    return totals

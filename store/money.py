@@ -10,7 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-__all__ = ["Money", "MoneyError", "parse_amount", "round_half_up", "format_decimal"]
+__all__ = [
+    "Money",
+    "MoneyError",
+    "format_decimal",
+    "from_default_currency",
+    "parse_amount",
+    "round_half_up",
+]
 
 
 class MoneyError(ValueError):
@@ -120,3 +127,19 @@ class Money:
     def text(self) -> str:
         """The interchange form: a plain decimal string such as ``"9.99"``."""
         return f"{self.amount:.{self.decimals}f}"
+
+
+def from_default_currency(amount: Decimal, rate: str | Decimal, decimals: int) -> int:
+    """An amount set in the default currency (``Decimal``), in another currency's minor
+    units: multiplied by that currency's rate against the default and rounded half-up to
+    its decimals (PRODUCT.md §3: a fixed 5.00 USD is 750 JPY at 150, 1.880 BHD at 0.376).
+
+    Raises ``MoneyError`` for a rate that is not a positive finite decimal.
+    """
+    try:
+        factor = Decimal(str(rate).strip())
+    except InvalidOperation as exc:
+        raise MoneyError(f"{rate!r} is not an exchange rate") from exc
+    if not factor.is_finite() or factor <= 0:
+        raise MoneyError(f"{rate!r} is not an exchange rate")
+    return int(round_half_up(amount * factor, decimals).scaleb(decimals))

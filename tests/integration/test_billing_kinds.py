@@ -1,0 +1,317 @@
+"""Billing correctness, one test per kind of fault (issue 9): each drives the real rules
+over a real database on both SQLite and PostgreSQL, and failed before its fix."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from dateutil.relativedelta import relativedelta
+
+from rules.automation import RunContext
+from rules.explain import explain
+from rules.invoicing import next_due_date
+from rules.notices import latest_stage, stage_windows
+from store.models import (
+    ActionLedger,
+    Addon,
+    Client,
+    Currency,
+    Domain,
+    Email,
+    Invoice,
+    InvoiceItem,
+    Service,
+    StoredCard,
+    TaxRule,
+    Transaction,
+)
+from store.settings import Settings, load_settings, save_settings
+from tests.integration.test_cron import client, invoice, run, service
+
+
+def _in(owner: Client, currency: Currency) -> Client:
+    owner.currency = currency
+    owner.save()
+    return owner
+
+
+CYCLES = {
+    "Monthly": 1,
+    "Quarterly": 3,
+    "Semi-Annually": 6,
+    "Annually": 12,
+    "Biennially": 24,
+    "Triennially": 36,
+}
+
+# ------------------------------------------------------- recurring due dates keep their anchor day
+
+
+@pytest.mark.parametrize("cycle", sorted(CYCLES))
+@pytest.mark.parametrize("first", ["2026-01-29", "2026-01-30", "2026-01-31", "2028-02-29"])
+def test_recurring_due_dates_keep_their_anchor_day_for_every_cycle(cycle: str, first: str) -> None:
+    """Each due date is the anchor plus whole cycles (clamped only in short months),
+    never the previous, already shortened date plus one cycle."""
+    anchor = dt.date.fromisoformat(first)
+    day = anchor
+    for k in range(1, 30):
+        day = next_due_date(day, cycle, anchor.day) or day
+        assert day == anchor + relativedelta(months=CYCLES[cycle] * k), (cycle, k)
+
+
+def test_recurring_due_dates_keep_their_anchor_day_for_services_addons_and_domains(
+    db: str,
+) -> None:
+    """A Monthly service and addon due on the 31st and a domain due on 29 Feb, paid by
+    card capture through the real cron, come back to their anchor day."""
+    owner = client(payment_method="sandboxcard")
+    StoredCard.create(
+        client=owner, gateway="sandboxcard", token="ok_1", last4="4242", expiry="2035-12"
+    )
+    hosting = service(owner, dt.date(2026, 1, 31), amount=1_000, method="sandboxcard")
+    addon = Addon.create(
+        service=hosting,
+        client=owner,
+        name="Backup",
+        status="Active",
+        billing_cycle="Monthly",
+        amount=200,
+        next_due_date=dt.date(2026, 1, 31),
+        anchor_day=31,
+        payment_method="sandboxcard",
+    )
+    domain = Domain.create(
+        client=owner,
+        name="example.org",
+        status="Active",
+        amount=1_500,
+        next_due_date=dt.date(2028, 2, 29),
+        payment_method="sandboxcard",
+    )
+    seen: list[dt.date] = []
+    for _ in range(5):  # invoice 14 days before, capture on the due date
+        due = Service.get_by_id(hosting.id).next_due_date
+        seen.append(due)
+        run(due - dt.timedelta(days=14))
+        run(due)
+    assert seen == [dt.date(2026, m, d) for m, d in ((1, 31), (2, 28), (3, 31), (4, 30), (5, 31))]
+    assert Service.get_by_id(hosting.id).next_due_date == dt.date(2026, 6, 30)
+    assert Addon.get_by_id(addon.id).next_due_date == dt.date(2026, 6, 30)
+    renewals = []
+    for _ in range(4):
+        due = Domain.get_by_id(domain.id).next_due_date
+        renewals.append(due)
+        run(due - dt.timedelta(days=14), only=("invoice",))
+        run(due, only=("capture",))
+    assert renewals == [
+        dt.date(y, 2, d) for y, d in ((2028, 29), (2029, 28), (2030, 28), (2031, 28))
+    ]
+    assert Domain.get_by_id(domain.id).next_due_date == dt.date(2032, 2, 29)
+
+
+# ------------------------------------------------------------ a setting of zero switches it off
+
+OFF_SETTINGS: list[dict[str, Any]] = [
+    {"late_fee_type": "percentage", "late_fee_amount": "0.00", "late_fee_minimum": "0.00"},
+    {"late_fee_type": "percentage", "late_fee_amount": "0.00", "late_fee_minimum": "2.00"},
+    {"late_fee_type": "fixed", "late_fee_amount": "0.00", "late_fee_minimum": "0.00"},
+    {"late_fee_days": 0, "late_fee_minimum": "2.00"},
+]
+
+
+@pytest.mark.parametrize("settings", OFF_SETTINGS)
+def test_a_setting_of_zero_switches_its_rule_off_late_fee(
+    db: str, settings: dict[str, Any]
+) -> None:
+    save_settings(settings)
+    day = dt.date(2026, 5, 15)
+    inv = invoice(client(), dt.date(2026, 5, 10), subtotal=8_000)
+    plan = run(day, only=("late_fee",), dry_run=True).plan
+    run(day, only=("late_fee",))
+    assert plan == []
+    assert InvoiceItem.select().where(InvoiceItem.type == "LateFee").count() == 0
+    assert ActionLedger.select().where(ActionLedger.rule == "late_fee").count() == 0
+    assert Invoice.get_by_id(inv.id).total == 8_000
+    reason = {e.rule: e.reason for e in explain(inv.client_id, day, load_settings())}
+    assert "off" in reason["late_fee"]
+
+
+def test_a_fee_that_comes_to_nothing_is_not_added_and_keeps_the_invoice_s_one_fee(db: str) -> None:
+    """1% of 0.40 is 0.00: no line, no claim, so the fee can still come once settings change."""
+    save_settings({"late_fee_amount": "1.00", "late_fee_minimum": "0.00"})
+    inv = invoice(client(), dt.date(2026, 5, 10), subtotal=40)
+    run(dt.date(2026, 5, 15), only=("late_fee",))
+    assert InvoiceItem.select().where(InvoiceItem.type == "LateFee").count() == 0
+    save_settings({"late_fee_minimum": "1.00"})
+    run(dt.date(2026, 5, 16), only=("late_fee",))
+    fee = InvoiceItem.get((InvoiceItem.type == "LateFee") & (InvoiceItem.invoice == inv.id))
+    assert fee.amount == 100
+
+
+@pytest.mark.parametrize(
+    "settings,silent",
+    [
+        ({"payment_reminder_days": 0}, "Invoice Payment Reminder"),
+        ({"overdue_notice_days": [0, 2, 3]}, "First Invoice Overdue Notice"),
+        ({"overdue_notice_days": [1, 0, 3]}, "Second Invoice Overdue Notice"),
+        ({"overdue_notice_days": [1, 2, 0]}, "Third Invoice Overdue Notice"),
+    ],
+)
+def test_a_setting_of_zero_switches_its_rule_off_notices(
+    db: str, settings: dict[str, Any], silent: str
+) -> None:
+    save_settings(settings)
+    due = dt.date(2026, 5, 10)
+    invoice(client(), due)
+    for n in range(-10, 6):
+        run(due + dt.timedelta(days=n), only=("notice",))
+    templates = {e.template for e in Email.select()}
+    assert silent not in templates and len(templates) == 3, templates
+
+
+# -------------------------------------------------------------- nothing is chased that is not owed
+
+
+def test_nothing_is_chased_that_is_not_owed_zero_invoice_is_paid_at_once(db: str) -> None:
+    save_settings({"late_fee_minimum": "2.00"})
+    owner = client(payment_method="sandboxcard")
+    StoredCard.create(
+        client=owner, gateway="sandboxcard", token="ok_1", last4="4242", expiry="2035-12"
+    )
+    free = service(owner, dt.date(2026, 7, 20), amount=0, method="sandboxcard")
+    day = dt.date(2026, 7, 6)
+    while day <= dt.date(2026, 7, 27):
+        run(day)
+        day += dt.timedelta(days=1)
+    first = Invoice.select().order_by(Invoice.id).first()
+    assert first.status == "Paid" and first.total == 0 and first.date_paid == dt.date(2026, 7, 6)
+    assert Email.select().count() == 0
+    assert InvoiceItem.select().where(InvoiceItem.type == "LateFee").count() == 0
+    assert Transaction.select().count() == 0
+    assert Service.get_by_id(free.id).next_due_date > dt.date(2026, 7, 20)  # renewed
+
+
+def test_nothing_is_chased_that_is_not_owed_balance_reaches_zero(db: str) -> None:
+    """An Unpaid invoice whose payments cover its total gets no reminder, notice, fee or
+    charge; a partly paid one is charged only its balance."""
+    owner = client(payment_method="sandboxcard")
+    StoredCard.create(
+        client=owner, gateway="sandboxcard", token="ok_1", last4="4242", expiry="2035-12"
+    )
+    due = dt.date(2026, 5, 10)
+    covered = invoice(owner, due, subtotal=5_000, method="sandboxcard")
+    partly = invoice(owner, due, subtotal=5_000, method="sandboxcard")
+    zero = invoice(client(), due, subtotal=0)  # an imported Unpaid 0.00
+    for inv, amount in ((covered, 5_000), (partly, 2_000)):
+        Transaction.create(client=owner, invoice=inv, gateway="banktransfer", amount_in=amount)
+    plan = run(due, dry_run=True).plan
+    assert {p.subject for p in plan if p.rule != "status_update"} == {f"invoice:{partly.id}"}
+    for n in range(-8, 8):
+        run(due + dt.timedelta(days=n), only=("notice", "late_fee", "capture"))
+    charged = Transaction.get(Transaction.gateway == "sandboxcard")
+    assert (charged.invoice_id, charged.amount_in) == (partly.id, 3_000)
+    chased = {(row.rule, row.subject) for row in ActionLedger.select()}
+    assert {subject for _, subject in chased} == {f"invoice:{partly.id}"}, chased
+    assert {rule for rule, _ in chased} == {"notice", "capture"}  # paid on the due date
+    numbers = {covered.number, zero.number}
+    assert not [e.subject for e in Email.select() if any(n in e.subject for n in numbers)]
+
+
+# ------------------------------------------- a new invoice is never born overdue for the client
+
+
+def test_a_new_invoice_is_never_born_overdue_for_the_client(db: str) -> None:
+    owner = client()
+    service(owner, dt.date(2026, 6, 1), amount=6_000)
+    run(dt.date(2026, 6, 20))
+    inv = Invoice.get()
+    assert (inv.date, inv.due_date) == (dt.date(2026, 6, 20), dt.date(2026, 6, 1))
+    assert [e.template for e in Email.select()] == ["Invoice Created"]
+    assert InvoiceItem.select().where(InvoiceItem.type == "LateFee").count() == 0
+    reasons = {e.rule: e.reason for e in explain(owner.id, dt.date(2026, 6, 20), load_settings())}
+    assert "count from 2026-06-20" in reasons["late_fee"]
+    for n in range(1, 6):
+        run(dt.date(2026, 6, 20) + dt.timedelta(days=n))
+    sent = [(e.template, e.created_at.date()) for e in Email.select().order_by(Email.id)][1:]
+    assert [t for t, _ in sent] == [
+        "First Invoice Overdue Notice",
+        "Second Invoice Overdue Notice",
+        "Third Invoice Overdue Notice",
+    ]
+    fee = InvoiceItem.get(InvoiceItem.type == "LateFee")
+    ledger = ActionLedger.get(ActionLedger.rule == "late_fee")
+    assert fee.amount == 600 and ledger.business_date == dt.date(2026, 6, 20)
+    assert ActionLedger.get(ActionLedger.stage == "first").business_date == dt.date(2026, 6, 21)
+
+
+@pytest.mark.parametrize("reminder,overdue", [(7, [1, 2, 3]), (0, [1, 5, 9]), (14, [3, 3, 10])])
+def test_stage_windows_match_latest_stage_counted_from_the_later_date(
+    reminder: int, overdue: list[int]
+) -> None:
+    """The SQL windows (on the later of due date and invoice date, the reminder only for
+    invoices that existed by then) agree with the plain definition, for invoices issued
+    long before, just before, on and after their due date."""
+    today = dt.date(2026, 3, 10)
+    ctx = RunContext(today, Settings(payment_reminder_days=reminder, overdue_notice_days=overdue))
+    windows = stage_windows(ctx)
+    for k in range(-40, 60):
+        due = today - dt.timedelta(days=k)
+        for lead in (-20, -14, -3, 0, 2, 10):
+            issued = due - dt.timedelta(days=lead) if lead >= 0 else due + dt.timedelta(days=-lead)
+            start = max(due, issued)
+            hits = []
+            for stage, offset, first, last in windows:
+                if offset < 0:
+                    if first <= due <= last and issued <= due + dt.timedelta(days=offset):
+                        hits.append((stage, due + dt.timedelta(days=offset)))
+                elif first <= start <= last:
+                    hits.append((stage, start + dt.timedelta(days=offset)))
+            expected = latest_stage(due, ctx, issued)
+            assert hits == ([expected] if expected else []), (k, lead, hits, expected)
+
+
+# ------------------------------------------------------- adding a line never loses tax already owed
+
+
+def test_adding_a_line_never_loses_tax_already_owed(db: str) -> None:
+    """A generated invoice taxed 10% gets a late fee: the tax grows with the fee."""
+    TaxRule.create(level=1, name="VAT", country="", state="", rate_e4=100_000)
+    owner = client()
+    service(owner, dt.date(2026, 5, 10), amount=10_000)
+    run(dt.date(2026, 4, 26), only=("invoice",))
+    run(dt.date(2026, 5, 15), only=("late_fee",))
+    inv = Invoice.get()
+    assert (inv.subtotal, inv.tax, inv.total) == (11_000, 1_100, 12_100)
+
+
+# ------------------------------------- a fixed amount means the same value in every currency
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"late_fee_type": "fixed", "late_fee_amount": "5.00", "late_fee_minimum": "0.00"},
+        {"late_fee_type": "percentage", "late_fee_amount": "0.01", "late_fee_minimum": "5.00"},
+    ],
+)
+def test_a_fixed_amount_means_the_same_value_in_every_currency(
+    db: str, settings: dict[str, Any]
+) -> None:
+    save_settings(settings)
+    Currency.get_or_create(code="USD", defaults={"is_default": True})
+    jpy = Currency.create(code="JPY", decimals=0, rate="150", prefix="¥")
+    bhd = Currency.create(code="BHD", decimals=3, rate="0.376")
+    due = dt.date(2026, 5, 10)
+    invoices = {
+        "USD": invoice(client(), due, subtotal=1_000),
+        "JPY": invoice(_in(client(), jpy), due, subtotal=1_000),
+        "BHD": invoice(_in(client(), bhd), due, subtotal=1_000),
+    }
+    run(due + dt.timedelta(days=5), only=("late_fee",))
+    fees = {
+        code: InvoiceItem.get((InvoiceItem.type == "LateFee") & (InvoiceItem.invoice == inv.id))
+        for code, inv in invoices.items()
+    }
+    assert {code: f.amount for code, f in fees.items()} == {"USD": 500, "JPY": 750, "BHD": 1_880}
