@@ -61,7 +61,9 @@ def changes(ctx: RunContext) -> list[tuple[int, str, str]]:
     to_inactive = movable & (Client.status == ClientStatus.ACTIVE) & ~_has_active()
     if mode == "active_products_and_login":
         since = dt.datetime.combine(ctx.business_date - relativedelta(months=3), dt.time())
-        to_inactive &= Client.last_login_at.is_null() | (Client.last_login_at < since)
+        # A client who never logged in counts from the account's creation (PRODUCT.md §3):
+        # a week-old account has not gone 3 months without a login.
+        to_inactive &= fn.COALESCE(Client.last_login_at, Client.created_at) < since
     to_active = movable & (Client.status == ClientStatus.INACTIVE) & _has_active()
     result: list[tuple[int, str, str]] = []
     for condition, old, new in (

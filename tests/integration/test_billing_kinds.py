@@ -315,3 +315,30 @@ def test_a_fixed_amount_means_the_same_value_in_every_currency(
         for code, inv in invoices.items()
     }
     assert {code: f.amount for code, f in fees.items()} == {"USD": 500, "JPY": 750, "BHD": 1_880}
+
+
+# --------------------------------------- "no login for 3 months" counts from the account's start
+
+
+def test_no_login_for_3_months_counts_from_the_account_s_start(db: str) -> None:
+    save_settings({"status_update": "active_products_and_login"})
+    day = dt.date(2026, 6, 1)
+    clients = {
+        "new, pending order": client(created_at=dt.datetime(2026, 5, 25, 10)),
+        "new, nothing yet": client(created_at=dt.datetime(2026, 5, 25, 10)),
+        "dormant 17 months": client(created_at=dt.datetime(2025, 1, 10)),
+        "logged in lately": client(
+            created_at=dt.datetime(2025, 1, 10), last_login_at=dt.datetime(2026, 5, 20)
+        ),
+        "created 3 months and a day ago": client(created_at=dt.datetime(2026, 2, 28, 23)),
+    }
+    service(clients["new, pending order"], day + dt.timedelta(days=30), status="Pending")
+    run(day, only=("status_update",))
+    statuses = {name: Client.get_by_id(c.id).status for name, c in clients.items()}
+    assert statuses == {
+        "new, pending order": "Active",
+        "new, nothing yet": "Active",
+        "dormant 17 months": "Inactive",
+        "logged in lately": "Active",
+        "created 3 months and a day ago": "Inactive",
+    }

@@ -503,7 +503,7 @@ def test_an_invoice_paid_before_its_charge_is_not_charged(
 
 
 def _status_setup() -> dict[str, Client]:
-    idle = client()
+    idle = client(created_at=dt.datetime(2025, 1, 10))
     busy = client(status="Inactive")
     service(busy, DAY + dt.timedelta(days=40), status="Suspended")
     domain_only = client(status="Inactive")
