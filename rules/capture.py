@@ -39,17 +39,24 @@ RULE = "capture"
 
 
 def candidates(ctx: RunContext, invoice_ids: list[int] | None = None) -> list[tuple[Any, ...]]:
-    """(invoice, client, balance, method, currency, decimals, cc disabled, card token): the
-    invoices due for capture, or (``invoice_ids``) those invoices whatever their state.
-    The balance (total less money already received, minor units) is what is charged."""
+    """(invoice, client, balance, method, currency, decimals, cc disabled, card token,
+    expired card): the invoices due for capture, or (``invoice_ids``) those invoices
+    whatever their state. The balance (total less money already received, minor units)
+    is what is charged. The token is that of the newest card on the invoice's gateway
+    valid on the business date (a card is valid to the end of its expiry month), never
+    an expired one (PRODUCT.md §3); when there is none, ``expired card`` is the id of the
+    newest expired card, if any, so the client can be asked for a new one."""
     horizon = ctx.business_date + dt.timedelta(days=ctx.settings.capture_days_before_due)
+    month = f"{ctx.business_date:%Y-%m}"  # expiry is "YYYY-MM": text order is date order
     card = StoredCard.alias("card")
-    token = (  # the client's latest card on the invoice's gateway: an index lookup a row
+    on_gateway = (card.client == Invoice.client) & (card.gateway == Invoice.payment_method)
+    token = (  # an index lookup a row
         card.select(card.token)
-        .where((card.client == Invoice.client) & (card.gateway == Invoice.payment_method))
+        .where(on_gateway & (card.expiry >= month))
         .order_by(card.id.desc())
         .limit(1)
     )
+    expired = card.select(card.id).where(on_gateway).order_by(card.id.desc()).limit(1)
     query: Any = (
         Invoice.select(
             Invoice.id,
@@ -60,6 +67,7 @@ def candidates(ctx: RunContext, invoice_ids: list[int] | None = None) -> list[tu
             Currency.decimals,
             Client.cc_processing_disabled,
             token.alias("token"),
+            expired.alias("expired"),
         )
         .join(Client)
         .join(Currency)
@@ -83,14 +91,19 @@ def run(ctx: RunContext, gateways: dict[str, Gateway] | None = None) -> RuleTall
     tally = RuleTally()
     pending = {} if ctx.dry_run else _unresolved(ctx)
     due = []
+    lapsed = []
     for row in candidates(ctx):
-        _, _, _, _, _, _, disabled, token = row
-        if disabled or not token or row[0] in pending:
-            tally.skipped += 1  # Disable CC Processing, no stored card, or an attempt unresolved
-            continue
-        due.append(row)
+        invoice_id, client_id, _, _, _, _, disabled, token, newest = row
+        if disabled or invoice_id in pending:
+            tally.skipped += 1  # Disable CC Processing, or an attempt unresolved
+        elif token:
+            due.append(row)
+        else:
+            tally.skipped += 1  # no valid card: never charge an expired one
+            if newest:
+                lapsed.append((client_id, invoice_id, newest))
     if ctx.dry_run:
-        for invoice_id, client_id, total, method, code, decimals, _, _ in due:
+        for invoice_id, client_id, total, method, code, decimals, *_ in due:
             amount = Decimal(total).scaleb(-decimals)
             ctx.planned(
                 PlannedAction(
@@ -101,8 +114,19 @@ def run(ctx: RunContext, gateways: dict[str, Gateway] | None = None) -> RuleTall
                     f"charge {amount} {code} through {method}",
                 )
             )
+        for client_id, invoice_id, card_id in _not_asked(ctx, lapsed):
+            ctx.planned(
+                PlannedAction(
+                    RULE,
+                    client_id,
+                    f"invoice:{invoice_id}",
+                    "card_expired",
+                    f"no valid card (card {card_id} has expired): ask the client for a new one",
+                )
+            )
         tally.acted = len(due)
         return tally
+    _ask_for_new_cards(ctx, lapsed)
     if pending:
         _resolve(ctx, pending, gateways, tally)
     for batch in chunks(due):
@@ -115,6 +139,55 @@ def run(ctx: RunContext, gateways: dict[str, Gateway] | None = None) -> RuleTall
         tally.skipped += len(batch) - len(mine)
         _charge(ctx, mine, gateways, tally)
     return tally
+
+
+#: Ledger rule of the one message a client gets when every card on file has expired.
+CARD_EXPIRED = "card_expired"
+
+
+def _card_keys(lapsed: list[tuple[int, int, int]]) -> dict[tuple[str, str, dt.date], Notice]:
+    """One ledger key (and message) per client and newest expired card: the client is
+    asked once per card, not once a day or once per invoice."""
+    keys: dict[tuple[str, str, dt.date], Notice] = {}
+    for client_id, invoice_id, card_id in lapsed:
+        key = (f"client:{client_id}", f"card:{card_id}", EPOCH)
+        keys.setdefault(key, Notice(client_id, invoice_id, unique_key=f"card_expired:{card_id}"))
+    return keys
+
+
+#: The business date of card-expiry claims: they are per card, not per day.
+EPOCH = dt.date(1970, 1, 1)
+
+
+def _not_asked(ctx: RunContext, lapsed: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """The lapsed (client, invoice, card) whose client has not been asked about that card."""
+    if not lapsed:
+        return []
+    asked: Any = (
+        ActionLedger.select(ActionLedger.subject, ActionLedger.stage)
+        .where(
+            (ActionLedger.rule == CARD_EXPIRED)
+            & ActionLedger.subject.in_([f"client:{c}" for c, _, _ in lapsed])
+        )
+        .tuples()
+    )
+    done = set(asked)
+    wanted = []
+    for (subject, stage, _), notice in _card_keys(lapsed).items():
+        if (subject, stage) not in done:
+            card_id = int(stage.split(":", 1)[1])
+            wanted.append((notice.client_id, notice.invoice_id or 0, card_id))
+    return wanted
+
+
+def _ask_for_new_cards(ctx: RunContext, lapsed: list[tuple[int, int, int]]) -> None:
+    """Claim and queue "Credit Card Expired" for clients whose every card has expired."""
+    keys = _card_keys(lapsed)
+    if not keys:
+        return
+    with writer():
+        won = claim(ctx, CARD_EXPIRED, list(keys), outcome="asked")
+        queue("Credit Card Expired", [keys[k] for k in keys if k in won])
 
 
 #: The ledger outcome of a claimed attempt whose result is not recorded yet.
@@ -178,7 +251,7 @@ def _charge(
         try:
             for row, day in attempts[:RECORD_EVERY]:
                 done += 1
-                invoice_id, client_id, total, method, code, decimals, _, token = row
+                invoice_id, client_id, total, method, code, decimals, _, token, _ = row
                 if invoice_id not in unpaid:
                     results.skipped.append(invoice_id)
                     tally.skipped += 1

@@ -120,8 +120,18 @@ def _why_not(rule: str, client: Client, day: dt.date, settings: Settings) -> str
         merchant = [i for i in unpaid if i.payment_method in capture.MERCHANT_GATEWAYS]
         if not merchant:
             return "no unpaid invoice payable through a merchant gateway"
-        if not StoredCard.select().where(StoredCard.client == client.id).exists():
+        cards = list(
+            StoredCard.select().where(StoredCard.client == client.id).order_by(StoredCard.id.desc())
+        )
+        if not cards:
             return "no stored card"
+        if all(card.expiry < f"{day:%Y-%m}" for card in cards):
+            asked = _done_before(capture.CARD_EXPIRED, [f"client:{client.id}"])
+            return (
+                f"no attempt: every stored card has expired (newest ending {cards[0].last4}, "
+                f"expired {cards[0].expiry}); the client is asked once for a new card"
+                + (f"; {asked}" if asked else "")
+            )
         done = _done_before(capture.RULE, [f"invoice:{i.id}" for i in merchant])
         return done or "not due for capture yet"
     if rule == "status_update":

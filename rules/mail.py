@@ -48,6 +48,7 @@ INVOICE_TEMPLATES = frozenset(
         "Third Invoice Overdue Notice",
         "Invoice Payment Confirmation",
         "Credit Card Payment Failed",
+        "Credit Card Expired",
     }
 )
 #: Extra merge fields a template may use beyond client and company.

@@ -342,3 +342,61 @@ def test_no_login_for_3_months_counts_from_the_account_s_start(db: str) -> None:
         "logged in lately": "Active",
         "created 3 months and a day ago": "Inactive",
     }
+
+
+# ------------------------------------------------------------ an expired card is never charged
+
+
+def test_an_expired_card_is_never_charged(db: str) -> None:
+    """Capture uses the newest card valid on the business date; with none valid it makes
+    no attempt, says why, and asks the client for a new card once, not once a day."""
+    save_settings({"payment_reminder_days": 0, "overdue_notice_days": [0, 0, 0]})
+    save_settings({"late_fee_days": 0})
+    only_expired = client(payment_method="sandboxcard")
+    StoredCard.create(
+        client=only_expired, gateway="sandboxcard", token="ok_old", last4="1111", expiry="2026-03"
+    )
+    valid_and_newer_expired = client(payment_method="sandboxcard")
+    StoredCard.create(
+        client=valid_and_newer_expired,
+        gateway="sandboxcard",
+        token="ok_valid",
+        last4="2222",
+        expiry="2029-09",
+    )
+    StoredCard.create(
+        client=valid_and_newer_expired,
+        gateway="sandboxcard",
+        token="no_expired",
+        last4="3333",
+        expiry="2026-02",
+    )
+    until_month_end = client(payment_method="sandboxcard")
+    StoredCard.create(
+        client=until_month_end,
+        gateway="sandboxcard",
+        token="ok_june",
+        last4="4444",
+        expiry="2026-06",
+    )
+    due = dt.date(2026, 6, 15)
+    a = invoice(only_expired, due, subtotal=4_500, method="sandboxcard")
+    b = invoice(valid_and_newer_expired, due, subtotal=4_500, method="sandboxcard")
+    c = invoice(until_month_end, due, subtotal=4_500, method="sandboxcard")
+    plan = run(due, only=("capture",), dry_run=True).plan
+    assert {(p.subject, p.stage) for p in plan} == {
+        (f"invoice:{a.id}", "card_expired"),
+        (f"invoice:{b.id}", ""),
+        (f"invoice:{c.id}", ""),
+    }
+    for n in range(30):
+        run(due + dt.timedelta(days=n), only=("capture",))
+    charged = {t.invoice_id: t.amount_in for t in Transaction.select()}
+    assert charged == {b.id: 4_500, c.id: 4_500}
+    assert Invoice.get_by_id(a.id).status == "Unpaid"
+    assert [e.to for e in Email.select().where(Email.template == "Credit Card Expired")] == [
+        only_expired.email
+    ]
+    assert Email.select().where(Email.template == "Credit Card Payment Failed").count() == 0
+    reasons = {e.rule: e.reason for e in explain(only_expired.id, due, load_settings())}
+    assert "expired" in reasons["capture"]

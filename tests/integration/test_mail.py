@@ -38,6 +38,7 @@ TEMPLATE_NAMES = [
     "Third Invoice Overdue Notice",
     "Invoice Payment Confirmation",
     "Credit Card Payment Failed",
+    "Credit Card Expired",
     "Automated Password Reset",
     "Password Reset Validation",
     "Password Reset Confirmation",
