@@ -73,6 +73,15 @@ def business_date(now_utc: dt.datetime, settings: Settings) -> tuple[dt.date, bo
     return local.date(), local.hour >= settings.daily_hour
 
 
+def next_daily_run(now_utc: dt.datetime, settings: Settings) -> dt.datetime:
+    """When the daily rules next act: the coming daily hour in the configured timezone
+    (today's if it has not come yet), as an aware local time (PRODUCT.md §3)."""
+    tz = zoneinfo.ZoneInfo(settings.timezone)
+    local = now_utc.replace(tzinfo=dt.UTC).astimezone(tz)
+    day = local.date() if local.hour < settings.daily_hour else local.date() + dt.timedelta(1)
+    return dt.datetime.combine(day, dt.time(settings.daily_hour), tzinfo=tz)
+
+
 def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rules import capture, invoicing, late_fees, notices, status_update
-from rules.automation import PlannedAction, RuleTally, RunContext
+from rules.automation import PlannedAction, RuleTally, RunContext, next_daily_run
 from rules.delivery import FlushResult
 from store.db import writer
 from store.models import CronRun, utcnow
@@ -41,6 +41,8 @@ class CronSummary:
     mail: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     run_id: int | None = None
+    #: Before the daily hour: when the daily rules will run (aware local time).
+    daily_next: dt.datetime | None = None
 
     @property
     def failed(self) -> int:
@@ -52,6 +54,7 @@ class CronSummary:
             "business_date": self.business_date.isoformat(),
             "dry_run": self.dry_run,
             "daily_rules_due": self.daily_due,
+            "daily_rules_next": self.daily_next.isoformat() if self.daily_next else None,
             "rules": {name: t.as_dict() for name, t in self.rules.items()},
             "mail": self.mail,
             "seconds": round(self.seconds, 3),
@@ -70,13 +73,22 @@ def run_rules(
     client_ids: list[int] | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> CronSummary:
-    """Run the chosen rules; record the run unless it is a dry run."""
+    """Run the chosen rules; record the run unless it is a dry run.
+
+    ``daily_due`` False (a run before the daily hour) runs no rule: the summary says
+    when they will (``daily_next``) and the run is recorded as not daily, so ``cron
+    status`` notices a schedule that never reaches the daily hour.
+    """
     started = time.perf_counter()
     summary = CronSummary(business_date, dry_run, daily_due)
+    if not daily_due:
+        summary.daily_next = next_daily_run(utcnow(), settings)
     ctx = RunContext(business_date, settings, dry_run=dry_run, client_ids=client_ids)
     if not dry_run:
         with writer():
-            run = CronRun.create(business_date=business_date, pid=os.getpid())
+            run = CronRun.create(
+                business_date=business_date, pid=os.getpid(), daily_rules=daily_due
+            )
         ctx.run_id = summary.run_id = run.id
     try:
         if daily_due:
@@ -134,12 +146,51 @@ def recent_runs(limit: int = 20) -> list[CronRun]:
     )
 
 
-def last_finished(within: dt.timedelta = dt.timedelta(hours=24)) -> CronRun | None:
-    """The latest run that finished within ``within``, or None (``cron status`` warns)."""
-    since = utcnow() - within
-    return (
+@dataclass(frozen=True)
+class DailyHealth:
+    """Whether the daily rules ran in the last 24 hours (WHMCS's Automation Status), and
+    a one-line message saying so or why not."""
+
+    ok: bool
+    message: str
+    last_daily: CronRun | None
+
+
+def daily_health(
+    now_utc: dt.datetime, settings: Settings, within: dt.timedelta = dt.timedelta(hours=24)
+) -> DailyHealth:
+    """The health of the billing schedule at ``now_utc`` (naive UTC): ok when a run that
+    ran the daily rules finished within ``within``. Otherwise the message says why: no
+    run finished at all, or every run came before the daily hour (PRODUCT.md §3: `cron
+    status` exits 1 then too). Two queries."""
+    since = now_utc - within
+    finished = CronRun.finished_at.is_null(False)
+    last_daily = (
         CronRun.select()
-        .where(CronRun.finished_at.is_null(False) & (CronRun.finished_at >= since))
+        .where(finished & CronRun.daily_rules)
         .order_by(CronRun.finished_at.desc())
         .first()
+    )
+    if last_daily is not None and last_daily.finished_at >= since:
+        return DailyHealth(
+            True,
+            f"the daily rules last ran at {last_daily.finished_at:%Y-%m-%d %H:%M} UTC "
+            f"(business date {last_daily.business_date})",
+            last_daily,
+        )
+    early = CronRun.select().where(finished & (CronRun.finished_at >= since)).count()
+    hours = int(within.total_seconds() // 3600)
+    when = f"last at {last_daily.finished_at:%Y-%m-%d %H:%M} UTC" if last_daily else "never so far"
+    if early:
+        why = (
+            f"the {early} run(s) in that time all started before the daily hour "
+            f"({settings.daily_hour:02d}:00 {settings.timezone}), when the daily rules wait; "
+            "schedule the cron at or after that hour (e.g. every 5 minutes)"
+        )
+    else:
+        why = "no cron run finished in that time: check the crontab"
+    return DailyHealth(
+        False,
+        f"the daily rules have not run for more than {hours} hours ({when}): {why}",
+        last_daily,
     )

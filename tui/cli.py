@@ -595,10 +595,12 @@ def cron(
 
 def _print_summary(summary: Any) -> None:
     head = "Dry run for" if summary.dry_run else "Ran"
-    click.echo(
-        f"{head} business date {summary.business_date}"
-        + ("" if summary.daily_due else " (before the daily hour: daily rules wait)")
-    )
+    click.echo(f"{head} business date {summary.business_date}")
+    if summary.daily_next is not None:
+        click.echo(
+            "  daily rules skipped: this run came before the daily hour; they run at "
+            f"{summary.daily_next:%Y-%m-%d %H:%M %Z} on the first run at or after it"
+        )
     for p in summary.plan:
         click.echo(f"  would {p.rule:<13} client {p.client_id:<8} {p.subject:<18} {p.detail}")
     for name, tally in summary.rules.items():
@@ -620,17 +622,21 @@ def _print_summary(summary: Any) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def cron_status(obj: Context, as_json: bool) -> None:
-    """Recent runs; warns (exit 1) when no run finished in the last 24 hours."""
-    from rules.cron import last_finished, recent_runs
+    """Recent runs; warns (exit 1) when the daily rules have not run in the last 24 hours,
+    also when runs happen but all before the daily hour."""
+    from rules.cron import daily_health, recent_runs
+    from store.models import utcnow
+    from store.settings import load_settings
 
     obj.open()
     runs = recent_runs()
-    ok = last_finished() is not None
+    health = daily_health(utcnow(), load_settings())
     if as_json:
         click.echo(
             json.dumps(
                 {
-                    "finished_in_last_24h": ok,
+                    "daily_rules_ran_in_last_24h": health.ok,
+                    "message": health.message,
                     "runs": [
                         {
                             "id": r.id,
@@ -639,26 +645,29 @@ def cron_status(obj: Context, as_json: bool) -> None:
                             "finished_at": r.finished_at.isoformat() + "Z"
                             if r.finished_at
                             else None,
+                            "daily_rules": bool(r.daily_rules),
                             "outcome": r.outcome,
                             "summary": json.loads(r.counts),
                         }
                         for r in runs
                     ],
-                }
+                },
+                ensure_ascii=False,
             )
         )
     else:
         for r in runs:
             end = f"{r.finished_at:%Y-%m-%d %H:%M:%S}" if r.finished_at else "—"
+            kind = "daily" if r.daily_rules else "early"
             click.echo(
                 f"{r.id:>6} {r.business_date}  {r.started_at:%Y-%m-%d %H:%M:%S} → "
-                f"{end}  {r.outcome}"
+                f"{end}  {kind:<5}  {r.outcome}"
             )
-        if not ok:
-            click.echo(
-                "WARNING: no cron run finished in the last 24 hours: check crontab.", err=True
-            )
-    if not ok:
+        if health.ok:
+            click.echo(f"OK: {health.message}")
+        else:
+            click.echo(f"WARNING: {health.message}", err=True)
+    if not health.ok:
         sys.exit(1)
 
 
@@ -674,7 +683,7 @@ def cron_status(obj: Context, as_json: bool) -> None:
 @click.pass_obj
 def explain_cmd(obj: Context, client_id: int, date_: dt.datetime | None, as_json: bool) -> None:
     """Rule by rule: would the cron act for this client, and if not, why not."""
-    from rules.automation import business_date
+    from rules.automation import business_date, next_daily_run
     from rules.errors import RuleError
     from rules.explain import explain
     from store.models import utcnow
@@ -682,7 +691,13 @@ def explain_cmd(obj: Context, client_id: int, date_: dt.datetime | None, as_json
 
     obj.open()
     settings = load_settings()
-    day = date_.date() if date_ else business_date(utcnow(), settings)[0]
+    day, daily_due = (date_.date(), True) if date_ else business_date(utcnow(), settings)
+    note = (
+        ""
+        if daily_due
+        else "before the daily hour: a cron run now does nothing; this is what the first "
+        f"run at or after {next_daily_run(utcnow(), settings):%Y-%m-%d %H:%M %Z} will do"
+    )
     try:
         lines = explain(client_id, day, settings)
     except RuleError as exc:
@@ -693,6 +708,8 @@ def explain_cmd(obj: Context, client_id: int, date_: dt.datetime | None, as_json
                 {
                     "client": client_id,
                     "business_date": day.isoformat(),
+                    "daily_rules_due": daily_due,
+                    "note": note,
                     "rules": [line.__dict__ for line in lines],
                 },
                 ensure_ascii=False,
@@ -700,6 +717,8 @@ def explain_cmd(obj: Context, client_id: int, date_: dt.datetime | None, as_json
         )
         return
     click.echo(f"Client {client_id}, business date {day}:")
+    if note:
+        click.echo(f"  NOTE: {note}")
     for line in lines:
         mark = "ACT " if line.acts else "skip"
         click.echo(f"  [{mark}] {line.rule:<14} {line.reason}")

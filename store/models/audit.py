@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from peewee import CharField, DateField, DateTimeField, ForeignKeyField, IntegerField, TextField
+from peewee import (
+    BooleanField,
+    CharField,
+    DateField,
+    DateTimeField,
+    ForeignKeyField,
+    IntegerField,
+    TextField,
+)
 
 from store.models.base import BaseModel, utcnow
 from store.models.clients import Client
@@ -36,6 +44,9 @@ class CronRun(BaseModel):
     #: running, ok, failed, crashed
     outcome = CharField(max_length=16, default="running")
     dry_run = IntegerField(default=0)
+    #: Whether the run ran the daily rules (it started at or after the daily hour, or had
+    #: ``--date``): ``cron status`` checks that these ran in the last 24 hours.
+    daily_rules = BooleanField(default=False)
     #: JSON summary: per rule acted/skipped/failed and seconds.
     counts = TextField(default="{}")
     pid = IntegerField(default=0)

@@ -400,3 +400,47 @@ def test_an_expired_card_is_never_charged(db: str) -> None:
     assert Email.select().where(Email.template == "Credit Card Payment Failed").count() == 0
     reasons = {e.rule: e.reason for e in explain(only_expired.id, due, load_settings())}
     assert "expired" in reasons["capture"]
+
+
+# ------------------------------------ a schedule that never reaches the daily hour is loud
+
+
+def test_a_schedule_that_never_reaches_the_daily_hour_is_loud(db: str) -> None:
+    """Berlin, daily hour 9, a crontab at 06:00 local: every run says the daily rules were
+    skipped and when they run; `cron status` exits 1 saying why; explain says it waits.
+    A run at 09:05 makes the schedule healthy again."""
+    import json
+
+    import time_machine
+    from click.testing import CliRunner
+
+    from tui.cli import main
+
+    save_settings({"timezone": "Europe/Berlin", "daily_hour": 9})
+    owner = client()
+    service(owner, dt.date(2026, 7, 1))
+    cli = CliRunner()
+
+    def gobiller(*args: str) -> Any:
+        return cli.invoke(main, ["--database", db, *args], catch_exceptions=False)
+
+    for day in range(15, 21):  # 06:00 CEST is 04:00 UTC
+        with time_machine.travel(dt.datetime(2026, 6, day, 4, 0, tzinfo=dt.UTC), tick=False):
+            result = gobiller("cron", "--json")
+            assert result.exit_code == 0, result.output
+            summary = json.loads(result.output)
+            assert summary["daily_rules_due"] is False
+            assert summary["daily_rules_next"] == f"2026-06-{day:02d}T09:00:00+02:00"
+    assert Invoice.select().count() == 0
+    with time_machine.travel(dt.datetime(2026, 6, 20, 4, 1, tzinfo=dt.UTC), tick=False):
+        status = gobiller("cron", "status", "--json")
+        assert status.exit_code == 1
+        health = json.loads(status.output)
+        assert health["daily_rules_ran_in_last_24h"] is False
+        assert "before the daily hour (09:00 Europe/Berlin)" in health["message"]
+        explained = json.loads(gobiller("explain", str(owner.id), "--json").output)
+        assert explained["daily_rules_due"] is False and "09:00" in explained["note"]
+    with time_machine.travel(dt.datetime(2026, 6, 20, 7, 5, tzinfo=dt.UTC), tick=False):
+        assert gobiller("cron").exit_code == 0
+        assert Invoice.select().count() == 1
+        assert gobiller("cron", "status").exit_code == 0

@@ -15,7 +15,14 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, ProgressBar, Static
 
 from rules.automation import business_date
-from rules.cron import RULE_NAMES, CronSummary, flush_and_finish, recent_runs, run_rules
+from rules.cron import (
+    RULE_NAMES,
+    CronSummary,
+    daily_health,
+    flush_and_finish,
+    recent_runs,
+    run_rules,
+)
 from store.locks import AlreadyRunning, LockUnavailable, cron_lock
 from store.models import utcnow
 from store.settings import load_settings
@@ -56,6 +63,7 @@ class AutomationScreen(Screen[None]):
         )
         yield Static("Recent runs", classes="section")
         yield DataTable(id="runs", cursor_type="row")
+        yield Static("", id="automation-health", markup=False)
         yield ProgressBar(total=len(RULE_NAMES), id="cron-progress", show_eta=False)
         yield Static("", id="automation-status", markup=False)
         yield Static("Plan", classes="section")
@@ -70,6 +78,11 @@ class AutomationScreen(Screen[None]):
         self.load_runs()
 
     def load_runs(self) -> None:
+        health = daily_health(utcnow(), load_settings())
+        self.query_one("#automation-health", Static).update(
+            ("Schedule OK: " if health.ok else "WARNING: ") + health.message
+        )
+        self.query_one("#automation-health", Static).set_class(not health.ok, "warning")
         table = self.query_one("#runs", DataTable)
         table.clear()
         for run in recent_runs():
