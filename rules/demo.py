@@ -22,6 +22,7 @@ from rules.errors import RuleError
 from rules.invoicing import INVOICE_COLUMNS, ITEM_COLUMNS, fill_anchor_days
 from rules.passwords import generate_password, hash_password
 from rules.staff import add_staff
+from store import sequences
 from store.bulk import bulk_insert, bulk_update_column, reset_sequences
 from store.db import writer
 from store.models import (
@@ -427,6 +428,8 @@ def generate_demo(
             progress(stop - 1)
     with writer():
         fill_anchor_days()
+        # Demo invoices are numbered by their ids: the sequence goes on after the last.
+        sequences.raise_to([str(Invoice.select(Invoice.id).order_by(Invoice.id.desc()).scalar())])
         reset_sequences(
             (
                 Client,

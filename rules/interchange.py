@@ -33,6 +33,7 @@ from rules.validation import (
     clean_phone,
     clean_text,
 )
+from store import sequences
 from store.bulk import bulk_update_column, reset_sequences
 from store.db import writer
 from store.models import (
@@ -1099,6 +1100,8 @@ def import_document(doc: Any) -> int:
         if plan.settings:
             save_settings(plan.settings)
         write_reference(plan)
+        # First, so a cron running meanwhile waits instead of taking one of these numbers.
+        sequences.raise_to(i["number"] for c in plan.clients for i in c["invoices"])
         _write_clients(plan)
         fill_anchor_days()
     return len(plan.clients)

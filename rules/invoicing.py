@@ -21,6 +21,7 @@ from peewee import JOIN, fn
 from rules.automation import PlannedAction, RuleTally, RunContext, chunks, claim
 from rules.mail import Notice, queue
 from rules.tax import TaxTable, compute
+from store import sequences
 from store.bulk import bulk_insert, bulk_update_column, reset_sequences
 from store.db import is_postgres, writer
 from store.models import (
@@ -185,9 +186,13 @@ def _write_invoices(
         for key, members in batch
     ]
     wanted = sum(1 for _, members in batch if members)
-    free_ids = iter(
-        _free_invoice_ids((Invoice.select(fn.MAX(Invoice.id)).scalar() or 0) + 1, wanted)
-    )
+    if not wanted:
+        return 0
+    # Numbers first: taking the sequence makes any other invoice writer (an import on
+    # PostgreSQL) wait for this transaction, so the ids read next are not stale.
+    numbers = iter(allocate_numbers(wanted, ctx.settings.invoice_number_format, ctx.business_date))
+    first_id = (Invoice.select(fn.MAX(Invoice.id)).scalar() or 0) + 1
+    free_ids = iter(range(first_id, first_id + wanted))
     next_item = (InvoiceItem.select(fn.MAX(InvoiceItem.id)).scalar() or 0) + 1
     invoices: list[tuple[Any, ...]] = []
     lines: list[tuple[Any, ...]] = []
@@ -230,7 +235,7 @@ def _write_invoices(
             (
                 invoice_id,
                 client_id,
-                str(invoice_id),
+                next(numbers),
                 ctx.business_date.isoformat(),
                 due.isoformat(),
                 None if owed else ctx.business_date.isoformat(),
@@ -275,25 +280,28 @@ def _write_invoices(
     return len(invoices)
 
 
-def _free_invoice_ids(start: int, count: int) -> list[int]:
-    """``count`` new invoice ids from ``start`` whose number (the id) no invoice has.
+def allocate_numbers(count: int, number_format: str, day: dt.date) -> list[str]:
+    """``count`` new invoice numbers, the next values of the one sequence, formatted.
 
-    Imported invoices keep their own numbers, which may be digits ahead of the
-    ids; those ids are passed over rather than break the unique number. One
-    query when nothing collides.
+    Call inside the transaction that creates the invoices (see ``store.sequences``).
+    A number some other path already wrote (plain SQL, an old import) is never reused:
+    the sequence moves past it and allocates again (one query when nothing collides).
     """
-    found: list[int] = []
-    while len(found) < count:
-        span = range(start, start + (count - len(found)))
-        rows: Any = (
-            Invoice.select(Invoice.number)
-            .where(Invoice.number.in_([str(i) for i in span]))
-            .tuples()
-        )
-        taken = {int(n) for (n,) in rows}
-        found.extend(i for i in span if i not in taken)
-        start = span.stop
-    return found
+    while True:
+        first = sequences.allocate(count)
+        numbers = [invoice_number(number_format, v, day) for v in range(first, first + count)]
+        taken: Any = Invoice.select(Invoice.number).where(Invoice.number.in_(numbers)).tuples()
+        clash = [number for (number,) in taken]
+        if not clash:
+            return numbers
+        sequences.raise_to(clash)
+
+
+def invoice_number(number_format: str, seq: int, day: dt.date) -> str:
+    """An invoice number: ``number_format`` (a validated setting such as
+    ``INV-{year}-{seq:05d}``) filled with the sequence value and the invoice's business
+    date (year, two-digit month)."""
+    return number_format.format(year=day.year, month=f"{day.month:02d}", seq=seq)
 
 
 INVOICE_COLUMNS = (

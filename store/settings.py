@@ -7,6 +7,7 @@ setting needs no migration and "settings left out take their defaults".
 from __future__ import annotations
 
 import json
+import re
 import zoneinfo
 from dataclasses import asdict, dataclass, field, fields
 from decimal import Decimal
@@ -48,6 +49,10 @@ class Settings:
     tax_enabled: bool = True
     tax_inclusive: bool = False
     tax_compound: bool = False
+    #: Invoice numbers: literal text, ``{year}``, ``{month}`` and, last, ``{seq}`` or a
+    #: zero-padded ``{seq:05d}`` (e.g. ``INV-{year}-{seq:05d}``), as WHMCS's custom
+    #: invoice number format.
+    invoice_number_format: str = "{seq}"
     # Beyond the interchange document (not exported): mail and the staff app.
     company_email: str = "billing@example.com"
     signature: str = ""
@@ -66,7 +71,9 @@ class Settings:
 
 SETTING_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Settings))
 #: The settings the interchange document carries (PRODUCT.md §5), in its order.
-INTERCHANGE_SETTINGS: tuple[str, ...] = SETTING_NAMES[: SETTING_NAMES.index("tax_compound") + 1]
+INTERCHANGE_SETTINGS: tuple[str, ...] = SETTING_NAMES[
+    : SETTING_NAMES.index("invoice_number_format") + 1
+]
 _DEFAULTS = Settings()
 
 
@@ -112,6 +119,8 @@ def validate_setting(name: str, value: Any, path: str | None = None) -> Any:
             return format_decimal(parse_amount(value, 2), 2)
         except MoneyError as exc:
             raise SettingsError(path, str(exc)) from exc
+    if name == "invoice_number_format":
+        return check_invoice_number_format(path, value)
     if name == "late_fee_type" and value not in LATE_FEE_TYPES:
         raise SettingsError(path, f"must be one of {', '.join(LATE_FEE_TYPES)}")
     if name == "status_update" and value not in STATUS_UPDATE_MODES:
@@ -129,6 +138,40 @@ def validate_setting(name: str, value: Any, path: str | None = None) -> Any:
             raise SettingsError(path, "must not contain control characters")
         return value
     raise SettingsError(path, "unsupported setting")  # pragma: no cover
+
+
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
+_SEQ = re.compile(r"seq(?::0([1-9]|1[0-2])d)?")
+
+
+def check_invoice_number_format(path: str, value: Any) -> str:
+    """Validate an invoice number format; return it or raise ``SettingsError``.
+
+    Literal text (printable, no braces), ``{year}``, ``{month}``, and exactly one
+    ``{seq}`` (optionally ``{seq:0Nd}``, N up to 12) at the end, after something that is
+    not a digit, so an issued number always ends in its sequence value and the
+    sequence can be recovered from any number (imports, restores). At most 32
+    characters when formatted.
+    """
+    if not isinstance(value, str) or not value or len(value) > 64:
+        raise SettingsError(path, "must be text such as INV-{year}-{seq:05d}")
+    fields = _PLACEHOLDER.findall(value)
+    literal = _PLACEHOLDER.sub("", value)
+    if "{" in literal or "}" in literal or not literal.isprintable():
+        raise SettingsError(path, "only {year}, {month} and {seq} may be in braces")
+    for name in fields:
+        if name not in ("year", "month") and not _SEQ.fullmatch(name):
+            raise SettingsError(
+                path, f"unknown placeholder {{{name}}}: use {{year}}, {{month}}, {{seq}}"
+            )
+    if sum(1 for name in fields if name.startswith("seq")) != 1 or not value.endswith("}"):
+        raise SettingsError(path, "must end with {seq} (or a padded {seq:05d}), once")
+    head = value[: value.rindex("{")]
+    if head and (head[-1].isdigit() or head.endswith("}")):
+        raise SettingsError(path, "put a separator (such as -) before {seq}")
+    if len(value.format(year=2026, month="12", seq=10**11)) > 32:
+        raise SettingsError(path, "formats numbers longer than 32 characters")
+    return value
 
 
 def load_settings() -> Settings:

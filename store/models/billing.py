@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from peewee import (
+    BigIntegerField,
     BooleanField,
     CharField,
     DateField,
@@ -75,3 +76,14 @@ class Transaction(BaseModel):
     fees = MoneyField(default=0)
     description = TextField(default="")
     date = DateTimeField(default=utcnow)
+
+
+class InvoiceSequence(BaseModel):
+    """The one invoice number sequence (a single row, id 1): the last number issued.
+
+    Raised in the transaction that creates invoices, so a rolled-back run leaves no
+    gap and concurrent writers wait on the row; never below a number already issued,
+    imported ones included (PRODUCT.md §3).
+    """
+
+    last_value = BigIntegerField(default=0)

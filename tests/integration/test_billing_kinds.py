@@ -444,3 +444,137 @@ def test_a_schedule_that_never_reaches_the_daily_hour_is_loud(db: str) -> None:
         assert gobiller("cron").exit_code == 0
         assert Invoice.select().count() == 1
         assert gobiller("cron", "status").exit_code == 0
+
+
+# ------------------------------------------------------------------ invoice numbers only go up
+
+
+def _history(numbers: list[str], client_id: int = 1) -> dict[str, Any]:
+    """An interchange document: one client, Paid invoices with these numbers, and one
+    Monthly service due 2026-07-01."""
+    return {
+        "format": "gobiller/1",
+        "currencies": [
+            {
+                "code": "USD",
+                "prefix": "$",
+                "suffix": "",
+                "decimals": 2,
+                "rate": "1",
+                "default": True,
+            }
+        ],
+        "clients": [
+            {
+                "id": client_id,
+                "first_name": "Ana",
+                "last_name": "Migrated",
+                "email": f"ana{client_id}@example.com",
+                "currency": "USD",
+                "services": [
+                    {
+                        "product": "Hosting",
+                        "status": "Active",
+                        "billing_cycle": "Monthly",
+                        "amount": "10.00",
+                        "next_due_date": "2026-07-01",
+                        "payment_method": "banktransfer",
+                    }
+                ],
+                "invoices": [
+                    {
+                        "number": number,
+                        "date": f"2026-0{n % 5 + 1}-01",
+                        "due_date": f"2026-0{n % 5 + 1}-15",
+                        "date_paid": f"2026-0{n % 5 + 1}-10",
+                        "status": "Paid",
+                        "payment_method": "banktransfer",
+                        "subtotal": "10.00",
+                        "tax": "0.00",
+                        "tax2": "0.00",
+                        "total": "10.00",
+                        "items": [
+                            {
+                                "type": "Item",
+                                "description": "Old",
+                                "amount": "10.00",
+                                "taxed": False,
+                            }
+                        ],
+                    }
+                    for n, number in enumerate(numbers)
+                ],
+            }
+        ],
+    }
+
+
+def test_invoice_numbers_only_go_up(db: str) -> None:
+    """After an import numbered 1001-1005 the cron's invoice is 1006; with a format it is
+    INV-2026-01007; a number another path wrote is passed over, never reused; a run that
+    rolls back leaves no gap."""
+    from rules.interchange import import_document
+    from rules.invoicing import allocate_numbers
+    from store.db import writer
+
+    import_document(_history([str(n) for n in range(1001, 1006)]))
+    run(dt.date(2026, 6, 17), only=("invoice",))
+    assert Invoice.select().order_by(Invoice.id.desc()).first().number == "1006"
+
+    save_settings({"invoice_number_format": "INV-{year}-{seq:05d}"})
+    owner = client()
+    service(owner, dt.date(2026, 7, 2))
+    Invoice.create(  # written by plain SQL or an old tool: the sequence never saw it
+        client=owner,
+        number="INV-2026-01007",
+        date=dt.date(2026, 6, 1),
+        due_date=dt.date(2026, 6, 1),
+        status="Cancelled",
+        payment_method="banktransfer",
+    )
+    run(dt.date(2026, 6, 18), only=("invoice",))
+    assert Invoice.select().order_by(Invoice.id.desc()).first().number == "INV-2026-01008"
+
+    with pytest.raises(RuntimeError), writer():
+        allocate_numbers(3, "{seq}", dt.date(2026, 6, 18))
+        raise RuntimeError("the run fails after taking numbers")
+    with writer():
+        assert allocate_numbers(1, "{seq}", dt.date(2026, 6, 18)) == ["1009"]
+
+
+def test_invoice_numbers_only_go_up_with_an_import_during_a_cron(
+    databases: Any, reopen: Any, tmp_path: Any
+) -> None:
+    """A cron and an import running at the same time (two processes) both succeed, every
+    number is unique, and each new number is above every number issued before it."""
+    import json
+    import subprocess
+    import sys
+
+    url = reopen(databases.new_url())
+    owners = [client() for _ in range(40)]
+    for owner in owners:
+        service(owner, dt.date(2026, 7, 1))
+    doc = tmp_path / "history.json"
+    doc.write_text(json.dumps(_history([str(n) for n in range(5001, 5300)], client_id=900)))
+    env = {"GOBILLER_MAILDIR": str(tmp_path / "Maildir")}
+    gobiller = [sys.executable, "-m", "tui.cli", "--database", url]
+    cron = subprocess.Popen(
+        [*gobiller, "cron", "--date", "2026-06-17", "--only", "invoice", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**__import__("os").environ, **env},
+    )
+    imported = subprocess.run(
+        [*gobiller, "import", str(doc)], capture_output=True, text=True, check=False
+    )
+    out, err = cron.communicate(timeout=120)
+    assert imported.returncode == 0, imported.stderr
+    assert cron.returncode == 0, err
+    rows = [(i.id, i.number) for i in Invoice.select().order_by(Invoice.id)]
+    assert len({n for _, n in rows}) == len(rows) == 40 + 299
+    generated = [(i, int(n)) for i, n in rows if int(n) not in range(5001, 5300)]
+    assert len(generated) == 40
+    first_new = min(i for i, _ in generated)
+    before = [int(n) for i, n in rows if i < first_new]
+    assert all(value > max(before, default=0) for _, value in generated) or not before

@@ -100,31 +100,6 @@ def sent(template: str) -> list[str]:
 # ------------------------------------------------------------------ invoice generation
 
 
-def test_new_invoice_numbers_pass_over_imported_numbers(db: str) -> None:
-    """An imported invoice numbered like the next ids does not break the unique number."""
-    a, b = client(), client()
-    old = invoice(a, DAY - dt.timedelta(days=40), status="Paid")
-    for n in (1, 2, 4):
-        Invoice.create(
-            client=a,
-            number=str(old.id + n),
-            date=DAY,
-            due_date=DAY,
-            status="Cancelled",
-            payment_method="banktransfer",
-        )
-    service(a, DAY + dt.timedelta(days=7))
-    service(b, DAY + dt.timedelta(days=7), method="mailin")
-    service(b, DAY + dt.timedelta(days=8))
-    summary = run(only=("invoice",))
-    assert summary.rules["invoice"].failed == 0
-    new = Invoice.select().where(Invoice.status == "Unpaid").order_by(Invoice.id)
-    numbers = [i.number for i in new]
-    assert len(numbers) == 3 and len(set(numbers)) == 3
-    assert all(i.number == str(i.id) for i in new)
-    assert not {"1", "2", "4"} & {str(int(n) - old.id) for n in numbers}
-
-
 def test_invoices_14_days_before_due_not_15(db: str) -> None:
     a, b = client(), client()
     service(a, DAY + dt.timedelta(days=14))
