@@ -23,6 +23,7 @@ from typing import Any
 import pycountry
 from peewee import Model, fn
 
+from rules.mail import SUBJECT_MAX
 from rules.validation import (
     TEXT_LIMITS,
     FieldError,
@@ -58,6 +59,7 @@ from store.models.enums import (
     ClientStatus,
     CustomFieldType,
     DomainStatus,
+    EmailStatus,
     InvoiceStatus,
     ItemType,
     ServiceStatus,
@@ -509,6 +511,13 @@ def _time(value: Any) -> dt.datetime | None:
     return parsed.astimezone(dt.UTC).replace(tzinfo=None, microsecond=0)
 
 
+def _required_time(value: Any) -> dt.datetime:
+    result = _time(value)
+    if result is None:
+        raise FieldError("is required")
+    return result
+
+
 def _percent(places: int) -> Callable[[Any], int]:
     """A percent as a decimal string (or number) into an integer of ``places`` places."""
 
@@ -904,8 +913,22 @@ def _check_clients(
                 numbers.add(number)
             invoices.append(invoice)
         client["invoices"] = invoices
-        # "emails" is written by export and ignored by import: only its shape is checked.
-        list(_records(ck, rec.get("emails", []), f"{path}.emails", EMAIL_KEYS, ()))
+        client["emails"] = [
+            {
+                "template": ck.field(r, "template", p, _text(100, required=True, strip=False)),
+                "to": ck.field(r, "to", p, _text(254, required=True, strip=False)),
+                "subject": ck.field(r, "subject", p, _text(SUBJECT_MAX, strip=False), ""),
+                "status": ck.field(r, "status", p, _choice(s.value for s in EmailStatus)),
+                "created_at": ck.field(r, "created_at", p, _required_time),
+            }
+            for p, r in _records(
+                ck,
+                rec.get("emails", []),
+                f"{path}.emails",
+                EMAIL_KEYS,
+                ("template", "to", "status", "created_at"),
+            )
+        ]
         plan.clients.append(client)
 
 
@@ -1162,7 +1185,7 @@ def _write_clients(plan: _Plan) -> None:
     _insert(Product, [{"name": n} for n in new_products])
     product_ids = lookup(Product, Product.name, Product.id)
 
-    ids = {m: _Ids(m) for m in (Contact, Service, Invoice)}
+    ids = {m: _Ids(m) for m in (Contact, Service, Invoice, Email)}
     rows: dict[type[Model], list[dict[str, Any]]] = defaultdict(list)
     billing_links: list[tuple[int, int]] = []
     for c in plan.clients:
@@ -1209,6 +1232,7 @@ def _write_clients(plan: _Plan) -> None:
             rows[InvoiceItem].extend(
                 dict(it, invoice=iid, sort_order=n) for n, it in enumerate(items)
             )
+        rows[Email].extend(_restored_email(e, ids[Email].take(), cid) for e in c["emails"])
     for model in (
         Client,
         Contact,
@@ -1219,7 +1243,33 @@ def _write_clients(plan: _Plan) -> None:
         Domain,
         Invoice,
         InvoiceItem,
+        Email,
     ):
         _insert(model, rows[model])
     bulk_update_column(Client, "billing_contact_id", billing_links)
-    reset_sequences((Client, Contact, Service, Invoice))
+    reset_sequences((Client, Contact, Service, Invoice, Email))
+
+
+#: Shown in the email log for a restored email that was still on its way when exported.
+NOT_DELIVERED_HERE = "restored by import as history: never delivered by this database"
+
+
+def _restored_email(email: dict[str, Any], email_id: int, client_id: int) -> dict[str, Any]:
+    """An email log row as history (PRODUCT.md §5): kept with its status, never delivered.
+
+    The document has no body, and no ``unique_key``: the keys of notices name invoice
+    ids, which a restore renumbers, so a copied key could stop another invoice's notice.
+    A ``queued`` or ``sending`` row keeps its status (the round trip gives the same
+    bytes) and says in ``last_error`` why it stays so; ``imported`` keeps delivery and
+    resending away from every restored row.
+    """
+    on_its_way = email["status"] in (EmailStatus.QUEUED, EmailStatus.SENDING)
+    return dict(
+        email,
+        id=email_id,
+        client=client_id,
+        body_text="",
+        imported=True,
+        next_attempt_at=email["created_at"],
+        last_error=NOT_DELIVERED_HERE if on_its_way else "",
+    )

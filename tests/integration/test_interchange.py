@@ -9,11 +9,23 @@ from typing import Any
 
 import pytest
 
+from rules.audit import SYSTEM_CLI
+from rules.cron import run_rules
+from rules.delivery import LEASE, SmtpTransport, _lease, flush, resend
 from rules.demo import generate_demo
-from rules.interchange import ImportError_, build_export, dumps, import_document, import_file
-from store.models import Client, Currency, Invoice, Setting
+from rules.errors import RuleError
+from rules.interchange import (
+    ImportError_,
+    build_export,
+    dumps,
+    import_document,
+    import_file,
+)
+from rules.massmail import MassMailFilter, send_mass_mail
+from store.config import SmtpConfig
+from store.models import Client, Currency, Email, Invoice, Setting, utcnow
 from store.settings import load_settings
-from tests.conftest import Databases
+from tests.conftest import Databases, SmtpRecorder
 
 DAY = dt.date(2026, 11, 25)
 
@@ -241,6 +253,14 @@ def _mutate(change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     return doc
 
 
+EMAIL = {
+    "template": "Invoice Created",
+    "to": "s@example.com",
+    "subject": "Invoice 1001",
+    "status": "sent",
+    "created_at": "2026-11-01T09:00:00Z",
+}
+
 CASES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("unknown top key", lambda d: d.update(extra=1), "extra: unknown key"),
     (
@@ -365,6 +385,26 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         "clients[0].invoices[0].due_date: must be a date YYYY-MM-DD",
     ),
     ("missing", lambda d: d["clients"][0].pop("email"), "clients[0].email: is required"),
+    (
+        "email status",
+        lambda d: d["clients"][0].update(emails=[dict(EMAIL, status="delivered")]),
+        "clients[0].emails[0].status: must be one of",
+    ),
+    (
+        "email time",
+        lambda d: d["clients"][0].update(emails=[dict(EMAIL, created_at="2026-01-01")]),
+        "clients[0].emails[0].created_at: must be an ISO 8601 UTC time",
+    ),
+    (
+        "email key",
+        lambda d: d["clients"][0].update(emails=[dict(EMAIL, body="hello")]),
+        "clients[0].emails[0].body: unknown key",
+    ),
+    (
+        "email missing",
+        lambda d: d["clients"][0].update(emails=[{"template": "Mass Mail"}]),
+        "clients[0].emails[0].to: is required",
+    ),
     ("format", lambda d: d.update(format="other/2"), 'format: must be "gobiller/1"'),
 ]
 
@@ -423,17 +463,98 @@ def test_not_utf8(db: str, tmp_path: Path) -> None:
         import_file(path)
 
 
-def test_emails_are_exported_and_ignored_on_import(db: str) -> None:
-    doc = _minimal()
+# ------------------------------------------------------------------ the email log
+
+
+def _mail_doc() -> dict[str, Any]:
+    services = [
+        {
+            "product": "Hosting",
+            "status": "Active",
+            "billing_cycle": "Monthly",
+            "amount": "25.00",
+            "next_due_date": "2026-05-10",
+            "payment_method": "banktransfer",
+        }
+    ]
+    return {
+        "format": "gobiller/1",
+        "currencies": [{"code": "USD", "prefix": "$", "decimals": 2, "rate": "1", "default": True}],
+        "clients": [
+            {
+                "id": n,
+                "first_name": f"Ana{n}",
+                "last_name": "Núñez",
+                "email": f"ana{n}@example.com",
+                "currency": "USD",
+                "created_at": "2025-01-01T00:00:00Z",
+                "services": services,
+            }
+            for n in (3, 4, 5)
+        ],
+    }
+
+
+def test_round_trip_includes_the_email_log(
+    databases: Databases,
+    reopen: Callable[[str], str],
+    tmp_path: Path,
+    smtp_server: tuple[SmtpRecorder, SmtpConfig],
+) -> None:
+    """Sent, failed, queued and mid-delivery emails come back as they were, byte for byte,
+    and the restored database never delivers any of them."""
+    recorder, config = smtp_server
+    transport = SmtpTransport(config, "billing@example.com")
+    reopen(databases.new_url())
+    import_document(_mail_doc())
+    settings = load_settings()
+    recorder.replies = ["550 no such user"]  # the first "Invoice Created" fails for good
+    run_rules(dt.date(2026, 4, 26), settings, only=("invoice",))
+    run_rules(dt.date(2026, 5, 3), settings, only=("notice",))
+    flush(transport)
+    run_rules(dt.date(2026, 5, 11), settings, only=("notice",))  # queued, not yet delivered
+    send_mass_mail(MassMailFilter(), "Mass Mail", SYSTEM_CLI)
+    later = utcnow() + dt.timedelta(seconds=1)
+    _lease("crashed-flusher", later, 1, settings)  # a flusher died holding one email
+    statuses = {e.status for e in Email.select()}
+    assert statuses == {"sent", "failed", "queued", "sending"}, statuses
+    delivered = len(recorder.messages)
+    first = tmp_path / "first.json"
+    first.write_text(dumps(build_export()), encoding="utf-8")
+    assert sum(len(c["emails"]) for c in json.loads(first.read_text())["clients"]) == (
+        Email.select().count()
+    )
+
+    reopen(databases.new_url())
+    import_file(first)
+    assert dumps(build_export()) == first.read_text(encoding="utf-8")
+    # History only: no flush, now or after every lease has run out, sends any of it.
+    assert flush(transport, now=lambda: later + LEASE * 2).sent == 0
+    assert len(recorder.messages) == delivered
+    assert dumps(build_export()) == first.read_text(encoding="utf-8")
+    with pytest.raises(RuleError, match="restored"):
+        resend(Email.get(Email.status == "sent").id, SYSTEM_CLI)
+
+
+def test_round_trip_includes_the_email_log_without_colliding_with_new_mail(db: str) -> None:
+    """Restored emails never hold a notice key, so the cron's own notices still go out."""
+    doc = _mail_doc()
     doc["clients"][0]["emails"] = [
         {
             "template": "Invoice Created",
-            "to": "s@example.com",
-            "subject": "x",
+            "to": "ana3@example.com",
+            "subject": "Invoice 1 created",
             "status": "sent",
-            "created_at": "2026-01-01T00:00:00Z",
+            "created_at": "2026-04-26T09:00:00Z",
         }
     ]
     import_document(doc)
-    assert build_export()["clients"][0]["emails"] == []
-    assert json.loads(dumps(build_export()))["format"] == "gobiller/1"
+    restored = Email.get()
+    assert (restored.status, restored.template, restored.unique_key) == (
+        "sent",
+        "Invoice Created",
+        None,
+    )
+    assert restored.created_at == dt.datetime(2026, 4, 26, 9, 0)
+    run_rules(dt.date(2026, 4, 26), load_settings(), only=("invoice",))
+    assert Email.select().where(Email.template == "Invoice Created").count() == 4
