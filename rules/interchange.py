@@ -24,6 +24,7 @@ import pycountry
 from peewee import Model, fn
 
 from rules.mail import SUBJECT_MAX
+from rules.tax import TaxTable, rates_from_amounts
 from rules.validation import (
     TEXT_LIMITS,
     FieldError,
@@ -147,6 +148,8 @@ INVOICE_KEYS = (
     "tax",
     "tax2",
     "total",
+    "tax_rate",
+    "tax_rate2",
     "items",
 )
 ITEM_KEYS = ("type", "description", "amount", "taxed")
@@ -290,6 +293,8 @@ def build_export() -> dict[str, Any]:
                     "tax": money(i.tax),
                     "tax2": money(i.tax2),
                     "total": money(i.total),
+                    "tax_rate": _percent_text(i.tax_rate1_e4, 4),
+                    "tax_rate2": _percent_text(i.tax_rate2_e4, 4),
                     "items": [
                         {
                             "type": it.type,
@@ -980,6 +985,9 @@ def _invoice(ck: _Checker, rec: dict[str, Any], path: str, decimals: int) -> dic
         "tax": ck.field(rec, "tax", path, money, 0),
         "tax2": ck.field(rec, "tax2", path, money, 0),
         "total": ck.field(rec, "total", path, money),
+        # None: not in the document, read back from the amounts when written.
+        "tax_rate1_e4": ck.field(rec, "tax_rate", path, _percent(4)),
+        "tax_rate2_e4": ck.field(rec, "tax_rate2", path, _percent(4)),
     }
     parts = (invoice["subtotal"], invoice["tax"], invoice["tax2"], invoice["total"])
     if all(isinstance(p, int) for p in parts) and parts[0] + parts[1] + parts[2] != parts[3]:
@@ -1185,6 +1193,8 @@ def _write_clients(plan: _Plan) -> None:
     _insert(Product, [{"name": n} for n in new_products])
     product_ids = lookup(Product, Product.name, Product.id)
 
+    taxes = TaxTable()
+    settings = load_settings()
     ids = {m: _Ids(m) for m in (Contact, Service, Invoice, Email)}
     rows: dict[type[Model], list[dict[str, Any]]] = defaultdict(list)
     billing_links: list[tuple[int, int]] = []
@@ -1228,6 +1238,16 @@ def _write_clients(plan: _Plan) -> None:
         for inv in c["invoices"]:
             iid = ids[Invoice].take()
             items = inv.pop("items")
+            if inv["tax_rate1_e4"] is None or inv["tax_rate2_e4"] is None:
+                in_force = taxes.rates_for(
+                    c["country"], c["state"], exempt=c["tax_exempt"], settings=settings
+                )
+                taxable = sum(it["amount"] for it in items if it["taxed"])
+                derived = rates_from_amounts(taxable, inv["tax"], inv["tax2"], in_force, settings)
+                if inv["tax_rate1_e4"] is None:
+                    inv["tax_rate1_e4"] = derived.level1_e4
+                if inv["tax_rate2_e4"] is None:
+                    inv["tax_rate2_e4"] = derived.level2_e4
             rows[Invoice].append(dict(inv, id=iid, client=cid))
             rows[InvoiceItem].extend(
                 dict(it, invoice=iid, sort_order=n) for n, it in enumerate(items)
