@@ -192,8 +192,11 @@ class FlushResult:
 
 
 def _eligible(now: dt.datetime) -> object:
-    return ((Email.status == EmailStatus.QUEUED) & (Email.next_attempt_at <= now)) | (
-        (Email.status == EmailStatus.SENDING) & (Email.lease_until < now)
+    """Due emails: queued and due, or leased by a flusher whose lease ran out. Never one
+    restored by import (history, whatever its status: PRODUCT.md §5)."""
+    return ~Email.imported & (
+        ((Email.status == EmailStatus.QUEUED) & (Email.next_attempt_at <= now))
+        | ((Email.status == EmailStatus.SENDING) & (Email.lease_until < now))
     )
 
 
@@ -407,11 +410,16 @@ def _retry(email: Email, owner: str, error: str, now: dt.datetime, result: Flush
 
 
 def resend(email_id: int, actor: Actor) -> Email:
-    """Queue a copy of a logged email (not of one whose secret was masked)."""
+    """Queue a copy of a logged email (not of one whose secret was masked, nor of one
+    restored by import, which has no body)."""
     require(actor, "mail.send")
     original = Email.get_or_none(Email.id == email_id)
     if original is None:
         raise RuleError(f"no email {email_id}")
+    if original.imported:
+        raise RuleError(
+            "this email was restored from an export without its body and cannot be resent"
+        )
     template = EmailTemplate.get_or_none(EmailTemplate.name == original.template)
     if template is not None and template.sensitive:
         raise RuleError(

@@ -24,6 +24,8 @@ import pycountry
 from peewee import Model, fn
 
 from rules.invoicing import fill_anchor_days
+from rules.mail import SUBJECT_MAX
+from rules.tax import TaxTable, rates_from_amounts
 from rules.validation import (
     TEXT_LIMITS,
     FieldError,
@@ -60,6 +62,7 @@ from store.models.enums import (
     ClientStatus,
     CustomFieldType,
     DomainStatus,
+    EmailStatus,
     InvoiceStatus,
     ItemType,
     ServiceStatus,
@@ -147,6 +150,8 @@ INVOICE_KEYS = (
     "tax",
     "tax2",
     "total",
+    "tax_rate",
+    "tax_rate2",
     "items",
 )
 ITEM_KEYS = ("type", "description", "amount", "taxed")
@@ -290,6 +295,8 @@ def build_export() -> dict[str, Any]:
                     "tax": money(i.tax),
                     "tax2": money(i.tax2),
                     "total": money(i.total),
+                    "tax_rate": _percent_text(i.tax_rate1_e4, 4),
+                    "tax_rate2": _percent_text(i.tax_rate2_e4, 4),
                     "items": [
                         {
                             "type": it.type,
@@ -509,6 +516,13 @@ def _time(value: Any) -> dt.datetime | None:
     if parsed.tzinfo is None:
         raise FieldError("must be an ISO 8601 UTC time (with Z)")
     return parsed.astimezone(dt.UTC).replace(tzinfo=None, microsecond=0)
+
+
+def _required_time(value: Any) -> dt.datetime:
+    result = _time(value)
+    if result is None:
+        raise FieldError("is required")
+    return result
 
 
 def _percent(places: int) -> Callable[[Any], int]:
@@ -906,8 +920,22 @@ def _check_clients(
                 numbers.add(number)
             invoices.append(invoice)
         client["invoices"] = invoices
-        # "emails" is written by export and ignored by import: only its shape is checked.
-        list(_records(ck, rec.get("emails", []), f"{path}.emails", EMAIL_KEYS, ()))
+        client["emails"] = [
+            {
+                "template": ck.field(r, "template", p, _text(100, required=True, strip=False)),
+                "to": ck.field(r, "to", p, _text(254, required=True, strip=False)),
+                "subject": ck.field(r, "subject", p, _text(SUBJECT_MAX, strip=False), ""),
+                "status": ck.field(r, "status", p, _choice(s.value for s in EmailStatus)),
+                "created_at": ck.field(r, "created_at", p, _required_time),
+            }
+            for p, r in _records(
+                ck,
+                rec.get("emails", []),
+                f"{path}.emails",
+                EMAIL_KEYS,
+                ("template", "to", "status", "created_at"),
+            )
+        ]
         plan.clients.append(client)
 
 
@@ -959,6 +987,9 @@ def _invoice(ck: _Checker, rec: dict[str, Any], path: str, decimals: int) -> dic
         "tax": ck.field(rec, "tax", path, money, 0),
         "tax2": ck.field(rec, "tax2", path, money, 0),
         "total": ck.field(rec, "total", path, money),
+        # None: not in the document, read back from the amounts when written.
+        "tax_rate1_e4": ck.field(rec, "tax_rate", path, _percent(4)),
+        "tax_rate2_e4": ck.field(rec, "tax_rate2", path, _percent(4)),
     }
     parts = (invoice["subtotal"], invoice["tax"], invoice["tax2"], invoice["total"])
     if all(isinstance(p, int) for p in parts) and parts[0] + parts[1] + parts[2] != parts[3]:
@@ -1167,7 +1198,9 @@ def _write_clients(plan: _Plan) -> None:
     _insert(Product, [{"name": n} for n in new_products])
     product_ids = lookup(Product, Product.name, Product.id)
 
-    ids = {m: _Ids(m) for m in (Contact, Service, Invoice)}
+    taxes = TaxTable()
+    settings = load_settings()
+    ids = {m: _Ids(m) for m in (Contact, Service, Invoice, Email)}
     rows: dict[type[Model], list[dict[str, Any]]] = defaultdict(list)
     billing_links: list[tuple[int, int]] = []
     for c in plan.clients:
@@ -1210,10 +1243,21 @@ def _write_clients(plan: _Plan) -> None:
         for inv in c["invoices"]:
             iid = ids[Invoice].take()
             items = inv.pop("items")
+            if inv["tax_rate1_e4"] is None or inv["tax_rate2_e4"] is None:
+                in_force = taxes.rates_for(
+                    c["country"], c["state"], exempt=c["tax_exempt"], settings=settings
+                )
+                taxable = sum(it["amount"] for it in items if it["taxed"])
+                derived = rates_from_amounts(taxable, inv["tax"], inv["tax2"], in_force, settings)
+                if inv["tax_rate1_e4"] is None:
+                    inv["tax_rate1_e4"] = derived.level1_e4
+                if inv["tax_rate2_e4"] is None:
+                    inv["tax_rate2_e4"] = derived.level2_e4
             rows[Invoice].append(dict(inv, id=iid, client=cid))
             rows[InvoiceItem].extend(
                 dict(it, invoice=iid, sort_order=n) for n, it in enumerate(items)
             )
+        rows[Email].extend(_restored_email(e, ids[Email].take(), cid) for e in c["emails"])
     for model in (
         Client,
         Contact,
@@ -1224,7 +1268,33 @@ def _write_clients(plan: _Plan) -> None:
         Domain,
         Invoice,
         InvoiceItem,
+        Email,
     ):
         _insert(model, rows[model])
     bulk_update_column(Client, "billing_contact_id", billing_links)
-    reset_sequences((Client, Contact, Service, Invoice))
+    reset_sequences((Client, Contact, Service, Invoice, Email))
+
+
+#: Shown in the email log for a restored email that was still on its way when exported.
+NOT_DELIVERED_HERE = "restored by import as history: never delivered by this database"
+
+
+def _restored_email(email: dict[str, Any], email_id: int, client_id: int) -> dict[str, Any]:
+    """An email log row as history (PRODUCT.md §5): kept with its status, never delivered.
+
+    The document has no body, and no ``unique_key``: the keys of notices name invoice
+    ids, which a restore renumbers, so a copied key could stop another invoice's notice.
+    A ``queued`` or ``sending`` row keeps its status (the round trip gives the same
+    bytes) and says in ``last_error`` why it stays so; ``imported`` keeps delivery and
+    resending away from every restored row.
+    """
+    on_its_way = email["status"] in (EmailStatus.QUEUED, EmailStatus.SENDING)
+    return dict(
+        email,
+        id=email_id,
+        client=client_id,
+        body_text="",
+        imported=True,
+        next_attempt_at=email["created_at"],
+        last_error=NOT_DELIVERED_HERE if on_its_way else "",
+    )

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 from store.bulk import bulk_update_column
@@ -55,6 +55,95 @@ class TaxTable:
         if exempt or not settings.tax_enabled:
             return TaxRates()
         return TaxRates(self._rate(1, country, state), self._rate(2, country, state))
+
+
+#: Rate steps tried when reading a rate back from amounts, in ten-thousandths of a
+#: percent: a whole percent first, then 0.1, 0.01, 0.001 and the rules' own 0.0001.
+_RATE_STEPS = (10_000, 1_000, 100, 10, 1)
+
+
+def rates_from_amounts(
+    taxable: int, tax: int, tax2: int, in_force: TaxRates, settings: Settings
+) -> TaxRates:
+    """The rates an invoice was issued with, read back from its stored amounts.
+
+    For invoices that arrive without their rates (an interchange document without
+    ``tax_rate``/``tax_rate2``, PRODUCT.md §5, e.g. one written by another system).
+    ``taxable`` is the sum of the invoice's taxed items and ``tax``/``tax2`` its stored
+    level-1 and level-2 tax, all in minor units as stored (so ``taxable`` includes the
+    tax when ``settings.tax_inclusive``); ``in_force`` are the rates the client's rules
+    give today (``TaxTable.rates_for``). Returns rates in ten-thousandths of a percent.
+
+    Each level gets a rate with which ``compute`` gives back its stored amount (the base
+    is the level-1 amount added for a compound level 2, and the price less its tax when
+    inclusive): the rate in force when it does, as it most likely is the rate used;
+    otherwise the one with the fewest decimals that does (20 rather than 20.012 for 6.67
+    on 33.33), nearest the exact ratio. Where the amounts say nothing (no taxed items, or
+    a tax of the opposite sign to its base) the rate in force is kept. A level with taxed
+    items and no tax gets 0: the invoice was issued untaxed (tax-exempt client, tax off).
+    Never raises.
+    """
+
+    def read(base: Decimal) -> TaxRates:
+        level2_base = base + tax if settings.tax_compound else base
+        return TaxRates(
+            _rate_for(base, tax, in_force.level1_e4),
+            _rate_for(level2_base, tax2, in_force.level2_e4),
+        )
+
+    if not settings.tax_inclusive:
+        return read(Decimal(taxable))
+    # Inclusive: ``compute`` takes the tax out of the price with the rates themselves, so
+    # start from the price less its rounded tax and settle on rates that explain their base.
+    rates = read(Decimal(taxable - tax - tax2))
+    for _ in range(3):
+        again = read(Decimal(taxable) / _inclusive_factor(rates, settings))
+        if again == rates:
+            break
+        rates = again
+
+    def fits(r: TaxRates) -> bool:
+        lines = compute([(taxable, True)], r, settings)
+        return (lines.tax, lines.tax2) == (tax, tax2)
+
+    if fits(rates):
+        return rates
+    # Rounding the tax out of the price can leave the last digit one or two off.
+    steps = sorted(((d1, d2) for d1 in range(-2, 3) for d2 in range(-2, 3)), key=_distance)
+    near = (TaxRates(rates.level1_e4 + d1, rates.level2_e4 + d2) for d1, d2 in steps)
+    return next((r for r in near if r.level1_e4 >= 0 <= r.level2_e4 and fits(r)), rates)
+
+
+def _distance(step: tuple[int, int]) -> int:
+    return abs(step[0]) + abs(step[1])
+
+
+def _inclusive_factor(rates: TaxRates, settings: Settings) -> Decimal:
+    """What a price including tax is divided by to find its base (as in ``compute``)."""
+    r1 = Decimal(rates.level1_e4) / E4 / 100
+    r2 = Decimal(rates.level2_e4) / E4 / 100
+    return (1 + r1) * (1 + r2) if settings.tax_compound else 1 + r1 + r2
+
+
+def _rate_for(base: Decimal, amount: int, in_force_e4: int) -> int:
+    """A rate (ten-thousandths of a percent) that turns ``base`` into ``amount`` (see above)."""
+    if base == 0 or (amount and (amount < 0) != (base < 0)):
+        return in_force_e4
+    base_, amount_ = abs(base), Decimal(abs(amount))
+    # round_half_up(base * rate) == amount exactly for rates in [low, high), in e4 units.
+    scale = 100 * E4
+    low = max(Decimal(0), (amount_ - Decimal("0.5")) / base_ * scale)
+    high = (amount_ + Decimal("0.5")) / base_ * scale
+    if low <= in_force_e4 < high:
+        return in_force_e4
+    exact = amount_ / base_ * scale
+    for step in _RATE_STEPS:
+        first = (low / step).to_integral_value(ROUND_CEILING) * step
+        last = (high / step).to_integral_value(ROUND_CEILING) * step - step
+        if first <= last:
+            nearest = round_half_up(exact / step, 0) * step
+            return int(min(max(nearest, first), last))
+    return int(round_half_up(exact, 0))
 
 
 def compute(items: list[tuple[int, bool]], rates: TaxRates, settings: Settings) -> TaxLines:

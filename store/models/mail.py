@@ -37,6 +37,9 @@ class Email(BaseModel):
     #: Set for notices that must never be queued twice (e.g. rule+invoice+stage).
     unique_key = CharField(max_length=200, null=True, unique=True)
     marketing = BooleanField(default=False)
+    #: Restored from an interchange document as history (PRODUCT.md §5): never
+    #: delivered by this database, whatever its status says.
+    imported = BooleanField(default=False)
     message_id = CharField(max_length=255, default="")
     attempts = IntegerField(default=0)
     next_attempt_at = DateTimeField(default=utcnow)

@@ -9,11 +9,24 @@ from typing import Any
 
 import pytest
 
+from rules.audit import SYSTEM_CLI
+from rules.cron import run_rules
+from rules.delivery import LEASE, SmtpTransport, _lease, flush, resend
 from rules.demo import generate_demo
-from rules.interchange import ImportError_, build_export, dumps, import_document, import_file
-from store.models import Client, Currency, Invoice, Setting
+from rules.errors import RuleError
+from rules.interchange import (
+    ImportError_,
+    build_export,
+    dumps,
+    import_document,
+    import_file,
+    load_document,
+)
+from rules.massmail import MassMailFilter, send_mass_mail
+from store.config import SmtpConfig
+from store.models import Client, Currency, Email, Invoice, Setting, TaxRule, utcnow
 from store.settings import load_settings
-from tests.conftest import Databases
+from tests.conftest import Databases, SmtpRecorder
 
 DAY = dt.date(2026, 11, 25)
 
@@ -241,6 +254,14 @@ def _mutate(change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     return doc
 
 
+EMAIL = {
+    "template": "Invoice Created",
+    "to": "s@example.com",
+    "subject": "Invoice 1001",
+    "status": "sent",
+    "created_at": "2026-11-01T09:00:00Z",
+}
+
 CASES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("unknown top key", lambda d: d.update(extra=1), "extra: unknown key"),
     (
@@ -365,6 +386,36 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         "clients[0].invoices[0].due_date: must be a date YYYY-MM-DD",
     ),
     ("missing", lambda d: d["clients"][0].pop("email"), "clients[0].email: is required"),
+    (
+        "tax rate",
+        lambda d: d["clients"][0]["invoices"][0].update(tax_rate="ten"),
+        "clients[0].invoices[0].tax_rate: 'ten' is not a decimal amount",
+    ),
+    (
+        "tax rate range",
+        lambda d: d["clients"][0]["invoices"][0].update(tax_rate2="100.5"),
+        "clients[0].invoices[0].tax_rate2: must be at most 100",
+    ),
+    (
+        "email status",
+        lambda d: d["clients"][0].update(emails=[dict(EMAIL, status="delivered")]),
+        "clients[0].emails[0].status: must be one of",
+    ),
+    (
+        "email time",
+        lambda d: d["clients"][0].update(emails=[dict(EMAIL, created_at="2026-01-01")]),
+        "clients[0].emails[0].created_at: must be an ISO 8601 UTC time",
+    ),
+    (
+        "email key",
+        lambda d: d["clients"][0].update(emails=[dict(EMAIL, body="hello")]),
+        "clients[0].emails[0].body: unknown key",
+    ),
+    (
+        "email missing",
+        lambda d: d["clients"][0].update(emails=[{"template": "Mass Mail"}]),
+        "clients[0].emails[0].to: is required",
+    ),
     ("format", lambda d: d.update(format="other/2"), 'format: must be "gobiller/1"'),
 ]
 
@@ -423,17 +474,246 @@ def test_not_utf8(db: str, tmp_path: Path) -> None:
         import_file(path)
 
 
-def test_emails_are_exported_and_ignored_on_import(db: str) -> None:
-    doc = _minimal()
+# ------------------------------------------------------------------ invoice tax rates
+
+
+def _taxed_doc(
+    invoices: list[dict[str, Any]] | None = None,
+    services: list[dict[str, Any]] | None = None,
+    tax_rules: list[dict[str, Any]] | None = None,
+    state: str = "",
+    settings: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One US client and a 10% level-1 rule for every country (case 05-latefee-imported-tax)."""
+    return {
+        "format": "gobiller/1",
+        "settings": {"late_fee_type": "percentage", "late_fee_amount": "10.00", **(settings or {})},
+        "currencies": [{"code": "USD", "prefix": "$", "decimals": 2, "rate": "1", "default": True}],
+        "tax_rules": tax_rules
+        if tax_rules is not None
+        else [{"level": 1, "name": "Sales tax", "country": "", "state": "", "rate": "10.00"}],
+        "clients": [
+            {
+                "id": 6,
+                "first_name": "Rania",
+                "last_name": "Okafor",
+                "email": "rania@example.net",
+                "country": "US",
+                "state": state,
+                "currency": "USD",
+                "services": services or [],
+                "invoices": invoices or [],
+            }
+        ],
+    }
+
+
+def _imported_invoice(**extra: Any) -> dict[str, Any]:
+    invoice: dict[str, Any] = {
+        "number": "MIG-1001",
+        "date": "2026-05-01",
+        "due_date": "2026-05-10",
+        "status": "Unpaid",
+        "payment_method": "banktransfer",
+        "subtotal": "100.00",
+        "tax": "10.00",
+        "tax2": "0.00",
+        "total": "110.00",
+        "items": [
+            {"type": "Hosting", "description": "Web Hosting", "amount": "100.00", "taxed": True}
+        ],
+    }
+    invoice.update(extra)
+    return invoice
+
+
+def _late_fee_day() -> None:
+    """The late-fee rule on the day it falls due for the invoices above (due 05-10 + 5)."""
+    summary = run_rules(dt.date(2026, 5, 15), load_settings(), only=("late_fee",))
+    assert summary.rules["late_fee"].acted == 1
+
+
+def _totals(number: str = "MIG-1001") -> tuple[int, int, int, int]:
+    i = Invoice.get(Invoice.number == number)
+    return i.subtotal, i.tax, i.tax2, i.total
+
+
+def test_invoice_tax_rates_travel_with_the_invoice_when_absent_from_the_stored_amounts(
+    db: str,
+) -> None:
+    """Case 05: an imported taxed invoice without rates keeps its tax when a fee is added."""
+    import_document(_taxed_doc([_imported_invoice()]))
+    invoice = Invoice.get(Invoice.number == "MIG-1001")
+    assert (invoice.tax_rate1_e4, invoice.tax_rate2_e4) == (100_000, 0)
+    exported = build_export()["clients"][0]["invoices"][0]
+    assert (exported["tax_rate"], exported["tax_rate2"]) == ("10.00", "0.00")
+    _late_fee_day()
+    assert _totals() == (11_000, 1_100, 0, 12_100)
+
+
+def test_invoice_tax_rates_travel_with_the_invoice_amounts_win_over_the_rules(db: str) -> None:
+    """Issued at 7.25% while the rules now say 10%: the invoice keeps 7.25%."""
+    invoice = _imported_invoice(tax="7.25", total="107.25")
+    import_document(_taxed_doc([invoice]))
+    assert Invoice.get().tax_rate1_e4 == 72_500
+    _late_fee_day()
+    # Fee 10.00 on the subtotal before tax, taxed at the invoice's 7.25%: 110.00 * 7.25% = 7.975.
+    assert _totals() == (11_000, 798, 0, 11_798)
+
+
+def test_invoice_tax_rates_travel_with_the_invoice_given_explicitly(db: str) -> None:
+    invoice = _imported_invoice(tax="0.00", total="100.00", tax_rate="7.25", tax_rate2="1.5")
+    import_document(_taxed_doc([invoice]))
+    stored = Invoice.get()
+    assert (stored.tax_rate1_e4, stored.tax_rate2_e4) == (72_500, 15_000)
+    exported = build_export()["clients"][0]["invoices"][0]
+    assert (exported["tax_rate"], exported["tax_rate2"]) == ("7.25", "1.50")
+
+
+def test_invoice_tax_rates_travel_with_the_invoice_from_the_rules_when_nothing_was_taxed(
+    db: str,
+) -> None:
+    """No taxed item: the amounts say nothing, so the client's rules in force (by state) apply."""
+    rules = [
+        {"level": 1, "name": "Sales tax", "country": "", "state": "", "rate": "10.00"},
+        {"level": 1, "name": "CA sales tax", "country": "US", "state": "CA", "rate": "7.25"},
+        {"level": 2, "name": "City tax", "country": "US", "state": "CA", "rate": "1.00"},
+    ]
+    untaxed = _imported_invoice(
+        tax="0.00",
+        total="100.00",
+        items=[{"type": "Item", "description": "Setup", "amount": "100.00", "taxed": False}],
+    )
+    import_document(_taxed_doc([untaxed], tax_rules=rules, state="CA"))
+    stored = Invoice.get()
+    assert (stored.tax_rate1_e4, stored.tax_rate2_e4) == (72_500, 10_000)
+    _late_fee_day()
+    # Only the taxed fee (10.00) is taxed: 0.725 -> 0.73 and 0.10.
+    assert _totals() == (11_000, 73, 10, 11_083)
+
+
+def test_invoice_tax_rates_travel_with_the_invoice_through_export_and_import(
+    databases: Databases, reopen: Callable[[str], str], tmp_path: Path
+) -> None:
+    """Case 05 part 2: a GoBiller invoice, exported and restored, keeps the rates it was issued
+    with, even after the rules changed; the late fee is then taxed alike in both databases."""
+    service = {
+        "product": "Hosting",
+        "status": "Active",
+        "billing_cycle": "Monthly",
+        "amount": "100.00",
+        "next_due_date": "2026-05-10",
+        "payment_method": "banktransfer",
+    }
+    reopen(databases.new_url())
+    import_document(_taxed_doc(services=[service]))
+    run_rules(dt.date(2026, 4, 26), load_settings(), only=("invoice",))
+    number = Invoice.get().number
+    TaxRule.update(rate_e4=200_000).execute()  # the rule changes after the invoice was issued
+    exported = dumps(build_export())
+    assert json.loads(exported)["clients"][0]["invoices"][0]["tax_rate"] == "10.00"
+    _late_fee_day()
+    original = _totals(number)
+    reopen(databases.new_url())
+    import_document(load_document(exported))
+    assert (Invoice.get().tax_rate1_e4, Invoice.get().tax_rate2_e4) == (100_000, 0)
+    assert dumps(build_export()) == exported
+    _late_fee_day()
+    assert _totals(number) == original == (11_000, 1_100, 0, 12_100)
+
+
+# ------------------------------------------------------------------ the email log
+
+
+def _mail_doc() -> dict[str, Any]:
+    services = [
+        {
+            "product": "Hosting",
+            "status": "Active",
+            "billing_cycle": "Monthly",
+            "amount": "25.00",
+            "next_due_date": "2026-05-10",
+            "payment_method": "banktransfer",
+        }
+    ]
+    return {
+        "format": "gobiller/1",
+        "currencies": [{"code": "USD", "prefix": "$", "decimals": 2, "rate": "1", "default": True}],
+        "clients": [
+            {
+                "id": n,
+                "first_name": f"Ana{n}",
+                "last_name": "Núñez",
+                "email": f"ana{n}@example.com",
+                "currency": "USD",
+                "created_at": "2025-01-01T00:00:00Z",
+                "services": services,
+            }
+            for n in (3, 4, 5)
+        ],
+    }
+
+
+def test_round_trip_includes_the_email_log(
+    databases: Databases,
+    reopen: Callable[[str], str],
+    tmp_path: Path,
+    smtp_server: tuple[SmtpRecorder, SmtpConfig],
+) -> None:
+    """Sent, failed, queued and mid-delivery emails come back as they were, byte for byte,
+    and the restored database never delivers any of them."""
+    recorder, config = smtp_server
+    transport = SmtpTransport(config, "billing@example.com")
+    reopen(databases.new_url())
+    import_document(_mail_doc())
+    settings = load_settings()
+    recorder.replies = ["550 no such user"]  # the first "Invoice Created" fails for good
+    run_rules(dt.date(2026, 4, 26), settings, only=("invoice",))
+    run_rules(dt.date(2026, 5, 3), settings, only=("notice",))
+    flush(transport)
+    run_rules(dt.date(2026, 5, 11), settings, only=("notice",))  # queued, not yet delivered
+    send_mass_mail(MassMailFilter(), "Mass Mail", SYSTEM_CLI)
+    later = utcnow() + dt.timedelta(seconds=1)
+    _lease("crashed-flusher", later, 1, settings)  # a flusher died holding one email
+    statuses = {e.status for e in Email.select()}
+    assert statuses == {"sent", "failed", "queued", "sending"}, statuses
+    delivered = len(recorder.messages)
+    first = tmp_path / "first.json"
+    first.write_text(dumps(build_export()), encoding="utf-8")
+    assert sum(len(c["emails"]) for c in json.loads(first.read_text())["clients"]) == (
+        Email.select().count()
+    )
+
+    reopen(databases.new_url())
+    import_file(first)
+    assert dumps(build_export()) == first.read_text(encoding="utf-8")
+    # History only: no flush, now or after every lease has run out, sends any of it.
+    assert flush(transport, now=lambda: later + LEASE * 2).sent == 0
+    assert len(recorder.messages) == delivered
+    assert dumps(build_export()) == first.read_text(encoding="utf-8")
+    with pytest.raises(RuleError, match="restored"):
+        resend(Email.get(Email.status == "sent").id, SYSTEM_CLI)
+
+
+def test_round_trip_includes_the_email_log_without_colliding_with_new_mail(db: str) -> None:
+    """Restored emails never hold a notice key, so the cron's own notices still go out."""
+    doc = _mail_doc()
     doc["clients"][0]["emails"] = [
         {
             "template": "Invoice Created",
-            "to": "s@example.com",
-            "subject": "x",
+            "to": "ana3@example.com",
+            "subject": "Invoice 1 created",
             "status": "sent",
-            "created_at": "2026-01-01T00:00:00Z",
+            "created_at": "2026-04-26T09:00:00Z",
         }
     ]
     import_document(doc)
-    assert build_export()["clients"][0]["emails"] == []
-    assert json.loads(dumps(build_export()))["format"] == "gobiller/1"
+    restored = Email.get()
+    assert (restored.status, restored.template, restored.unique_key) == (
+        "sent",
+        "Invoice Created",
+        None,
+    )
+    assert restored.created_at == dt.datetime(2026, 4, 26, 9, 0)
+    run_rules(dt.date(2026, 4, 26), load_settings(), only=("invoice",))
+    assert Email.select().where(Email.template == "Invoice Created").count() == 4
