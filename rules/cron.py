@@ -154,6 +154,8 @@ class DailyHealth:
     ok: bool
     message: str
     last_daily: CronRun | None
+    #: Whether any run (daily or early) finished within the window.
+    finished_recently: bool = True
 
 
 def daily_health(
@@ -193,4 +195,5 @@ def daily_health(
         False,
         f"the daily rules have not run for more than {hours} hours ({when}): {why}",
         last_daily,
+        finished_recently=bool(early),
     )

@@ -635,6 +635,7 @@ def cron_status(obj: Context, as_json: bool) -> None:
         click.echo(
             json.dumps(
                 {
+                    "finished_in_last_24h": health.finished_recently,
                     "daily_rules_ran_in_last_24h": health.ok,
                     "message": health.message,
                     "runs": [
