@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rules.audit import Actor, record
+from rules.currencies import rescale_client_amounts
 from rules.errors import RuleError, ValidationError
 from rules.permissions import require
 from rules.validation import (
@@ -348,6 +349,10 @@ def update_client(
                 old_value=_text(getattr(current, name)),
                 new_value=_text(new),
             )
+        if "currency_id" in diffs:  # the numbers stay: "only changes the symbol"
+            old_currency = Currency.get_by_id(current.currency_id)
+            new_currency = Currency.get_by_id(diffs["currency_id"])
+            rescale_client_amounts(client_id, old_currency.decimals, new_currency.decimals)
         cascaded = 0
         if "payment_method" in diffs:
             cascaded = _cascade_payment_method(

@@ -15,7 +15,7 @@ import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,8 @@ from typing import Any
 import pycountry
 from peewee import Model, fn
 
+from rules.currencies import check_decimals_change
+from rules.errors import ValidationError
 from rules.invoicing import fill_anchor_days
 from rules.mail import SUBJECT_MAX
 from rules.tax import TaxTable, rates_from_amounts
@@ -542,16 +544,24 @@ def _percent(places: int) -> Callable[[Any], int]:
     return check
 
 
+#: Exchange rates against the default currency: plain positive decimals within these
+#: bounds (the widest real spread is about 1e-5 .. 1e6 against any major currency).
+RATE_MIN = Decimal("0.000001")
+RATE_MAX = Decimal("1000000000")
+_RATE_TEXT = re.compile(r"\d{1,10}(\.\d{1,10})?")
+
+
 def _rate(value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+    """A currency's exchange rate: a plain decimal string ("150", "0.376") between
+    ``RATE_MIN`` and ``RATE_MAX``; no sign, exponent, spaces or more than 10 places."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
         raise FieldError('must be a decimal string such as "1.00"')
-    try:
-        number = Decimal(str(value))
-    except InvalidOperation as exc:
-        raise FieldError('must be a decimal string such as "1.00"') from exc
-    if not number.is_finite() or number <= 0 or len(str(value)) > 32:
-        raise FieldError("must be a positive decimal")
-    return str(value)
+    text = str(value)
+    if not _RATE_TEXT.fullmatch(text):
+        raise FieldError('must be a plain decimal such as "1.00" or "0.376"')
+    if not RATE_MIN <= Decimal(text) <= RATE_MAX:
+        raise FieldError(f"must be between {RATE_MIN} and {RATE_MAX}")
+    return text
 
 
 def _currency_code(value: Any) -> str:
@@ -1147,6 +1157,16 @@ def import_file(path: Path) -> int:
 
 
 def write_reference(plan: _Plan) -> None:
+    """Write the reference sections. Raises ``ImportError_`` (in the caller's
+    transaction, so nothing is kept) for a currency whose decimals would change under
+    stored amounts (``rules.currencies.check_decimals_change``)."""
+    for n, c in enumerate(plan.currencies):
+        try:
+            check_decimals_change(c["code"], c["decimals"])
+        except ValidationError as exc:
+            raise ImportError_(
+                [f"currencies[{n}].{k}: {v}" for k, v in exc.errors.items()]
+            ) from exc
     if any(c["is_default"] for c in plan.currencies):
         Currency.update(is_default=False).execute()
     for c in plan.currencies:

@@ -69,6 +69,13 @@ def records(kind: str) -> list[dict[str, Any]]:
     return build_reference()[KINDS[kind].section]
 
 
+def _refusal(exc: ImportError_) -> ValidationError:
+    """The importer's path-named errors as the screen's per-field ones."""
+    return ValidationError(
+        {e.split(": ", 1)[0].rsplit(".", 1)[-1]: e.split(": ", 1)[-1] for e in exc.errors}
+    )
+
+
 def save(kind: str, values: dict[str, Any], actor: Actor) -> None:
     """Create or update one record (matched by its natural key) after full validation."""
     require(actor, "settings")
@@ -76,9 +83,7 @@ def save(kind: str, values: dict[str, Any], actor: Actor) -> None:
     try:
         plan = check_document({"format": "gobiller/1", spec.section: [values]})
     except ImportError_ as exc:
-        raise ValidationError(
-            {e.split(": ", 1)[0].rsplit(".", 1)[-1]: e.split(": ", 1)[-1] for e in exc.errors}
-        ) from exc
+        raise _refusal(exc) from exc
     from rules.interchange import write_reference
 
     order = None
@@ -91,7 +96,10 @@ def save(kind: str, values: dict[str, Any], actor: Actor) -> None:
         )
         order = existing.sort_order if existing else (top.sort_order + 1 if top else 0)
     with writer():
-        write_reference(plan)
+        try:
+            write_reference(plan)
+        except ImportError_ as exc:  # e.g. decimals changed under stored amounts
+            raise _refusal(exc) from exc
         if model_is_fields:  # keep a field's place; a new one goes last
             CustomField.update(sort_order=order).where(
                 CustomField.name == values.get("name")

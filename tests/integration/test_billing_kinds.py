@@ -578,3 +578,74 @@ def test_invoice_numbers_only_go_up_with_an_import_during_a_cron(
     first_new = min(i for i, _ in generated)
     before = [int(n) for i, n in rows if i < first_new]
     assert all(value > max(before, default=0) for _, value in generated) or not before
+
+
+# ------------------------------- stored amounts keep their value when the currency's shape changes
+
+
+def test_stored_amounts_keep_their_value_when_the_currency_s_shape_changes(db: str) -> None:
+    """A client moved from JPY to USD keeps 5,000 (as 5,000.00); moving back keeps it;
+    an amount JPY cannot hold refuses the move and changes nothing; a currency's
+    decimals cannot change under stored amounts, by the screen or by an import."""
+    from rules.audit import SYSTEM_CLI
+    from rules.clients import update_client
+    from rules.errors import ValidationError
+    from rules.interchange import ImportError_, import_document
+    from rules.reference import save
+
+    usd = Currency.get_or_create(code="USD", defaults={"is_default": True})[0]
+    jpy = Currency.create(code="JPY", decimals=0, rate="150")
+    owner = _in(client(), jpy)
+    hosting = service(owner, dt.date(2026, 7, 1), amount=5_000)
+    bill = invoice(owner, dt.date(2026, 7, 1), subtotal=5_000)
+    Transaction.create(client=owner, invoice=bill, gateway="banktransfer", amount_in=1_000)
+
+    update_client(owner.id, Client.get_by_id(owner.id).version, {"currency_id": usd.id}, SYSTEM_CLI)
+    assert Service.get_by_id(hosting.id).amount == 500_000  # 5,000.00
+    assert Invoice.get_by_id(bill.id).total == 500_000
+    assert InvoiceItem.get(InvoiceItem.invoice == bill.id).amount == 500_000
+    assert Transaction.get(Transaction.invoice == bill.id).amount_in == 100_000
+
+    update_client(owner.id, Client.get_by_id(owner.id).version, {"currency_id": jpy.id}, SYSTEM_CLI)
+    assert Service.get_by_id(hosting.id).amount == 5_000
+
+    cents = _in(client(), usd)
+    odd = service(cents, dt.date(2026, 7, 1), amount=25_050)  # 250.50
+    with pytest.raises(ValidationError) as refused:
+        update_client(
+            cents.id, Client.get_by_id(cents.id).version, {"currency_id": jpy.id}, SYSTEM_CLI
+        )
+    assert "currency_id" in refused.value.errors
+    assert Client.get_by_id(cents.id).currency_id == usd.id
+    assert Service.get_by_id(odd.id).amount == 25_050
+
+    row = {"code": "USD", "prefix": "$", "suffix": "", "decimals": 0, "rate": "1", "default": True}
+    with pytest.raises(ValidationError) as refused:
+        save("currencies", row, SYSTEM_CLI)
+    assert "decimals" in refused.value.errors
+    with pytest.raises(ImportError_):
+        import_document({"format": "gobiller/1", "currencies": [row]})
+    assert Currency.get(Currency.code == "USD").decimals == 2
+    save("currencies", {**row, "decimals": 3, "code": "EUR", "default": False}, SYSTEM_CLI)
+
+
+@pytest.mark.parametrize(
+    "rate",
+    ["1E-30", " 1.5", "1.5 ", "-2", "0", "NaN", "Infinity", "1e3", "0.0000001", "99999999999"],
+)
+def test_an_exchange_rate_is_a_sane_positive_decimal(db: str, rate: str) -> None:
+    from rules.audit import SYSTEM_CLI
+    from rules.errors import ValidationError
+    from rules.reference import save
+
+    row = {
+        "code": "EUR",
+        "prefix": "€",
+        "suffix": "",
+        "decimals": 2,
+        "rate": rate,
+        "default": False,
+    }
+    with pytest.raises(ValidationError):
+        save("currencies", row, SYSTEM_CLI)
+    assert not Currency.select().where(Currency.code == "EUR").exists()
