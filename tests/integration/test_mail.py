@@ -47,7 +47,9 @@ TEMPLATE_NAMES = [
 
 
 def _client(n: int = 1, **extra: object) -> Client:
-    currency = Currency.get_or_create(code="USD", defaults={"is_default": True})[0]
+    currency = Currency.get_or_create(
+        code="USD", defaults={"is_default": True, "prefix": "$", "suffix": " USD"}
+    )[0]
     return Client.create(
         first_name=f"Ana{n}",
         last_name="Núñez",
@@ -137,7 +139,7 @@ def test_template_saved_and_rendered_with_money(db: str) -> None:
         queue("Invoice Created", [Notice(client.id, invoice.id)])
     email = Email.get()
     assert email.subject == "Invoice 1001"
-    assert email.body_text == "Total $12.00 for Ana1 Núñez"
+    assert email.body_text == "Total $12.00 USD for Ana1 Núñez"
 
 
 def test_queue_belongs_to_the_callers_transaction(db: str) -> None:
@@ -204,7 +206,7 @@ def test_smtp_delivery_with_headers(
     assert message["Message-ID"] == email.message_id
     assert email.message_id.endswith("@demo.example>")
     body = message.get_content()
-    assert "Total: $12.00" in body and "VPS 2GB" in body and "Dear Ana1" in body
+    assert "Total: $12.00 USD" in body and "VPS 2GB" in body and "Dear Ana1" in body
     assert recorder.messages[0].mail_from == "billing@demo.example"
     assert (email.status, email.attempts, email.sent_at) == ("sent", 1, clock.now)
 
