@@ -24,14 +24,17 @@ from email.utils import format_datetime, formataddr
 from pathlib import Path
 from typing import Any, Protocol
 
+from peewee import SQL, Select, fn
+
 from rules.audit import Actor, record
 from rules.errors import RuleError
 from rules.mail import MASK
 from rules.permissions import require
 from store.config import SmtpConfig
-from store.db import is_postgres, writer
+from store.db import database, is_postgres, writer
 from store.models import Email, EmailTemplate, utcnow
 from store.models.enums import EmailStatus
+from store.models.mail import DUE_ROWS, MARKETING
 from store.settings import Settings, load_settings
 
 LEASE = dt.timedelta(minutes=5)
@@ -191,27 +194,36 @@ class FlushResult:
     errors: list[str] = field(default_factory=list)
 
 
-def _eligible(now: dt.datetime) -> object:
-    return ((Email.status == EmailStatus.QUEUED) & (Email.next_attempt_at <= now)) | (
-        (Email.status == EmailStatus.SENDING) & (Email.lease_until < now)
+def _due(now: dt.datetime, marketing: bool) -> Any:
+    """Queued emails whose time has come, and sending ones whose lease ran out: a range of
+    the partial index ``email_due`` (never the sent history)."""
+    return SQL(DUE_ROWS) & (Email.marketing == marketing) & (Email.next_attempt_at <= now)
+
+
+def _marketing_in_window(now: dt.datetime, window_start: dt.datetime) -> Any:
+    """Marketing emails sent in the rate window or being sent under a live lease; one query
+    over the last window of ``email_marketing_sent`` and the leased rows of ``email_due``."""
+    recent = Email.select(fn.COUNT(SQL("*"))).where(SQL(MARKETING) & (Email.sent_at > window_start))
+    in_flight = Email.select(fn.COUNT(SQL("*"))).where(
+        SQL(DUE_ROWS)
+        & (Email.marketing == True)  # noqa: E712  (SQL, not Python truth)
+        & (Email.next_attempt_at > now)
+        & (Email.status == EmailStatus.SENDING)
     )
+    # fn.COALESCE makes each a scalar subquery (``+`` of two queries is a UNION in peewee).
+    return Select(columns=[fn.COALESCE(recent, 0) + fn.COALESCE(in_flight, 0)]).bind(database)
 
 
 def _lease(owner: str, now: dt.datetime, batch: int, settings: Settings) -> list[Email]:
-    """Claim up to ``batch`` due emails for ``owner`` (marketing within the rate limit)."""
+    """Claim up to ``batch`` due emails for ``owner`` (marketing within the rate limit).
+
+    Reads only due rows: the count and the choice are ranges of partial indexes
+    (``email_due``, ``email_marketing_sent``), so a lease costs the same after a million
+    sent emails as after none. A leased email is due again when its lease runs out.
+    """
     window_start = now - dt.timedelta(seconds=settings.mail_rate_window_seconds)
     with writer():
-        used = (
-            Email.select()
-            .where(
-                Email.marketing
-                & (
-                    ((Email.status == EmailStatus.SENT) & (Email.sent_at > window_start))
-                    | ((Email.status == EmailStatus.SENDING) & (Email.lease_until >= now))
-                )
-            )
-            .count()
-        )
+        used = int(_marketing_in_window(now, window_start).scalar() or 0)
         allowance = max(0, settings.mail_rate_limit - used)
         ids: list[int] = []
         for marketing, limit in ((False, batch), (True, min(batch, allowance))):
@@ -219,8 +231,8 @@ def _lease(owner: str, now: dt.datetime, batch: int, settings: Settings) -> list
                 continue
             query = (
                 Email.select(Email.id)
-                .where(_eligible(now) & (Email.marketing == marketing))
-                .order_by(Email.id)
+                .where(_due(now, marketing))
+                .order_by(Email.next_attempt_at, Email.id)
                 .limit(limit)
             )
             if is_postgres():
@@ -228,14 +240,17 @@ def _lease(owner: str, now: dt.datetime, batch: int, settings: Settings) -> list
             ids.extend(e.id for e in query)
         if not ids:
             return []
-        Email.update(status=EmailStatus.SENDING, lease_owner=owner, lease_until=now + LEASE).where(
-            Email.id.in_(ids) & _eligible(now)
-        ).execute()
-    return list(
-        Email.select()
-        .where(Email.id.in_(ids) & (Email.lease_owner == owner) & (Email.status == "sending"))
-        .order_by(Email.id)
-    )
+        # The rows are ours until commit (SQLite's write lock, PostgreSQL's row locks), so
+        # the update names them by id alone: a status in it would tempt the planner to
+        # read every queued row through an index on status.
+        leased: Any = (
+            Email.update(status=EmailStatus.SENDING, lease_owner=owner, next_attempt_at=now + LEASE)
+            .where(Email.id.in_(ids))
+            .returning(Email)
+            .execute()
+        )
+        order = {email_id: n for n, email_id in enumerate(ids)}
+        return sorted(leased, key=lambda e: order[e.id])
 
 
 def _backoff(attempts: int) -> dt.timedelta:
@@ -245,7 +260,7 @@ def _backoff(attempts: int) -> dt.timedelta:
 def _finish(email: Email, owner: str, **changes: object) -> None:
     """Record an outcome only if we still hold the lease (it may have expired and moved on)."""
     with writer():
-        Email.update(**changes, lease_owner="", lease_until=None).where(
+        Email.update(**changes, lease_owner="").where(
             (Email.id == email.id) & (Email.lease_owner == owner)
         ).execute()
 
@@ -302,15 +317,12 @@ def flush(
 
 
 def _renew(owner: str, ids: list[int], now: dt.datetime) -> set[int]:
-    """Extend our lease on ``ids``; return the ones still ours."""
+    """Extend our lease on ``ids``; return the ones still ours (an owner is one flush, and
+    only a lease sets it: every outcome clears it)."""
     with writer():
         rows: Any = (
-            Email.update(lease_until=now + LEASE)
-            .where(
-                Email.id.in_(ids)
-                & (Email.lease_owner == owner)
-                & (Email.status == EmailStatus.SENDING)
-            )
+            Email.update(next_attempt_at=now + LEASE)
+            .where(Email.id.in_(ids) & (Email.lease_owner == owner))
             .returning(Email.id)
             .tuples()
             .execute()
@@ -319,13 +331,8 @@ def _renew(owner: str, ids: list[int], now: dt.datetime) -> set[int]:
 
 
 def _waiting_marketing(now: dt.datetime) -> int:
-    return int(
-        Email.select()
-        .where(
-            Email.marketing & (Email.status == EmailStatus.QUEUED) & (Email.next_attempt_at <= now)
-        )
-        .count()
-    )
+    """Marketing emails due but held back by the rate limit (a range of ``email_due``)."""
+    return int(Email.select(fn.COUNT(SQL("*"))).where(_due(now, True)).scalar() or 0)
 
 
 def _deliver(

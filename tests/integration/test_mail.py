@@ -342,7 +342,7 @@ def test_crash_between_commit_and_delivery(
     _queue_one(client)  # committed; the process "dies" before flushing
     # A flusher leased a second email and died mid-send: its lease runs out.
     _queue_one(client, key="second")
-    Email.update(status="sending", lease_owner="dead:1", lease_until=clock.now + LEASE).where(
+    Email.update(status="sending", lease_owner="dead:1", next_attempt_at=clock.now + LEASE).where(
         Email.unique_key == "second"
     ).execute()
     transport = SmtpTransport(config, "billing@example.com")
