@@ -29,10 +29,11 @@ from peewee import SQL, Select, fn
 from rules.audit import Actor, record
 from rules.errors import RuleError
 from rules.mail import MASK
+from rules.marketing import marketing_refusal, refusal_for
 from rules.permissions import require
 from store.config import SmtpConfig
 from store.db import database, is_postgres, writer
-from store.models import Email, EmailTemplate, utcnow
+from store.models import Client, Email, EmailTemplate, utcnow
 from store.models.enums import EmailStatus
 from store.models.mail import DUE_ROWS, MARKETING
 from store.settings import Settings, load_settings
@@ -187,6 +188,8 @@ class FlushResult:
     sent: int = 0
     retried: int = 0
     failed: int = 0
+    #: Marketing emails no longer wanted when they were to leave (opted out, Closed).
+    skipped: int = 0
     #: Marketing emails held back by the rate limit for a later flush.
     deferred: int = 0
     #: Why no session could be opened with the mail server ("" when it could).
@@ -214,18 +217,30 @@ def _marketing_in_window(now: dt.datetime, window_start: dt.datetime) -> Any:
     return Select(columns=[fn.COALESCE(recent, 0) + fn.COALESCE(in_flight, 0)]).bind(database)
 
 
-def _lease(owner: str, now: dt.datetime, batch: int, settings: Settings) -> list[Email]:
+@dataclass
+class Lease:
+    #: Ours to send, in the order they fell due (transactional first).
+    emails: list[Email]
+    #: Marketing emails of the batch marked skipped instead (``rules.marketing``).
+    skipped: int = 0
+
+
+def _lease(owner: str, now: dt.datetime, batch: int, settings: Settings) -> Lease:
     """Claim up to ``batch`` due emails for ``owner`` (marketing within the rate limit).
 
     Reads only due rows: the count and the choice are ranges of partial indexes
     (``email_due``, ``email_marketing_sent``), so a lease costs the same after a million
     sent emails as after none. A leased email is due again when its lease runs out.
+    Marketing emails whose client ``rules.marketing`` now refuses (opted out or Closed
+    since they were queued) are marked skipped with the reason, in one statement for the
+    batch (PRODUCT.md §4: eligibility is checked again when a message leaves).
     """
     window_start = now - dt.timedelta(seconds=settings.mail_rate_window_seconds)
     with writer():
         used = int(_marketing_in_window(now, window_start).scalar() or 0)
         allowance = max(0, settings.mail_rate_limit - used)
         ids: list[int] = []
+        skipped: set[int] = set()
         for marketing, limit in ((False, batch), (True, min(batch, allowance))):
             if limit <= 0:
                 continue
@@ -237,9 +252,12 @@ def _lease(owner: str, now: dt.datetime, batch: int, settings: Settings) -> list
             )
             if is_postgres():
                 query = query.for_update(skip_locked=True)
-            ids.extend(e.id for e in query)
+            chosen = [e.id for e in query]
+            if marketing and chosen:
+                skipped = _skip_unwanted(chosen)
+            ids.extend(i for i in chosen if i not in skipped)
         if not ids:
-            return []
+            return Lease([], len(skipped))
         # The rows are ours until commit (SQLite's write lock, PostgreSQL's row locks), so
         # the update names them by id alone: a status in it would tempt the planner to
         # read every queued row through an index on status.
@@ -250,7 +268,22 @@ def _lease(owner: str, now: dt.datetime, batch: int, settings: Settings) -> list
             .execute()
         )
         order = {email_id: n for n, email_id in enumerate(ids)}
-        return sorted(leased, key=lambda e: order[e.id])
+        return Lease(sorted(leased, key=lambda e: order[e.id]), len(skipped))
+
+
+def _skip_unwanted(ids: list[int]) -> set[int]:
+    """Mark skipped, with the reason, the marketing emails among ``ids`` whose client may
+    no longer receive marketing email; return their ids. One statement for the batch: the
+    reason is read per email through the client's primary key."""
+    reason = Client.select(marketing_refusal()).where(Client.id == Email.client)
+    rows: Any = (
+        Email.update(status=EmailStatus.SKIPPED, last_error=reason, lease_owner="")
+        .where(Email.id.in_(ids) & Email.marketing & (fn.COALESCE(reason, "") != ""))
+        .returning(Email.id)
+        .tuples()
+        .execute()
+    )
+    return {email_id for (email_id,) in rows}
 
 
 def _backoff(attempts: int) -> dt.timedelta:
@@ -282,7 +315,11 @@ def flush(
     try:
         while True:
             leased_at = now()
-            leased = _lease(owner, leased_at, batch, settings)
+            lease = _lease(owner, leased_at, batch, settings)
+            result.skipped += lease.skipped
+            leased = lease.emails
+            if not leased and lease.skipped:
+                continue  # the whole batch was skipped: lease the next one
             if not leased:
                 waiting = _waiting_marketing(now())
                 if wait and waiting:
@@ -414,7 +451,13 @@ def _retry(email: Email, owner: str, error: str, now: dt.datetime, result: Flush
 
 
 def resend(email_id: int, actor: Actor) -> Email:
-    """Queue a copy of a logged email (not of one whose secret was masked)."""
+    """Queue a copy of a logged email; the command line and the staff app's email log
+    both call this.
+
+    Raises ``RuleError`` for an unknown email, one whose secret was masked (password or
+    reset link), and marketing email to a client ``rules.marketing`` now refuses (opted
+    out or Closed: PRODUCT.md §1 and §4; delivery would skip the copy anyway).
+    """
     require(actor, "mail.send")
     original = Email.get_or_none(Email.id == email_id)
     if original is None:
@@ -425,6 +468,10 @@ def resend(email_id: int, actor: Actor) -> Email:
             "this email carried a password or reset link and cannot be resent; "
             "start the reset again instead"
         )
+    if original.marketing and original.client_id is not None:
+        refusal = refusal_for(original.client_id)
+        if refusal:
+            raise RuleError(f"email {email_id} is marketing and {refusal}: not resent")
     with writer():
         now = utcnow()
         copy = Email.create(

@@ -300,7 +300,7 @@ def test_a_slow_server_keeps_the_lease_so_no_other_flusher_sends_twice(
         def send(self, message: object, to: str) -> None:
             super().send(message, to)  # type: ignore[arg-type]
             clock.advance(minutes=2)
-            stolen.extend(e.id for e in _lease("other:1", clock(), 100, load_settings()))
+            stolen.extend(e.id for e in _lease("other:1", clock(), 100, load_settings()).emails)
 
     result = flush(Slow(config, "billing@example.com"), now=clock)
     assert result.sent == 6 and stolen == []
@@ -325,7 +325,7 @@ def test_emails_another_flusher_took_over_are_not_sent_again(
             super().send(message, to)  # type: ignore[arg-type]
             if not stolen:
                 clock.advance(minutes=6)
-                stolen.extend(e.id for e in _lease("other:1", clock(), 100, load_settings()))
+                stolen.extend(e.id for e in _lease("other:1", clock(), 100, load_settings()).emails)
 
     flush(Stalls(config, "billing@example.com"), now=clock)
     # All five were taken over (the first while it was being sent: at-least-once); of the
