@@ -159,4 +159,9 @@ async def test_email_log_refuses_to_resend_marketing_no_longer_wanted_and_shows_
         assert table.row_count == 1
         row = [str(cell) for cell in table.get_row_at(0)]
         assert "skipped" in row and OPTED_OUT in row
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, MessageDialog)
+        headers = str(app.screen.query_one(".dialog-title", Static).render())
+        assert f"Not sent because: {OPTED_OUT}" in headers
     assert Email.select().count() == 1
