@@ -61,7 +61,7 @@ def build(path: Path, clients: int, catch_up: bool) -> None:
     rng = random.Random(3)
     history: list[tuple[int, dt.date]] = []
     with writer():
-        usd = Currency.create(code="USD", is_default=True)
+        usd = Currency.create(code="USD", prefix="$", suffix=" USD", is_default=True)
         product = Product.create(name="Hosting")
     stamp = "2025-01-01 00:00:00"
     client_columns, make_client = row_maker(Client)
@@ -230,15 +230,14 @@ def _earlier_days(open_invoices: list[tuple[int, dt.date]]) -> None:
 def email_sql(template: str, key: str, invoice: str, source: str, where: str = "1") -> str:
     """An email per row of ``source`` with the text the cron writes: the template's SQL
     expression (rules.mail_sql, inlined here) over that row's invoice and client."""
-    from rules.mail import _symbol, company_context
+    from rules.mail import company_context
     from rules.mail_sql import compile_template
     from store.models import EmailTemplate
 
     stored = EmailTemplate.get(EmailTemplate.name == template)
     company = tuple(sorted(company_context(load_settings()).items()))
-    symbols = tuple((c.code, _symbol(c.code)) for c in Currency.select())
-    subject = compile_template(stored.subject, company, symbols)
-    body = compile_template(stored.body_text, company, symbols)
+    subject = compile_template(stored.subject, company)
+    body = compile_template(stored.body_text, company)
     assert subject is not None and body is not None, template
 
     def inline(sql: str, params: tuple[object, ...]) -> str:

@@ -130,6 +130,7 @@ def flush_and_finish(summary: CronSummary, flush: Callable[[], FlushResult] | No
                 "sent": result.sent,
                 "retried": result.retried,
                 "failed": result.failed,
+                "skipped": result.skipped,
                 "deferred": result.deferred,
                 "session_error": result.session_error,
                 "errors": result.errors[:20],

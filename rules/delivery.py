@@ -24,14 +24,18 @@ from email.utils import format_datetime, formataddr
 from pathlib import Path
 from typing import Any, Protocol
 
+from peewee import SQL, Select, fn
+
 from rules.audit import Actor, record
 from rules.errors import RuleError
 from rules.mail import MASK
+from rules.marketing import marketing_refusal, refusal_for
 from rules.permissions import require
 from store.config import SmtpConfig
-from store.db import is_postgres, writer
-from store.models import Email, EmailTemplate, utcnow
+from store.db import database, is_postgres, writer
+from store.models import Client, Email, EmailTemplate, utcnow
 from store.models.enums import EmailStatus
+from store.models.mail import DUE_ROWS, MARKETING
 from store.settings import Settings, load_settings
 
 LEASE = dt.timedelta(minutes=5)
@@ -184,6 +188,8 @@ class FlushResult:
     sent: int = 0
     retried: int = 0
     failed: int = 0
+    #: Marketing emails no longer wanted when they were to leave (opted out, Closed).
+    skipped: int = 0
     #: Marketing emails held back by the rate limit for a later flush.
     deferred: int = 0
     #: Why no session could be opened with the mail server ("" when it could).
@@ -191,54 +197,99 @@ class FlushResult:
     errors: list[str] = field(default_factory=list)
 
 
-def _eligible(now: dt.datetime) -> object:
-    """Due emails: queued and due, or leased by a flusher whose lease ran out. Never one
-    restored by import (history, whatever its status: PRODUCT.md §5)."""
-    return ~Email.imported & (
-        ((Email.status == EmailStatus.QUEUED) & (Email.next_attempt_at <= now))
-        | ((Email.status == EmailStatus.SENDING) & (Email.lease_until < now))
+def _due(now: dt.datetime, marketing: bool) -> Any:
+    """Queued emails whose time has come, and sending ones whose lease ran out: a range of
+    the partial index ``email_due`` (never the sent history). Never one restored by
+    import (history, whatever its status: PRODUCT.md §5)."""
+    return (
+        SQL(DUE_ROWS)
+        & (Email.marketing == marketing)
+        & (Email.next_attempt_at <= now)
+        & ~Email.imported
     )
 
 
-def _lease(owner: str, now: dt.datetime, batch: int, settings: Settings) -> list[Email]:
-    """Claim up to ``batch`` due emails for ``owner`` (marketing within the rate limit)."""
+def _marketing_in_window(now: dt.datetime, window_start: dt.datetime) -> Any:
+    """Marketing emails sent in the rate window or being sent under a live lease; one query
+    over the last window of ``email_marketing_sent`` and the leased rows of ``email_due``."""
+    recent = Email.select(fn.COUNT(SQL("*"))).where(SQL(MARKETING) & (Email.sent_at > window_start))
+    in_flight = Email.select(fn.COUNT(SQL("*"))).where(
+        SQL(DUE_ROWS)
+        & (Email.marketing == True)  # noqa: E712  (SQL, not Python truth)
+        & (Email.next_attempt_at > now)
+        & (Email.status == EmailStatus.SENDING)
+    )
+    # fn.COALESCE makes each a scalar subquery (``+`` of two queries is a UNION in peewee).
+    return Select(columns=[fn.COALESCE(recent, 0) + fn.COALESCE(in_flight, 0)]).bind(database)
+
+
+@dataclass
+class Lease:
+    #: Ours to send, in the order they fell due (transactional first).
+    emails: list[Email]
+    #: Marketing emails of the batch marked skipped instead (``rules.marketing``).
+    skipped: int = 0
+
+
+def _lease(owner: str, now: dt.datetime, batch: int, settings: Settings) -> Lease:
+    """Claim up to ``batch`` due emails for ``owner`` (marketing within the rate limit).
+
+    Reads only due rows: the count and the choice are ranges of partial indexes
+    (``email_due``, ``email_marketing_sent``), so a lease costs the same after a million
+    sent emails as after none. A leased email is due again when its lease runs out.
+    Marketing emails whose client ``rules.marketing`` now refuses (opted out or Closed
+    since they were queued) are marked skipped with the reason, in one statement for the
+    batch (PRODUCT.md §4: eligibility is checked again when a message leaves).
+    """
     window_start = now - dt.timedelta(seconds=settings.mail_rate_window_seconds)
     with writer():
-        used = (
-            Email.select()
-            .where(
-                Email.marketing
-                & (
-                    ((Email.status == EmailStatus.SENT) & (Email.sent_at > window_start))
-                    | ((Email.status == EmailStatus.SENDING) & (Email.lease_until >= now))
-                )
-            )
-            .count()
-        )
+        used = int(_marketing_in_window(now, window_start).scalar() or 0)
         allowance = max(0, settings.mail_rate_limit - used)
         ids: list[int] = []
+        skipped: set[int] = set()
         for marketing, limit in ((False, batch), (True, min(batch, allowance))):
             if limit <= 0:
                 continue
             query = (
                 Email.select(Email.id)
-                .where(_eligible(now) & (Email.marketing == marketing))
-                .order_by(Email.id)
+                .where(_due(now, marketing))
+                .order_by(Email.next_attempt_at, Email.id)
                 .limit(limit)
             )
             if is_postgres():
                 query = query.for_update(skip_locked=True)
-            ids.extend(e.id for e in query)
+            chosen = [e.id for e in query]
+            if marketing and chosen:
+                skipped = _skip_unwanted(chosen)
+            ids.extend(i for i in chosen if i not in skipped)
         if not ids:
-            return []
-        Email.update(status=EmailStatus.SENDING, lease_owner=owner, lease_until=now + LEASE).where(
-            Email.id.in_(ids) & _eligible(now)
-        ).execute()
-    return list(
-        Email.select()
-        .where(Email.id.in_(ids) & (Email.lease_owner == owner) & (Email.status == "sending"))
-        .order_by(Email.id)
+            return Lease([], len(skipped))
+        # The rows are ours until commit (SQLite's write lock, PostgreSQL's row locks), so
+        # the update names them by id alone: a status in it would tempt the planner to
+        # read every queued row through an index on status.
+        leased: Any = (
+            Email.update(status=EmailStatus.SENDING, lease_owner=owner, next_attempt_at=now + LEASE)
+            .where(Email.id.in_(ids))
+            .returning(Email)
+            .execute()
+        )
+        order = {email_id: n for n, email_id in enumerate(ids)}
+        return Lease(sorted(leased, key=lambda e: order[e.id]), len(skipped))
+
+
+def _skip_unwanted(ids: list[int]) -> set[int]:
+    """Mark skipped, with the reason, the marketing emails among ``ids`` whose client may
+    no longer receive marketing email; return their ids. One statement for the batch: the
+    reason is read per email through the client's primary key."""
+    reason = Client.select(marketing_refusal()).where(Client.id == Email.client)
+    rows: Any = (
+        Email.update(status=EmailStatus.SKIPPED, last_error=reason, lease_owner="")
+        .where(Email.id.in_(ids) & Email.marketing & (fn.COALESCE(reason, "") != ""))
+        .returning(Email.id)
+        .tuples()
+        .execute()
     )
+    return {email_id for (email_id,) in rows}
 
 
 def _backoff(attempts: int) -> dt.timedelta:
@@ -248,7 +299,7 @@ def _backoff(attempts: int) -> dt.timedelta:
 def _finish(email: Email, owner: str, **changes: object) -> None:
     """Record an outcome only if we still hold the lease (it may have expired and moved on)."""
     with writer():
-        Email.update(**changes, lease_owner="", lease_until=None).where(
+        Email.update(**changes, lease_owner="").where(
             (Email.id == email.id) & (Email.lease_owner == owner)
         ).execute()
 
@@ -270,7 +321,11 @@ def flush(
     try:
         while True:
             leased_at = now()
-            leased = _lease(owner, leased_at, batch, settings)
+            lease = _lease(owner, leased_at, batch, settings)
+            result.skipped += lease.skipped
+            leased = lease.emails
+            if not leased and lease.skipped:
+                continue  # the whole batch was skipped: lease the next one
             if not leased:
                 waiting = _waiting_marketing(now())
                 if wait and waiting:
@@ -305,15 +360,12 @@ def flush(
 
 
 def _renew(owner: str, ids: list[int], now: dt.datetime) -> set[int]:
-    """Extend our lease on ``ids``; return the ones still ours."""
+    """Extend our lease on ``ids``; return the ones still ours (an owner is one flush, and
+    only a lease sets it: every outcome clears it)."""
     with writer():
         rows: Any = (
-            Email.update(lease_until=now + LEASE)
-            .where(
-                Email.id.in_(ids)
-                & (Email.lease_owner == owner)
-                & (Email.status == EmailStatus.SENDING)
-            )
+            Email.update(next_attempt_at=now + LEASE)
+            .where(Email.id.in_(ids) & (Email.lease_owner == owner))
             .returning(Email.id)
             .tuples()
             .execute()
@@ -322,13 +374,8 @@ def _renew(owner: str, ids: list[int], now: dt.datetime) -> set[int]:
 
 
 def _waiting_marketing(now: dt.datetime) -> int:
-    return int(
-        Email.select()
-        .where(
-            Email.marketing & (Email.status == EmailStatus.QUEUED) & (Email.next_attempt_at <= now)
-        )
-        .count()
-    )
+    """Marketing emails due but held back by the rate limit (a range of ``email_due``)."""
+    return int(Email.select(fn.COUNT(SQL("*"))).where(_due(now, True)).scalar() or 0)
 
 
 def _deliver(
@@ -410,8 +457,14 @@ def _retry(email: Email, owner: str, error: str, now: dt.datetime, result: Flush
 
 
 def resend(email_id: int, actor: Actor) -> Email:
-    """Queue a copy of a logged email (not of one whose secret was masked, nor of one
-    restored by import, which has no body)."""
+    """Queue a copy of a logged email; the command line and the staff app's email log
+    both call this.
+
+    Raises ``RuleError`` for an unknown email, one whose secret was masked (password or
+    reset link), one restored by import (it has no body), and marketing email to a
+    client ``rules.marketing`` now refuses (opted out or Closed: PRODUCT.md §1 and §4;
+    delivery would skip the copy anyway).
+    """
     require(actor, "mail.send")
     original = Email.get_or_none(Email.id == email_id)
     if original is None:
@@ -426,6 +479,10 @@ def resend(email_id: int, actor: Actor) -> Email:
             "this email carried a password or reset link and cannot be resent; "
             "start the reset again instead"
         )
+    if original.marketing and original.client_id is not None:
+        refusal = refusal_for(original.client_id)
+        if refusal:
+            raise RuleError(f"email {email_id} is marketing and {refusal}: not resent")
     with writer():
         now = utcnow()
         copy = Email.create(

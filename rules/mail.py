@@ -13,11 +13,9 @@ import datetime as dt
 from collections import namedtuple
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from functools import lru_cache
 from typing import Any
 
-from babel.numbers import get_currency_symbol
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
@@ -37,6 +35,7 @@ from store.models import (
     utcnow,
 )
 from store.models.enums import EmailStatus
+from store.money import format_money
 from store.settings import Settings, load_settings
 
 INVOICE_TEMPLATES = frozenset(
@@ -157,30 +156,6 @@ def render(subject: str, body_text: str, body_html: str, context: dict[str, Any]
 # --------------------------------------------------------------------------- context
 
 
-@lru_cache(maxsize=64)
-def _symbol(code: str) -> str:
-    return str(get_currency_symbol(code, locale="en_US"))
-
-
-def money_text(minor: int, currency: Currency | None) -> str:
-    """An amount in the client's currency as babel's en_US pattern writes it ("$1,234.50").
-
-    The symbol comes from babel once per currency; formatting the number here is
-    what lets cron render tens of thousands of notices a second.
-    """
-    if currency is None:
-        return _money(minor, "USD", 2)
-    return _money(minor, currency.code, currency.decimals)
-
-
-@lru_cache(maxsize=4096)
-def _money(minor: int, code: str, decimals: int) -> str:
-    """Amounts repeat (plans have prices), so each is formatted once."""
-    value = Decimal(minor).scaleb(-decimals)
-    sign = "-" if value < 0 else ""
-    return f"{sign}{_symbol(code)}{abs(value):,.{decimals}f}"
-
-
 def company_context(settings: Settings) -> dict[str, Any]:
     return {
         "name": settings.company_name,
@@ -208,8 +183,9 @@ def client_context(client: Client) -> dict[str, Any]:
 
 
 def invoice_context(
-    invoice: Invoice, items: Sequence[InvoiceItem], currency: Currency | None, paid: int = 0
+    invoice: Invoice, items: Sequence[InvoiceItem], currency: Currency, paid: int = 0
 ) -> dict[str, Any]:
+    """The ``invoice`` merge fields; amounts as ``store.money.format_money`` writes them."""
     return {
         "number": invoice.number,
         "date": str(invoice.date),  # a date, or its ISO text as SQLite returns it
@@ -217,15 +193,16 @@ def invoice_context(
         "date_paid": str(invoice.date_paid) if invoice.date_paid else "",
         "status": invoice.status,
         "payment_method": invoice.payment_method,
-        "subtotal": money_text(invoice.subtotal, currency),
-        "tax": money_text(invoice.tax, currency),
-        "tax2": money_text(invoice.tax2, currency),
+        "subtotal": format_money(invoice.subtotal, currency),
+        "tax": format_money(invoice.tax, currency),
+        "tax2": format_money(invoice.tax2, currency),
         "tax_raw": invoice.tax,
         "tax2_raw": invoice.tax2,
-        "total": money_text(invoice.total, currency),
-        "balance": money_text(invoice.total - paid, currency),
+        "total": format_money(invoice.total, currency),
+        "balance": format_money(invoice.total - paid, currency),
         "items": [
-            {"description": i.description, "amount": money_text(i.amount, currency)} for i in items
+            {"description": i.description, "amount": format_money(i.amount, currency)}
+            for i in items
         ],
     }
 
@@ -233,7 +210,7 @@ def invoice_context(
 def sample_context(template_name: str, settings: Settings | None = None) -> dict[str, Any]:
     """Every merge field the template may use, with sample values, for checks and previews."""
     settings = settings or Settings()
-    usd = Currency(code="USD", decimals=2)
+    usd = Currency(code="USD", prefix="$", suffix=" USD", decimals=2)
     client = Client(
         id=1,
         first_name="Ana",
@@ -368,10 +345,9 @@ def queue(
     if set_based and not template.sensitive and not template.body_html:
         if not any(n.extras for n in notices):
             frozen = tuple(sorted(company.items()))
-            symbols = tuple((c.code, _symbol(c.code)) for c in Currency.select(Currency.code))
             sql = mail_sql.dialect()
-            subject = mail_sql.compile_template(template.subject, frozen, symbols, sql)
-            body = mail_sql.compile_template(template.body_text, frozen, symbols, sql)
+            subject = mail_sql.compile_template(template.subject, frozen, sql)
+            body = mail_sql.compile_template(template.body_text, frozen, sql)
             if subject is not None and body is not None:
                 with writer():  # a savepoint inside the caller's transaction
                     return mail_sql.insert(
@@ -407,7 +383,7 @@ def queue(
             context["invoice"] = invoice_context(
                 invoice,
                 sorted(items.get(invoice.id, []), key=lambda i: (i.sort_order, i.id)),
-                currencies.get(client.currency_id),
+                currencies[client.currency_id],
             )
         context.update(notice.extras)
         rendered = render(template.subject, template.body_text, template.body_html, context)

@@ -140,36 +140,28 @@ class _Out:
         self.params.extend(params)
 
 
-def money(amount: str, symbols: tuple[tuple[str, str], ...], sql: Dialect) -> tuple[str, list[Any]]:
-    """``rules.mail.money_text`` in SQL: sign, the currency's symbol, thousands, decimals."""
-    cases = " ".join(f"WHEN {sql.mark} THEN {sql.mark}" for _ in symbols)
-    params: list[Any] = [v for pair in symbols for v in pair]
-    decimals = "COALESCE(cur.decimals, 2)"
+def money(amount: str, sql: Dialect) -> str:
+    """``store.money.format_money`` in SQL, over the currency row ``cur``: the sign, its
+    prefix, thousands, its decimals, then its suffix (or its code when it has neither)."""
+    decimals = "cur.decimals"
     scale = (
         f"(CASE {decimals} WHEN 0 THEN 1 WHEN 1 THEN 10 WHEN 2 THEN 100 WHEN 3 THEN 1000"
         " ELSE 10000 END)"
     )
-    text = (
-        f"((CASE WHEN {amount} < 0 THEN '-' ELSE '' END)"
-        f" || (CASE COALESCE(cur.code, 'USD') {cases} ELSE COALESCE(cur.code, 'USD') END)"
+    return (
+        f"((CASE WHEN {amount} < 0 THEN '-' ELSE '' END) || cur.prefix"
         f" || {sql.thousands(f'abs({amount}) / {scale}')}"
         f" || (CASE {decimals} WHEN 0 THEN '' ELSE '.' ||"
-        f" {sql.zero_padded(f'abs({amount}) {sql.mod} {scale}', decimals)} END))"
+        f" {sql.zero_padded(f'abs({amount}) {sql.mod} {scale}', decimals)} END)"
+        " || (CASE WHEN cur.prefix = '' AND cur.suffix = '' THEN ' ' || cur.code"
+        " ELSE cur.suffix END))"
     )
-    return text, params
 
 
 class _Compiler:
-    def __init__(
-        self,
-        env: Any,
-        company: dict[str, Any],
-        symbols: tuple[tuple[str, str], ...],
-        sql: Dialect,
-    ) -> None:
+    def __init__(self, env: Any, company: dict[str, Any], sql: Dialect) -> None:
         self.env = env
         self.company = company
-        self.symbols = symbols
         self.sql = sql
 
     def body(self, body: list[nodes.Node], out: _Out, item: bool = False) -> None:
@@ -202,15 +194,13 @@ class _Compiler:
                 return
             if owner == "invoice" and attr in INVOICE_MONEY:
                 out.uses_invoice = True
-                sql, params = money(INVOICE_MONEY[attr], self.symbols, self.sql)
-                out.sql(sql, *params)
+                out.sql(money(INVOICE_MONEY[attr], self.sql))
                 return
             if item and owner == "item" and attr == "description":
                 out.sql("it.description")
                 return
             if item and owner == "item" and attr == "amount":
-                sql, params = money("it.amount", self.symbols, self.sql)
-                out.sql(sql, *params)
+                out.sql(money("it.amount", self.sql))
                 return
         raise Unsupported(repr(node))
 
@@ -294,7 +284,6 @@ def _names(node: nodes.Node) -> set[str]:
 def compile_template(
     source: str,
     company: tuple[tuple[str, Any], ...],
-    symbols: tuple[tuple[str, str], ...],
     sql: Dialect = SQLITE,
 ) -> Compiled | None:
     """The SQL text expression of ``source`` (see the module doc), or None."""
@@ -304,7 +293,7 @@ def compile_template(
     try:
         tree = env.parse(source)
         out = _Out([], [], sql.mark)
-        _Compiler(env, dict(company), symbols, sql).body(tree.body, out)
+        _Compiler(env, dict(company), sql).body(tree.body, out)
     except Exception:  # Unsupported, or anything unexpected: render with Jinja instead
         return None
     return Compiled(_joined(out.parts), tuple(out.params), out.uses_invoice)

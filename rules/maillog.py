@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from rules.errors import RuleError
 from store.models import Email
 
 
@@ -20,6 +21,7 @@ class LogEntry:
     subject: str
     status: str
     attempts: int
+    #: Why it failed, or (status ``skipped``) why it was not sent.
     last_error: str
 
     def as_dict(self) -> dict[str, Any]:
@@ -50,18 +52,47 @@ def email_log(
     if status is not None:
         query = query.where(Email.status == status)
     rows = query.order_by(Email.created_at.desc(), Email.id.desc()).limit(limit).offset(offset)
-    return [
-        LogEntry(
-            e.id,
-            e.client_id,
-            e.created_at,
-            e.sent_at,
-            e.template,
-            e.to,
-            e.subject,
-            e.status,
-            e.attempts,
-            e.last_error,
-        )
-        for e in rows
-    ]
+    return [_entry(e) for e in rows]
+
+
+def _entry(e: Email) -> LogEntry:
+    return LogEntry(
+        e.id,
+        e.client_id,
+        e.created_at,
+        e.sent_at,
+        e.template,
+        e.to,
+        e.subject,
+        e.status,
+        e.attempts,
+        e.last_error,
+    )
+
+
+@dataclass(frozen=True)
+class EmailMessage:
+    """One email with its bodies, as ``gobiller mail show`` prints it."""
+
+    entry: LogEntry
+    marketing: bool
+    message_id: str
+    body_text: str
+    body_html: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **self.entry.as_dict(),
+            "marketing": self.marketing,
+            "message_id": self.message_id,
+            "body_text": self.body_text,
+            "body_html": self.body_html,
+        }
+
+
+def email_message(email_id: int) -> EmailMessage:
+    """The email ``email_id`` (a masked secret stays masked); ``RuleError`` when there is none."""
+    e = Email.get_or_none(Email.id == email_id)
+    if e is None:
+        raise RuleError(f"no email {email_id}")
+    return EmailMessage(_entry(e), bool(e.marketing), e.message_id, e.body_text, e.body_html)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,7 @@ from rules.mail import (
     queue,
     render,
 )
+from rules.marketing import CLOSED, OPTED_OUT, marketing_refusal
 from rules.permissions import require
 from store.db import writer
 from store.models import Addon, Client, ClientGroup, Currency, Domain, Service
@@ -37,7 +39,8 @@ FILTER_KEYS = (
 
 @dataclass(frozen=True)
 class MassMailFilter:
-    """Who receives a mass mail. Empty lists mean "any"; Closed clients only when asked for."""
+    """Who receives a mass mail. Empty lists mean "any"; Closed clients only when asked for,
+    and never marketing mail (``rules.marketing``)."""
 
     statuses: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
@@ -98,12 +101,14 @@ class Preview:
     count: int
     sample: Rendered | None
     sample_to: str = ""
+    #: Matches left out of marketing mail (``rules.marketing``): opted out, Closed.
     skipped_opt_out: int = 0
+    skipped_closed: int = 0
     recipient_ids: list[int] = field(default_factory=list, repr=False)
 
 
 def _base_query(flt: MassMailFilter) -> Any:
-    query = Client.select(Client.id, Client.marketing_opt_out)
+    query = Client.select(Client.id, marketing_refusal().alias("refusal"))
     statuses = flt.statuses or (ClientStatus.ACTIVE, ClientStatus.INACTIVE)
     query = query.where(Client.status.in_(statuses))
     if flt.groups:
@@ -129,11 +134,15 @@ def _base_query(flt: MassMailFilter) -> Any:
 
 
 def preview(flt: MassMailFilter, template_name: str, *, marketing: bool = True) -> Preview:
-    """How many would receive it, and the message rendered for the first of them."""
+    """How many would receive it, and the message rendered for the first of them.
+
+    Marketing mail leaves out the clients ``rules.marketing`` refuses (opted out, Closed),
+    counted by reason; delivery applies the same rule again when each message leaves.
+    """
     template = get_template(template_name)
     matches = list(_base_query(flt).order_by(Client.id))
-    ids = [c.id for c in matches if not (marketing and c.marketing_opt_out)]
-    skipped = len(matches) - len(ids)
+    refused = Counter(c.refusal for c in matches if marketing and c.refusal)
+    ids = [c.id for c in matches if not (marketing and c.refusal)]
     sample = None
     sample_to = ""
     if ids:
@@ -141,7 +150,7 @@ def preview(flt: MassMailFilter, template_name: str, *, marketing: bool = True) 
         context = {"client": client_context(client), "company": company_context(load_settings())}
         sample = render(template.subject, template.body_text, template.body_html, context)
         sample_to = client.email
-    return Preview(len(ids), sample, sample_to, skipped, ids)
+    return Preview(len(ids), sample, sample_to, refused[OPTED_OUT], refused[CLOSED], ids)
 
 
 def send_mass_mail(

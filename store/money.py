@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import lru_cache
+from typing import Protocol
 
 __all__ = [
+    "CurrencyFormat",
     "Money",
     "MoneyError",
     "format_decimal",
+    "format_money",
     "from_default_currency",
     "parse_amount",
     "round_half_up",
@@ -62,6 +66,41 @@ def parse_amount(text: str, decimals: int, *, allow_negative: bool = False) -> D
 def format_decimal(value: Decimal, decimals: int) -> str:
     """The canonical string of an amount: exactly ``decimals`` places."""
     return f"{round_half_up(value, decimals):.{decimals}f}"
+
+
+class CurrencyFormat(Protocol):
+    """What ``format_money`` reads of a currency: a ``Currency`` row, or any row with these."""
+
+    code: str
+    prefix: str
+    suffix: str
+    decimals: int
+
+
+def format_money(minor: int, currency: CurrencyFormat) -> str:
+    """An amount as the operator set its currency up in Setup: ``"$1,234.50 USD"``.
+
+    ``minor`` is integer minor units (cents); the text is the sign, the currency's
+    ``prefix``, the amount with ``decimals`` places and ``,`` between thousands, then
+    its ``suffix`` (WHMCS's currency prefix/suffix; PRODUCT.md §4: "amounts in emails,
+    screens and PDFs use the currency's own prefix, suffix and decimals"). A currency
+    with neither prefix nor suffix is followed by its code (``"12.345 BHD"``), so an
+    amount never goes out without saying its currency.
+
+    This is the one formatter of the product: the Jinja merge fields, the screens and
+    ``rules.mail_sql.money`` (its SQL twin, tested to write the same bytes) all use it.
+    """
+    return _format(int(minor), currency.prefix, currency.suffix, currency.decimals, currency.code)
+
+
+@lru_cache(maxsize=4096)
+def _format(minor: int, prefix: str, suffix: str, decimals: int, code: str) -> str:
+    """Amounts repeat (plans have prices): each is formatted once (cron renders thousands)."""
+    value = Decimal(minor).scaleb(-decimals)
+    sign = "-" if minor < 0 else ""
+    if not prefix and not suffix:
+        suffix = f" {code}"
+    return f"{sign}{prefix}{abs(value):,.{decimals}f}{suffix}"
 
 
 @dataclass(frozen=True, slots=True)

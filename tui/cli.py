@@ -14,13 +14,16 @@ import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from store.config import ConfigError, load_config
 
 SHOWN_ERRORS = 100
+#: ``store.models.enums.EmailStatus`` spelled out: importing it would load peewee and every
+#: model for ``gobiller --help`` (a test checks the two agree).
+EMAIL_STATUSES = ("queued", "sending", "sent", "failed", "skipped")
 
 
 class Context:
@@ -55,6 +58,14 @@ class Context:
 
 def _emit(as_json: bool, data: dict[str, Any], text: str) -> None:
     click.echo(json.dumps(data, ensure_ascii=False) if as_json else text)
+
+
+def _fail(as_json: bool, message: str) -> NoReturn:
+    """Refuse in one clear line and exit 1; with ``--json``, as ``{"error": message}``."""
+    if as_json:
+        click.echo(json.dumps({"error": message}, ensure_ascii=False))
+        sys.exit(1)
+    raise click.ClickException(message)
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -337,12 +348,13 @@ def mail_flush(obj: Context, wait: bool, as_json: bool) -> None:
         "sent": result.sent,
         "retried": result.retried,
         "failed": result.failed,
+        "skipped": result.skipped,
         "deferred": result.deferred,
         "errors": result.errors,
     }
     text = (
         f"sent {result.sent}, retrying {result.retried}, failed {result.failed}, "
-        f"held by the rate limit {result.deferred}"
+        f"skipped (no longer wanted) {result.skipped}, held by the rate limit {result.deferred}"
     )
     _emit(as_json, data, "\n".join([text, *result.errors]))
     if result.failed:
@@ -351,7 +363,7 @@ def mail_flush(obj: Context, wait: bool, as_json: bool) -> None:
 
 @mail_group.command("list")
 @click.option("--client", "client_id", type=int, help="Only this client's emails.")
-@click.option("--status", type=click.Choice(["queued", "sending", "sent", "failed"]))
+@click.option("--status", type=click.Choice(EMAIL_STATUSES))
 @click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
@@ -376,24 +388,34 @@ def mail_list(
 
 @mail_group.command("show")
 @click.argument("email_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def mail_show(obj: Context, email_id: int) -> None:
+def mail_show(obj: Context, email_id: int, as_json: bool) -> None:
     """Print one email as it was (or will be) sent."""
-    from store.models import Email
+    from rules.errors import RuleError
+    from rules.maillog import email_message
 
     obj.open()
-    email = Email.get_or_none(Email.id == email_id)
-    if email is None:
-        raise click.ClickException(f"no email {email_id}")
-    click.echo(f"To: {email.to}\nSubject: {email.subject}\nStatus: {email.status}\n")
-    click.echo(email.body_text)
+    try:
+        message = email_message(email_id)
+    except RuleError as exc:
+        _fail(as_json, str(exc))
+    if as_json:
+        click.echo(json.dumps(message.as_dict(), ensure_ascii=False))
+        return
+    entry = message.entry
+    reason = f" ({entry.last_error})" if entry.last_error else ""
+    click.echo(f"To: {entry.to}\nSubject: {entry.subject}\nStatus: {entry.status}{reason}\n")
+    click.echo(message.body_text)
 
 
 @mail_group.command("resend")
 @click.argument("email_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def mail_resend(obj: Context, email_id: int) -> None:
-    """Queue a copy of a logged email."""
+def mail_resend(obj: Context, email_id: int, as_json: bool) -> None:
+    """Queue a copy of a logged email (not marketing email to a client who may no longer
+    receive it: opted out or Closed)."""
     from rules.audit import SYSTEM_CLI
     from rules.delivery import resend
     from rules.errors import RuleError
@@ -402,8 +424,12 @@ def mail_resend(obj: Context, email_id: int) -> None:
     try:
         copy = resend(email_id, SYSTEM_CLI)
     except RuleError as exc:
-        raise click.ClickException(str(exc)) from exc
-    click.echo(f"Queued email {copy.id} to {copy.to}.")
+        _fail(as_json, str(exc))
+    _emit(
+        as_json,
+        {"resent": email_id, "id": copy.id, "to": copy.to},
+        f"Queued email {copy.id} to {copy.to}.",
+    )
 
 
 @mail_group.command("template")
@@ -411,9 +437,15 @@ def mail_resend(obj: Context, email_id: int) -> None:
 @click.option("--subject", help="New subject (Jinja2).")
 @click.option("--body-file", type=click.File("r", encoding="utf-8"), help="New plain-text body.")
 @click.option("--html-file", type=click.File("r", encoding="utf-8"), help="New HTML part.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def mail_template(
-    obj: Context, name: str, subject: str | None, body_file: Any, html_file: Any
+    obj: Context,
+    name: str,
+    subject: str | None,
+    body_file: Any,
+    html_file: Any,
+    as_json: bool,
 ) -> None:
     """Show a template, or save a new version (checked in the sandbox first)."""
     from rules.audit import SYSTEM_CLI
@@ -425,10 +457,22 @@ def mail_template(
     current = EmailTemplate.get_or_none(EmailTemplate.name == name)
     if subject is None and body_file is None and html_file is None:
         if current is None:
-            raise click.ClickException(f"no email template named {name!r}")
-        click.echo(f"Subject: {current.subject}\n\n{current.body_text}")
+            _fail(as_json, f"no email template named {name!r}")
+        text = f"Subject: {current.subject}\n\n{current.body_text}"
         if current.body_html:
-            click.echo(f"\n--- HTML part\n{current.body_html}")
+            text += f"\n\n--- HTML part\n{current.body_html}"
+        _emit(
+            as_json,
+            {
+                "name": name,
+                "subject": current.subject,
+                "body_text": current.body_text,
+                "body_html": current.body_html,
+                "sensitive": current.sensitive,
+                "disabled": current.disabled,
+            },
+            text,
+        )
         return
     try:
         save_template(
@@ -439,8 +483,8 @@ def mail_template(
             SYSTEM_CLI,
         )
     except RuleError as exc:
-        raise click.ClickException(str(exc)) from exc
-    click.echo(f"Template {name!r} saved.")
+        _fail(as_json, str(exc))
+    _emit(as_json, {"name": name, "saved": True}, f"Template {name!r} saved.")
 
 
 @mail_group.command("mass")
@@ -483,18 +527,22 @@ def mail_mass(
             0 if dry_run else send_mass_mail(flt, template_name, SYSTEM_CLI, marketing=marketing)
         )
     except RuleError as exc:
-        raise click.ClickException(str(exc)) from exc
+        _fail(as_json, str(exc))
     sample = plan.sample
     data = {
         "recipients": plan.count,
         "skipped_opt_out": plan.skipped_opt_out,
+        "skipped_closed": plan.skipped_closed,
         "queued": queued,
         "dry_run": dry_run,
         "sample": None
         if sample is None
         else {"to": plan.sample_to, "subject": sample.subject, "body": sample.body_text},
     }
-    text = f"{plan.count} recipient(s), {plan.skipped_opt_out} skipped (opted out)."
+    text = (
+        f"{plan.count} recipient(s), {plan.skipped_opt_out} skipped (opted out), "
+        f"{plan.skipped_closed} skipped (Closed)."
+    )
     if sample is not None:
         text += f"\n--- sample to {plan.sample_to}\nSubject: {sample.subject}\n\n{sample.body_text}"
     text += "\n(dry run: nothing queued)" if dry_run else f"\nQueued {queued} email(s)."
@@ -614,7 +662,8 @@ def _print_summary(summary: Any) -> None:
         m = summary.mail
         click.echo(
             f"  mail           sent {m['sent']}, retrying {m['retried']}, "
-            f"failed {m['failed']}, held by the rate limit {m['deferred']}"
+            f"failed {m['failed']}, skipped {m.get('skipped', 0)}, "
+            f"held by the rate limit {m['deferred']}"
         )
 
 

@@ -77,6 +77,8 @@ class EmailStatus(StrEnum):
     SENDING = "sending"
     SENT = "sent"
     FAILED = "failed"
+    #: Not sent: no longer wanted when it was to leave (the reason is in ``last_error``).
+    SKIPPED = "skipped"
 
 
 class StaffRole(StrEnum):

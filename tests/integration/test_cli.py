@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from rules.marketing import OPTED_OUT
 from store.migrate import MIGRATIONS_DIR
 from tests.conftest import Databases
 
@@ -157,3 +158,84 @@ print(",".join(loaded) or "clean")
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "clean"
+
+
+def test_mail_commands_speak_json_and_flush_skips_marketing_no_longer_wanted(
+    databases: Databases, tmp_path: Path
+) -> None:
+    """The reproducer (cases/18): a marketing campaign queued, a client opts out before the
+    outbox is flushed, then a resend; and ``mail show|resend|template --json``, errors too."""
+    from rules.audit import Actor
+    from rules.clients import update_client
+    from store.models import Client, Currency
+    from store.models.enums import ActorType, Source
+
+    url = databases.open(databases.new_url())
+    usd = Currency.create(code="USD", prefix="$", suffix=" USD", is_default=True)
+    for n in range(3):
+        Client.create(first_name=f"C{n}", last_name="X", email=f"c{n}@example.com", currency=usd)
+    env = {"GOBILLER_DATABASE": url, "GOBILLER_SMTP_URL": ""}
+    (tmp_path / "gobiller.toml").write_text(f'[mail]\nmaildir = "{tmp_path / "Maildir"}"\n')
+
+    def gobiller(*args: str) -> subprocess.CompletedProcess[str]:
+        return run(*args, cwd=tmp_path, env=env)
+
+    mass = json.loads(gobiller("mail", "mass", "--json").stdout)
+    assert (mass["queued"], mass["skipped_opt_out"], mass["skipped_closed"]) == (3, 0, 0)
+    staff = Actor(ActorType.STAFF, "support1", Source.TUI, 1, "billing")
+    late = Client.get(Client.email == "c2@example.com")
+    update_client(late.id, late.version, {"marketing_opt_out": True}, staff)
+
+    flushed = gobiller("mail", "flush", "--json")
+    assert flushed.returncode == 0, flushed.stderr
+    assert json.loads(flushed.stdout) | {"errors": []} == {
+        "sent": 2,
+        "retried": 0,
+        "failed": 0,
+        "skipped": 1,
+        "deferred": 0,
+        "errors": [],
+    }
+    [skipped] = json.loads(gobiller("mail", "list", "--status", "skipped", "--json").stdout)
+    assert (skipped["to"], skipped["last_error"]) == (late.email, OPTED_OUT)
+    shown = json.loads(gobiller("mail", "show", str(skipped["id"]), "--json").stdout)
+    assert (shown["status"], shown["marketing"], shown["to"]) == ("skipped", True, late.email)
+    assert "Dear C2" in shown["body_text"]
+    assert (
+        "Status: skipped (the client opted out"
+        in gobiller("mail", "show", str(skipped["id"])).stdout
+    )
+
+    refused = gobiller("mail", "resend", str(skipped["id"]), "--json")
+    assert refused.returncode == 1
+    assert json.loads(refused.stdout) == {
+        "error": f"email {skipped['id']} is marketing and {OPTED_OUT}: not resent"
+    }
+    plain = gobiller("mail", "resend", str(skipped["id"]))
+    assert (
+        plain.returncode == 1 and "not resent" in plain.stderr and "Traceback" not in plain.stderr
+    )
+    sent = json.loads(gobiller("mail", "list", "--status", "sent", "--json").stdout)
+    resent = json.loads(gobiller("mail", "resend", str(sent[0]["id"]), "--json").stdout)
+    assert resent["resent"] == sent[0]["id"] and resent["to"] == sent[0]["to"]
+
+    missing = gobiller("mail", "show", "999999", "--json")
+    assert missing.returncode == 1 and json.loads(missing.stdout) == {"error": "no email 999999"}
+    template = json.loads(gobiller("mail", "template", "Mass Mail", "--json").stdout)
+    assert template["name"] == "Mass Mail" and "{{ client.first_name }}" in template["body_text"]
+    unknown = gobiller("mail", "template", "Nope", "--json")
+    assert json.loads(unknown.stdout) == {"error": "no email template named 'Nope'"}
+    body = tmp_path / "body.txt"
+    body.write_text("{{ client.nickname }}")
+    unsafe = gobiller("mail", "template", "Mass Mail", "--body-file", str(body), "--json")
+    assert unsafe.returncode == 1 and "nickname" in json.loads(unsafe.stdout)["error"]
+    body.write_text("Hello {{ client.first_name }}")
+    saved = gobiller("mail", "template", "Mass Mail", "--body-file", str(body), "--json")
+    assert json.loads(saved.stdout) == {"name": "Mass Mail", "saved": True}
+
+
+def test_mail_list_knows_every_email_status() -> None:
+    from store.models.enums import EmailStatus
+    from tui.cli import EMAIL_STATUSES
+
+    assert EMAIL_STATUSES == tuple(s.value for s in EmailStatus)

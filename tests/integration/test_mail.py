@@ -48,7 +48,9 @@ TEMPLATE_NAMES = [
 
 
 def _client(n: int = 1, **extra: object) -> Client:
-    currency = Currency.get_or_create(code="USD", defaults={"is_default": True})[0]
+    currency = Currency.get_or_create(
+        code="USD", defaults={"is_default": True, "prefix": "$", "suffix": " USD"}
+    )[0]
     return Client.create(
         first_name=f"Ana{n}",
         last_name="Núñez",
@@ -138,7 +140,7 @@ def test_template_saved_and_rendered_with_money(db: str) -> None:
         queue("Invoice Created", [Notice(client.id, invoice.id)])
     email = Email.get()
     assert email.subject == "Invoice 1001"
-    assert email.body_text == "Total $12.00 for Ana1 Núñez"
+    assert email.body_text == "Total $12.00 USD for Ana1 Núñez"
 
 
 def test_queue_belongs_to_the_callers_transaction(db: str) -> None:
@@ -205,7 +207,7 @@ def test_smtp_delivery_with_headers(
     assert message["Message-ID"] == email.message_id
     assert email.message_id.endswith("@demo.example>")
     body = message.get_content()
-    assert "Total: $12.00" in body and "VPS 2GB" in body and "Dear Ana1" in body
+    assert "Total: $12.00 USD" in body and "VPS 2GB" in body and "Dear Ana1" in body
     assert recorder.messages[0].mail_from == "billing@demo.example"
     assert (email.status, email.attempts, email.sent_at) == ("sent", 1, clock.now)
 
@@ -299,7 +301,7 @@ def test_a_slow_server_keeps_the_lease_so_no_other_flusher_sends_twice(
         def send(self, message: object, to: str) -> None:
             super().send(message, to)  # type: ignore[arg-type]
             clock.advance(minutes=2)
-            stolen.extend(e.id for e in _lease("other:1", clock(), 100, load_settings()))
+            stolen.extend(e.id for e in _lease("other:1", clock(), 100, load_settings()).emails)
 
     result = flush(Slow(config, "billing@example.com"), now=clock)
     assert result.sent == 6 and stolen == []
@@ -324,7 +326,7 @@ def test_emails_another_flusher_took_over_are_not_sent_again(
             super().send(message, to)  # type: ignore[arg-type]
             if not stolen:
                 clock.advance(minutes=6)
-                stolen.extend(e.id for e in _lease("other:1", clock(), 100, load_settings()))
+                stolen.extend(e.id for e in _lease("other:1", clock(), 100, load_settings()).emails)
 
     flush(Stalls(config, "billing@example.com"), now=clock)
     # All five were taken over (the first while it was being sent: at-least-once); of the
@@ -341,7 +343,7 @@ def test_crash_between_commit_and_delivery(
     _queue_one(client)  # committed; the process "dies" before flushing
     # A flusher leased a second email and died mid-send: its lease runs out.
     _queue_one(client, key="second")
-    Email.update(status="sending", lease_owner="dead:1", lease_until=clock.now + LEASE).where(
+    Email.update(status="sending", lease_owner="dead:1", next_attempt_at=clock.now + LEASE).where(
         Email.unique_key == "second"
     ).execute()
     transport = SmtpTransport(config, "billing@example.com")

@@ -16,15 +16,17 @@ NAMES = ["Ana", "Núñez", "O'Brien", "[bold]x", "王小明", "Zoë-Ann", "a[0]]
 
 
 def _data() -> list[Notice]:
-    """Clients and invoices that reach every branch: currencies with 0, 2 and 3 decimals,
-    negative and large amounts, taxes on and off, paid and unpaid, several items in an
-    order that is not their ids', billing contacts, empty fields."""
+    """Clients and invoices that reach every branch: currencies with 0, 2, 3 and 4 decimals,
+    a prefix, a suffix, both or neither (and SQL-looking ones), negative and large amounts,
+    taxes on and off, paid and unpaid, several items in an order that is not their ids',
+    billing contacts, empty fields."""
     currencies = [
-        Currency.create(code="USD", is_default=True),
-        Currency.create(code="EUR"),
-        Currency.create(code="JPY", decimals=0),
-        Currency.create(code="BHD", decimals=3),
+        Currency.create(code="USD", prefix="$", suffix=" USD", is_default=True),
+        Currency.create(code="EUR", suffix=" €"),
+        Currency.create(code="JPY", prefix="¥", decimals=0),
+        Currency.create(code="BHD", prefix="BHD ", decimals=3),
         Currency.create(code="GBP"),
+        Currency.create(code="XTS", prefix="'%s?", suffix=" 100%'", decimals=4),
     ]
     notices = []
     for n, name in enumerate(NAMES):
@@ -79,7 +81,7 @@ def test_both_paths_write_the_same_emails(db: str, template: str) -> None:
     stored = EmailTemplate.get(EmailTemplate.name == template)
     company = tuple(sorted(company_context(load_settings()).items()))
     for source in (stored.subject, stored.body_text):  # the set-based path is the one taken
-        assert compile_template(source, company, (), dialect()) is not None
+        assert compile_template(source, company, dialect()) is not None
     with writer():
         assert queue(template, notices, set_based=False) == len(notices)
     by_jinja = _emails()
@@ -114,6 +116,35 @@ def test_a_custom_template_with_branches_and_company_values(db: str) -> None:
     assert _emails() == by_jinja
 
 
+def test_amounts_in_emails_use_the_currencys_own_prefix_suffix_and_decimals(db: str) -> None:
+    """Both paths (Jinja and SQL) write amounts as Setup configures the currency."""
+    source = "{% for item in invoice.items %}{{ item.amount }};{% endfor %}{{ invoice.total }}"
+    EmailTemplate.update(body_text=source).where(EmailTemplate.name == "Invoice Created").execute()
+    notices = []
+    for n, (code, prefix, suffix, decimals, amount) in enumerate(
+        [("USD", "$", " USD", 2, 1000), ("BHD", "BHD ", "", 3, 12345), ("JPY", "¥", "", 0, 1500)]
+    ):
+        currency = Currency.create(code=code, prefix=prefix, suffix=suffix, decimals=decimals)
+        client = Client.create(first_name="A", last_name="B", email=f"{n}@x.org", currency=currency)
+        invoice = Invoice.create(
+            client=client,
+            number=str(n),
+            date=dt.date(2026, 1, 1),
+            due_date=dt.date(2026, 1, 1),
+            payment_method="banktransfer",
+            subtotal=amount,
+            total=amount * 1000,
+        )
+        InvoiceItem.create(invoice=invoice, type="Hosting", description="x", amount=amount)
+        notices.append(Notice(client.id, invoice.id))
+    expected = ["$10.00 USD;$10,000.00 USD", "BHD 12.345;BHD 12,345.000", "¥1,500;¥1,500,000"]
+    for set_based in (False, True):
+        Email.delete().execute()
+        with writer():
+            queue("Invoice Created", notices, set_based=set_based)
+        assert [e.body_text for e in Email.select().order_by(Email.id)] == expected, set_based
+
+
 @pytest.mark.parametrize(
     "source",
     [
@@ -126,4 +157,4 @@ def test_a_custom_template_with_branches_and_company_values(db: str) -> None:
     ],
 )
 def test_anything_else_falls_back_to_jinja(source: str) -> None:
-    assert compile_template(source, (("name", "Acme"),), (("USD", "$"),)) is None
+    assert compile_template(source, (("name", "Acme"),)) is None

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from textual.widgets import Input, Static
+import datetime as dt
+from pathlib import Path
 
+from textual.widgets import Input, Select, Static
+
+from rules.audit import SYSTEM_CLI
+from rules.delivery import MaildirTransport, flush
 from rules.mail import Notice, queue
+from rules.marketing import OPTED_OUT
+from rules.massmail import MassMailFilter, send_mass_mail
 from store.db import writer
-from store.models import Client, Email, EmailTemplate
+from store.models import Client, Email, EmailTemplate, utcnow
 from tests.tui.test_staff_app import SIZE, login, make_clients, settle
 from tui.app import StaffApp
 from tui.dialogs.confirm import ConfirmDialog
@@ -125,3 +132,36 @@ async def test_command_palette_finds_a_client(admin: str) -> None:
         editor = app.screen
         assert isinstance(editor, ClientEditor)
         assert editor.query_one("#f-last_name", Input).value == "Last0017"
+
+
+async def test_email_log_refuses_to_resend_marketing_no_longer_wanted_and_shows_skipped(
+    admin: str, tmp_path: Path
+) -> None:
+    """The staff app's resend calls the same rule as ``gobiller mail resend``; skipped
+    emails have their own status in the log's filter, with the reason."""
+    [client] = make_clients(1)
+    send_mass_mail(MassMailFilter(), "Mass Mail", SYSTEM_CLI)
+    client.marketing_opt_out = True
+    client.save()
+    app = StaffApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await login(pilot)
+        await pilot.press("l")
+        await pilot.pause()
+        table = app.screen.query_one(EmailTable)
+        await pilot.press("r")
+        await settle(pilot)
+        assert table.row_count == 1
+        assert any("not resent" in str(n.message) for n in app._notifications)
+        flush(MaildirTransport(tmp_path / "Maildir"), now=lambda: utcnow() + dt.timedelta(1))
+        app.screen.query_one("#email-status", Select).value = "skipped"
+        await settle(pilot)
+        assert table.row_count == 1
+        row = [str(cell) for cell in table.get_row_at(0)]
+        assert "skipped" in row and OPTED_OUT in row
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, MessageDialog)
+        headers = str(app.screen.query_one(".dialog-title", Static).render())
+        assert f"Not sent because: {OPTED_OUT}" in headers
+    assert Email.select().count() == 1

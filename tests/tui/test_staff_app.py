@@ -446,6 +446,42 @@ async def test_markup_like_names_show_literally(admin: str) -> None:
         assert "Zed" in title and "[" in title
 
 
+async def test_amounts_on_the_profile_use_the_currencys_own_prefix_suffix_and_decimals(
+    admin: str,
+) -> None:
+    import datetime as dt
+
+    from textual.widgets import DataTable
+
+    bhd = Currency.create(code="BHD", prefix="BHD ", decimals=3, is_default=True)
+    client = Client.create(first_name="Sara", last_name="Ali", email="s@example.bh", currency=bhd)
+    ServiceModel.create(
+        client=client, product=Product.create(name="VPS"), amount=12345, payment_method="mailin"
+    )
+    Domain.create(client=client, name="a.bh", amount=1234567, payment_method="mailin")
+    Invoice.create(
+        client=client,
+        number="7",
+        date=dt.date(2026, 1, 1),
+        due_date=dt.date(2026, 1, 1),
+        payment_method="mailin",
+        total=-5,
+    )
+    app = StaffApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await login(pilot)
+        editor = await open_first_client(pilot)
+        await settle(pilot)
+
+        def cells(selector: str) -> list[str]:
+            table = editor.query_one(selector, DataTable)
+            return [str(cell) for cell in table.get_row_at(0)]
+
+        assert "BHD 12.345" in cells("#services-table")
+        assert "BHD 1,234.567" in cells("#domains-table")
+        assert "-BHD 0.005" in cells("#invoices-table")
+
+
 async def test_idle_lock_asks_for_the_password(admin: str) -> None:
     make_clients(1)
     app = StaffApp(lock_minutes=0)

@@ -6,7 +6,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from store.money import Money, MoneyError, format_decimal, parse_amount, round_half_up
+from store.models import Currency
+from store.money import (
+    Money,
+    MoneyError,
+    format_decimal,
+    format_money,
+    parse_amount,
+    round_half_up,
+)
 
 minor_units = st.integers(min_value=-(10**15), max_value=10**15)
 decimals = st.integers(min_value=0, max_value=4)
@@ -65,3 +73,23 @@ def test_currencies_do_not_mix() -> None:
 def test_amount_must_be_decimal() -> None:
     with pytest.raises(TypeError):
         Money(1.5, "USD")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "code,prefix,suffix,decimals,minor,text",
+    [
+        ("USD", "$", " USD", 2, 1000, "$10.00 USD"),
+        ("USD", "$", " USD", 2, 123456789, "$1,234,567.89 USD"),
+        ("USD", "$", " USD", 2, -5, "-$0.05 USD"),
+        ("BHD", "BHD ", "", 3, 12345, "BHD 12.345"),
+        ("JPY", "¥", "", 0, 1500000, "¥1,500,000"),
+        ("EUR", "", " €", 2, 0, "0.00 €"),
+        ("GBP", "", "", 2, 250, "2.50 GBP"),  # neither: the code says which currency
+        ("XTS", "%s'", "%", 4, 12345, "%s'1.2345%"),
+    ],
+)
+def test_amounts_use_the_currencys_own_prefix_suffix_and_decimals(
+    code: str, prefix: str, suffix: str, decimals: int, minor: int, text: str
+) -> None:
+    currency = Currency(code=code, prefix=prefix, suffix=suffix, decimals=decimals)
+    assert format_money(minor, currency) == text

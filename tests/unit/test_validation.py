@@ -62,19 +62,3 @@ def test_length_and_multiline() -> None:
     with pytest.raises(FieldError, match="at most 5"):
         clean_text("abcdef", 5)
     assert clean_text("line 1\nline 2", 50, multiline=True) == "line 1\nline 2"
-
-
-@pytest.mark.parametrize(
-    "code,decimals,minor",
-    [("USD", 2, 123456), ("EUR", 2, -5), ("GBP", 2, 0), ("JPY", 0, 1500000), ("BHD", 3, 1234567)],
-)
-def test_money_text_matches_babel(code: str, decimals: int, minor: int) -> None:
-    from decimal import Decimal
-
-    from babel.numbers import format_currency
-
-    from rules.mail import money_text
-    from store.models import Currency
-
-    expected = format_currency(Decimal(minor).scaleb(-decimals), code, locale="en_US")
-    assert money_text(minor, Currency(code=code, decimals=decimals)) == expected

@@ -9,6 +9,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from store.models import Email
+from store.models.enums import EmailStatus
 
 
 class MessageDialog(ModalScreen[None]):
@@ -32,7 +33,8 @@ class MessageDialog(ModalScreen[None]):
         if email.message_id:
             headers.append(f"Message-ID: {email.message_id}")
         if email.last_error:
-            headers.append(f"Last error: {email.last_error}")
+            label = "Not sent because" if email.status == EmailStatus.SKIPPED else "Last error"
+            headers.append(f"{label}: {email.last_error}")
         with VerticalScroll(classes="dialog wide"):
             yield Static("\n".join(headers), classes="dialog-title", markup=False)
             yield Static(email.body_text, id="message-body", markup=False)

@@ -53,13 +53,13 @@ from rules.clients import (
     update_client,
 )
 from rules.errors import RuleError, ValidationError
-from rules.mail import money_text
 from rules.maillog import email_log
 from rules.permissions import allowed
 from rules.validation import format_phone
 from store.models import Client, ClientGroup, Currency, CustomField
 from store.models.clients import ADDRESS_FIELDS
 from store.models.enums import GATEWAYS, ClientStatus
+from store.money import format_money
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.conflict import ConflictDialog
 from tui.dialogs.contact import ContactDialog
@@ -341,7 +341,7 @@ class ClientEditor(Screen[None]):
         currency = Currency.get_by_id(client.currency_id)
 
         def money(minor: int) -> str:
-            return money_text(minor, currency)
+            return format_money(minor, currency)
 
         self._table(
             "#services-table",

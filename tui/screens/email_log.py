@@ -9,6 +9,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Select, Static
 
 from rules.maillog import email_log
+from store.models.enums import EmailStatus
 from tui.widgets.email_table import EmailTable
 
 LIMIT = 1000
@@ -20,7 +21,7 @@ class EmailLogScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static("Email log (newest first) · Enter opens · r resends", id="editor-title")
         yield Select(
-            [(s, s) for s in ("queued", "sending", "sent", "failed")],
+            [(s.value, s.value) for s in EmailStatus],
             prompt="Any status",
             id="email-status",
             compact=True,

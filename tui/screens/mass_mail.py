@@ -169,7 +169,10 @@ class MassMailScreen(Screen[None]):
             error.add_class("-shown")
             return None
         sample = plan.sample
-        text = f"{plan.count} recipient(s); {plan.skipped_opt_out} skipped (opted out)."
+        text = (
+            f"{plan.count} recipient(s); {plan.skipped_opt_out} skipped (opted out), "
+            f"{plan.skipped_closed} skipped (Closed)."
+        )
         if sample is not None:
             text += f"\n\nTo: {plan.sample_to}\nSubject: {sample.subject}\n\n{sample.body_text}"
         self.query_one("#mm-preview", Static).update(text)

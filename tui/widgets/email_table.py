@@ -9,8 +9,14 @@ from textual.widgets import DataTable
 
 from rules.maillog import LogEntry
 
-COLUMNS = ("ID", "Date", "Template", "To", "Subject", "Status", "Last error")
-STATUS_STYLE = {"sent": "green", "failed": "bold red", "queued": "yellow", "sending": "cyan"}
+COLUMNS = ("ID", "Date", "Template", "To", "Subject", "Status", "Last error / reason")
+STATUS_STYLE = {
+    "sent": "green",
+    "failed": "bold red",
+    "queued": "yellow",
+    "sending": "cyan",
+    "skipped": "dim",
+}
 
 
 class EmailTable(DataTable[Text]):
@@ -33,7 +39,7 @@ class EmailTable(DataTable[Text]):
                 Text(e.to),
                 Text(e.subject),
                 Text(e.status, style=STATUS_STYLE.get(e.status, "")),
-                Text(e.last_error, style="red"),
+                Text(e.last_error, style="dim" if e.status == "skipped" else "red"),
                 key=str(e.id),
             )
 
