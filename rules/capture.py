@@ -33,6 +33,7 @@ from store.models import (
     utcnow,
 )
 from store.models.enums import InvoiceStatus
+from store.money import format_money
 from store.queries import balance_due
 
 RULE = "capture"
@@ -103,15 +104,16 @@ def run(ctx: RunContext, gateways: dict[str, Gateway] | None = None) -> RuleTall
             if newest:
                 lapsed.append((client_id, invoice_id, newest))
     if ctx.dry_run:
-        for invoice_id, client_id, total, method, code, decimals, *_ in due:
-            amount = Decimal(total).scaleb(-decimals)
+        currencies = {c.code: c for c in Currency.select()}
+        for invoice_id, client_id, total, method, code, *_ in due:
+            amount = format_money(total, currencies[code])
             ctx.planned(
                 PlannedAction(
                     RULE,
                     client_id,
                     f"invoice:{invoice_id}",
                     "",
-                    f"charge {amount} {code} through {method}",
+                    f"charge {amount} through {method}",
                 )
             )
         for client_id, invoice_id, card_id in _not_asked(ctx, lapsed):

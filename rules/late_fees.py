@@ -26,7 +26,7 @@ from store.bulk import bulk_insert
 from store.db import writer
 from store.models import Client, Currency, Invoice, InvoiceItem
 from store.models.enums import InvoiceStatus, ItemType
-from store.money import format_decimal, from_default_currency, round_half_up
+from store.money import format_money, from_default_currency, round_half_up
 from store.queries import balance_due, overdue_from
 from store.settings import Settings
 
@@ -62,7 +62,8 @@ def fee_for(subtotal: int, decimals: int, rate: str, settings: Settings) -> int:
 
 
 def candidates(ctx: RunContext) -> list[tuple[Any, ...]]:
-    """(invoice, client, due date, subtotal, late fees exempt, tax exempt, decimals, rate)
+    """(invoice, client, overdue from, subtotal, late fees exempt, tax exempt, decimals,
+    rate, currency code)
     for Unpaid invoices still owing whose overdue clock passed ``late_fee_days`` and that
     have no late fee yet (one query)."""
     if rule_off(ctx.settings):
@@ -81,6 +82,7 @@ def candidates(ctx: RunContext) -> list[tuple[Any, ...]]:
             Client.tax_exempt,
             Currency.decimals,
             Currency.rate,
+            Currency.code,
         )
         .join(Client)
         .join(Currency)
@@ -102,7 +104,7 @@ def run(ctx: RunContext) -> RuleTally:
     tally = RuleTally()
     due = []
     for row in candidates(ctx):
-        invoice_id, client_id, since, subtotal, fees_exempt, _, decimals, rate = row
+        invoice_id, client_id, since, subtotal, fees_exempt, _, decimals, rate, code = row
         if fees_exempt:
             tally.skipped += 1
             continue
@@ -110,10 +112,11 @@ def run(ctx: RunContext) -> RuleTally:
         if fee <= 0:
             tally.skipped += 1  # nothing to add: no 0.00 line, the invoice's one fee kept
             continue
-        due.append((invoice_id, client_id, _date(since), fee, bool(row[5]), decimals))
+        due.append((invoice_id, client_id, _date(since), fee, bool(row[5]), code))
     if ctx.dry_run:
-        for invoice_id, client_id, _, fee, _, decimals in due:
-            amount = format_decimal(Decimal(fee).scaleb(-decimals), decimals)
+        currencies = {c.code: c for c in Currency.select()}
+        for invoice_id, client_id, _, fee, _, code in due:
+            amount = format_money(fee, currencies[code])
             ctx.planned(
                 PlannedAction(
                     RULE, client_id, f"invoice:{invoice_id}", "", f"add late fee {amount}"

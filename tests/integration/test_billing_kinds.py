@@ -309,6 +309,12 @@ def test_a_fixed_amount_means_the_same_value_in_every_currency(
         "JPY": invoice(_in(client(), jpy), due, subtotal=1_000),
         "BHD": invoice(_in(client(), bhd), due, subtotal=1_000),
     }
+    plan = run(due + dt.timedelta(days=5), only=("late_fee",), dry_run=True).plan
+    assert sorted(p.detail for p in plan) == [
+        "add late fee 1.880 BHD",
+        "add late fee 5.00 USD",
+        "add late fee ¥750",
+    ]
     run(due + dt.timedelta(days=5), only=("late_fee",))
     fees = {
         code: InvoiceItem.get((InvoiceItem.type == "LateFee") & (InvoiceItem.invoice == inv.id))
