@@ -774,5 +774,56 @@ def explain_cmd(obj: Context, client_id: int, date_: dt.datetime | None, as_json
         click.echo(f"  [{mark}] {line.rule:<14} {line.reason}")
 
 
+@main.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def backup_cmd(obj: Context, file: Path, as_json: bool) -> None:
+    """A consistent copy of the database, taken while it is in use: a SQLite file
+    (SQLite's backup API, integrity-checked) or a pg_dump archive (PostgreSQL). FILE
+    is replaced only by a complete copy."""
+    from store.backup import BackupError, backup
+
+    obj.open()
+    try:
+        size = backup(file)
+    except BackupError as exc:
+        _refuse(as_json, f"backup failed: {exc}", EXIT_IOERR)
+    _emit(as_json, {"file": str(file), "bytes": size}, f"Backed up to {file} ({size:,} bytes).")
+
+
+@main.command("restore")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace a database that already holds data.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def restore_cmd(obj: Context, file: Path, force: bool, as_json: bool) -> None:
+    """Replace the database's contents with a backup made by `gobiller backup`.
+    Refuses a database that holds data unless --force."""
+    from store.backup import BackupError, restore
+    from store.migrate import upgrade
+
+    obj.open(upgrade=False)
+    try:
+        restore(file, force=force)
+    except BackupError as exc:
+        _refuse(as_json, f"restore refused: {exc}", EXIT_DATAERR)
+    upgrade()  # a backup from an older version is brought up to date
+    _emit(as_json, {"file": str(file), "restored": True}, f"Restored from {file}.")
+
+
+EXIT_DATAERR = 65  # EX_DATAERR: the input is not what it must be
+EXIT_IOERR = 74  # EX_IOERR: reading or writing a file failed
+
+
+def _refuse(as_json: bool, message: str, code: int) -> NoReturn:
+    """One clear line (``{"error": ...}`` with --json) on standard error, and exit ``code``."""
+    if as_json:
+        click.echo(json.dumps({"error": message}, ensure_ascii=False))
+    else:
+        click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
