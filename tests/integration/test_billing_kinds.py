@@ -563,7 +563,7 @@ def test_invoice_numbers_only_go_up_with_an_import_during_a_cron(
         service(owner, dt.date(2026, 7, 1))
     doc = tmp_path / "history.json"
     doc.write_text(json.dumps(_history([str(n) for n in range(5001, 5300)], client_id=900)))
-    env = {"GOBILLER_MAILDIR": str(tmp_path / "Maildir")}
+    env = {"XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path / "config")}
     gobiller = [sys.executable, "-m", "tui.cli", "--database", url]
     cron = subprocess.Popen(
         [*gobiller, "cron", "--date", "2026-06-17", "--only", "invoice", "--json"],
@@ -572,7 +572,11 @@ def test_invoice_numbers_only_go_up_with_an_import_during_a_cron(
         env={**__import__("os").environ, **env},
     )
     imported = subprocess.run(
-        [*gobiller, "import", str(doc)], capture_output=True, text=True, check=False
+        [*gobiller, "import", str(doc)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**__import__("os").environ, **env},
     )
     out, err = cron.communicate(timeout=120)
     assert imported.returncode == 0, imported.stderr
