@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pycountry
-from peewee import Model, fn
+from peewee import IntegrityError, Model, fn
 
+from rules.clients import emails_in_use, is_email_clash
 from rules.validation import (
     TEXT_LIMITS,
     FieldError,
@@ -34,6 +35,7 @@ from rules.validation import (
 )
 from store.bulk import bulk_update_column, reset_sequences
 from store.db import writer
+from store.keys import email_key
 from store.models import (
     Addon,
     Client,
@@ -761,7 +763,6 @@ def _check_clients(
     groups: set[str],
     custom: dict[str, dict[str, Any]],
 ) -> None:
-    existing_emails = column(Client, fn.LOWER(Client.email))
     existing_ids = column(Client, Client.id)
     existing_numbers = column(Invoice, Invoice.number)
     emails: dict[str, str] = {}
@@ -784,12 +785,11 @@ def _check_clients(
         client.update(_address(ck, rec, path, country))
         email = client.get("email")
         if email:
-            key = email.lower()
+            key = email_key(email)
             if key in emails:
                 ck.fail(f"{path}.email", f"duplicate email (also at {emails[key]})")
-            elif key in existing_emails:
-                ck.fail(f"{path}.email", "a client with this email already exists")
-            emails[key] = f"{path}.email"
+            else:
+                emails[key] = f"{path}.email"
         client["tax_id"] = ck.field(rec, "tax_id", path, _text(TEXT_LIMITS["tax_id"]), "")
         client["status"] = ck.field(
             rec, "status", path, _choice(s.value for s in ClientStatus), ClientStatus.ACTIVE
@@ -821,15 +821,15 @@ def _check_clients(
             ccountry = ck.field(crec, "country", cpath, clean_country, "")
             contact = _address(ck, crec, cpath, ccountry)
             if contact.get("email"):
-                if contact["email"].lower() in contact_emails:
+                if email_key(contact["email"]) in contact_emails:
                     ck.fail(f"{cpath}.email", "duplicate contact email for this client")
-                contact_emails.add(contact["email"].lower())
+                contact_emails.add(email_key(contact["email"]))
             contacts.append(contact)
         client["contacts"] = contacts
         billing = ck.field(
             rec, "billing_contact", path, lambda v: None if v is None else clean_email(v)
         )
-        if billing is not None and billing.lower() not in contact_emails:
+        if billing is not None and email_key(billing) not in contact_emails:
             ck.fail(f"{path}.billing_contact", "not the email of one of this client's contacts")
         client["billing_contact"] = billing
 
@@ -907,6 +907,8 @@ def _check_clients(
         # "emails" is written by export and ignored by import: only its shape is checked.
         list(_records(ck, rec.get("emails", []), f"{path}.emails", EMAIL_KEYS, ()))
         plan.clients.append(client)
+    for key in sorted(emails_in_use(emails), key=emails.__getitem__):
+        ck.fail(emails[key], "a client with this email already exists")
 
 
 def _records(
@@ -1092,13 +1094,26 @@ def _insert(model: type[Model], rows: list[dict[str, Any]]) -> None:
 
 
 def import_document(doc: Any) -> int:
-    """Check, then write the whole document in one transaction; return clients imported."""
+    """Check, then write the whole document in one transaction; return clients imported.
+
+    Raises ``ImportError_`` with every bad record, also when a client with one of the
+    document's emails was added between the check and the write (the unique index
+    refuses it; the check is run again to name the record).
+    """
     plan = check_document(doc)
-    with writer():
-        if plan.settings:
-            save_settings(plan.settings)
-        write_reference(plan)
-        _write_clients(plan)
+    try:
+        with writer():
+            if plan.settings:
+                save_settings(plan.settings)
+            write_reference(plan)
+            _write_clients(plan)
+    except IntegrityError as exc:
+        if not is_email_clash(exc):
+            raise
+        check_document(doc)  # names the clashing records
+        raise ImportError_(
+            [f"{DOCUMENT}: a client with one of these emails was added meanwhile"]
+        ) from exc
     return len(plan.clients)
 
 
@@ -1183,6 +1198,7 @@ def _write_clients(plan: _Plan) -> None:
             id=cid,
             currency=currency_ids[c["currency"]],
             group=group_ids.get(c["group"]) if c["group"] else None,
+            **Client.derived_values(c),
         )
         if c["created_at"] is not None:
             client_row["created_at"] = c["created_at"]
@@ -1190,8 +1206,12 @@ def _write_clients(plan: _Plan) -> None:
         rows[Client].append(client_row)
         for contact in c["contacts"]:
             contact_id = ids[Contact].take()
-            rows[Contact].append(dict(contact, id=contact_id, client=cid))
-            if c["billing_contact"] and contact["email"].lower() == c["billing_contact"].lower():
+            rows[Contact].append(
+                dict(contact, id=contact_id, client=cid, **Contact.derived_values(contact))
+            )
+            if c["billing_contact"] and email_key(contact["email"]) == email_key(
+                c["billing_contact"]
+            ):
                 billing_links.append((cid, contact_id))
         for name, value in c["custom_fields"].items():
             rows[CustomFieldValue].append({"client": cid, "field": field_ids[name], "value": value})

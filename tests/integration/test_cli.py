@@ -89,6 +89,7 @@ def test_db_upgrade_and_status(databases: Databases) -> None:
         "0002_email_templates",
         "0003_client_search",
         "0004_client_first_name_index",
+        "0006_client_keys",
     ]
     after = run("--database", url, "db", "status", "--json")
     assert after.returncode == 0 and json.loads(after.stdout)["pending"] == []
