@@ -25,10 +25,11 @@ from rules.validation import (
     clean_country,
     clean_email,
     clean_phone,
+    clean_state,
     clean_text,
 )
 from store.db import writer
-from store.keys import email_key
+from store.keys import email_key, normalise_state
 from store.models import (
     Addon,
     AuditLog,
@@ -235,6 +236,8 @@ def _clean(client_id: int | None, changes: dict[str, Any], country: str) -> dict
 
 
 def _clean_field(name: str, value: Any, country: str, client_id: int | None) -> Any:
+    if name == "state":
+        return clean_state(value, country)
     if name in TEXT_LIMITS:
         required = name in ("first_name", "last_name")
         return clean_text(value, TEXT_LIMITS[name], required=required)
@@ -367,6 +370,8 @@ def update_client(
     _check_rights(actor, changes)
     client = get_client(client_id, actor)
     country = changes.get("country", client.country)
+    if "country" in changes and "state" not in changes:
+        changes = {**changes, "state": client.state}  # a state is written in its country
     clean = _clean(client_id, changes, country if isinstance(country, str) else "")
     custom = clean.pop(CUSTOM, {})
     try:
@@ -491,11 +496,14 @@ CONTACT_KEYS = ADDRESS_FIELDS
 
 
 def _clean_contact(
-    client_id: int, values: dict[str, Any], contact_id: int | None
+    client_id: int, values: dict[str, Any], contact_id: int | None, current_country: str = ""
 ) -> dict[str, Any]:
     errors: dict[str, str] = {}
     clean: dict[str, Any] = {}
-    country = values.get("country", "")
+    try:  # the phone and the state are read in the (new) country
+        country = clean_country(values.get("country", current_country))
+    except FieldError:
+        country = ""
     for key in CONTACT_KEYS:
         if key not in values:
             continue
@@ -505,7 +513,9 @@ def _clean_contact(
             elif key == "country":
                 clean[key] = clean_country(values[key])
             elif key == "phone":
-                clean[key] = clean_phone(values[key], country if isinstance(country, str) else "")
+                clean[key] = clean_phone(values[key], country)
+            elif key == "state":
+                clean[key] = clean_state(values[key], country)
             else:
                 clean[key] = clean_text(
                     values[key], TEXT_LIMITS[key], required=key in ("first_name", "last_name")
@@ -550,7 +560,9 @@ def update_contact(contact_id: int, values: dict[str, Any], actor: Actor) -> Con
     contact = Contact.get_or_none(Contact.id == contact_id)
     if contact is None:
         raise RuleError(f"no contact {contact_id}")
-    clean = _clean_contact(contact.client_id, values, contact_id)
+    clean = _clean_contact(contact.client_id, values, contact_id, contact.country)
+    if "country" in clean and "state" not in clean:  # a state is written in its country
+        clean["state"] = normalise_state(clean["country"], contact.state)
     try:
         _save_contact(contact, clean, actor)
     except IntegrityError as exc:

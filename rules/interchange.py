@@ -31,11 +31,12 @@ from rules.validation import (
     clean_country,
     clean_email,
     clean_phone,
+    clean_state,
     clean_text,
 )
 from store.bulk import bulk_update_column, reset_sequences
 from store.db import writer
-from store.keys import email_key
+from store.keys import email_key, region_key
 from store.models import (
     Addon,
     Client,
@@ -656,20 +657,34 @@ def check_document(doc: Any) -> _Plan:
             }
         )
 
+    # A rule's state matches clients by region (code or name, any case): two rules of one
+    # level for the same region would compete, so they clash even when spelled apart.
+    rules: Any = TaxRule.select(TaxRule.level, TaxRule.country, TaxRule.state).tuples()
+    stored_rules = {
+        (level, country, region_key(country, state)): state for level, country, state in rules
+    }
     tax_keys: set[tuple[int, str, str]] = set()
     for path, raw in ck.items(top.get("tax_rules", []), "tax_rules"):
         rec = ck.obj(raw, path, TAX_KEYS, required=("level", "name", "rate"))
         if rec is None:
             continue
+        country = ck.field(rec, "country", path, clean_country, "")
         item = {
             "level": ck.field(rec, "level", path, _choice_int((1, 2))),
             "name": ck.field(rec, "name", path, _text(100, required=True)),
-            "country": ck.field(rec, "country", path, clean_country, ""),
-            "state": ck.field(rec, "state", path, _text(100), ""),
+            "country": country,
+            "state": ck.field(
+                rec,
+                "state",
+                path,
+                partial(clean_state, country=country or ""),
+                "",
+            ),
             "rate_e4": ck.field(rec, "rate", path, _percent(4)),
         }
-        key = (item["level"], item["country"], item["state"])
-        if key in tax_keys:
+        key = (item["level"], item["country"], region_key(country or "", item["state"] or ""))
+        stored = stored_rules.get(key)
+        if key in tax_keys or (stored is not None and stored != item["state"]):
             ck.fail(path, "another rule has the same level, country and state")
         tax_keys.add(key)
         plan.tax_rules.append(item)
@@ -925,7 +940,12 @@ def _address(ck: _Checker, rec: dict[str, Any], path: str, country: str) -> dict
     for key in ("first_name", "last_name"):
         out[key] = ck.field(rec, key, path, _text(TEXT_LIMITS[key], required=True))
     for key in ("company", "address1", "address2", "city", "state", "postcode"):
-        out[key] = ck.field(rec, key, path, _text(TEXT_LIMITS[key]), "")
+        check = (
+            partial(clean_state, country=country or "")
+            if key == "state"
+            else _text(TEXT_LIMITS[key])
+        )
+        out[key] = ck.field(rec, key, path, check, "")
     out["email"] = ck.field(rec, "email", path, clean_email)
     out["phone"] = ck.field(rec, "phone", path, lambda v: clean_phone(v, country), "")
     return out

@@ -10,15 +10,18 @@ so a value is never compared one way on save and another way on lookup:
 - ``email_key``: what makes two client emails "the same" (PRODUCT.md §1: unique,
   case-insensitive).
 - ``client_search_text``: what the client list search looks in (README "The staff app").
+- ``normalise_state`` / ``region_key``: a state/region as saved, and as tax rules match it
+  (PRODUCT.md §3: "by code or by name", case-insensitively).
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import phonenumbers
+import pycountry
 
 #: A folded email can be longer than the email ("ß" folds to "ss"): at most three times.
 EMAIL_KEY_MAX = 3 * 254
@@ -87,3 +90,79 @@ def client_search_text(
     if phone:
         parts.extend(_phone_search_forms(phone))
     return "\n".join(search_fold(p) for p in parts if p and p.strip())
+
+
+# --------------------------------------------------------------------------- regions
+
+
+def _loose(text: str) -> str:
+    """A name as people spell it loosely: no case, accents, spaces or punctuation."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    bare = "".join(ch for ch in decomposed if unicodedata.category(ch) != "Mn")
+    return "".join(ch for ch in bare.casefold() if ch.isalnum())
+
+
+@cache
+def _subdivisions(country: str) -> tuple[dict[str, str], dict[str, str]]:
+    """``country``'s ISO 3166-2 subdivisions: code suffix by upper-cased code, and by
+    loose name (a name shared by two takes the top-level one, then the shorter code)."""
+    codes: dict[str, str] = {}
+    names: dict[str, str] = {}
+    found = pycountry.subdivisions.get(country_code=country) if country else None
+    ranked = sorted(found or (), key=lambda s: (s.parent_code is not None, len(s.code), s.code))
+    for sub in ranked:
+        suffix = sub.code.split("-", 1)[1]
+        codes[suffix.upper()] = suffix
+        # "Catalunya [Cataluña]": each spelling is a name.
+        for name in re.split(r"\s*[\[\]]\s*", sub.name):
+            if _loose(name):
+                names.setdefault(_loose(name), suffix)
+    return codes, names
+
+
+def _as_code(country: str, state: str) -> str | None:
+    """The subdivision code suffix ``state`` is written as ("ca", "US-CA"), if any."""
+    country = country.strip().upper()
+    codes, _ = _subdivisions(country)
+    if not codes:
+        return None
+    text = state.strip().upper()
+    if text.startswith(country + "-"):
+        text = text[len(country) + 1 :]
+    return codes.get(text)
+
+
+@lru_cache(maxsize=65_536)
+def subdivision_code(country: str, state: str) -> str | None:
+    """The ISO 3166-2 code suffix ("CA") that ``state`` names in ``country``, by code or by
+    name, ignoring case, accents, spaces and punctuation; None when it names none."""
+    code = _as_code(country, state)
+    if code is not None:
+        return code
+    _, names = _subdivisions(country.strip().upper())
+    return names.get(_loose(state)) if names else None
+
+
+def normalise_state(country: str, state: str) -> str:
+    """A state/region as it is saved: a subdivision code of ``country`` in upper case
+    ("ca" and "us-ca" are "CA" in the US), anything else trimmed and kept as written.
+
+    A name ("California", "Kent", "Tokyo") stays a name: on a client or contact it is
+    part of the postal address, where the ISO code ("KEN", "13") would be wrong, and on a
+    tax rule staff read it in the list. ``region_key`` matches either way.
+    """
+    text = state.strip()
+    code = _as_code(country, text)
+    return code if code is not None else text
+
+
+@lru_cache(maxsize=65_536)
+def region_key(country: str, state: str) -> str:
+    """How a state/region is matched: "US-CA" for "CA", "ca", "us-ca" and "California";
+    otherwise the loose form of the text ("Kowloon" and "KOWLOON" meet in Hong Kong, which
+    has no ISO subdivisions); "" for no state (the whole country)."""
+    country = country.strip().upper()
+    code = subdivision_code(country, state)
+    if code is not None:
+        return f"{country}-{code}"
+    return _loose(state)

@@ -9,6 +9,8 @@
   index of 0003 becomes an external-content index over this column (case-sensitive: the
   text is already folded, and FTS5 folds fewer characters than Unicode does). PostgreSQL:
   ``client_search.body`` is copied from it by the trigger instead of ``lower(...)``.
+- State/region: subdivision codes upper-cased on clients, contacts and tax rules ("ca" is
+  "CA" in the US); names stay as written (``store.keys.normalise_state``).
 
 The keys are computed in Python for both databases, by the functions the application
 uses, in pages of ``PAGE`` rows. Emails that already shared a key (possible under the old
@@ -22,7 +24,13 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from store.keys import EMAIL_KEY_MAX, client_search_text, email_key
+from store.keys import (
+    EMAIL_KEY_MAX,
+    client_search_text,
+    email_key,
+    normalise_state,
+    region_key,
+)
 
 log = logging.getLogger("gobiller.migrate")
 
@@ -149,7 +157,7 @@ def _backfill(
         _update(db, table, targets, rows)
 
 
-def _client_keys(values: dict[str, Any]) -> tuple[str, str]:
+def _client_keys(values: dict[str, Any]) -> tuple[str, str, str]:
     return (
         email_key(values["email"]),
         client_search_text(
@@ -159,11 +167,12 @@ def _client_keys(values: dict[str, Any]) -> tuple[str, str]:
             values["email"],
             values["phone"],
         ),
+        normalise_state(values["country"], values["state"]),
     )
 
 
-def _contact_keys(values: dict[str, Any]) -> tuple[str]:
-    return (email_key(values["email"]),)
+def _contact_keys(values: dict[str, Any]) -> tuple[str, str]:
+    return email_key(values["email"]), normalise_state(values["country"], values["state"])
 
 
 def _separate_duplicates(db: Any, table: str, scope: str) -> None:
@@ -190,6 +199,29 @@ def _separate_duplicates(db: Any, table: str, scope: str) -> None:
         _update(db, table, ["email_key"], [(i, f"{clash[-1]} #{i}") for i in ids[1:]])
 
 
+def _tax_rule_states(db: Any) -> None:
+    """Subdivision codes upper-cased; rules that name one region twice are reported."""
+    rules = db.execute_sql("SELECT id, level, country, state FROM tax_rule ORDER BY id").fetchall()
+    taken = {(level, country, state) for _, level, country, state in rules}
+    regions: dict[tuple[int, str, str], int] = {}
+    changes = []
+    for rule_id, level, country, state in rules:
+        region = (level, country, region_key(country, state))
+        if region in regions:
+            log.warning(
+                "tax rules #%s and #%s are for one region: #%s applies",
+                regions[region],
+                rule_id,
+                regions[region],
+            )
+        regions.setdefault(region, rule_id)
+        code = normalise_state(country, state)
+        if code != state and (level, country, code) not in taken:
+            taken.add((level, country, code))
+            changes.append((rule_id, code))
+    _update(db, "tax_rule", ["state"], changes)
+
+
 def up(migrator: Any, db: Any) -> None:
     sqlite = _is_sqlite(db)
     for statement in SQLITE_BEFORE if sqlite else POSTGRES_BEFORE:
@@ -197,12 +229,13 @@ def up(migrator: Any, db: Any) -> None:
     _backfill(
         db,
         "client",
-        ("first_name", "last_name", "company", "email", "phone"),
-        ("email_key", "search_text"),
+        ("first_name", "last_name", "company", "email", "phone", "country", "state"),
+        ("email_key", "search_text", "state"),
         _client_keys,
     )
-    _backfill(db, "contact", ("email",), ("email_key",), _contact_keys)
+    _backfill(db, "contact", ("email", "country", "state"), ("email_key", "state"), _contact_keys)
     _separate_duplicates(db, "client", "")
     _separate_duplicates(db, "contact", "client_id")
+    _tax_rule_states(db)
     for statement in SQLITE_AFTER if sqlite else POSTGRES_AFTER:
         db.execute_sql(statement)

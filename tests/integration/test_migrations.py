@@ -8,7 +8,7 @@ from playhouse.schema_diff import diff_models
 
 from store.db import database, is_postgres, is_sqlite, open_database
 from store.migrate import MIGRATIONS_DIR, status, upgrade
-from store.models import ALL_MODELS, Client, Contact, Currency
+from store.models import ALL_MODELS, Client, Contact, Currency, TaxRule
 from tests.conftest import Databases
 
 
@@ -44,8 +44,8 @@ def _legacy_row(model: Any, **values: Any) -> None:
 
 
 def test_migration_0006_keys_the_rows_it_finds(databases: Databases) -> None:
-    """Existing clients and contacts get their email keys and search text; emails that
-    only full case folding finds equal stay usable."""
+    """Existing clients, contacts and tax rules get their email keys, search text and
+    normalised states; emails that only full case folding finds equal stay usable."""
     from rules.audit import SYSTEM_CLI
     from rules.clients import EMAIL_TAKEN, create_client
     from rules.errors import ValidationError
@@ -83,20 +83,25 @@ def test_migration_0006_keys_the_rows_it_finds(databases: Databases) -> None:
         state="qc",
     )
     _legacy_row(Contact, id=2, client=1, first_name="G", last_name="H", email="weiss@example.org")
+    _legacy_row(TaxRule, id=1, level=1, name="CA", country="US", state="ca", rate_e4=72_500)
+    _legacy_row(
+        TaxRule, id=2, level=2, name="County", country="US", state="California", rate_e4=10_000
+    )
 
     upgrade()
 
     assert not diff_models(database.obj, ALL_MODELS)
     keys = {c.id: (c.email_key, c.state) for c in Client.select()}
     assert keys == {
-        1: ("émile@example.org", "ca"),
+        1: ("émile@example.org", "CA"),
         2: ("strasse@example.org", ""),
         3: ("strasse@example.org #3", ""),  # kept, and refused as a new address
     }
     assert {c.id: (c.email_key, c.state) for c in Contact.select()} == {
-        1: ("weiss@example.org", "qc"),
+        1: ("weiss@example.org", "QC"),
         2: ("weiss@example.org #2", ""),
     }
+    assert sorted((r.level, r.state) for r in TaxRule.select()) == [(1, "CA"), (2, "California")]
     for term in ("émile zola", "ÉMILE", "+44 20 7183 8750"):
         assert [r.id for r in fetch_page(ListQuery(search=term), 0, 10)] == [1], term
     with pytest.raises(ValidationError) as refused:
