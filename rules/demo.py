@@ -233,6 +233,8 @@ CLIENT_COLUMNS = (
     "last_login_at",
     "last_login_ip",
     "version",
+    "email_key",
+    "search_text",
 )
 CONTACT_COLUMNS = (
     "id",
@@ -248,6 +250,7 @@ CONTACT_COLUMNS = (
     "postcode",
     "country",
     "phone",
+    "email_key",
 )
 SERVICE_COLUMNS = (
     "id",
@@ -489,20 +492,33 @@ def _build_chunk(
         domain = choice(("example.com", "example.org", "example.net"))
         email = f"{first_ascii}.{last_ascii}{cid}@{domain}"
         group_id = choice(ref["groups"]) if r() < 0.2 else None
+        company = choice(COMPANIES)  # drawn in the order the row lists them (same data per seed)
+        address1 = f"{rng.randrange(1, 400)} {choice(STREETS)}"
+        address2 = "Suite 5" if r() < 0.1 else ""
+        phone = choice(phones[country])
+        derived = Client.derived_values(
+            {
+                "first_name": first,
+                "last_name": last,
+                "company": company,
+                "email": email,
+                "phone": phone,
+            }
+        )
         clients.append(
             (
                 cid,
                 first,
                 last,
-                choice(COMPANIES),
+                company,
                 email,
-                f"{rng.randrange(1, 400)} {choice(STREETS)}",
-                "Suite 5" if r() < 0.1 else "",
+                address1,
+                address2,
                 city,
                 state,
                 postcode,
                 country,
-                choice(phones[country]),
+                phone,
                 f"VAT{cid:08d}" if r() < 0.1 else "",
                 "",
                 status,
@@ -529,12 +545,15 @@ def _build_chunk(
                 login.isoformat(" ") if login else None,
                 "203.0.113.7" if login else "",
                 1,
+                derived["email_key"],
+                derived["search_text"],
             )
         )
         if r() < 0.3:
             counters["contact"] += 1
             contact_id = counters["contact"]
             cfirst, cfirst_ascii = choice(FIRST_NAMES)
+            contact_email = f"{cfirst_ascii}.billing{cid}@example.net"
             contacts.append(
                 (
                     contact_id,
@@ -542,7 +561,7 @@ def _build_chunk(
                     cfirst,
                     last,
                     "",
-                    f"{cfirst_ascii}.billing{cid}@example.net",
+                    contact_email,
                     f"{rng.randrange(1, 99)} {choice(STREETS)}",
                     "",
                     city,
@@ -550,6 +569,7 @@ def _build_chunk(
                     postcode,
                     country,
                     choice(phones[country]),
+                    Contact.derived_values({"email": contact_email})["email_key"],
                 )
             )
             if r() < 0.5:

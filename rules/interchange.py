@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pycountry
-from peewee import Model, fn
+from peewee import IntegrityError, Model, fn
 
+from rules.clients import emails_in_use, is_email_clash
 from rules.currencies import check_decimals_change
 from rules.errors import ValidationError
 from rules.invoicing import fill_anchor_days
@@ -35,11 +36,13 @@ from rules.validation import (
     clean_country,
     clean_email,
     clean_phone,
+    clean_state,
     clean_text,
 )
 from store import sequences
 from store.bulk import bulk_update_column, reset_sequences
 from store.db import writer
+from store.keys import email_key, region_key
 from store.models import (
     Addon,
     Client,
@@ -680,20 +683,34 @@ def check_document(doc: Any) -> _Plan:
             }
         )
 
+    # A rule's state matches clients by region (code or name, any case): two rules of one
+    # level for the same region would compete, so they clash even when spelled apart.
+    rules: Any = TaxRule.select(TaxRule.level, TaxRule.country, TaxRule.state).tuples()
+    stored_rules = {
+        (level, country, region_key(country, state)): state for level, country, state in rules
+    }
     tax_keys: set[tuple[int, str, str]] = set()
     for path, raw in ck.items(top.get("tax_rules", []), "tax_rules"):
         rec = ck.obj(raw, path, TAX_KEYS, required=("level", "name", "rate"))
         if rec is None:
             continue
+        country = ck.field(rec, "country", path, clean_country, "")
         item = {
             "level": ck.field(rec, "level", path, _choice_int((1, 2))),
             "name": ck.field(rec, "name", path, _text(100, required=True)),
-            "country": ck.field(rec, "country", path, clean_country, ""),
-            "state": ck.field(rec, "state", path, _text(100), ""),
+            "country": country,
+            "state": ck.field(
+                rec,
+                "state",
+                path,
+                partial(clean_state, country=country or ""),
+                "",
+            ),
             "rate_e4": ck.field(rec, "rate", path, _percent(4)),
         }
-        key = (item["level"], item["country"], item["state"])
-        if key in tax_keys:
+        key = (item["level"], item["country"], region_key(country or "", item["state"] or ""))
+        stored = stored_rules.get(key)
+        if key in tax_keys or (stored is not None and stored != item["state"]):
             ck.fail(path, "another rule has the same level, country and state")
         tax_keys.add(key)
         plan.tax_rules.append(item)
@@ -787,7 +804,6 @@ def _check_clients(
     groups: set[str],
     custom: dict[str, dict[str, Any]],
 ) -> None:
-    existing_emails = column(Client, fn.LOWER(Client.email))
     existing_ids = column(Client, Client.id)
     existing_numbers = column(Invoice, Invoice.number)
     emails: dict[str, str] = {}
@@ -810,12 +826,11 @@ def _check_clients(
         client.update(_address(ck, rec, path, country))
         email = client.get("email")
         if email:
-            key = email.lower()
+            key = email_key(email)
             if key in emails:
                 ck.fail(f"{path}.email", f"duplicate email (also at {emails[key]})")
-            elif key in existing_emails:
-                ck.fail(f"{path}.email", "a client with this email already exists")
-            emails[key] = f"{path}.email"
+            else:
+                emails[key] = f"{path}.email"
         client["tax_id"] = ck.field(rec, "tax_id", path, _text(TEXT_LIMITS["tax_id"]), "")
         client["status"] = ck.field(
             rec, "status", path, _choice(s.value for s in ClientStatus), ClientStatus.ACTIVE
@@ -847,15 +862,15 @@ def _check_clients(
             ccountry = ck.field(crec, "country", cpath, clean_country, "")
             contact = _address(ck, crec, cpath, ccountry)
             if contact.get("email"):
-                if contact["email"].lower() in contact_emails:
+                if email_key(contact["email"]) in contact_emails:
                     ck.fail(f"{cpath}.email", "duplicate contact email for this client")
-                contact_emails.add(contact["email"].lower())
+                contact_emails.add(email_key(contact["email"]))
             contacts.append(contact)
         client["contacts"] = contacts
         billing = ck.field(
             rec, "billing_contact", path, lambda v: None if v is None else clean_email(v)
         )
-        if billing is not None and billing.lower() not in contact_emails:
+        if billing is not None and email_key(billing) not in contact_emails:
             ck.fail(f"{path}.billing_contact", "not the email of one of this client's contacts")
         client["billing_contact"] = billing
 
@@ -947,6 +962,8 @@ def _check_clients(
             )
         ]
         plan.clients.append(client)
+    for key in sorted(emails_in_use(emails), key=emails.__getitem__):
+        ck.fail(emails[key], "a client with this email already exists")
 
 
 def _records(
@@ -963,7 +980,12 @@ def _address(ck: _Checker, rec: dict[str, Any], path: str, country: str) -> dict
     for key in ("first_name", "last_name"):
         out[key] = ck.field(rec, key, path, _text(TEXT_LIMITS[key], required=True))
     for key in ("company", "address1", "address2", "city", "state", "postcode"):
-        out[key] = ck.field(rec, key, path, _text(TEXT_LIMITS[key]), "")
+        check = (
+            partial(clean_state, country=country or "")
+            if key == "state"
+            else _text(TEXT_LIMITS[key])
+        )
+        out[key] = ck.field(rec, key, path, check, "")
     out["email"] = ck.field(rec, "email", path, clean_email)
     out["phone"] = ck.field(rec, "phone", path, lambda v: clean_phone(v, country), "")
     return out
@@ -1135,16 +1157,29 @@ def _insert(model: type[Model], rows: list[dict[str, Any]]) -> None:
 
 
 def import_document(doc: Any) -> int:
-    """Check, then write the whole document in one transaction; return clients imported."""
+    """Check, then write the whole document in one transaction; return clients imported.
+
+    Raises ``ImportError_`` with every bad record, also when a client with one of the
+    document's emails was added between the check and the write (the unique index
+    refuses it; the check is run again to name the record).
+    """
     plan = check_document(doc)
-    with writer():
-        if plan.settings:
-            save_settings(plan.settings)
-        write_reference(plan)
-        # First, so a cron running meanwhile waits instead of taking one of these numbers.
-        sequences.raise_to(i["number"] for c in plan.clients for i in c["invoices"])
-        _write_clients(plan)
-        fill_anchor_days()
+    try:
+        with writer():
+            if plan.settings:
+                save_settings(plan.settings)
+            write_reference(plan)
+            # First, so a cron running meanwhile waits instead of taking one of these numbers.
+            sequences.raise_to(i["number"] for c in plan.clients for i in c["invoices"])
+            _write_clients(plan)
+            fill_anchor_days()
+    except IntegrityError as exc:
+        if not is_email_clash(exc):
+            raise
+        check_document(doc)  # names the clashing records
+        raise ImportError_(
+            [f"{DOCUMENT}: a client with one of these emails was added meanwhile"]
+        ) from exc
     return len(plan.clients)
 
 
@@ -1241,6 +1276,7 @@ def _write_clients(plan: _Plan) -> None:
             id=cid,
             currency=currency_ids[c["currency"]],
             group=group_ids.get(c["group"]) if c["group"] else None,
+            **Client.derived_values(c),
         )
         if c["created_at"] is not None:
             client_row["created_at"] = c["created_at"]
@@ -1248,8 +1284,12 @@ def _write_clients(plan: _Plan) -> None:
         rows[Client].append(client_row)
         for contact in c["contacts"]:
             contact_id = ids[Contact].take()
-            rows[Contact].append(dict(contact, id=contact_id, client=cid))
-            if c["billing_contact"] and contact["email"].lower() == c["billing_contact"].lower():
+            rows[Contact].append(
+                dict(contact, id=contact_id, client=cid, **Contact.derived_values(contact))
+            )
+            if c["billing_contact"] and email_key(contact["email"]) == email_key(
+                c["billing_contact"]
+            ):
                 billing_links.append((cid, contact_id))
         for name, value in c["custom_fields"].items():
             rows[CustomFieldValue].append({"client": cid, "field": field_ids[name], "value": value})
