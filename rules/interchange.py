@@ -692,6 +692,7 @@ class _Plan:
     custom_fields: list[dict[str, Any]] = field(default_factory=list)
     clients: list[dict[str, Any]] = field(default_factory=list)
     ledger: list[dict[str, Any]] = field(default_factory=list)
+    refs: _Refs = field(default_factory=lambda: _Refs())
 
 
 def load_document(text: str) -> Any:
@@ -837,7 +838,7 @@ def check_document(doc: Any) -> _Plan:
             fields_by_name[item["name"]] = item
         plan.custom_fields.append(item)
 
-    refs = _Refs()
+    refs = plan.refs
     _check_clients(ck, top.get("clients", []), plan, currencies, group_names, fields_by_name, refs)
     _check_ledger(ck, top.get("ledger", []), plan, refs)
     refs.check_database(ck)
@@ -900,12 +901,9 @@ def _check_clients(
     custom: dict[str, dict[str, Any]],
     refs: _Refs,
 ) -> None:
-    existing_emails = column(Client, fn.LOWER(Client.email))
-    existing_ids = column(Client, Client.id)
-    existing_numbers = column(Invoice, Invoice.number)
-    emails: dict[str, str] = {}
-    ids: set[int] = set()
-    numbers: set[str] = set()
+    """Check every client record against the document; clashes with the database are
+    checked afterwards, all at once (``_Refs.check_database``)."""
+    emails = refs.emails
     for path, raw in ck.items(clients, "clients"):
         rec = ck.obj(
             raw, path, CLIENT_KEYS, required=("id", "first_name", "last_name", "email", "currency")
@@ -915,9 +913,8 @@ def _check_clients(
         client: dict[str, Any] = {}
         cid = ck.field(rec, "id", path, _positive_id)
         if cid is not None:
-            if cid in ids or cid in existing_ids:
+            if cid in refs.ids["client"]:
                 ck.fail(f"{path}.id", f"duplicate client id {cid}")
-            ids.add(cid)
             refs.ids["client"].setdefault(cid, (path, cid))
         client["id"] = cid
         country = ck.field(rec, "country", path, clean_country, "")
@@ -927,9 +924,8 @@ def _check_clients(
             key = email.lower()
             if key in emails:
                 ck.fail(f"{path}.email", f"duplicate email (also at {emails[key]})")
-            elif key in existing_emails:
-                ck.fail(f"{path}.email", "a client with this email already exists")
-            emails[key] = f"{path}.email"
+            else:
+                emails[key] = f"{path}.email"
         client["tax_id"] = ck.field(rec, "tax_id", path, _text(TEXT_LIMITS["tax_id"]), "")
         client["status"] = ck.field(
             rec, "status", path, _choice(s.value for s in ClientStatus), ClientStatus.ACTIVE
@@ -1043,9 +1039,9 @@ def _check_clients(
             invoice = _invoice(ck, irec, ipath, decimals, refs, cid)
             number = invoice["number"]
             if number is not None:
-                if number in numbers or number in existing_numbers:
+                if number in refs.numbers:
                     ck.fail(f"{ipath}.number", f"duplicate invoice number {number}")
-                numbers.add(number)
+                refs.numbers.setdefault(number, f"{ipath}.number")
             invoices.append(invoice)
         client["invoices"] = invoices
         client["transactions"] = [
@@ -1300,6 +1296,9 @@ class _Refs:
     ids: dict[str, dict[int, tuple[str, int | None]]] = field(
         default_factory=lambda: defaultdict(dict)
     )
+    #: lower-cased client email -> its path; invoice number -> its path
+    emails: dict[str, str] = field(default_factory=dict)
+    numbers: dict[str, str] = field(default_factory=dict)
     billed: dict[tuple[str, int, dt.date], str] = field(default_factory=dict)
     idempotency_keys: dict[str, str] = field(default_factory=dict)
     claims: dict[tuple[Any, ...], str] = field(default_factory=dict)
@@ -1327,8 +1326,23 @@ class _Refs:
         return None if found is None else found[1]
 
     def check_database(self, ck: _Checker) -> None:
-        """Ids and unique keys the database already holds are refused, as client ids are."""
+        """Ids and unique keys the database already holds are refused, by path (a fixed
+        number of queries per 10,000 records). Run when checking, and again inside the
+        import's transaction, so a writer in between cannot make the import fail."""
+        for batch in chunks(sorted(self.emails), 10_000):
+            taken_emails: Any = (
+                Client.select(fn.LOWER(Client.email)).where(fn.LOWER(Client.email).in_(list(batch)))
+            ).tuples()
+            for (email,) in taken_emails:
+                ck.fail(self.emails[email], "a client with this email already exists")
+        for batch in chunks(sorted(self.numbers), 10_000):
+            taken_numbers: Any = (
+                Invoice.select(Invoice.number).where(Invoice.number.in_(list(batch))).tuples()
+            )
+            for (number,) in taken_numbers:
+                ck.fail(self.numbers[number], f"duplicate invoice number {number}")
         for kind, model in (
+            ("client", Client),
             ("card", StoredCard),
             ("service", Service),
             ("addon", Addon),
@@ -1509,14 +1523,23 @@ def _insert(model: type[Model], rows: list[dict[str, Any]]) -> None:
 
 
 def import_document(doc: Any) -> int:
-    """Check, then write the whole document in one transaction; return clients imported."""
+    """Check, then write the whole document in one transaction; return clients imported.
+
+    Raises ``ImportError_`` (nothing written) for a bad document, or when a writer that
+    ran between the check and the transaction took one of its ids or keys.
+    """
     plan = check_document(doc)
     with writer():
         if plan.settings:
             save_settings(plan.settings)
         write_reference(plan)
-        # First, so a cron running meanwhile waits instead of taking one of these numbers.
+        # First, so a cron running meanwhile waits instead of taking one of these numbers
+        # or invoice ids (it allocates numbers before choosing ids).
         sequences.raise_to(i["number"] for c in plan.clients for i in c["invoices"])
+        again = _Checker()
+        plan.refs.check_database(again)
+        if again.errors:
+            raise ImportError_(again.errors)
         _write_clients(plan)
         _write_ledger(plan)
         fill_anchor_days()

@@ -1170,3 +1170,29 @@ def test_a_restore_behaves_exactly_like_the_original(
     restored = _what_billing_did()
     for key in original:
         assert restored[key] == original[key], key
+
+
+def test_kept_ids_taken_by_a_writer_meanwhile_are_refused_by_path(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cron that invoices between the import's check and its transaction takes the
+    next invoice id; the import, which keeps the document's ids, then refuses by path
+    and writes nothing (no IntegrityError, no traceback)."""
+    import rules.interchange as interchange
+
+    import_document(_restore_doc() | {"clients": [_restore_doc()["clients"][0]]})
+    doc = _linked()
+    invoices = [dict(_imported_invoice(), id=1)]
+    doc["clients"] = [doc["clients"][1] | {"currency": "USD", "invoices": invoices}]
+    doc["ledger"] = []
+    checked = interchange.check_document
+
+    def cron_meanwhile(document: Any) -> Any:
+        plan = checked(document)
+        run_rules(dt.date(2026, 5, 18), load_settings(), only=("invoice",))
+        return plan
+
+    monkeypatch.setattr(interchange, "check_document", cron_meanwhile)
+    assert Invoice.select().count() == 0
+    assert _errors(doc) == ["clients[0].invoices[0].id: duplicate invoice id 1"]
+    assert [c.id for c in Client.select()] == [11]
