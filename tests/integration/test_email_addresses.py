@@ -211,6 +211,27 @@ def test_an_email_address_is_sent_as_the_standards_say_non_ascii_local_part_need
     assert Email.get(Email.unique_key == "again").status == "sent"
 
 
+def test_an_email_address_is_sent_as_the_standards_say_a_company_email_that_needs_smtputf8(
+    db: str, smtp_server_without_smtputf8: tuple[SmtpRecorder, SmtpConfig], clock: Clock
+) -> None:
+    """A company email with a non-ASCII local part cannot be the sender on a server
+    without SMTPUTF8: every email would fail, so the session is refused with the reason
+    and the emails wait without using an attempt (as for a refused login)."""
+    recorder, config = smtp_server_without_smtputf8
+    save_settings({"company_email": "rechnung.zoé@example.org"})
+    _queue(_client("ana@example.org"), _client(IDN))
+
+    result = flush(_smtp(config), now=clock)
+
+    assert (result.sent, result.retried, result.failed) == (0, 2, 0)
+    assert "SMTPUTF8" in result.session_error and "company email" in result.session_error
+    assert [(e.status, e.attempts) for e in Email.select().order_by(Email.id)] == [
+        ("queued", 0),
+        ("queued", 0),
+    ]
+    assert recorder.messages == []
+
+
 def test_an_email_address_is_sent_as_the_standards_say_an_address_with_no_ascii_form_fails_alone(
     db: str, tmp_path: Path, clock: Clock
 ) -> None:
