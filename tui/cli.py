@@ -56,6 +56,26 @@ class Context:
         return url
 
 
+class DateParam(click.ParamType):
+    """A ``YYYY-MM-DD`` option inside the plausible window (``rules.dates``): a date such
+    as 0001-01-01 is refused with the reason, before anything runs."""
+
+    name = "YYYY-MM-DD"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, dt.date):
+            return value
+        from rules.dates import parse_date
+
+        try:
+            return parse_date(value)
+        except ValueError as exc:
+            self.fail(f"{value!r}: {exc}", param, ctx)
+
+
+DATE = DateParam()
+
+
 def _emit(as_json: bool, data: dict[str, Any], text: str) -> None:
     click.echo(json.dumps(data, ensure_ascii=False) if as_json else text)
 
@@ -174,13 +194,13 @@ def db_status(obj: Context, as_json: bool) -> None:
 @click.option(
     "--date",
     "today",
-    type=click.DateTime(["%Y-%m-%d"]),
+    type=DATE,
     default=None,
     help="The date the data is built around (default: today).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def demo(obj: Context, clients: int, seed: int, today: dt.datetime | None, as_json: bool) -> None:
+def demo(obj: Context, clients: int, seed: int, today: dt.date | None, as_json: bool) -> None:
     """Fill an empty database with realistic demo data and a staff account 'admin'."""
     from rules.demo import generate_demo
     from rules.errors import RuleError
@@ -194,9 +214,7 @@ def demo(obj: Context, clients: int, seed: int, today: dt.datetime | None, as_js
             click.echo(f"\r  {done:,} / {clients:,} clients", nl=False, err=True)
 
     try:
-        result = generate_demo(
-            clients, seed=seed, today=today.date() if today else None, progress=progress
-        )
+        result = generate_demo(clients, seed=seed, today=today, progress=progress)
     except RuleError as exc:
         raise click.ClickException(str(exc)) from exc
     if show:
@@ -556,7 +574,7 @@ EXIT_LOCKED = 75  # EX_TEMPFAIL: cron will simply try again next time
 @click.option(
     "--date",
     "date_",
-    type=click.DateTime(["%Y-%m-%d"]),
+    type=DATE,
     help="Business date to run in full (default: today in the configured timezone, "
     "daily rules from the daily hour on).",
 )
@@ -567,7 +585,7 @@ EXIT_LOCKED = 75  # EX_TEMPFAIL: cron will simply try again next time
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary.")
 @click.pass_context
 def cron(
-    ctx: click.Context, date_: dt.datetime | None, dry_run: bool, only: str | None, as_json: bool
+    ctx: click.Context, date_: dt.date | None, dry_run: bool, only: str | None, as_json: bool
 ) -> None:
     """Run the billing rules, then deliver the outbox.
 
@@ -592,7 +610,7 @@ def cron(
         )
     settings = load_settings()
     if date_ is not None:
-        day, daily_due = date_.date(), True
+        day, daily_due = date_, True
     else:
         day, daily_due = business_date(utcnow(), settings)
     # A progress bar on a terminal (a step per rule, then the outbox), none otherwise.
@@ -726,12 +744,12 @@ def cron_status(obj: Context, as_json: bool) -> None:
 @click.option(
     "--date",
     "date_",
-    type=click.DateTime(["%Y-%m-%d"]),
+    type=DATE,
     help="Business date (default: today in the configured timezone).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def explain_cmd(obj: Context, client_id: int, date_: dt.datetime | None, as_json: bool) -> None:
+def explain_cmd(obj: Context, client_id: int, date_: dt.date | None, as_json: bool) -> None:
     """Rule by rule: would the cron act for this client, and if not, why not."""
     from rules.automation import business_date, next_daily_run
     from rules.errors import RuleError
@@ -741,7 +759,7 @@ def explain_cmd(obj: Context, client_id: int, date_: dt.datetime | None, as_json
 
     obj.open()
     settings = load_settings()
-    day, daily_due = (date_.date(), True) if date_ else business_date(utcnow(), settings)
+    day, daily_due = (date_, True) if date_ else business_date(utcnow(), settings)
     note = (
         ""
         if daily_due
