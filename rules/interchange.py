@@ -41,6 +41,7 @@ from rules.validation import (
 from store import sequences
 from store.bulk import bulk_update_column, reset_sequences
 from store.db import writer
+from store.files import write_atomically
 from store.models import (
     Addon,
     Client,
@@ -391,9 +392,11 @@ def build_reference(
 
 
 def export_to(path: Path) -> int:
-    """Write the document to ``path``; return the number of clients."""
+    """Write the document to ``path`` (0600, all at once: ``store.files``); return the
+    number of clients. Raises ``FileWriteError`` (disk full, no such folder, ...) with the
+    previous file at ``path`` untouched."""
     doc = build_export()
-    path.write_text(dumps(doc), encoding="utf-8")
+    write_atomically(path, dumps(doc))
     return len(doc["clients"])
 
 

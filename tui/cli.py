@@ -134,6 +134,30 @@ def config_cmd(obj: Context, as_json: bool) -> None:
     _emit(as_json, data, "\n".join(f"{k}: {v}" for k, v in data.items()))
 
 
+@main.command("doctor")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def doctor(obj: Context, as_json: bool) -> None:
+    """Check the installation; exit 1 when something needs attention.
+
+    For now: files and folders that others can read (the database and its -wal/-shm,
+    the Maildir and its messages, a config file holding a password).
+    """
+    from store.permissions import check_permissions
+
+    problems = check_permissions(obj.config())
+    lines = [f"WARNING: {p.message}" for p in problems] or [
+        "OK: no GoBiller file or folder is readable by others"
+    ]
+    _emit(
+        as_json,
+        {"ok": not problems, "permissions": [p.as_dict() for p in problems]},
+        "\n".join(lines),
+    )
+    if problems:
+        sys.exit(1)
+
+
 @main.group("db")
 def db_group() -> None:
     """Database schema: apply and inspect migrations."""
@@ -198,12 +222,25 @@ def db_status(obj: Context, as_json: bool) -> None:
     default=None,
     help="The date the data is built around (default: today).",
 )
+@click.option(
+    "--login-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also keep the staff login line in this file (readable by you only).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def demo(obj: Context, clients: int, seed: int, today: dt.date | None, as_json: bool) -> None:
+def demo(
+    obj: Context,
+    clients: int,
+    seed: int,
+    today: dt.date | None,
+    login_file: Path | None,
+    as_json: bool,
+) -> None:
     """Fill an empty database with realistic demo data and a staff account 'admin'."""
     from rules.demo import generate_demo
     from rules.errors import RuleError
+    from store.files import FileWriteError, write_atomically
 
     url = obj.open()
     started = time.perf_counter()
@@ -223,34 +260,49 @@ def demo(obj: Context, clients: int, seed: int, today: dt.date | None, as_json: 
     text = (
         f"Created {result.clients:,} demo clients ({result.rows:,} rows) in {seconds} s in {url}."
     )
-    if result.admin_password:
-        text += f"\nStaff login: admin / {result.admin_password}"
-    _emit(
-        as_json,
-        {
-            "database_url": url,
-            "clients": result.clients,
-            "rows": result.rows,
-            "seconds": seconds,
-            "admin_password": result.admin_password,
-        },
-        text,
-    )
+    login = f"Staff login: admin / {result.admin_password}" if result.admin_password else ""
+    if login:
+        text += f"\n{login}"
+    data: dict[str, Any] = {
+        "database_url": url,
+        "clients": result.clients,
+        "rows": result.rows,
+        "seconds": seconds,
+        "admin_password": result.admin_password,
+    }
+    problem = ""
+    if login_file is not None and login:
+        try:
+            write_atomically(login_file, login + "\n")
+        except FileWriteError as exc:
+            problem = data["error"] = f"the demo is ready, but the login is not kept: {exc}"
+    _emit(as_json, data, text)
+    if problem:
+        if not as_json:
+            click.echo(f"Error: {problem}", err=True)
+        sys.exit(1)
 
 
 @main.command("export")
-@click.argument("file", type=click.Path(dir_okay=False, writable=True, path_type=Path))
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @click.pass_obj
 def export_cmd(obj: Context, file: Path, as_json: bool) -> None:
-    """Write the interchange document (PRODUCT.md §5) to FILE ('-' for standard output)."""
+    """Write the interchange document (PRODUCT.md §5) to FILE ('-' for standard output).
+
+    FILE is replaced all at once (readable by you only): when writing fails (disk full,
+    no such folder, no permission) the previous FILE is left as it was."""
     from rules.interchange import build_export, dumps, export_to
+    from store.files import FileWriteError
 
     obj.open()
     if str(file) == "-":
         click.echo(dumps(build_export()), nl=False)
         return
-    count = export_to(file)
+    try:
+        count = export_to(file)
+    except FileWriteError as exc:
+        _fail(as_json, str(exc))
     _emit(as_json, {"file": str(file), "clients": count}, f"Exported {count:,} clients to {file}.")
 
 
