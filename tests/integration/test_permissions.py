@@ -97,10 +97,8 @@ def test_secrets_are_private_export_login_file_and_cron_lock(
     export, login = tmp_path / "export.json", tmp_path / "demo.login"
     export.write_text("old")
     export.chmod(0o644)  # an older export: replaced by a private one
-    out = _gobiller(
-        "--database", url, "demo", "--clients", "20", "--date", "2026-03-10", "--login-file", str(login),
-        cwd=tmp_path, home=home,
-    )  # fmt: skip
+    demo = ["demo", "--clients", "20", "--date", "2026-03-10", "--login-file", str(login)]
+    out = _gobiller("--database", url, *demo, cwd=tmp_path, home=home)
     assert out.returncode == 0, out.stderr
     assert login.read_text().startswith("Staff login: admin / ") and mode(login) == 0o600
     out = _gobiller("--database", url, "export", str(export), cwd=tmp_path, home=home)
