@@ -42,12 +42,13 @@ def add_staff(username: str, password: str, role: str, actor: Actor) -> Staff:
 
 
 class LoginFailed(RuleError):
-    """Wrong username or password (the message never says which), or too many attempts
-    (``rules.throttle.TooManyAttempts``, a kind of this)."""
+    """Wrong username or password (the message never says which); ``LoginRefused``, a
+    kind of this, when the account is made to wait after repeated failures."""
 
 
 class LoginRefused(LoginFailed, TooManyAttempts):
-    """The account refuses attempts for ``retry_after`` more seconds."""
+    """The account refuses attempts for ``retry_after`` more seconds ("too many attempts,
+    try again in N s"); the password was not checked."""
 
 
 def _refused(exc: TooManyAttempts) -> LoginRefused:
