@@ -44,6 +44,7 @@ from rules.marketing import marketing_refusal, refusal_for
 from rules.permissions import require
 from store.config import SmtpConfig
 from store.db import database, is_postgres, writer
+from store.files import FILE_MODE, fsync_folder, make_private_folder, reason
 from store.models import Client, Email, EmailTemplate, utcnow
 from store.models.enums import EmailStatus
 from store.models.mail import DUE_ROWS, MARKETING
@@ -70,6 +71,16 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
+class _PrivateMaildir(mailbox.Maildir):
+    """A Maildir whose messages are 0600 from their first byte (``mailbox`` creates them
+    0666 less the umask): a message can hold a password until the log masks it."""
+
+    def _create_tmp(self) -> Any:
+        tmp = super()._create_tmp()  # type: ignore[misc]
+        os.chmod(tmp.name, FILE_MODE)
+        return tmp
+
+
 class MaildirTransport:
     """The embedded default: every email lands in a Maildir (read it with ``mutt -f``),
     written as it would be sent: 7-bit headers, or UTF-8 headers (RFC 6532) when an
@@ -80,17 +91,29 @@ class MaildirTransport:
         self._box: mailbox.Maildir | None = None
 
     def open(self) -> None:
-        for sub in ("tmp", "new", "cur"):  # Maildir(create=True) skips an existing folder
-            (self.path / sub).mkdir(parents=True, exist_ok=True)
-        self._box = mailbox.Maildir(str(self.path), create=False)
+        try:
+            for sub in ("tmp", "new", "cur"):  # Maildir(create=True) skips an existing folder
+                make_private_folder(self.path / sub)  # 0700: messages can hold passwords
+        except OSError as exc:
+            raise TransientError(f"Maildir {self.path}: {reason(exc)}") from exc
+        self._box = _PrivateMaildir(str(self.path), create=False)
 
     def send(self, message: EmailMessage, to: str) -> None:
+        """Deliver by the Maildir protocol (``mailbox.Maildir.add``: written and fsynced in
+        tmp/, then linked into new/), then flush new/ itself, so a delivered message
+        survives a power loss before its row is marked sent. Once the message is in new/
+        it is delivered: an error flushing the folder must not deliver it twice."""
         assert self._box is not None
         data = _written(message, smtputf8=needs_smtputf8(message), linesep="\n")
         try:
             self._box.add(data)
-        except OSError as exc:
-            raise TransientError(f"Maildir {self.path}: {exc}") from exc
+        except (OSError, mailbox.Error) as exc:
+            why = reason(exc) if isinstance(exc, OSError) else str(exc)
+            raise TransientError(f"Maildir {self.path}: {why}") from exc
+        try:
+            fsync_folder(self.path / "new")
+        except OSError:
+            pass  # delivered all the same; the message file itself was fsynced
 
     def close(self) -> None:
         self._box = None

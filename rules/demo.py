@@ -18,6 +18,7 @@ from typing import Any
 import phonenumbers
 
 from rules.audit import SYSTEM_CLI
+from rules.dates import DATE_MAX, DATE_MIN, WINDOW_TEXT
 from rules.errors import RuleError
 from rules.invoicing import INVOICE_COLUMNS, ITEM_COLUMNS, fill_anchor_days
 from rules.passwords import generate_password, hash_password
@@ -373,6 +374,15 @@ def _due_near(day: dt.date, rng: random.Random) -> dt.date:
     return day + dt.timedelta(days=rng.randrange(-40, 60))
 
 
+#: How far the demo data reaches around its date: accounts created up to 2000 days
+#: before it, cards expiring up to 3 years after it (due dates stay within 60 days).
+DEMO_DAYS_BEFORE = 2000
+DEMO_YEARS_AFTER = 3
+#: The demo's dates for which every generated date stays inside the plausible window.
+DEMO_FIRST = DATE_MIN + dt.timedelta(days=DEMO_DAYS_BEFORE)
+DEMO_LAST = dt.date(DATE_MAX.year - DEMO_YEARS_AFTER, 12, 31)
+
+
 def generate_demo(
     clients: int,
     seed: int = 1,
@@ -385,6 +395,12 @@ def generate_demo(
     if Client.select().exists() or Currency.select().exists():
         raise RuleError("the database is not empty: demo data goes into a new database")
     today = today or dt.date.today()
+    if not DEMO_FIRST <= today <= DEMO_LAST:
+        raise RuleError(
+            f"--date must be between {DEMO_FIRST} and {DEMO_LAST}: the demo spreads its data up "
+            f"to {DEMO_DAYS_BEFORE} days before and {DEMO_YEARS_AFTER} years after it, and every "
+            f"date must stay {WINDOW_TEXT}"
+        )
     rng = random.Random(seed)
     with writer():
         ref = _reference_data()
@@ -481,7 +497,9 @@ def _build_chunk(
         roll = r()
         status = "Active" if roll < 0.8 else ("Inactive" if roll < 0.95 else "Closed")
         method = choice(("banktransfer", "sandboxcard", "sandboxcard", "mailin"))
-        created = now - dt.timedelta(days=rng.randrange(1, 2000), seconds=rng.randrange(86400))
+        created = now - dt.timedelta(
+            days=rng.randrange(1, DEMO_DAYS_BEFORE), seconds=rng.randrange(86400)
+        )
         login = (
             now - dt.timedelta(days=rng.randrange(0, 200), seconds=rng.randrange(86400))
             if r() < 0.85
@@ -604,7 +622,8 @@ def _build_chunk(
                     "sandboxcard",
                     token,
                     f"{rng.randrange(10000):04d}",
-                    f"{today.year + rng.randrange(0, 4)}-{rng.randrange(1, 13):02d}",
+                    f"{today.year + rng.randrange(DEMO_YEARS_AFTER + 1)}-"
+                    f"{rng.randrange(1, 13):02d}",
                     created.isoformat(" "),
                 )
             )

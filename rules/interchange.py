@@ -35,6 +35,7 @@ from peewee import IntegrityError, Model, fn
 from rules.automation import chunks
 from rules.clients import emails_in_use, is_email_clash
 from rules.currencies import check_decimals_change
+from rules.dates import parse_date, parse_expiry, parse_time
 from rules.errors import ValidationError
 from rules.invoicing import fill_anchor_days
 from rules.mail import SUBJECT_MAX
@@ -52,6 +53,7 @@ from rules.validation import (
 from store import sequences
 from store.bulk import bulk_update_column, reset_sequences
 from store.db import writer
+from store.files import write_atomically
 from store.keys import email_key, region_key
 from store.models import (
     ActionLedger,
@@ -206,7 +208,6 @@ SUBJECT_KINDS = ("client", "service", "addon", "domain", "invoice")
 BILLED_KINDS = ("service", "addon", "domain")
 
 _COLOUR = re.compile(r"^(#[0-9a-fA-F]{6})?$")
-_EXPIRY = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 _INVOICE_NUMBER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9/_.-]{0,31}$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)[^\s/]+\.[^\s/.]+$")
 
@@ -512,9 +513,11 @@ def build_reference(
 
 
 def export_to(path: Path) -> int:
-    """Write the document to ``path``; return the number of clients."""
+    """Write the document to ``path`` (0600, all at once: ``store.files``); return the
+    number of clients. Raises ``FileWriteError`` (disk full, no such folder, ...) with the
+    previous file at ``path`` untouched."""
     doc = build_export()
-    path.write_text(dumps(doc), encoding="utf-8")
+    write_atomically(path, dumps(doc))
     return len(doc["clients"])
 
 
@@ -610,14 +613,8 @@ def _text(
 
 
 def _date(value: Any) -> dt.date | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-        raise FieldError("must be a date YYYY-MM-DD")
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError as exc:
-        raise FieldError("must be a date YYYY-MM-DD") from exc
+    """A date ``YYYY-MM-DD`` inside the plausible window (``rules.dates``), or None."""
+    return None if value is None else parse_date(value)
 
 
 def _required_date(value: Any) -> dt.date:
@@ -628,17 +625,8 @@ def _required_date(value: Any) -> dt.date:
 
 
 def _time(value: Any) -> dt.datetime | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise FieldError("must be an ISO 8601 UTC time")
-    try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise FieldError("must be an ISO 8601 UTC time") from exc
-    if parsed.tzinfo is None:
-        raise FieldError("must be an ISO 8601 UTC time (with Z)")
-    return parsed.astimezone(dt.UTC).replace(tzinfo=None, microsecond=0)
+    """An ISO 8601 UTC time inside the plausible window (``rules.dates``), or None."""
+    return None if value is None else parse_time(value)
 
 
 def _required_time(value: Any) -> dt.datetime:
@@ -1502,9 +1490,7 @@ def _last4(value: Any) -> str:
 
 
 def _expiry(value: Any) -> str:
-    if not isinstance(value, str) or not _EXPIRY.match(value):
-        raise FieldError("must be YYYY-MM")
-    return value
+    return parse_expiry(value)
 
 
 def _invoice_number(value: Any) -> str:

@@ -56,6 +56,26 @@ class Context:
         return url
 
 
+class DateParam(click.ParamType):
+    """A ``YYYY-MM-DD`` option inside the plausible window (``rules.dates``): a date such
+    as 0001-01-01 is refused with the reason, before anything runs."""
+
+    name = "YYYY-MM-DD"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, dt.date):
+            return value
+        from rules.dates import parse_date
+
+        try:
+            return parse_date(value)
+        except ValueError as exc:
+            self.fail(f"{value!r}: {exc}", param, ctx)
+
+
+DATE = DateParam()
+
+
 def _emit(as_json: bool, data: dict[str, Any], text: str) -> None:
     click.echo(json.dumps(data, ensure_ascii=False) if as_json else text)
 
@@ -112,6 +132,30 @@ def config_cmd(obj: Context, as_json: bool) -> None:
         "config_file": str(cfg.config_file) if cfg.config_file else None,
     }
     _emit(as_json, data, "\n".join(f"{k}: {v}" for k, v in data.items()))
+
+
+@main.command("doctor")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def doctor(obj: Context, as_json: bool) -> None:
+    """Check the installation; exit 1 when something needs attention.
+
+    For now: files and folders that others can read (the database and its -wal/-shm,
+    the Maildir and its messages, a config file holding a password).
+    """
+    from store.permissions import check_permissions
+
+    problems = check_permissions(obj.config())
+    lines = [f"WARNING: {p.message}" for p in problems] or [
+        "OK: no GoBiller file or folder is readable by others"
+    ]
+    _emit(
+        as_json,
+        {"ok": not problems, "permissions": [p.as_dict() for p in problems]},
+        "\n".join(lines),
+    )
+    if problems:
+        sys.exit(1)
 
 
 @main.group("db")
@@ -174,16 +218,29 @@ def db_status(obj: Context, as_json: bool) -> None:
 @click.option(
     "--date",
     "today",
-    type=click.DateTime(["%Y-%m-%d"]),
+    type=DATE,
     default=None,
     help="The date the data is built around (default: today).",
 )
+@click.option(
+    "--login-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also keep the staff login line in this file (readable by you only).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def demo(obj: Context, clients: int, seed: int, today: dt.datetime | None, as_json: bool) -> None:
+def demo(
+    obj: Context,
+    clients: int,
+    seed: int,
+    today: dt.date | None,
+    login_file: Path | None,
+    as_json: bool,
+) -> None:
     """Fill an empty database with realistic demo data and a staff account 'admin'."""
     from rules.demo import generate_demo
     from rules.errors import RuleError
+    from store.files import FileWriteError, write_atomically
 
     url = obj.open()
     started = time.perf_counter()
@@ -194,9 +251,7 @@ def demo(obj: Context, clients: int, seed: int, today: dt.datetime | None, as_js
             click.echo(f"\r  {done:,} / {clients:,} clients", nl=False, err=True)
 
     try:
-        result = generate_demo(
-            clients, seed=seed, today=today.date() if today else None, progress=progress
-        )
+        result = generate_demo(clients, seed=seed, today=today, progress=progress)
     except RuleError as exc:
         raise click.ClickException(str(exc)) from exc
     if show:
@@ -205,34 +260,49 @@ def demo(obj: Context, clients: int, seed: int, today: dt.datetime | None, as_js
     text = (
         f"Created {result.clients:,} demo clients ({result.rows:,} rows) in {seconds} s in {url}."
     )
-    if result.admin_password:
-        text += f"\nStaff login: admin / {result.admin_password}"
-    _emit(
-        as_json,
-        {
-            "database_url": url,
-            "clients": result.clients,
-            "rows": result.rows,
-            "seconds": seconds,
-            "admin_password": result.admin_password,
-        },
-        text,
-    )
+    login = f"Staff login: admin / {result.admin_password}" if result.admin_password else ""
+    if login:
+        text += f"\n{login}"
+    data: dict[str, Any] = {
+        "database_url": url,
+        "clients": result.clients,
+        "rows": result.rows,
+        "seconds": seconds,
+        "admin_password": result.admin_password,
+    }
+    problem = ""
+    if login_file is not None and login:
+        try:
+            write_atomically(login_file, login + "\n")
+        except FileWriteError as exc:
+            problem = data["error"] = f"the demo is ready, but the login is not kept: {exc}"
+    _emit(as_json, data, text)
+    if problem:
+        if not as_json:
+            click.echo(f"Error: {problem}", err=True)
+        sys.exit(1)
 
 
 @main.command("export")
-@click.argument("file", type=click.Path(dir_okay=False, writable=True, path_type=Path))
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @click.pass_obj
 def export_cmd(obj: Context, file: Path, as_json: bool) -> None:
-    """Write the interchange document (PRODUCT.md §5) to FILE ('-' for standard output)."""
+    """Write the interchange document (PRODUCT.md §5) to FILE ('-' for standard output).
+
+    FILE is replaced all at once (readable by you only): when writing fails (disk full,
+    no such folder, no permission) the previous FILE is left as it was."""
     from rules.interchange import build_export, dumps, export_to
+    from store.files import FileWriteError
 
     obj.open()
     if str(file) == "-":
         click.echo(dumps(build_export()), nl=False)
         return
-    count = export_to(file)
+    try:
+        count = export_to(file)
+    except FileWriteError as exc:
+        _fail(as_json, str(exc))
     _emit(as_json, {"file": str(file), "clients": count}, f"Exported {count:,} clients to {file}.")
 
 
@@ -556,7 +626,7 @@ EXIT_LOCKED = 75  # EX_TEMPFAIL: cron will simply try again next time
 @click.option(
     "--date",
     "date_",
-    type=click.DateTime(["%Y-%m-%d"]),
+    type=DATE,
     help="Business date to run in full (default: today in the configured timezone, "
     "daily rules from the daily hour on).",
 )
@@ -567,7 +637,7 @@ EXIT_LOCKED = 75  # EX_TEMPFAIL: cron will simply try again next time
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary.")
 @click.pass_context
 def cron(
-    ctx: click.Context, date_: dt.datetime | None, dry_run: bool, only: str | None, as_json: bool
+    ctx: click.Context, date_: dt.date | None, dry_run: bool, only: str | None, as_json: bool
 ) -> None:
     """Run the billing rules, then deliver the outbox.
 
@@ -592,7 +662,7 @@ def cron(
         )
     settings = load_settings()
     if date_ is not None:
-        day, daily_due = date_.date(), True
+        day, daily_due = date_, True
     else:
         day, daily_due = business_date(utcnow(), settings)
     # A progress bar on a terminal (a step per rule, then the outbox), none otherwise.
@@ -726,12 +796,12 @@ def cron_status(obj: Context, as_json: bool) -> None:
 @click.option(
     "--date",
     "date_",
-    type=click.DateTime(["%Y-%m-%d"]),
+    type=DATE,
     help="Business date (default: today in the configured timezone).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def explain_cmd(obj: Context, client_id: int, date_: dt.datetime | None, as_json: bool) -> None:
+def explain_cmd(obj: Context, client_id: int, date_: dt.date | None, as_json: bool) -> None:
     """Rule by rule: would the cron act for this client, and if not, why not."""
     from rules.automation import business_date, next_daily_run
     from rules.errors import RuleError
@@ -741,7 +811,7 @@ def explain_cmd(obj: Context, client_id: int, date_: dt.datetime | None, as_json
 
     obj.open()
     settings = load_settings()
-    day, daily_due = (date_.date(), True) if date_ else business_date(utcnow(), settings)
+    day, daily_due = (date_, True) if date_ else business_date(utcnow(), settings)
     note = (
         ""
         if daily_due
