@@ -55,6 +55,9 @@ class CronRun(BaseModel):
     #: JSON summary: per rule acted/skipped/failed and seconds.
     counts = TextField(default="{}")
     pid = IntegerField(default=0)
+    #: Whether this run checked the SQLite file (``PRAGMA quick_check``) before acting: the
+    #: first daily run of each business date does.
+    quick_check = BooleanField(default=False)
 
     class Meta:
         indexes = ((("started_at",), False),)
