@@ -1,7 +1,9 @@
 """``gobiller cron``: every billing rule for one business date, then the outbox.
 
 Rules run in a fixed order (invoices first, so a reminder can follow on the same
-day), each set-based and chunked; every run is recorded for ``cron status``.
+day), each set-based and chunked; every run is recorded for ``cron status``. The first
+daily run of each business date checks the SQLite file first and refuses a damaged
+one before writing anything.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from rules.automation import (
     next_daily_run,
 )
 from rules.delivery import FlushResult
-from store.db import writer
+from rules.errors import DatabaseBusy, busy_is_refusal
+from store.db import is_sqlite, quick_check, writer
+from store.faults import CorruptDatabase, LockTimeout
 from store.models import CronRun, utcnow
 from store.settings import Settings
 
@@ -51,6 +55,8 @@ class CronSummary:
     run_id: int | None = None
     #: Before the daily hour: when the daily rules will run (aware local time).
     daily_next: dt.datetime | None = None
+    #: Whether this run checked the SQLite file with ``PRAGMA quick_check`` first.
+    quick_check: bool = False
 
     @property
     def failed(self) -> int:
@@ -68,6 +74,7 @@ class CronSummary:
             "seconds": round(self.seconds, 3),
             "outcome": "failed" if self.failed else "ok",
             "run_id": self.run_id,
+            "quick_check": self.quick_check,
         }
 
 
@@ -86,6 +93,15 @@ def run_rules(
     ``daily_due`` False (a run before the daily hour) runs no rule: the summary says
     when they will (``daily_next``) and the run is recorded as not daily, so ``cron
     status`` notices a schedule that never reaches the daily hour.
+
+    Call it holding the cron lock (``store.locks.cron_lock``): a run still recorded as
+    running is then one that died, and is recorded as crashed. The first daily run of a
+    business date on SQLite runs ``PRAGMA quick_check`` before writing anything.
+
+    Raises ``store.faults.CorruptDatabase`` when that check finds damage (nothing was
+    written), ``rules.errors.DatabaseBusy`` when another writer held the lock too long,
+    and the store's other faults (``DiskFull``...) as they come: each transaction is
+    whole or absent, and a rerun completes what was left.
     """
     started = time.perf_counter()
     summary = CronSummary(business_date, dry_run, daily_due)
@@ -93,11 +109,17 @@ def run_rules(
         summary.daily_next = next_daily_run(utcnow(), settings)
     ctx = RunContext(business_date, settings, dry_run=dry_run, client_ids=client_ids)
     if not dry_run:
-        with writer():
+        checked = _check_file(business_date) if daily_due else False
+        with busy_is_refusal(), writer():
+            CronRun.update(outcome="crashed").where(CronRun.outcome == "running").execute()
             run = CronRun.create(
-                business_date=business_date, pid=os.getpid(), daily_rules=daily_due
+                business_date=business_date,
+                pid=os.getpid(),
+                daily_rules=daily_due,
+                quick_check=checked,
             )
         ctx.run_id = summary.run_id = run.id
+        summary.quick_check = checked
     try:
         if daily_due:
             # Defence in depth: the rules skip dates outside the plausible window; the run
@@ -112,13 +134,43 @@ def run_rules(
                 tally = RULES[name](ctx)
                 tally.seconds = time.perf_counter() - rule_started
                 summary.rules[name] = tally
+    except LockTimeout as exc:
+        if not dry_run:
+            _record_crash(summary)
+        raise DatabaseBusy(str(exc)) from exc
     except BaseException:
         if not dry_run:
-            finish(summary, outcome="crashed")
+            _record_crash(summary)
         raise
     summary.plan = ctx.plan
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def _check_file(business_date: dt.date) -> bool:
+    """Run SQLite's quick_check unless a run already did for ``business_date``; return
+    whether it ran. Raises ``CorruptDatabase`` with what it found."""
+    if not is_sqlite():
+        return False
+    done = CronRun.select().where((CronRun.business_date == business_date) & CronRun.quick_check)
+    if done.exists():
+        return False
+    problems = quick_check()
+    if problems:
+        raise CorruptDatabase(
+            f"the database file is damaged (SQLite quick_check found {len(problems)} "
+            f"problem(s), first: {problems[0]}); nothing was run: restore the last backup"
+        )
+    return True
+
+
+def _record_crash(summary: CronSummary) -> None:
+    """Record the run as crashed if the database lets us; when it cannot (busy, full),
+    the next run does (a run still "running" under the cron lock is a dead one)."""
+    try:
+        finish(summary, outcome="crashed")
+    except Exception:  # the error that ended the run is the one to report
+        pass
 
 
 def finish(summary: CronSummary, outcome: str | None = None) -> None:
@@ -138,7 +190,8 @@ def flush_and_finish(summary: CronSummary, flush: Callable[[], FlushResult] | No
     still records the run (as crashed) before the error goes on."""
     try:
         if flush is not None:
-            result = flush()
+            with busy_is_refusal():
+                result = flush()
             summary.mail = {
                 "sent": result.sent,
                 "retried": result.retried,
@@ -149,9 +202,10 @@ def flush_and_finish(summary: CronSummary, flush: Callable[[], FlushResult] | No
                 "errors": result.errors[:20],
             }
     except BaseException:
-        finish(summary, outcome="crashed")
+        _record_crash(summary)
         raise
-    finish(summary)
+    with busy_is_refusal():
+        finish(summary)
 
 
 def recent_runs(limit: int = 20) -> list[CronRun]:

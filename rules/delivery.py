@@ -2,10 +2,14 @@
 
 Rows are leased before sending (``status='sending'`` with an owner and an
 expiry), so two flushers never send the same email and a flusher that dies
-mid-batch only delays its emails until the lease runs out. 4xx answers and
-connection errors retry with exponential back-off; 5xx answers fail the email
-with the server's words, and so does an email that cannot be sent as the standards
-say (an address with no ASCII form to a server without SMTPUTF8: ``rules.mail_wire``).
+mid-batch only delays its emails until the lease runs out. Each email is marked
+handed (``handed_at``) just before it goes: one whose lease runs out while handed
+may have left without its outcome being recorded (the flusher died, the database
+refused the write), so it is failed as uncertain rather than sent twice. 4xx
+answers and connection errors retry with exponential back-off; 5xx answers fail
+the email with the server's words, and so does an email that cannot be sent as the
+standards say (an address with no ASCII form to a server without SMTPUTF8:
+``rules.mail_wire``).
 """
 
 from __future__ import annotations
@@ -337,6 +341,18 @@ class Lease:
     emails: list[Email]
     #: Marketing emails of the batch marked skipped instead (``rules.marketing``).
     skipped: int = 0
+    #: (id, to) of emails whose last attempt may have delivered them unrecorded, marked
+    #: failed instead of being sent again.
+    uncertain: list[tuple[int, str]] = field(default_factory=list)
+
+
+#: Why an email handed to the mail server by a flusher that never recorded the outcome
+#: is not sent again.
+UNCERTAIN = (
+    "delivery uncertain: it was handed to the mail server but the outcome was never "
+    "recorded (the sender stopped or the database refused the write); not sent again "
+    "so it cannot arrive twice: check with the recipient, then resend if needed"
+)
 
 
 def _lease(owner: str, now: dt.datetime, batch: int, settings: Settings) -> Lease:
@@ -355,23 +371,29 @@ def _lease(owner: str, now: dt.datetime, batch: int, settings: Settings) -> Leas
         allowance = max(0, settings.mail_rate_limit - used)
         ids: list[int] = []
         skipped: set[int] = set()
+        uncertain: list[tuple[int, str]] = []
         for marketing, limit in ((False, batch), (True, min(batch, allowance))):
             if limit <= 0:
                 continue
             query = (
-                Email.select(Email.id)
+                Email.select(Email.id, Email.to, Email.handed_at)
                 .where(_due(now, marketing))
                 .order_by(Email.next_attempt_at, Email.id)
                 .limit(limit)
             )
             if is_postgres():
                 query = query.for_update(skip_locked=True)
-            chosen = [e.id for e in query]
+            rows = list(query)
+            doubtful = [(e.id, e.to) for e in rows if e.handed_at is not None]
+            if doubtful:
+                _give_up_uncertain([i for i, _ in doubtful])
+                uncertain.extend(doubtful)
+            chosen = [e.id for e in rows if e.handed_at is None]
             if marketing and chosen:
                 skipped = _skip_unwanted(chosen)
             ids.extend(i for i in chosen if i not in skipped)
         if not ids:
-            return Lease([], len(skipped))
+            return Lease([], len(skipped), uncertain)
         # The rows are ours until commit (SQLite's write lock, PostgreSQL's row locks), so
         # the update names them by id alone: a status in it would tempt the planner to
         # read every queued row through an index on status.
@@ -382,7 +404,14 @@ def _lease(owner: str, now: dt.datetime, batch: int, settings: Settings) -> Leas
             .execute()
         )
         order = {email_id: n for n, email_id in enumerate(ids)}
-        return Lease(sorted(leased, key=lambda e: order[e.id]), len(skipped))
+        return Lease(sorted(leased, key=lambda e: order[e.id]), len(skipped), uncertain)
+
+
+def _give_up_uncertain(ids: list[int]) -> None:
+    """Fail, as uncertain, emails whose lease ran out after they were handed over. The
+    lease owner stays, so a flusher that was only slow still records what really
+    happened (``_finish`` matches on it)."""
+    Email.update(status=EmailStatus.FAILED, last_error=UNCERTAIN).where(Email.id.in_(ids)).execute()
 
 
 def _skip_unwanted(ids: list[int]) -> set[int]:
@@ -407,9 +436,21 @@ def _backoff(attempts: int) -> dt.timedelta:
 def _finish(email: Email, owner: str, **changes: object) -> None:
     """Record an outcome only if we still hold the lease (it may have expired and moved on)."""
     with writer():
-        Email.update(**changes, lease_owner="").where(
+        Email.update(**changes, lease_owner="", handed_at=None).where(
             (Email.id == email.id) & (Email.lease_owner == owner)
         ).execute()
+
+
+def _hand(email: Email, owner: str, now: dt.datetime) -> bool:
+    """Mark ``email`` handed over, committed before it goes; False when the lease is no
+    longer ours (another flusher took it over): then it is not sent."""
+    with writer():
+        marked = (
+            Email.update(handed_at=now)
+            .where((Email.id == email.id) & (Email.lease_owner == owner))
+            .execute()
+        )
+    return bool(marked)
 
 
 def flush(
@@ -431,8 +472,10 @@ def flush(
             leased_at = now()
             lease = _lease(owner, leased_at, batch, settings)
             result.skipped += lease.skipped
+            result.failed += len(lease.uncertain)
+            result.errors.extend(f"email {i} to {to}: {UNCERTAIN}" for i, to in lease.uncertain)
             leased = lease.emails
-            if not leased and lease.skipped:
+            if not leased and (lease.skipped or lease.uncertain):
                 continue  # the whole batch was skipped: lease the next one
             if not leased:
                 waiting = _waiting_marketing(now())
@@ -458,7 +501,7 @@ def flush(
                 if now() - leased_at > LEASE / 2:  # a slow server: keep the rest of the batch
                     kept = _renew(owner, [e.id for e in leased[n:]], now())
                     leased_at = now()
-                if email.id not in kept:
+                if email.id not in kept or not _hand(email, owner, now()):
                     continue  # our lease ran out and another flusher has this one now
                 _deliver(transport, email, owner, settings, sensitive, now(), result)
     finally:

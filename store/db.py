@@ -7,17 +7,28 @@ the real connection, so the same code serves tests, the app and the cron.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from peewee import Database, DatabaseProxy, PostgresqlDatabase, SqliteDatabase
 
+from store.faults import LOCK_WAIT_MS, DatabaseFault, StorageError, fault_of
 from store.files import FILE_MODE, make_private_folder
 
-__all__ = ["database", "open_database", "writer", "is_sqlite", "is_postgres", "close_database"]
+__all__ = [
+    "database",
+    "open_database",
+    "writer",
+    "is_sqlite",
+    "is_postgres",
+    "close_database",
+    "sqlite_file",
+    "quick_check",
+]
 
 database: DatabaseProxy = DatabaseProxy()
 
@@ -26,7 +37,7 @@ SQLITE_PRAGMAS: tuple[tuple[str, Any], ...] = (
     ("journal_mode", "wal"),
     ("foreign_keys", 1),
     ("synchronous", "full"),
-    ("busy_timeout", 10_000),
+    ("busy_timeout", LOCK_WAIT_MS),
     ("cache_size", -64_000),
     ("temp_store", "memory"),
     ("mmap_size", 1 << 30),  # reads through the OS page cache without a syscall a page
@@ -59,7 +70,11 @@ def open_database(url: str, *, create_dirs: bool = True) -> Database:
     """Connect ``database`` to ``url`` (``sqlite:///path`` or ``postgresql://...``).
 
     A new SQLite file is created 0600 and missing folders 0700 (``store.files``).
-    Raises ``ValueError`` for an unusable URL, ``OSError`` when the file cannot be made.
+    Raises ``ValueError`` for a URL it cannot use, ``store.faults.StorageError`` for a
+    SQLite path that is not a regular file (``/dev/null``, a folder), ``OSError`` when
+    the file cannot be made, and the driver's error when the connection fails
+    (``store.faults.fault_of`` names it). A writer waits at most ``LOCK_WAIT_MS`` for
+    another's lock on either database.
     """
     if url.startswith("sqlite"):
         path = _sqlite_path(url)
@@ -67,6 +82,14 @@ def open_database(url: str, *, create_dirs: bool = True) -> Database:
             raise ValueError(f"SQLite URL has no file path: {url}")
         if path != ":memory:":
             file = Path(path).expanduser()
+            try:
+                mode = file.stat().st_mode
+            except FileNotFoundError:
+                mode = None
+            except OSError as exc:
+                raise StorageError(f"cannot open {file}: {exc.strerror}") from exc
+            if mode is not None and not stat.S_ISREG(mode):
+                raise StorageError(f"{file} is not a regular file, so not a GoBiller database")
             if create_dirs:
                 make_private_folder(file.parent)
             if file.parent.is_dir():
@@ -75,12 +98,16 @@ def open_database(url: str, *, create_dirs: bool = True) -> Database:
             str(Path(path).expanduser()) if path != ":memory:" else path,
             pragmas=SQLITE_PRAGMAS,
             check_same_thread=False,
-            timeout=10,
+            timeout=LOCK_WAIT_MS / 1000,
         )
     elif url.startswith(("postgres://", "postgresql://")):
         from playhouse import db_url  # imports the PostgreSQL driver: only when needed
 
-        real = db_url.connect(url)
+        # Writers wait for a row or table lock as long as SQLite's busy timeout, then fail
+        # with lock_not_available (a LockTimeout), instead of hanging the cron forever.
+        given = parse_qs(urlsplit(url).query).get("options", [""])[0]
+        options = f"{given} -c lock_timeout={LOCK_WAIT_MS}".strip()
+        real = db_url.connect(url, options=options)
     else:
         raise ValueError(f"unsupported database URL {url!r}: use sqlite:/// or postgresql://")
     database.initialize(real)
@@ -102,6 +129,14 @@ def is_postgres() -> bool:
     return isinstance(database.obj, PostgresqlDatabase)
 
 
+def sqlite_file() -> str | None:
+    """The path of the open SQLite file (None on PostgreSQL or in memory)."""
+    real = database.obj
+    if isinstance(real, SqliteDatabase) and real.database != ":memory:":
+        return str(real.database)
+    return None
+
+
 @contextmanager
 def writer() -> Iterator[None]:
     """A write transaction (the unit of work).
@@ -109,11 +144,36 @@ def writer() -> Iterator[None]:
     On SQLite it begins IMMEDIATE: a deferred transaction whose first read later
     turns into a write skips the busy handler and fails with "database is
     locked" under concurrency. Nested calls become savepoints.
+
+    Raises a ``store.faults.DatabaseFault`` in place of the driver's error when the
+    transaction fails for a reason outside the program: ``LockTimeout`` (another writer
+    held the lock for ``LOCK_WAIT_MS``), ``DiskFull``, ``StorageError``,
+    ``CorruptDatabase``. The whole transaction is rolled back either way; the fault names
+    the first error, never the "cannot rollback - no transaction is active" that SQLite's
+    own rollback of it makes peewee's rollback raise.
     """
     real = database.obj
-    if isinstance(real, SqliteDatabase) and real.transaction_depth() == 0:
-        with real.atomic("IMMEDIATE"):
-            yield
-    else:
-        with database.atomic():
-            yield
+    try:
+        if isinstance(real, SqliteDatabase) and real.transaction_depth() == 0:
+            with real.atomic("IMMEDIATE"):
+                yield
+        else:
+            with database.atomic():
+                yield
+    except DatabaseFault:
+        raise
+    except Exception as exc:
+        fault = fault_of(exc, sqlite_file())
+        if fault is None:
+            raise
+        raise fault from exc
+
+
+def quick_check(limit: int = 20) -> list[str]:
+    """SQLite's ``PRAGMA quick_check``: the problems found (at most ``limit``), or [] when
+    the file is sound. O(size of the file); PostgreSQL has no equivalent and gets []."""
+    if not is_sqlite():
+        return []
+    rows = database.execute_sql(f"PRAGMA quick_check({int(limit)})").fetchall()
+    problems = [str(row[0]) for row in rows]
+    return [] if problems == ["ok"] else problems

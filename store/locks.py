@@ -1,7 +1,10 @@
-"""The cron lock: one run at a time per database.
+"""The cron lock: one run at a time per database, whatever path or URL reaches it.
 
-SQLite: an exclusive ``flock`` on a lock file beside the database file.
-PostgreSQL: a session advisory lock. Either way a second run learns at once.
+SQLite: an exclusive ``flock`` on a lock file beside the database file itself, its
+path resolved (symbolic links followed), so a run through a link to the file or to
+its folder takes the same lock; this is also how SQLite names its own ``-wal`` and
+``-shm`` files. PostgreSQL: a session advisory lock, which belongs to the database
+itself, whatever host name or URL reaches it. Either way a second run learns at once.
 """
 
 from __future__ import annotations
@@ -27,6 +30,12 @@ class LockUnavailable(Exception):
 
 @contextmanager
 def cron_lock(sqlite_path: str | None = None) -> Iterator[None]:
+    """Hold the cron lock of the open database (or of the SQLite file ``sqlite_path``).
+
+    Raises ``AlreadyRunning`` when another run holds it (the command line exits 75) and
+    ``LockUnavailable`` when the lock file cannot be created (PRODUCT.md §5: the cron
+    refuses to overlap a running cron).
+    """
     if is_postgres():
         got = database.execute_sql("SELECT pg_try_advisory_lock(%s)", (ADVISORY_KEY,)).fetchone()
         if not got or not got[0]:
@@ -36,7 +45,8 @@ def cron_lock(sqlite_path: str | None = None) -> Iterator[None]:
         finally:
             database.execute_sql("SELECT pg_advisory_unlock(%s)", (ADVISORY_KEY,))
         return
-    path = Path(f"{sqlite_path or database.obj.database}.cron.lock")
+    real = os.path.realpath(Path(sqlite_path or database.obj.database).expanduser())
+    path = Path(f"{real}.cron.lock")
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:

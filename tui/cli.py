@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 import click
 
 from store.config import ConfigError, load_config
+from tui.exits import Exit, failure, show_traceback
 
 SHOWN_ERRORS = 100
 #: ``store.models.enums.EmailStatus`` spelled out: importing it would load peewee and every
@@ -34,25 +35,36 @@ class Context:
         self._opened = False
 
     def config(self) -> Any:
-        try:
-            return load_config(self.database_option)
-        except ConfigError as exc:
-            raise click.ClickException(str(exc)) from exc
+        """The configuration in force; raises ``ConfigError`` (exit 78) when unreadable."""
+        return load_config(self.database_option)
 
     def open(self, *, upgrade: bool = True) -> str:
-        """Open the database (applying pending migrations); return its URL."""
+        """Open the database and return its URL; with ``upgrade``, refuse a schema this
+        version does not know (``SchemaMismatch``, exit 78) and apply pending migrations.
+
+        Raises ``ConfigError`` for a URL it cannot use and a ``store.faults`` fault naming
+        why the database cannot be opened (exit 65, 69 or 74: ``tui.exits``).
+        """
         from store.db import open_database
+        from store.faults import fault_of
+        from store.migrate import check_tables
         from store.migrate import upgrade as run_upgrade
 
         url: str = self.config().database_url
         if not self._opened:
             try:
                 open_database(url)
+            except ValueError as exc:
+                raise ConfigError(f"cannot use database {_shown(url)}: {exc}") from exc
             except Exception as exc:  # driver errors differ per database
-                raise click.ClickException(f"cannot open database {url}: {exc}") from exc
+                fault = fault_of(exc)
+                if fault is None:
+                    raise
+                raise type(fault)(f"cannot open database {_shown(url)}: {fault}") from exc
             self._opened = True
             if upgrade:
                 run_upgrade()
+                check_tables()
         return url
 
 
@@ -76,6 +88,16 @@ class DateParam(click.ParamType):
 DATE = DateParam()
 
 
+def _shown(url: str) -> str:
+    """``url`` with its password, if any, replaced by ``***`` (for error messages)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
+
+
 def _emit(as_json: bool, data: dict[str, Any], text: str) -> None:
     click.echo(json.dumps(data, ensure_ascii=False) if as_json else text)
 
@@ -88,7 +110,55 @@ def _fail(as_json: bool, message: str) -> NoReturn:
     raise click.ClickException(message)
 
 
-@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+def _report(exc: BaseException, as_json: bool) -> int:
+    """Say in one line why a command failed (``{"error": ...}`` on standard output with
+    ``--json``, ``Error: ...`` on standard error otherwise); return its sysexits code."""
+    database_file = None
+    if "store.db" in sys.modules:
+        from store.db import sqlite_file
+
+        database_file = sqlite_file()
+    code, message = failure(exc, database_file)
+    show_traceback(exc)
+    if isinstance(exc, click.exceptions.NoArgsIsHelpError):
+        exc.show()  # a group named alone: its help, as click shows it
+        return int(code)
+    if isinstance(exc, click.UsageError) and exc.ctx is not None:
+        message += f" (see '{exc.ctx.command_path} --help')"
+    if as_json:
+        click.echo(json.dumps({"error": message}, ensure_ascii=False))
+    else:
+        click.echo(f"Error: {message}", err=True)
+    return int(code)
+
+
+class CommandGroup(click.Group):
+    """``gobiller``: whatever a command lets escape ends as one line and a sysexits code
+    (``tui.exits``), never a traceback (PRODUCT.md §5)."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: list[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        argv = list(sys.argv[1:] if args is None else args)
+        try:
+            code = super().main(argv, prog_name, complete_var, False, **extra)
+        except (Exception, KeyboardInterrupt) as exc:
+            sys.exit(_report(exc, as_json="--json" in argv))
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(
+    cls=CommandGroup,
+    invoke_without_command=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.option(
     "--database",
     "database",
@@ -185,17 +255,33 @@ def db_upgrade(obj: Context, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def db_status(obj: Context, as_json: bool) -> None:
-    """List migrations and whether each is applied; exit 1 when some are pending."""
+    """List migrations and whether each is applied; exit 1 when some are pending, 78 when
+    the database has some this version does not know (a newer GoBiller upgraded it)."""
     from store.migrate import status
 
     url = obj.open(upgrade=False)
     rows = status()
     pending = [m.name for m in rows if not m.applied]
+    unknown = [m.name for m in rows if not m.known]
     _emit(
         as_json,
-        {"database_url": url, "migrations": [m.__dict__ for m in rows], "pending": pending},
-        "\n".join([url] + [f"  [{'x' if m.applied else ' '}] {m.name}" for m in rows]),
+        {
+            "database_url": url,
+            "migrations": [m.__dict__ for m in rows],
+            "pending": pending,
+            "unknown": unknown,
+        },
+        "\n".join(
+            [url]
+            + [
+                f"  [{'x' if m.applied else ' '}] {m.name}"
+                + ("" if m.known else "  (unknown to this version of GoBiller)")
+                for m in rows
+            ]
+        ),
     )
+    if unknown:
+        sys.exit(Exit.CONFIG)
     if pending:
         sys.exit(1)
 
@@ -619,9 +705,6 @@ def mail_mass(
     _emit(as_json, data, text)
 
 
-EXIT_LOCKED = 75  # EX_TEMPFAIL: cron will simply try again next time
-
-
 @main.group("cron", invoke_without_command=True)
 @click.option(
     "--date",
@@ -642,7 +725,9 @@ def cron(
     """Run the billing rules, then deliver the outbox.
 
     Exit 0 when all went well, 1 when any action failed (a declined card is not a
-    failure; an SMTP error is), 75 when another cron is running.
+    failure; an SMTP error is), 75 when another cron is running or the database stayed
+    busy (try again), 65 for a damaged database file, 74 for a full disk or another
+    I/O error, 78 for a database this version does not know.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -696,10 +781,9 @@ def cron(
             if bar is not None:
                 bar.update(1, "done")
     except AlreadyRunning as exc:
-        click.echo(f"gobiller cron: {exc}; not starting a second run.", err=True)
-        sys.exit(EXIT_LOCKED)
+        raise AlreadyRunning(f"{exc}; not starting a second run") from exc
     except LockUnavailable as exc:
-        raise click.ClickException(f"refusing to run without the cron lock: {exc}") from exc
+        raise LockUnavailable(f"refusing to run without the cron lock: {exc}") from exc
     if as_json:
         data = summary.as_dict()
         if dry_run:
@@ -714,6 +798,8 @@ def cron(
 def _print_summary(summary: Any) -> None:
     head = "Dry run for" if summary.dry_run else "Ran"
     click.echo(f"{head} business date {summary.business_date}")
+    if summary.quick_check:
+        click.echo("  database file checked (SQLite quick_check): ok")
     if summary.daily_next is not None:
         click.echo(
             "  daily rules skipped: this run came before the daily hour; they run at "
@@ -766,6 +852,7 @@ def cron_status(obj: Context, as_json: bool) -> None:
                             if r.finished_at
                             else None,
                             "daily_rules": bool(r.daily_rules),
+                            "quick_check": bool(r.quick_check),
                             "outcome": r.outcome,
                             "summary": json.loads(r.counts),
                         }
@@ -858,7 +945,7 @@ def backup_cmd(obj: Context, file: Path, as_json: bool) -> None:
     try:
         size = backup(file)
     except BackupError as exc:
-        _refuse(as_json, f"backup failed: {exc}", EXIT_IOERR)
+        _refuse(as_json, f"backup failed: {exc}", Exit.IOERR)
     _emit(as_json, {"file": str(file), "bytes": size}, f"Backed up to {file} ({size:,} bytes).")
 
 
@@ -877,13 +964,9 @@ def restore_cmd(obj: Context, file: Path, force: bool, as_json: bool) -> None:
     try:
         restore(file, force=force)
     except BackupError as exc:
-        _refuse(as_json, f"restore refused: {exc}", EXIT_DATAERR)
+        _refuse(as_json, f"restore refused: {exc}", Exit.DATAERR)
     upgrade()  # a backup from an older version is brought up to date
     _emit(as_json, {"file": str(file), "restored": True}, f"Restored from {file}.")
-
-
-EXIT_DATAERR = 65  # EX_DATAERR: the input is not what it must be
-EXIT_IOERR = 74  # EX_IOERR: reading or writing a file failed
 
 
 def _refuse(as_json: bool, message: str, code: int) -> NoReturn:

@@ -17,7 +17,10 @@ from store.models.clients import Client
 
 
 class AuditLog(BaseModel):
-    """One changed field (or one action) with old and new values; secrets never."""
+    """One changed field (or one action) with old and new values; secrets never.
+
+    Append-only: the database refuses UPDATE and DELETE of its rows (migration 0015).
+    """
 
     at = DateTimeField(default=utcnow)
     actor_type = CharField(max_length=16)
@@ -25,7 +28,9 @@ class AuditLog(BaseModel):
     #: Staff username, client email or "System".
     actor_name = CharField(max_length=254)
     source = CharField(max_length=16)
-    client = ForeignKeyField(Client, null=True, on_delete="SET NULL")
+    #: RESTRICT: clients are closed, never deleted (PRODUCT.md §1), and the log is
+    #: append-only (migration 0015): deleting a client must not rewrite its history.
+    client = ForeignKeyField(Client, null=True, on_delete="RESTRICT")
     entity = CharField(max_length=32)
     entity_id = IntegerField(null=True)
     action = CharField(max_length=64)
@@ -53,6 +58,9 @@ class CronRun(BaseModel):
     #: JSON summary: per rule acted/skipped/failed and seconds.
     counts = TextField(default="{}")
     pid = IntegerField(default=0)
+    #: Whether this run checked the SQLite file (``PRAGMA quick_check``) before acting: the
+    #: first daily run of each business date does.
+    quick_check = BooleanField(default=False)
 
     class Meta:
         indexes = ((("started_at",), False),)
