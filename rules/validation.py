@@ -24,14 +24,12 @@ from store.models.clients import (
     STATE_MAX,
     TAX_ID_MAX,
 )
+from store.text import text_refusal
 
 
 class FieldError(ValueError):
     """A single invalid value; the message is the reason shown beside the field."""
 
-
-#: Bidi overrides and isolates can make a name display as something else.
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
 
 TEXT_LIMITS: dict[str, int] = {
     "first_name": NAME_MAX,
@@ -54,16 +52,14 @@ def clean_text(
     multiline: bool = False,
     strip: bool = True,
 ) -> str:
-    """Trimmed, NFC-normalised text without control or bidi-override characters."""
+    """Trimmed, NFC-normalised text without control or bidi-override characters, and
+    without line or paragraph separators unless ``multiline`` (``store.text``)."""
     if not isinstance(value, str):
         raise FieldError("must be text")
     text = unicodedata.normalize("NFC", value.strip() if strip else value)
-    allowed = "\n\t" if multiline else ""
-    for ch in text:
-        if ch in _BIDI_CONTROLS:
-            raise FieldError("must not contain bidirectional override characters")
-        if unicodedata.category(ch) == "Cc" and ch not in allowed:
-            raise FieldError("must not contain control characters")
+    refusal = text_refusal(text, multiline=multiline)
+    if refusal:
+        raise FieldError(refusal)
     if required and not text:
         raise FieldError("is required")
     if len(text) > max_length:
