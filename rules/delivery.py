@@ -29,6 +29,7 @@ from peewee import SQL, Select, fn
 from rules.audit import Actor, record
 from rules.errors import RuleError
 from rules.mail import MASK
+from rules.mail_sql import NOT_RENDERED
 from rules.marketing import marketing_refusal, refusal_for
 from rules.permissions import require
 from store.config import SmtpConfig
@@ -123,6 +124,9 @@ class SmtpTransport:
         except (OSError, smtplib.SMTPException) as exc:
             self._drop()
             raise TransientError(f"connection lost: {exc}") from exc
+        except Exception:  # e.g. an address the server cannot take: the next one starts clean
+            self._reset()
+            raise
 
     def _reset(self) -> None:
         try:
@@ -387,10 +391,18 @@ def _deliver(
     now: dt.datetime,
     result: FlushResult,
 ) -> None:
-    mid = email.message_id or message_id(email, settings)
-    email.message_id = mid
+    # One message that cannot be built or sent fails alone, with the reason, and the
+    # batch goes on (PRODUCT.md §4): a value no header can hold, a body that cannot be
+    # encoded, anything a transport raises beyond its transient and permanent answers.
     try:
-        transport.send(build_message(email, settings), email.to)
+        mid = email.message_id or message_id(email, settings)
+        email.message_id = mid
+        message = build_message(email, settings)
+    except Exception as exc:  # noqa: BLE001
+        _fail(email, owner, f"cannot build the message: {_reason(exc)}", result)
+        return
+    try:
+        transport.send(message, email.to)
     except TransientError as exc:
         _retry(email, owner, str(exc), now, result)
         return
@@ -406,6 +418,9 @@ def _deliver(
         result.failed += 1
         result.errors.append(f"email {email.id} to {email.to}: {exc}")
         return
+    except Exception as exc:  # noqa: BLE001
+        _fail(email, owner, f"cannot send the message: {_reason(exc)}", result, message_id=mid)
+        return
     changes: dict[str, object] = {
         "status": EmailStatus.SENT,
         "attempts": email.attempts + 1,
@@ -417,6 +432,23 @@ def _deliver(
         changes.update(body_text=email.masked_body or MASK, body_html="", masked_body="")
     _finish(email, owner, **changes)
     result.sent += 1
+
+
+def _reason(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _fail(email: Email, owner: str, error: str, result: FlushResult, **changes: object) -> None:
+    _finish(
+        email,
+        owner,
+        status=EmailStatus.FAILED,
+        attempts=email.attempts + 1,
+        last_error=error,
+        **changes,
+    )
+    result.failed += 1
+    result.errors.append(f"email {email.id} to {email.to}: {error}")
 
 
 def _release(email: Email, owner: str, error: str, now: dt.datetime, result: FlushResult) -> None:
@@ -472,6 +504,11 @@ def resend(email_id: int, actor: Actor) -> Email:
     if original.imported:
         raise RuleError(
             "this email was restored from an export without its body and cannot be resent"
+        )
+    if original.last_error.startswith(NOT_RENDERED):
+        raise RuleError(
+            f"email {email_id} was never rendered ({original.last_error}): there is nothing "
+            "to resend; correct the template and the value it names"
         )
     template = EmailTemplate.get_or_none(EmailTemplate.name == original.template)
     if template is not None and template.sensitive:
