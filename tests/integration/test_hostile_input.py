@@ -4,8 +4,8 @@
   render, fails its own email with the reason (or, in the sender's settings, holds the
   mail with the reason); the rest of the outbox goes on. Values are written by direct
   SQL, around the validators, as an old database or another tool would hold them.
-- Staff-editable code has unbounded cost: templates run under a budget, at save and
-  at queue time, on both queuing paths.
+- Staff-editable code has unbounded cost: templates and custom-field patterns run
+  under a budget, at save and at queue time, on both queuing paths.
 """
 
 from __future__ import annotations
@@ -16,12 +16,15 @@ from typing import Any
 import pytest
 
 from rules.audit import SYSTEM_CLI
+from rules.clients import update_client
 from rules.delivery import SmtpTransport, flush, resend
-from rules.errors import RuleError
+from rules.errors import RuleError, ValidationError
 from rules.mail import Notice, TemplateRefused, queue, save_template
+from rules.reference import save as save_reference
+from rules.validation import FieldError, check_custom_value
 from store.config import SmtpConfig
 from store.db import database, writer
-from store.models import Email, EmailTemplate, Setting
+from store.models import Client, CustomField, Email, EmailTemplate, Setting
 from store.models.enums import EmailStatus
 from tests.conftest import SmtpRecorder
 from tests.integration.test_mail import Clock, _client, _invoice
@@ -200,6 +203,32 @@ def test_staff_code_has_bounded_cost_on_oversized_values(db: str, set_based: boo
     assert by_client[huge.id].status == EmailStatus.FAILED
     assert by_client[huge.id].last_error.startswith("not rendered: body: ")
     assert by_client[huge.id].body_text == ""
+
+
+def test_custom_field_patterns_have_bounded_cost(db: str) -> None:
+    """RE2 matches in linear time: the pattern that hangs Python's ``re`` is harmless, and
+    patterns that need backtracking are refused at save with the reason."""
+    field = {"type": "text", "options": [], "required": False, "admin_only": False}
+    save_reference("custom_fields", {**field, "name": "Code", "regex": "(a+)+$"}, SYSTEM_CLI)
+    started = time.monotonic()
+    with pytest.raises(FieldError, match="does not match"):
+        check_custom_value("text", [], "(a+)+$", False, "a" * 400 + "!")
+    client = _client()
+    spec = CustomField.get(CustomField.name == "Code")
+    with pytest.raises(ValidationError, match="does not match"):
+        update_client(
+            client.id, client.version, {"custom_fields": {spec.id: "a" * 400 + "!"}}, SYSTEM_CLI
+        )
+    assert time.monotonic() - started < 1
+    for pattern in (r"(a*)\1", r"(?=a)a", r"a{1000}{1000}"):
+        with pytest.raises(ValidationError, match="not a valid pattern"):
+            save_reference("custom_fields", {**field, "name": "Bad", "regex": pattern}, SYSTEM_CLI)
+    assert not CustomField.select().where(CustomField.name == "Bad").exists()
+    # A pattern stored around the check cannot be run: the value is refused with the reason.
+    _sql("UPDATE custom_field SET regex = ? WHERE id = ?", r"(a*)\1", spec.id)
+    with pytest.raises(ValidationError, match="format rule is not a valid pattern"):
+        update_client(client.id, client.version, {"custom_fields": {spec.id: "aa"}}, SYSTEM_CLI)
+    assert Client.get_by_id(client.id).version == client.version
 
 
 @pytest.mark.parametrize("char", ["\u2028", "\u2029", "\x1b", "\x85", "\u202e"])
