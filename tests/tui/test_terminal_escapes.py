@@ -10,12 +10,19 @@ control characters are there as visible symbols.
 
 from __future__ import annotations
 
+import json
+import os
+import pty
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 from textual.app import App
 
 from store.db import database, is_postgres, writer
 from store.models import Email
+from tests.conftest import Databases
 from tests.tui.test_staff_app import SIZE, login, make_clients, settle
 from tui.app import StaffApp
 from tui.dialogs.message import MessageDialog
@@ -99,3 +106,56 @@ async def test_terminal_escapes_from_the_database_never_reach_the_terminal(admin
         shown = assert_no_control_from_data(app, "notification")
         assert "Queued a copy" in shown and "to eve␛]2;pwned" in shown
     assert Email.get_by_id(email.id).subject == hostile  # shown safely, stored as it was
+
+
+def _run_in_terminal(*args: str) -> tuple[int, str]:
+    """Run ``gobiller`` with a terminal (a pty) as its stdout and stderr, as staff would."""
+    main, child = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tui.cli", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=child,
+        stderr=child,
+        env={**os.environ, "TERM": "xterm", "COLUMNS": "200"},
+    )
+    os.close(child)
+    chunks = []
+    while True:
+        try:
+            data = os.read(main, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(main)
+    return proc.wait(timeout=120), b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_terminal_escapes_from_the_database_never_reach_the_terminal_from_a_command(
+    databases: Databases, tmp_path: Path
+) -> None:
+    url = databases.open(databases.new_url())
+    hostile = HOSTILE.replace("\x00", "") if is_postgres() else HOSTILE
+    [client] = make_clients(1)
+    _sql("UPDATE client SET first_name = ? WHERE id = ?", hostile, client.id)
+    with writer():
+        email = Email.create(
+            client=client,
+            template="Mass Mail",
+            to="eve@example.com",
+            subject=hostile,
+            body_text=f"Body {hostile}",
+        )
+    bad_import = tmp_path / "bad.json"
+    bad_import.write_text(json.dumps({"format": "gobiller/1", f"x{TITLE}": 1}))
+    for args in (
+        ["mail", "show", str(email.id)],
+        ["mail", "list"],
+        ["mail", "list", "--json"],
+        ["import", str(bad_import)],
+    ):
+        code, shown = _run_in_terminal("--database", url, *args)
+        stray = CONTROL.findall(shown.replace("\r\n", "\n"))
+        assert not stray, (args, code, stray, shown)
+        assert "␛]2;pwned" in shown or "\\u001b]2;pwned" in shown, (args, shown)  # JSON escapes

@@ -22,7 +22,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from store.client_list import ListQuery, ListRow, fetch_page
-from tui.widgets.control_pictures import visible_controls
+from tui.terminal_text import visible_controls
 
 PAGE = 200
 CACHE_PAGES = 16

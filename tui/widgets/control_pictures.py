@@ -6,28 +6,17 @@ dialogs, notifications), and a value written around the validators can hold
 escape sequence. Every line the app draws passes through one place, the app's line
 filters, so ``ControlPictures`` there replaces each C0 and C1 control character and
 DEL with a visible symbol (U+2400's control pictures: ``␛`` for ESC; ``�`` for C1),
-whatever widget drew it. ``visible_controls`` does the same to text before it is
-measured, where a widget lays text out itself (the client list).
+whatever widget drew it. ``visible_controls`` (``tui.terminal_text``) does the same to
+text before it is measured, where a widget lays text out itself (the client list).
 """
 
 from __future__ import annotations
-
-import re
 
 from rich.segment import Segment
 from textual.color import Color
 from textual.filter import LineFilter
 
-_PICTURES = {code: chr(0x2400 + code) for code in range(0x20)}
-_PICTURES[0x7F] = "\u2421"  # ␡
-_PICTURES.update({code: "\ufffd" for code in range(0x80, 0xA0)})
-_VISIBLE = str.maketrans(_PICTURES)
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
-
-
-def visible_controls(text: str) -> str:
-    """``text`` with every C0/C1 control character and DEL replaced by a visible symbol."""
-    return text.translate(_VISIBLE) if _CONTROL.search(text) else text
+from tui.terminal_text import CONTROL, visible_controls
 
 
 class ControlPictures(LineFilter):
@@ -38,7 +27,7 @@ class ControlPictures(LineFilter):
     """
 
     def apply(self, segments: list[Segment], background: Color) -> list[Segment]:
-        if not any(_CONTROL.search(text) for text, _, control in segments if not control):
+        if not any(CONTROL.search(text) for text, _, control in segments if not control):
             return segments
         length = Segment.get_line_length(segments)
         shown = [
