@@ -19,8 +19,9 @@ to Python until it is done:
 - after it, every value a template builds (operator, call and filter results,
   ``{% set %}`` blocks, macro output, ``{{ }}`` output) is measured: containers
   deeply, so a list that holds itself twice forty times over is too large; it is
-  charged to the run's work total, and the clock is read;
-- every loop iteration and every call reads the clock.
+  charged to the run's work total;
+- every loop iteration, call and value built is a step, and the clock is read
+  every ``TICKS_PER_CLOCK`` steps (each bounded by the checks above).
 
 The checks live in the environment (``BudgetedSandbox``), so they hold whether or
 not a budget is running (a template's constant parts are folded at compile time);
