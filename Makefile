@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 ## Build a demo SQLite database (once) and open the staff app on it.
 run: $(STAMP)
 	@if [ -f $(DEMO_DB) ]; then grep "Staff login" $(DEMO_DB).login 2>/dev/null || true; \
-	else $(BIN)/gobiller --database sqlite:///$(DEMO_DB) demo --clients 1000 | tee $(DEMO_DB).login; fi
+	else $(BIN)/gobiller --database sqlite:///$(DEMO_DB) demo --clients 1000 --login-file $(DEMO_DB).login; fi
 	@if [ -t 0 ]; then printf "Press Enter to open the staff app... "; read _; fi
 	$(BIN)/gobiller --database sqlite:///$(DEMO_DB)
 

@@ -13,8 +13,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from rules.dates import DATE_MAX, DATE_MIN, WINDOW_TEXT
 from store.db import is_postgres
-from store.models import ActionLedger
+from store.models import ActionLedger, Addon, Domain, Invoice, Service
+from store.models.enums import ACTIVE_DOMAIN_STATUSES, ACTIVE_SERVICE_STATUSES, InvoiceStatus
 from store.settings import Settings
 
 #: Rows per write transaction: short enough that staff keep working during a run.
@@ -147,3 +149,49 @@ def claim(
             )
             won.update((s, st, dt.date.fromisoformat(str(d))) for s, st, d in cursor.fetchall())
     return won
+
+
+def in_window(column: Any) -> Any:
+    """SQL: ``column`` (a date) lies inside the plausible window of ``rules.dates``; false
+    for NULL. Every rule that bills, chases or charges requires it of the dates it acts
+    on, so a date that reached the database some other way (an old import, direct SQL)
+    never bills a year-0001 period or charges a card for it."""
+    return column.between(DATE_MIN, DATE_MAX)
+
+
+def dates_outside_window(ctx: RunContext) -> list[str]:
+    """One line per active service, addon or domain whose next due date, and per Unpaid
+    invoice whose date or due date, lies outside the plausible window: the billing rules
+    skip them (``in_window``) and the run reports them as failures to fix. Four queries.
+    """
+    found: list[str] = []
+    billable: list[tuple[str, Any, Any]] = [
+        ("service", Service, Service.status.in_(ACTIVE_SERVICE_STATUSES)),
+        ("addon", Addon, Addon.status.in_(ACTIVE_SERVICE_STATUSES)),
+        ("domain", Domain, Domain.status.in_(ACTIVE_DOMAIN_STATUSES)),
+    ]
+    for kind, model, active in billable:
+        query = model.select(model.id, model.client, model.next_due_date).where(
+            active & model.next_due_date.is_null(False) & ~in_window(model.next_due_date)
+        )
+        if ctx.client_ids is not None:
+            query = query.where(model.client.in_(list(ctx.client_ids)))
+        for id_, client_id, due in query.tuples():
+            found.append(
+                f"{kind} {id_} of client {client_id}: next due date {due} is not {WINDOW_TEXT}; "
+                "not invoiced until it is corrected"
+            )
+    invoices: Any = Invoice.select(
+        Invoice.id, Invoice.client, Invoice.date, Invoice.due_date
+    ).where(
+        (Invoice.status == InvoiceStatus.UNPAID)
+        & ~(in_window(Invoice.date) & in_window(Invoice.due_date))
+    )
+    if ctx.client_ids is not None:
+        invoices = invoices.where(Invoice.client.in_(list(ctx.client_ids)))
+    for id_, client_id, issued, due in invoices.tuples():
+        found.append(
+            f"invoice {id_} of client {client_id}: date {issued} / due date {due} is not "
+            f"{WINDOW_TEXT}; no reminder, notice, late fee or capture until it is corrected"
+        )
+    return found

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from rules.automation import PlannedAction, RuleTally, RunContext, chunks, claim
+from rules.automation import PlannedAction, RuleTally, RunContext, chunks, claim, in_window
 from rules.gateways import MERCHANT_GATEWAYS, Gateway
 from rules.invoicing import advance_due_dates
 from rules.mail import Notice, queue
@@ -80,6 +80,8 @@ def candidates(ctx: RunContext, invoice_ids: list[int] | None = None) -> list[tu
             (Invoice.status == InvoiceStatus.UNPAID)
             & Invoice.payment_method.in_(list(MERCHANT_GATEWAYS))
             & (Invoice.due_date <= horizon)
+            & in_window(Invoice.due_date)  # never charge for an absurd date (rules.dates)
+            & in_window(Invoice.date)
             & (balance_due() > 0)
         )
     if ctx.client_ids is not None:

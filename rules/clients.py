@@ -9,8 +9,11 @@ when someone else saved the client since it was read.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
+
+from peewee import IntegrityError
 
 from rules.audit import Actor, record
 from rules.currencies import rescale_client_amounts
@@ -23,9 +26,11 @@ from rules.validation import (
     clean_country,
     clean_email,
     clean_phone,
+    clean_state,
     clean_text,
 )
 from store.db import writer
+from store.keys import email_key, normalise_state
 from store.models import (
     Addon,
     AuditLog,
@@ -42,7 +47,7 @@ from store.models import (
     Transaction,
     utcnow,
 )
-from store.models.clients import ADDRESS_FIELDS, NOTES_MAX
+from store.models.clients import ADDRESS_FIELDS, CLIENT_DERIVED, NOTES_MAX
 from store.models.enums import GATEWAYS, ClientStatus, InvoiceStatus
 
 #: Fields support staff may change; everything else on the profile needs billing rights.
@@ -66,6 +71,11 @@ BILLING_FIELDS = (
 )
 EDITABLE_FIELDS = (*CONTACT_FIELDS, *BILLING_FIELDS)
 CUSTOM = "custom_fields"
+#: The refusals of a taken email, whichever path finds it (the check or the unique index).
+EMAIL_TAKEN = "another client has this email"
+CONTACT_EMAIL_TAKEN = "this client already has a contact with this email"
+#: Keys per query when checking many emails (import): well under every parameter limit.
+KEYS_PER_QUERY = 500
 
 
 class StaleEdit(RuleError):
@@ -161,6 +171,47 @@ def currency_usage(client_id: int) -> CurrencyUsage:
     )
 
 
+# --------------------------------------------------------------------------- email uniqueness
+
+
+def emails_in_use(keys: Collection[str], *, except_client: int | None = None) -> set[str]:
+    """Which of these email keys (``store.keys.email_key``) a client already has.
+
+    The one uniqueness check of client emails (PRODUCT.md §1: unique, case-insensitive
+    under full Unicode case folding), for the editor, import and the portal: an exact
+    lookup through the unique ``client.email_key`` index, one query per
+    ``KEYS_PER_QUERY`` keys; no pattern, no scan. ``except_client`` is the client being
+    edited. The unique index also refuses a clash that slips between check and write
+    (``is_email_clash``).
+    """
+    wanted = sorted(set(keys))
+    found: set[str] = set()
+    for start in range(0, len(wanted), KEYS_PER_QUERY):
+        query = Client.select(Client.email_key).where(
+            Client.email_key.in_(wanted[start : start + KEYS_PER_QUERY])
+        )
+        if except_client is not None:
+            query = query.where(Client.id != except_client)
+        rows: Any = query.tuples()
+        found.update(key for (key,) in rows)
+    return found
+
+
+def contact_email_in_use(client_id: int, email: str, *, except_contact: int | None) -> bool:
+    """Whether another contact of this client has ``email`` (same key), by the unique index."""
+    query = Contact.select().where(
+        (Contact.client == client_id) & (Contact.email_key == email_key(email))
+    )
+    if except_contact is not None:
+        query = query.where(Contact.id != except_contact)
+    return bool(query.exists())
+
+
+def is_email_clash(exc: IntegrityError) -> bool:
+    """Whether a write failed on a unique email-key index (a clash that raced the check)."""
+    return "email_key" in str(exc)
+
+
 # --------------------------------------------------------------------------- validation
 
 
@@ -186,16 +237,15 @@ def _clean(client_id: int | None, changes: dict[str, Any], country: str) -> dict
 
 
 def _clean_field(name: str, value: Any, country: str, client_id: int | None) -> Any:
+    if name == "state":
+        return clean_state(value, country)
     if name in TEXT_LIMITS:
         required = name in ("first_name", "last_name")
         return clean_text(value, TEXT_LIMITS[name], required=required)
     if name == "email":
         email = clean_email(value)
-        clash = Client.select().where(Client.email.ilike(email))
-        if client_id is not None:
-            clash = clash.where(Client.id != client_id)
-        if clash.exists():
-            raise FieldError("another client has this email")
+        if emails_in_use([email_key(email)], except_client=client_id):
+            raise FieldError(EMAIL_TAKEN)
         return email
     if name == "country":
         return clean_country(value)
@@ -284,17 +334,22 @@ def create_client(values: dict[str, Any], actor: Actor) -> Client:
     if "billing_contact_id" in clean and clean["billing_contact_id"] is not None:
         raise ValidationError({"billing_contact_id": "add contacts after creating the client"})
     custom_clean = _clean(None, {CUSTOM: custom}, "")[CUSTOM] if custom else {}
-    with writer():
-        client = Client.create(**clean)
-        record(
-            actor,
-            "client",
-            client.id,
-            "create",
-            client_id=client.id,
-            new_value=f"{client.first_name} {client.last_name} <{client.email}>",
-        )
-        _write_custom(client.id, custom_clean, {}, actor)
+    try:
+        with writer():
+            client = Client.create(**clean)
+            record(
+                actor,
+                "client",
+                client.id,
+                "create",
+                client_id=client.id,
+                new_value=f"{client.first_name} {client.last_name} <{client.email}>",
+            )
+            _write_custom(client.id, custom_clean, {}, actor)
+    except IntegrityError as exc:
+        if is_email_clash(exc):
+            raise ValidationError({"email": EMAIL_TAKEN}) from exc
+        raise
     return client
 
 
@@ -316,8 +371,25 @@ def update_client(
     _check_rights(actor, changes)
     client = get_client(client_id, actor)
     country = changes.get("country", client.country)
+    if "country" in changes and "state" not in changes:
+        changes = {**changes, "state": client.state}  # a state is written in its country
     clean = _clean(client_id, changes, country if isinstance(country, str) else "")
     custom = clean.pop(CUSTOM, {})
+    try:
+        return _save_client(client_id, expected_version, clean, custom, actor)
+    except IntegrityError as exc:
+        if is_email_clash(exc):
+            raise ValidationError({"email": EMAIL_TAKEN}) from exc
+        raise
+
+
+def _save_client(
+    client_id: int,
+    expected_version: int,
+    clean: dict[str, Any],
+    custom: dict[int, str],
+    actor: Actor,
+) -> SaveResult:
     with writer():
         current = Client.get_by_id(client_id)
         if current.version != expected_version:
@@ -330,8 +402,13 @@ def update_client(
         custom = {k: v for k, v in custom.items() if old_custom.get(k, "") != v}
         if not diffs and not custom:
             return SaveResult(client_id, current.version, ())
+        derived = {  # the keys follow the fields they come from, and only those
+            name: value
+            for name, value in Client.derived_values({**current.__data__, **diffs}).items()
+            if diffs.keys() & set(CLIENT_DERIVED[name])
+        }
         updated = (
-            Client.update(**diffs, version=Client.version + 1, updated_at=utcnow())
+            Client.update(**diffs, **derived, version=Client.version + 1, updated_at=utcnow())
             .where((Client.id == client_id) & (Client.version == expected_version))
             .execute()
         )
@@ -424,11 +501,14 @@ CONTACT_KEYS = ADDRESS_FIELDS
 
 
 def _clean_contact(
-    client_id: int, values: dict[str, Any], contact_id: int | None
+    client_id: int, values: dict[str, Any], contact_id: int | None, current_country: str = ""
 ) -> dict[str, Any]:
     errors: dict[str, str] = {}
     clean: dict[str, Any] = {}
-    country = values.get("country", "")
+    try:  # the phone and the state are read in the (new) country
+        country = clean_country(values.get("country", current_country))
+    except FieldError:
+        country = ""
     for key in CONTACT_KEYS:
         if key not in values:
             continue
@@ -438,21 +518,19 @@ def _clean_contact(
             elif key == "country":
                 clean[key] = clean_country(values[key])
             elif key == "phone":
-                clean[key] = clean_phone(values[key], country if isinstance(country, str) else "")
+                clean[key] = clean_phone(values[key], country)
+            elif key == "state":
+                clean[key] = clean_state(values[key], country)
             else:
                 clean[key] = clean_text(
                     values[key], TEXT_LIMITS[key], required=key in ("first_name", "last_name")
                 )
         except FieldError as exc:
             errors[key] = str(exc)
-    if "email" in clean:
-        clash = Contact.select().where(
-            (Contact.client == client_id) & Contact.email.ilike(clean["email"])
-        )
-        if contact_id is not None:
-            clash = clash.where(Contact.id != contact_id)
-        if clash.exists():
-            errors["email"] = "this client already has a contact with this email"
+    if "email" in clean and contact_email_in_use(
+        client_id, clean["email"], except_contact=contact_id
+    ):
+        errors["email"] = CONTACT_EMAIL_TAKEN
     if errors:
         raise ValidationError(errors)
     return clean
@@ -464,16 +542,21 @@ def add_contact(client_id: int, values: dict[str, Any], actor: Actor) -> Contact
     missing = {k: "is required" for k in ("first_name", "last_name", "email") if not clean.get(k)}
     if missing:
         raise ValidationError(missing)
-    with writer():
-        contact = Contact.create(client=client_id, **clean)
-        record(
-            actor,
-            "contact",
-            contact.id,
-            "create",
-            client_id=client_id,
-            new_value=f"{contact.first_name} {contact.last_name} <{contact.email}>",
-        )
+    try:
+        with writer():
+            contact = Contact.create(client=client_id, **clean)
+            record(
+                actor,
+                "contact",
+                contact.id,
+                "create",
+                client_id=client_id,
+                new_value=f"{contact.first_name} {contact.last_name} <{contact.email}>",
+            )
+    except IntegrityError as exc:
+        if is_email_clash(exc):
+            raise ValidationError({"email": CONTACT_EMAIL_TAKEN}) from exc
+        raise
     return contact
 
 
@@ -482,7 +565,20 @@ def update_contact(contact_id: int, values: dict[str, Any], actor: Actor) -> Con
     contact = Contact.get_or_none(Contact.id == contact_id)
     if contact is None:
         raise RuleError(f"no contact {contact_id}")
-    clean = _clean_contact(contact.client_id, values, contact_id)
+    clean = _clean_contact(contact.client_id, values, contact_id, contact.country)
+    if "country" in clean and "state" not in clean:  # a state is written in its country
+        clean["state"] = normalise_state(clean["country"], contact.state)
+    try:
+        _save_contact(contact, clean, actor)
+    except IntegrityError as exc:
+        if is_email_clash(exc):
+            raise ValidationError({"email": CONTACT_EMAIL_TAKEN}) from exc
+        raise
+    return contact
+
+
+def _save_contact(contact: Contact, clean: dict[str, Any], actor: Actor) -> None:
+    contact_id = contact.id
     with writer():
         for key, value in clean.items():
             if getattr(contact, key) != value:
@@ -498,7 +594,6 @@ def update_contact(contact_id: int, values: dict[str, Any], actor: Actor) -> Con
                 )
                 setattr(contact, key, value)
         contact.save()
-    return contact
 
 
 def remove_contact(contact_id: int, actor: Actor) -> None:

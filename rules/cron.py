@@ -15,7 +15,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rules import capture, invoicing, late_fees, notices, status_update
-from rules.automation import PlannedAction, RuleTally, RunContext, next_daily_run
+from rules.automation import (
+    PlannedAction,
+    RuleTally,
+    RunContext,
+    dates_outside_window,
+    next_daily_run,
+)
 from rules.delivery import FlushResult
 from store.db import writer
 from store.models import CronRun, utcnow
@@ -29,6 +35,8 @@ RULES: dict[str, Callable[[RunContext], RuleTally]] = {
     "status_update": status_update.run,
 }
 RULE_NAMES = tuple(RULES)
+#: The summary entry that lists dates outside the plausible window (``rules.dates``).
+DATE_CHECK = "date_check"
 
 
 @dataclass
@@ -92,6 +100,11 @@ def run_rules(
         ctx.run_id = summary.run_id = run.id
     try:
         if daily_due:
+            # Defence in depth: the rules skip dates outside the plausible window; the run
+            # names them and fails (exit 1) so that someone corrects them.
+            bad_dates = dates_outside_window(ctx)
+            if bad_dates:
+                summary.rules[DATE_CHECK] = RuleTally(failed=len(bad_dates), errors=bad_dates)
             for name in only:
                 if progress:
                     progress(name)

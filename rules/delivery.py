@@ -4,7 +4,8 @@ Rows are leased before sending (``status='sending'`` with an owner and an
 expiry), so two flushers never send the same email and a flusher that dies
 mid-batch only delays its emails until the lease runs out. 4xx answers and
 connection errors retry with exponential back-off; 5xx answers fail the email
-with the server's words.
+with the server's words, and so does an email that cannot be sent as the standards
+say (an address with no ASCII form to a server without SMTPUTF8: ``rules.mail_wire``).
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.errors import MessageError
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr
+from email.utils import format_datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -30,10 +32,20 @@ from rules.audit import Actor, record
 from rules.errors import RuleError
 from rules.mail import MASK
 from rules.mail_sql import NOT_RENDERED
+from rules.mail_wire import (
+    MESSAGE_POLICY,
+    AddressError,
+    MailAddress,
+    ascii_domain,
+    mail_address,
+    needs_smtputf8,
+    wire_bytes,
+)
 from rules.marketing import marketing_refusal, refusal_for
 from rules.permissions import require
 from store.config import SmtpConfig
 from store.db import database, is_postgres, writer
+from store.files import FILE_MODE, fsync_folder, make_private_folder, reason
 from store.models import Client, Email, EmailTemplate, utcnow
 from store.models.enums import EmailStatus
 from store.models.mail import DUE_ROWS, MARKETING
@@ -50,7 +62,8 @@ class TransientError(Exception):
 
 
 class PermanentError(Exception):
-    """Never retry (5xx): the message is the server's answer."""
+    """Never retry (5xx, or an email that cannot be sent as the standards say): the
+    message is the server's answer or the reason."""
 
 
 class Transport(Protocol):
@@ -59,39 +72,75 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
+class _PrivateMaildir(mailbox.Maildir):
+    """A Maildir whose messages are 0600 from their first byte (``mailbox`` creates them
+    0666 less the umask): a message can hold a password until the log masks it."""
+
+    def _create_tmp(self) -> Any:
+        tmp = super()._create_tmp()  # type: ignore[misc]
+        os.chmod(tmp.name, FILE_MODE)
+        return tmp
+
+
 class MaildirTransport:
-    """The embedded default: every email lands in a Maildir (read it with ``mutt -f``)."""
+    """The embedded default: every email lands in a Maildir (read it with ``mutt -f``),
+    written as it would be sent: 7-bit headers, or UTF-8 headers (RFC 6532) when an
+    address has a local part that is not ASCII (a Maildir has no server to ask)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._box: mailbox.Maildir | None = None
 
     def open(self) -> None:
-        for sub in ("tmp", "new", "cur"):  # Maildir(create=True) skips an existing folder
-            (self.path / sub).mkdir(parents=True, exist_ok=True)
-        self._box = mailbox.Maildir(str(self.path), create=False)
+        try:
+            for sub in ("tmp", "new", "cur"):  # Maildir(create=True) skips an existing folder
+                make_private_folder(self.path / sub)  # 0700: messages can hold passwords
+        except OSError as exc:
+            raise TransientError(f"Maildir {self.path}: {reason(exc)}") from exc
+        self._box = _PrivateMaildir(str(self.path), create=False)
 
     def send(self, message: EmailMessage, to: str) -> None:
+        """Deliver by the Maildir protocol (``mailbox.Maildir.add``: written and fsynced in
+        tmp/, then linked into new/), then flush new/ itself, so a delivered message
+        survives a power loss before its row is marked sent. Once the message is in new/
+        it is delivered: an error flushing the folder must not deliver it twice."""
         assert self._box is not None
+        data = _written(message, smtputf8=needs_smtputf8(message), linesep="\n")
         try:
-            self._box.add(message)
-        except OSError as exc:
-            raise TransientError(f"Maildir {self.path}: {exc}") from exc
+            self._box.add(data)
+        except (OSError, mailbox.Error) as exc:
+            why = reason(exc) if isinstance(exc, OSError) else str(exc)
+            raise TransientError(f"Maildir {self.path}: {why}") from exc
+        try:
+            fsync_folder(self.path / "new")
+        except OSError:
+            pass  # delivered all the same; the message file itself was fsynced
 
     def close(self) -> None:
         self._box = None
 
 
 class SmtpTransport:
-    """One SMTP session per flush batch; errors sorted into transient and permanent."""
+    """One SMTP session per flush batch; errors sorted into transient and permanent.
+
+    The envelope carries the addresses' wire form (``rules.mail_wire.mail_address``: the
+    domain as its A-label). An email with an address whose local part is not ASCII goes
+    with SMTPUTF8 (RFC 6531) when the server offers it and otherwise fails alone,
+    permanently, with the reason: no server will take it later.
+    """
 
     def __init__(self, config: SmtpConfig, sender: str) -> None:
         self.config = config
         self.sender = sender
         self._smtp: smtplib.SMTP | None = None
+        self._envelope_sender: MailAddress | None = None
 
     def open(self) -> None:
         cfg = self.config
+        try:
+            sender = mail_address(self.sender)
+        except AddressError as exc:
+            raise PermanentError(f"the company email (the sender): {exc}") from exc
         try:
             if cfg.security == "tls":
                 smtp: smtplib.SMTP = smtplib.SMTP_SSL(
@@ -103,18 +152,42 @@ class SmtpTransport:
                     smtp.starttls(context=ssl.create_default_context())
             if cfg.username:
                 smtp.login(cfg.username, cfg.password)
+            smtp.ehlo_or_helo_if_needed()
         except smtplib.SMTPResponseException as exc:
             raise _classify(exc.smtp_code, exc.smtp_error) from exc
         except (OSError, smtplib.SMTPException) as exc:
             raise TransientError(f"cannot connect to {cfg.host}:{cfg.port}: {exc}") from exc
+        if sender.needs_smtputf8 and not smtp.has_extn("smtputf8"):
+            _quit(smtp)
+            # Every email would need it: the session is refused, the emails wait (as for
+            # a refused login) until the company email or the server changes.
+            raise PermanentError(
+                f"the company email {self.sender} has a local part that is not ASCII and "
+                f"{cfg.host} does not offer SMTPUTF8 (RFC 6531)"
+            )
         self._smtp = smtp
+        self._envelope_sender = sender
 
     def send(self, message: EmailMessage, to: str) -> None:
         if self._smtp is None:
             self.open()
-        assert self._smtp is not None
+        assert self._smtp is not None and self._envelope_sender is not None
         try:
-            self._smtp.send_message(message, from_addr=self.sender, to_addrs=[to])
+            recipient = mail_address(to)
+        except AddressError as exc:
+            raise PermanentError(f"recipient: {exc}") from exc
+        smtputf8 = recipient.needs_smtputf8 or needs_smtputf8(message)
+        if smtputf8 and not self._smtp.has_extn("smtputf8"):
+            raise PermanentError(
+                "the mail server does not offer SMTPUTF8 (RFC 6531), which this address "
+                "needs (its local part is not ASCII): not sent, and not retried"
+            )
+        data = _written(message, smtputf8=smtputf8, linesep="\r\n")
+        options = ("SMTPUTF8", "BODY=8BITMIME") if smtputf8 else ()
+        try:
+            self._smtp.sendmail(
+                str(self._envelope_sender), [str(recipient)], data, mail_options=options
+            )
         except smtplib.SMTPRecipientsRefused as exc:
             code, answer = next(iter(exc.recipients.values()))
             raise _classify(code, answer) from exc
@@ -140,11 +213,23 @@ class SmtpTransport:
 
     def close(self) -> None:
         if self._smtp is not None:
-            try:
-                self._smtp.quit()
-            except (OSError, smtplib.SMTPException):
-                pass
+            _quit(self._smtp)
             self._smtp = None
+
+
+def _quit(smtp: smtplib.SMTP) -> None:
+    try:
+        smtp.quit()
+    except (OSError, smtplib.SMTPException):
+        pass
+
+
+def _written(message: EmailMessage, *, smtputf8: bool, linesep: str) -> bytes:
+    """``rules.mail_wire.wire_bytes``; a message that cannot be written fails alone."""
+    try:
+        return wire_bytes(message, smtputf8=smtputf8, linesep=linesep)
+    except (ValueError, LookupError, MessageError) as exc:
+        raise PermanentError(f"cannot be written as the standards say: {exc}") from exc
 
 
 def _classify(code: int, answer: bytes | str) -> Exception:
@@ -163,24 +248,47 @@ def make_transport(smtp: SmtpConfig | None, maildir: Path, settings: Settings) -
 
 
 def message_id(email: Email, settings: Settings) -> str:
-    """Stable across retries, so a receiver can drop a duplicate after a lost answer."""
-    domain = settings.company_email.rpartition("@")[2] or "gobiller.invalid"
-    return f"<gobiller.{email.id}.{email.created_at:%Y%m%d%H%M%S}@{domain}>"
+    """Stable across retries, so a receiver can drop a duplicate after a lost answer.
+    The company email's domain as its A-label (a Message-ID is ASCII: RFC 5322 §3.6.4)."""
+    domain = settings.company_email.rpartition("@")[2]
+    try:
+        domain = ascii_domain(domain)
+    except AddressError:
+        domain = ""
+    return f"<gobiller.{email.id}.{email.created_at:%Y%m%d%H%M%S}@{domain or 'gobiller.invalid'}>"
 
 
 def build_message(email: Email, settings: Settings) -> EmailMessage:
-    msg = EmailMessage()
-    msg["From"] = formataddr((settings.company_name, settings.company_email))
-    msg["To"] = email.to
-    msg["Subject"] = email.subject
-    msg["Date"] = format_datetime(email.created_at.replace(tzinfo=dt.UTC))
-    msg["Message-ID"] = email.message_id or message_id(email, settings)
-    msg["X-GoBiller-Template"] = email.template
-    if email.marketing:
-        msg["Precedence"] = "bulk"
-    msg.set_content(email.body_text)
-    if email.body_html:
-        msg.add_alternative(email.body_html, subtype="html")
+    """The message for ``email``: From the company (``company_name`` as a display name,
+    ``company_email``), To the stored address, both as ``Address`` objects whose domain is
+    its A-label; headers are written by ``rules.mail_wire`` (PRODUCT.md §4).
+
+    Raises ``PermanentError`` with the reason for an address that has no wire form or a
+    header that cannot be written: that email fails alone.
+    """
+    try:
+        sender = mail_address(settings.company_email)
+    except AddressError as exc:
+        raise PermanentError(f"the company email (the sender): {exc}") from exc
+    try:
+        recipient = mail_address(email.to)
+    except AddressError as exc:
+        raise PermanentError(f"recipient: {exc}") from exc
+    msg = EmailMessage(policy=MESSAGE_POLICY)
+    try:
+        msg["From"] = sender.header(settings.company_name)
+        msg["To"] = recipient.header()
+        msg["Subject"] = email.subject
+        msg["Date"] = format_datetime(email.created_at.replace(tzinfo=dt.UTC))
+        msg["Message-ID"] = email.message_id or message_id(email, settings)
+        msg["X-GoBiller-Template"] = email.template
+        if email.marketing:
+            msg["Precedence"] = "bulk"
+        msg.set_content(email.body_text)
+        if email.body_html:
+            msg.add_alternative(email.body_html, subtype="html")
+    except (ValueError, LookupError, MessageError) as exc:
+        raise PermanentError(f"cannot be written as the standards say: {exc}") from exc
     return msg
 
 
@@ -394,12 +502,16 @@ def _deliver(
     # One message that cannot be built or sent fails alone, with the reason, and the
     # batch goes on (PRODUCT.md §4): a value no header can hold, a body that cannot be
     # encoded, anything a transport raises beyond its transient and permanent answers.
+    mid = ""
     try:
         mid = email.message_id or message_id(email, settings)
         email.message_id = mid
         message = build_message(email, settings)
+    except PermanentError as exc:
+        _fail(email, owner, str(exc), result, message_id=mid)
+        return
     except Exception as exc:  # noqa: BLE001
-        _fail(email, owner, f"cannot build the message: {_reason(exc)}", result)
+        _fail(email, owner, f"cannot build the message: {_reason(exc)}", result, message_id=mid)
         return
     try:
         transport.send(message, email.to)

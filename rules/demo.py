@@ -18,6 +18,7 @@ from typing import Any
 import phonenumbers
 
 from rules.audit import SYSTEM_CLI
+from rules.dates import DATE_MAX, DATE_MIN, WINDOW_TEXT
 from rules.errors import RuleError
 from rules.invoicing import INVOICE_COLUMNS, ITEM_COLUMNS, fill_anchor_days
 from rules.passwords import generate_password, hash_password
@@ -233,6 +234,8 @@ CLIENT_COLUMNS = (
     "last_login_at",
     "last_login_ip",
     "version",
+    "email_key",
+    "search_text",
 )
 CONTACT_COLUMNS = (
     "id",
@@ -248,6 +251,7 @@ CONTACT_COLUMNS = (
     "postcode",
     "country",
     "phone",
+    "email_key",
 )
 SERVICE_COLUMNS = (
     "id",
@@ -370,6 +374,15 @@ def _due_near(day: dt.date, rng: random.Random) -> dt.date:
     return day + dt.timedelta(days=rng.randrange(-40, 60))
 
 
+#: How far the demo data reaches around its date: accounts created up to 2000 days
+#: before it, cards expiring up to 3 years after it (due dates stay within 60 days).
+DEMO_DAYS_BEFORE = 2000
+DEMO_YEARS_AFTER = 3
+#: The demo's dates for which every generated date stays inside the plausible window.
+DEMO_FIRST = DATE_MIN + dt.timedelta(days=DEMO_DAYS_BEFORE)
+DEMO_LAST = dt.date(DATE_MAX.year - DEMO_YEARS_AFTER, 12, 31)
+
+
 def generate_demo(
     clients: int,
     seed: int = 1,
@@ -382,6 +395,12 @@ def generate_demo(
     if Client.select().exists() or Currency.select().exists():
         raise RuleError("the database is not empty: demo data goes into a new database")
     today = today or dt.date.today()
+    if not DEMO_FIRST <= today <= DEMO_LAST:
+        raise RuleError(
+            f"--date must be between {DEMO_FIRST} and {DEMO_LAST}: the demo spreads its data up "
+            f"to {DEMO_DAYS_BEFORE} days before and {DEMO_YEARS_AFTER} years after it, and every "
+            f"date must stay {WINDOW_TEXT}"
+        )
     rng = random.Random(seed)
     with writer():
         ref = _reference_data()
@@ -478,7 +497,9 @@ def _build_chunk(
         roll = r()
         status = "Active" if roll < 0.8 else ("Inactive" if roll < 0.95 else "Closed")
         method = choice(("banktransfer", "sandboxcard", "sandboxcard", "mailin"))
-        created = now - dt.timedelta(days=rng.randrange(1, 2000), seconds=rng.randrange(86400))
+        created = now - dt.timedelta(
+            days=rng.randrange(1, DEMO_DAYS_BEFORE), seconds=rng.randrange(86400)
+        )
         login = (
             now - dt.timedelta(days=rng.randrange(0, 200), seconds=rng.randrange(86400))
             if r() < 0.85
@@ -489,20 +510,33 @@ def _build_chunk(
         domain = choice(("example.com", "example.org", "example.net"))
         email = f"{first_ascii}.{last_ascii}{cid}@{domain}"
         group_id = choice(ref["groups"]) if r() < 0.2 else None
+        company = choice(COMPANIES)  # drawn in the order the row lists them (same data per seed)
+        address1 = f"{rng.randrange(1, 400)} {choice(STREETS)}"
+        address2 = "Suite 5" if r() < 0.1 else ""
+        phone = choice(phones[country])
+        derived = Client.derived_values(
+            {
+                "first_name": first,
+                "last_name": last,
+                "company": company,
+                "email": email,
+                "phone": phone,
+            }
+        )
         clients.append(
             (
                 cid,
                 first,
                 last,
-                choice(COMPANIES),
+                company,
                 email,
-                f"{rng.randrange(1, 400)} {choice(STREETS)}",
-                "Suite 5" if r() < 0.1 else "",
+                address1,
+                address2,
                 city,
                 state,
                 postcode,
                 country,
-                choice(phones[country]),
+                phone,
                 f"VAT{cid:08d}" if r() < 0.1 else "",
                 "",
                 status,
@@ -529,12 +563,15 @@ def _build_chunk(
                 login.isoformat(" ") if login else None,
                 "203.0.113.7" if login else "",
                 1,
+                derived["email_key"],
+                derived["search_text"],
             )
         )
         if r() < 0.3:
             counters["contact"] += 1
             contact_id = counters["contact"]
             cfirst, cfirst_ascii = choice(FIRST_NAMES)
+            contact_email = f"{cfirst_ascii}.billing{cid}@example.net"
             contacts.append(
                 (
                     contact_id,
@@ -542,7 +579,7 @@ def _build_chunk(
                     cfirst,
                     last,
                     "",
-                    f"{cfirst_ascii}.billing{cid}@example.net",
+                    contact_email,
                     f"{rng.randrange(1, 99)} {choice(STREETS)}",
                     "",
                     city,
@@ -550,6 +587,7 @@ def _build_chunk(
                     postcode,
                     country,
                     choice(phones[country]),
+                    Contact.derived_values({"email": contact_email})["email_key"],
                 )
             )
             if r() < 0.5:
@@ -584,7 +622,8 @@ def _build_chunk(
                     "sandboxcard",
                     token,
                     f"{rng.randrange(10000):04d}",
-                    f"{today.year + rng.randrange(0, 4)}-{rng.randrange(1, 13):02d}",
+                    f"{today.year + rng.randrange(DEMO_YEARS_AFTER + 1)}-"
+                    f"{rng.randrange(1, 13):02d}",
                     created.isoformat(" "),
                 )
             )

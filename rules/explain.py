@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from rules import capture, late_fees, notices
-from rules.automation import RunContext
-from rules.cron import RULES
+from rules.automation import RunContext, dates_outside_window
+from rules.cron import DATE_CHECK, RULES
 from rules.errors import RuleError
 from store.models import ActionLedger, Client, Invoice, StoredCard
 from store.models.enums import InvoiceStatus
@@ -32,6 +32,11 @@ def explain(client_id: int, day: dt.date, settings: Settings) -> list[Explanatio
     if client is None:
         raise RuleError(f"no client {client_id}")
     lines = []
+    bad_dates = dates_outside_window(
+        RunContext(day, settings, dry_run=True, client_ids=[client_id])
+    )
+    if bad_dates:
+        lines.append(Explanation(DATE_CHECK, False, "; ".join(bad_dates)))
     for name, rule in RULES.items():
         ctx = RunContext(day, settings, dry_run=True, client_ids=[client_id])
         rule(ctx)

@@ -5,6 +5,15 @@ path (``clients[3].email: not a valid email``); only a document with no error
 is written, in one transaction. Export orders everything by keys that import
 preserves, so export → import into an empty database → export gives the same
 bytes.
+
+A restored database acts exactly as the original would (PRODUCT.md §5): services,
+addons, domains, cards and invoices keep their ids (refused, like client ids, when
+the database already has them), so the references that carry the rules' "done once"
+keep meaning the same records: each invoice item's link to what it bills and the due
+date billed (``related``), the transactions received (the balance the rules read,
+and capture idempotency keys naming invoice ids) and the action ledger (``ledger``:
+claims on ``invoice:42``, ``client:7``, ``service:9``, ``card:3`` stages). Every one
+of these is optional on import; a record without an ``id`` gets a new one.
 """
 
 from __future__ import annotations
@@ -21,9 +30,12 @@ from pathlib import Path
 from typing import Any
 
 import pycountry
-from peewee import Model, fn
+from peewee import IntegrityError, Model, fn
 
+from rules.automation import chunks
+from rules.clients import emails_in_use, is_email_clash
 from rules.currencies import check_decimals_change
+from rules.dates import parse_date, parse_expiry, parse_time
 from rules.errors import ValidationError
 from rules.invoicing import fill_anchor_days
 from rules.mail import SUBJECT_MAX
@@ -36,12 +48,16 @@ from rules.validation import (
     clean_country,
     clean_email,
     clean_phone,
+    clean_state,
     clean_text,
 )
 from store import sequences
 from store.bulk import bulk_update_column, reset_sequences
 from store.db import writer
+from store.files import write_atomically
+from store.keys import email_key, region_key
 from store.models import (
+    ActionLedger,
     Addon,
     Client,
     ClientGroup,
@@ -57,6 +73,8 @@ from store.models import (
     Service,
     StoredCard,
     TaxRule,
+    Transaction,
+    utcnow,
 )
 from store.models.clients import ADDRESS_FIELDS, NOTES_MAX
 from store.models.enums import (
@@ -92,6 +110,7 @@ TOP_KEYS = (
     "tax_rules",
     "custom_fields",
     "clients",
+    "ledger",
 )
 CURRENCY_KEYS = ("code", "prefix", "suffix", "decimals", "rate", "default")
 GROUP_KEYS = ("name", "colour", "discount_percent", "separate_invoices")
@@ -126,23 +145,36 @@ CLIENT_KEYS = (
     "services",
     "domains",
     "invoices",
+    "transactions",
     "emails",
 )
 CONTACT_KEYS = ADDRESS_KEYS
-CARD_KEYS = ("gateway", "token", "last4", "expiry")
-ADDON_KEYS = ("name", "status", "billing_cycle", "amount", "next_due_date", "payment_method")
+CARD_KEYS = ("id", "gateway", "token", "last4", "expiry")
+ADDON_KEYS = (
+    "id",
+    "name",
+    "status",
+    "billing_cycle",
+    "amount",
+    "next_due_date",
+    "anchor_day",
+    "payment_method",
+)
 SERVICE_KEYS = (
+    "id",
     "product",
     "domain",
     "status",
     "billing_cycle",
     "amount",
     "next_due_date",
+    "anchor_day",
     "payment_method",
     "addons",
 )
-DOMAIN_KEYS = ("name", "status", "amount", "next_due_date", "payment_method")
+DOMAIN_KEYS = ("id", "name", "status", "amount", "next_due_date", "anchor_day", "payment_method")
 INVOICE_KEYS = (
+    "id",
     "number",
     "date",
     "due_date",
@@ -157,11 +189,26 @@ INVOICE_KEYS = (
     "tax_rate2",
     "items",
 )
-ITEM_KEYS = ("type", "description", "amount", "taxed")
+ITEM_KEYS = ("type", "description", "amount", "taxed", "related")
+RELATED_KEYS = ("type", "id", "due_date")
+TRANSACTION_KEYS = (
+    "invoice",
+    "gateway",
+    "transaction_id",
+    "idempotency_key",
+    "amount_in",
+    "amount_out",
+    "fees",
+    "description",
+    "date",
+)
 EMAIL_KEYS = ("template", "to", "subject", "status", "created_at")
+LEDGER_KEYS = ("rule", "subject", "stage", "business_date", "outcome", "detail", "created_at")
+#: What the ledger's subjects ("invoice:42") and invoice items' links name, by their ids.
+SUBJECT_KINDS = ("client", "service", "addon", "domain", "invoice")
+BILLED_KINDS = ("service", "addon", "domain")
 
 _COLOUR = re.compile(r"^(#[0-9a-fA-F]{6})?$")
-_EXPIRY = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 _INVOICE_NUMBER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9/_.-]{0,31}$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)[^\s/]+\.[^\s/.]+$")
 
@@ -208,7 +255,12 @@ def _grouped(query: Iterable[Any], key: str) -> dict[int, list[Any]]:
 
 
 def build_export() -> dict[str, Any]:
-    """The whole database as an interchange document (a fixed number of queries)."""
+    """The whole database as an interchange document (a fixed number of queries).
+
+    Services, addons, domains, cards and invoices carry their ids, invoice items what
+    they bill, and the document the action ledger, so a database restored from it acts
+    exactly as this one would (PRODUCT.md §5).
+    """
     currencies = list(Currency.select().order_by(Currency.code))
     by_currency = {c.id: c for c in currencies}
     groups = list(ClientGroup.select().order_by(ClientGroup.name))
@@ -228,7 +280,9 @@ def build_export() -> dict[str, Any]:
     items = _grouped(
         InvoiceItem.select().order_by(InvoiceItem.sort_order, InvoiceItem.id), "invoice_id"
     )
+    transactions = _grouped(Transaction.select().order_by(Transaction.id), "client_id")
     emails = _grouped(Email.select().order_by(Email.id), "client_id")
+    clients = list(Client.select().order_by(Client.id))
 
     def client_doc(c: Client) -> dict[str, Any]:
         d = by_currency[c.currency_id].decimals
@@ -255,20 +309,24 @@ def build_export() -> dict[str, Any]:
             "cards": [{k: getattr(x, k) for k in CARD_KEYS} for x in cards.get(c.id, [])],
             "services": [
                 {
+                    "id": s.id,
                     "product": products[s.product_id],
                     "domain": s.domain,
                     "status": s.status,
                     "billing_cycle": s.billing_cycle,
                     "amount": money(s.amount),
                     "next_due_date": _date_text(s.next_due_date),
+                    "anchor_day": s.anchor_day,
                     "payment_method": s.payment_method,
                     "addons": [
                         {
+                            "id": a.id,
                             "name": a.name,
                             "status": a.status,
                             "billing_cycle": a.billing_cycle,
                             "amount": money(a.amount),
                             "next_due_date": _date_text(a.next_due_date),
+                            "anchor_day": a.anchor_day,
                             "payment_method": a.payment_method,
                         }
                         for a in addons.get(s.id, [])
@@ -278,16 +336,19 @@ def build_export() -> dict[str, Any]:
             ],
             "domains": [
                 {
+                    "id": x.id,
                     "name": x.name,
                     "status": x.status,
                     "amount": money(x.amount),
                     "next_due_date": _date_text(x.next_due_date),
+                    "anchor_day": x.anchor_day,
                     "payment_method": x.payment_method,
                 }
                 for x in domains.get(c.id, [])
             ],
             "invoices": [
                 {
+                    "id": i.id,
                     "number": i.number,
                     "date": _date_text(i.date),
                     "due_date": _date_text(i.due_date),
@@ -306,11 +367,26 @@ def build_export() -> dict[str, Any]:
                             "description": it.description,
                             "amount": money(it.amount),
                             "taxed": it.taxed,
+                            "related": _related_doc(it),
                         }
                         for it in items.get(i.id, [])
                     ],
                 }
                 for i in invoices.get(c.id, [])
+            ],
+            "transactions": [
+                {
+                    "invoice": t.invoice_id,
+                    "gateway": t.gateway,
+                    "transaction_id": t.transaction_id,
+                    "idempotency_key": t.idempotency_key,
+                    "amount_in": money(t.amount_in),
+                    "amount_out": money(t.amount_out),
+                    "fees": money(t.fees),
+                    "description": t.description,
+                    "date": _time_text(t.date),
+                }
+                for t in transactions.get(c.id, [])
             ],
             "emails": [
                 {
@@ -328,8 +404,54 @@ def build_export() -> dict[str, Any]:
         "format": FORMAT,
         "settings": interchange_settings(load_settings()),
         **build_reference(currencies, groups, fields_),
-        "clients": [client_doc(c) for c in Client.select().order_by(Client.id)],
+        "clients": [client_doc(c) for c in clients],
+        "ledger": _ledger_doc(
+            {
+                "client": {c.id for c in clients},
+                "service": {s.id for rows in services.values() for s in rows},
+                "addon": {a.id for rows in addons.values() for a in rows},
+                "domain": {d.id for rows in domains.values() for d in rows},
+                "invoice": {i.id for rows in invoices.values() for i in rows},
+            }
+        ),
     }
+
+
+def _related_doc(item: InvoiceItem) -> dict[str, Any] | None:
+    """What an invoice item bills, and for which due date (null for fees, discounts)."""
+    if item.related_type is None:
+        return None
+    return {
+        "type": item.related_type,
+        "id": item.related_id,
+        "due_date": _date_text(item.related_due_date),
+    }
+
+
+def _ledger_doc(present: dict[str, set[int]]) -> list[dict[str, Any]]:
+    """The action ledger: every claim the rules check before acting, in the order made.
+
+    ``present`` holds the exported ids by kind ("invoice": {42, ...}). A claim on a
+    record no longer in the database is left out: the document cannot name it, and its
+    id must not stop a new record's action in the restored database.
+    """
+    out = []
+    for row in ActionLedger.select().order_by(ActionLedger.id):
+        kind, _, number = row.subject.partition(":")
+        if not number.isdigit() or int(number) not in present.get(kind, ()):
+            continue
+        out.append(
+            {
+                "rule": row.rule,
+                "subject": row.subject,
+                "stage": row.stage,
+                "business_date": _date_text(row.business_date),
+                "outcome": row.outcome,
+                "detail": row.detail,
+                "created_at": _time_text(row.created_at),
+            }
+        )
+    return out
 
 
 def build_reference(
@@ -392,9 +514,11 @@ def build_reference(
 
 
 def export_to(path: Path) -> int:
-    """Write the document to ``path``; return the number of clients."""
+    """Write the document to ``path`` (0600, all at once: ``store.files``); return the
+    number of clients. Raises ``FileWriteError`` (disk full, no such folder, ...) with the
+    previous file at ``path`` untouched."""
     doc = build_export()
-    path.write_text(dumps(doc), encoding="utf-8")
+    write_atomically(path, dumps(doc))
     return len(doc["clients"])
 
 
@@ -490,14 +614,8 @@ def _text(
 
 
 def _date(value: Any) -> dt.date | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-        raise FieldError("must be a date YYYY-MM-DD")
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError as exc:
-        raise FieldError("must be a date YYYY-MM-DD") from exc
+    """A date ``YYYY-MM-DD`` inside the plausible window (``rules.dates``), or None."""
+    return None if value is None else parse_date(value)
 
 
 def _required_date(value: Any) -> dt.date:
@@ -508,17 +626,8 @@ def _required_date(value: Any) -> dt.date:
 
 
 def _time(value: Any) -> dt.datetime | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise FieldError("must be an ISO 8601 UTC time")
-    try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise FieldError("must be an ISO 8601 UTC time") from exc
-    if parsed.tzinfo is None:
-        raise FieldError("must be an ISO 8601 UTC time (with Z)")
-    return parsed.astimezone(dt.UTC).replace(tzinfo=None, microsecond=0)
+    """An ISO 8601 UTC time inside the plausible window (``rules.dates``), or None."""
+    return None if value is None else parse_time(value)
 
 
 def _required_time(value: Any) -> dt.datetime:
@@ -584,6 +693,8 @@ class _Plan:
     tax_rules: list[dict[str, Any]] = field(default_factory=list)
     custom_fields: list[dict[str, Any]] = field(default_factory=list)
     clients: list[dict[str, Any]] = field(default_factory=list)
+    ledger: list[dict[str, Any]] = field(default_factory=list)
+    refs: _Refs = field(default_factory=lambda: _Refs())
 
 
 def load_document(text: str) -> Any:
@@ -681,20 +792,34 @@ def check_document(doc: Any) -> _Plan:
             }
         )
 
+    # A rule's state matches clients by region (code or name, any case): two rules of one
+    # level for the same region would compete, so they clash even when spelled apart.
+    rules: Any = TaxRule.select(TaxRule.level, TaxRule.country, TaxRule.state).tuples()
+    stored_rules = {
+        (level, country, region_key(country, state)): state for level, country, state in rules
+    }
     tax_keys: set[tuple[int, str, str]] = set()
     for path, raw in ck.items(top.get("tax_rules", []), "tax_rules"):
         rec = ck.obj(raw, path, TAX_KEYS, required=("level", "name", "rate"))
         if rec is None:
             continue
+        country = ck.field(rec, "country", path, clean_country, "")
         item = {
             "level": ck.field(rec, "level", path, _choice_int((1, 2))),
             "name": ck.field(rec, "name", path, _text(100, required=True)),
-            "country": ck.field(rec, "country", path, clean_country, ""),
-            "state": ck.field(rec, "state", path, _text(100), ""),
+            "country": country,
+            "state": ck.field(
+                rec,
+                "state",
+                path,
+                partial(clean_state, country=country or ""),
+                "",
+            ),
             "rate_e4": ck.field(rec, "rate", path, _percent(4)),
         }
-        key = (item["level"], item["country"], item["state"])
-        if key in tax_keys:
+        key = (item["level"], item["country"], region_key(country or "", item["state"] or ""))
+        stored = stored_rules.get(key)
+        if key in tax_keys or (stored is not None and stored != item["state"]):
             ck.fail(path, "another rule has the same level, country and state")
         tax_keys.add(key)
         plan.tax_rules.append(item)
@@ -729,7 +854,10 @@ def check_document(doc: Any) -> _Plan:
             fields_by_name[item["name"]] = item
         plan.custom_fields.append(item)
 
-    _check_clients(ck, top.get("clients", []), plan, currencies, group_names, fields_by_name)
+    refs = plan.refs
+    _check_clients(ck, top.get("clients", []), plan, currencies, group_names, fields_by_name, refs)
+    _check_ledger(ck, top.get("ledger", []), plan, refs)
+    refs.check_database(ck)
     if ck.errors:
         raise ImportError_(ck.errors)
     return plan
@@ -782,13 +910,11 @@ def _check_clients(
     currencies: dict[str, int],
     groups: set[str],
     custom: dict[str, dict[str, Any]],
+    refs: _Refs,
 ) -> None:
-    existing_emails = column(Client, fn.LOWER(Client.email))
-    existing_ids = column(Client, Client.id)
-    existing_numbers = column(Invoice, Invoice.number)
-    emails: dict[str, str] = {}
-    ids: set[int] = set()
-    numbers: set[str] = set()
+    """Check every client record against the document; clashes with the database are
+    checked afterwards, all at once (``_Refs.check_database``)."""
+    emails = refs.emails
     for path, raw in ck.items(clients, "clients"):
         rec = ck.obj(
             raw, path, CLIENT_KEYS, required=("id", "first_name", "last_name", "email", "currency")
@@ -798,20 +924,19 @@ def _check_clients(
         client: dict[str, Any] = {}
         cid = ck.field(rec, "id", path, _positive_id)
         if cid is not None:
-            if cid in ids or cid in existing_ids:
+            if cid in refs.ids["client"]:
                 ck.fail(f"{path}.id", f"duplicate client id {cid}")
-            ids.add(cid)
+            refs.ids["client"].setdefault(cid, (path, cid))
         client["id"] = cid
         country = ck.field(rec, "country", path, clean_country, "")
         client.update(_address(ck, rec, path, country))
         email = client.get("email")
         if email:
-            key = email.lower()
+            key = email_key(email)
             if key in emails:
                 ck.fail(f"{path}.email", f"duplicate email (also at {emails[key]})")
-            elif key in existing_emails:
-                ck.fail(f"{path}.email", "a client with this email already exists")
-            emails[key] = f"{path}.email"
+            else:
+                emails[key] = f"{path}.email"
         client["tax_id"] = ck.field(rec, "tax_id", path, _text(TEXT_LIMITS["tax_id"]), "")
         client["status"] = ck.field(
             rec, "status", path, _choice(s.value for s in ClientStatus), ClientStatus.ACTIVE
@@ -843,20 +968,21 @@ def _check_clients(
             ccountry = ck.field(crec, "country", cpath, clean_country, "")
             contact = _address(ck, crec, cpath, ccountry)
             if contact.get("email"):
-                if contact["email"].lower() in contact_emails:
+                if email_key(contact["email"]) in contact_emails:
                     ck.fail(f"{cpath}.email", "duplicate contact email for this client")
-                contact_emails.add(contact["email"].lower())
+                contact_emails.add(email_key(contact["email"]))
             contacts.append(contact)
         client["contacts"] = contacts
         billing = ck.field(
             rec, "billing_contact", path, lambda v: None if v is None else clean_email(v)
         )
-        if billing is not None and billing.lower() not in contact_emails:
+        if billing is not None and email_key(billing) not in contact_emails:
             ck.fail(f"{path}.billing_contact", "not the email of one of this client's contacts")
         client["billing_contact"] = billing
 
         client["cards"] = [
             {
+                "id": refs.record_id(ck, r, p, "card", cid),
                 "gateway": ck.field(r, "gateway", p, _gateway),
                 "token": ck.field(r, "token", p, _text(255, required=True)),
                 "last4": ck.field(r, "last4", p, _last4),
@@ -879,6 +1005,7 @@ def _check_clients(
             ("product", "status", "amount", "payment_method"),
         ):
             service = _billable(ck, srec, spath, decimals, ServiceStatus)
+            service["id"] = refs.record_id(ck, srec, spath, "service", cid)
             service["product"] = ck.field(srec, "product", spath, _text(150, required=True))
             service["domain"] = ck.field(srec, "domain", spath, _text(253), "")
             service["billing_cycle"] = ck.field(srec, "billing_cycle", spath, _cycle, "Monthly")
@@ -891,6 +1018,7 @@ def _check_clients(
                 ("name", "status", "amount", "payment_method"),
             ):
                 addon = _billable(ck, arec, apath, decimals, ServiceStatus)
+                addon["id"] = refs.record_id(ck, arec, apath, "addon", cid)
                 addon["name"] = ck.field(arec, "name", apath, _text(150, required=True))
                 addon["billing_cycle"] = ck.field(arec, "billing_cycle", apath, _cycle, "Monthly")
                 addons.append(addon)
@@ -906,6 +1034,7 @@ def _check_clients(
             ("name", "status", "amount", "payment_method"),
         ):
             domain = _billable(ck, drec, dpath, decimals, DomainStatus)
+            domain["id"] = refs.record_id(ck, drec, dpath, "domain", cid)
             domain["name"] = ck.field(drec, "name", dpath, _domain_name)
             domains.append(domain)
         client["domains"] = domains
@@ -918,14 +1047,24 @@ def _check_clients(
             INVOICE_KEYS,
             ("number", "date", "due_date", "status", "payment_method", "subtotal", "total"),
         ):
-            invoice = _invoice(ck, irec, ipath, decimals)
+            invoice = _invoice(ck, irec, ipath, decimals, refs, cid)
             number = invoice["number"]
             if number is not None:
-                if number in numbers or number in existing_numbers:
+                if number in refs.numbers:
                     ck.fail(f"{ipath}.number", f"duplicate invoice number {number}")
-                numbers.add(number)
+                refs.numbers.setdefault(number, f"{ipath}.number")
             invoices.append(invoice)
         client["invoices"] = invoices
+        client["transactions"] = [
+            _transaction(ck, r, p, decimals, refs, cid)
+            for p, r in _records(
+                ck,
+                rec.get("transactions", []),
+                f"{path}.transactions",
+                TRANSACTION_KEYS,
+                ("gateway", "date"),
+            )
+        ]
         client["emails"] = [
             {
                 "template": ck.field(r, "template", p, _text(100, required=True, strip=False)),
@@ -959,7 +1098,12 @@ def _address(ck: _Checker, rec: dict[str, Any], path: str, country: str) -> dict
     for key in ("first_name", "last_name"):
         out[key] = ck.field(rec, key, path, _text(TEXT_LIMITS[key], required=True))
     for key in ("company", "address1", "address2", "city", "state", "postcode"):
-        out[key] = ck.field(rec, key, path, _text(TEXT_LIMITS[key]), "")
+        check = (
+            partial(clean_state, country=country or "")
+            if key == "state"
+            else _text(TEXT_LIMITS[key])
+        )
+        out[key] = ck.field(rec, key, path, check, "")
     out["email"] = ck.field(rec, "email", path, clean_email)
     out["phone"] = ck.field(rec, "phone", path, lambda v: clean_phone(v, country), "")
     return out
@@ -976,13 +1120,32 @@ def _billable(
         "status": ck.field(rec, "status", path, _choice(s.value for s in statuses)),
         "amount": ck.field(rec, "amount", path, _money(decimals)),
         "next_due_date": ck.field(rec, "next_due_date", path, _date),
+        # None: not in the document, the day of the next due date (fill_anchor_days).
+        "anchor_day": ck.field(rec, "anchor_day", path, _anchor_day),
         "payment_method": ck.field(rec, "payment_method", path, _gateway),
     }
 
 
-def _invoice(ck: _Checker, rec: dict[str, Any], path: str, decimals: int) -> dict[str, Any]:
+def _anchor_day(value: Any) -> int | None:
+    if value is None:
+        return None
+    day = _int(value)
+    if not 1 <= day <= 31:
+        raise FieldError("must be a day of the month, 1 to 31, or null")
+    return day
+
+
+def _invoice(
+    ck: _Checker,
+    rec: dict[str, Any],
+    path: str,
+    decimals: int,
+    refs: _Refs,
+    client_id: int | None,
+) -> dict[str, Any]:
     money = _money(decimals, allow_negative=True)
     invoice: dict[str, Any] = {
+        "id": refs.record_id(ck, rec, path, "invoice", client_id),
         "number": ck.field(rec, "number", path, _invoice_number),
         "date": ck.field(rec, "date", path, _required_date),
         "due_date": ck.field(rec, "due_date", path, _required_date),
@@ -1006,12 +1169,247 @@ def _invoice(ck: _Checker, rec: dict[str, Any], path: str, decimals: int) -> dic
             "description": ck.field(r, "description", p, _text(1000, multiline=True), ""),
             "amount": ck.field(r, "amount", p, money),
             "taxed": ck.field(r, "taxed", p, _bool, False),
+            **_related(ck, r.get("related"), f"{p}.related", refs, client_id),
         }
         for p, r in _records(
             ck, rec.get("items", []), f"{path}.items", ITEM_KEYS, ("type", "amount")
         )
     ]
     return invoice
+
+
+NOT_RELATED: dict[str, Any] = {
+    "related_type": None,
+    "related_id": None,
+    "related_due_date": None,
+}
+
+
+def _related(
+    ck: _Checker, value: Any, path: str, refs: _Refs, client_id: int | None
+) -> dict[str, Any]:
+    """An invoice item's link to the service, addon or domain it bills and the due date
+    billed (the invoicing rule's "already invoiced" key): one of this client's records
+    in the document, by id, and never two items for the same one and date."""
+    if value is None:
+        return NOT_RELATED
+    link = ck.obj(value, path, RELATED_KEYS, required=RELATED_KEYS)
+    if link is None:
+        return NOT_RELATED
+    kind = ck.field(link, "type", path, _choice(BILLED_KINDS))
+    rid = ck.field(link, "id", path, _positive_id)
+    due = ck.field(link, "due_date", path, _required_date)
+    if kind is None or rid is None or due is None:
+        return NOT_RELATED
+    if refs.owner(kind, rid) != client_id:
+        ck.fail(f"{path}.id", f"not the id of one of this client's {kind}s")
+    key = (kind, rid, due)
+    if key in refs.billed:
+        ck.fail(path, f"{kind} {rid} due {due} is billed twice (also at {refs.billed[key]})")
+    refs.billed[key] = path
+    return {"related_type": kind, "related_id": rid, "related_due_date": due}
+
+
+def _transaction(
+    ck: _Checker,
+    rec: dict[str, Any],
+    path: str,
+    decimals: int,
+    refs: _Refs,
+    client_id: int | None,
+) -> dict[str, Any]:
+    """Money received (or refunded) by a client, on one of its invoices or none; the
+    balance every rule reads is the invoice total less these (PRODUCT.md §3)."""
+    money = _money(decimals)
+    invoice = ck.field(rec, "invoice", path, lambda v: None if v is None else _positive_id(v))
+    if invoice is not None and refs.owner("invoice", invoice) != client_id:
+        ck.fail(f"{path}.invoice", "not the id of one of this client's invoices")
+    exact = _text(128, required=True, strip=False)  # sent to the gateway as it is
+    key = ck.field(rec, "idempotency_key", path, lambda v: None if v is None else exact(v))
+    if key is not None:
+        if key in refs.idempotency_keys:
+            ck.fail(
+                f"{path}.idempotency_key",
+                f"duplicate idempotency key (also at {refs.idempotency_keys[key]})",
+            )
+        refs.idempotency_keys.setdefault(key, f"{path}.idempotency_key")
+    return {
+        "invoice": invoice,
+        "gateway": ck.field(rec, "gateway", path, _gateway),
+        "transaction_id": ck.field(rec, "transaction_id", path, _text(128, strip=False), ""),
+        "idempotency_key": key,
+        "amount_in": ck.field(rec, "amount_in", path, money, 0),
+        "amount_out": ck.field(rec, "amount_out", path, money, 0),
+        "fees": ck.field(rec, "fees", path, money, 0),
+        "description": ck.field(
+            rec, "description", path, _text(1000, multiline=True, strip=False), ""
+        ),
+        "date": ck.field(rec, "date", path, _required_time),
+    }
+
+
+_SUBJECT = re.compile(r"^([a-z]+):([1-9][0-9]{0,9})$")
+_RULE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+def _check_ledger(ck: _Checker, value: Any, plan: _Plan, refs: _Refs) -> None:
+    """The action ledger: each claim names a record of the document by its id
+    ("invoice:42") and is unique by rule, subject, stage and business date, as in the
+    database. Restored claims stop the rules from acting again (PRODUCT.md §3, §5)."""
+    seen: dict[tuple[Any, ...], str] = {}
+    for path, rec in _records(
+        ck, value, "ledger", LEDGER_KEYS, ("rule", "subject", "business_date")
+    ):
+        entry = {
+            "rule": ck.field(rec, "rule", path, _pattern(_RULE, "a rule name such as notice")),
+            "subject": ck.field(rec, "subject", path, _subject(refs)),
+            "stage": ck.field(rec, "stage", path, _text(32, strip=False), ""),
+            "business_date": ck.field(rec, "business_date", path, _required_date),
+            "outcome": ck.field(rec, "outcome", path, _text(16, required=True), "done"),
+            "detail": ck.field(rec, "detail", path, _text(1000, multiline=True, strip=False), ""),
+            "created_at": ck.field(rec, "created_at", path, _time),
+        }
+        key = (entry["rule"], entry["subject"], entry["stage"], entry["business_date"])
+        if None not in key:
+            if key in seen:
+                ck.fail(path, f"duplicate claim (also at {seen[key]})")
+            seen[key] = path
+            refs.claims[key] = path
+        plan.ledger.append(entry)
+
+
+def _pattern(pattern: re.Pattern[str], what: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or not pattern.match(value):
+            raise FieldError(f"must be {what}")
+        return value
+
+    return check
+
+
+def _subject(refs: _Refs) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        found = _SUBJECT.match(value) if isinstance(value, str) else None
+        if found is None or found.group(1) not in SUBJECT_KINDS:
+            raise FieldError(
+                "must name a record such as invoice:42 (client, service, addon, domain, invoice)"
+            )
+        kind, number = found.group(1), int(found.group(2))
+        if number not in refs.ids[kind]:
+            raise FieldError(f"names no {kind} in the document (by its id)")
+        return str(value)
+
+    return check
+
+
+@dataclass
+class _Refs:
+    """The ids the document gives its records, and the keys that must stay unique in the
+    database, gathered while checking so references can be checked and clashes with
+    rows already in the database reported by path (one query per table at the end)."""
+
+    #: kind -> id -> (path of the record, its client's id)
+    ids: dict[str, dict[int, tuple[str, int | None]]] = field(
+        default_factory=lambda: defaultdict(dict)
+    )
+    #: client email key (``store.keys.email_key``) -> its path; invoice number -> its path
+    emails: dict[str, str] = field(default_factory=dict)
+    numbers: dict[str, str] = field(default_factory=dict)
+    billed: dict[tuple[str, int, dt.date], str] = field(default_factory=dict)
+    idempotency_keys: dict[str, str] = field(default_factory=dict)
+    claims: dict[tuple[Any, ...], str] = field(default_factory=dict)
+
+    def record_id(
+        self, ck: _Checker, rec: dict[str, Any], path: str, kind: str, client_id: int | None
+    ) -> int | None:
+        """The record's optional ``id``, checked unique in the document; None when absent
+        (the import gives it a new one)."""
+        record_id = ck.field(rec, "id", path, lambda v: None if v is None else _positive_id(v))
+        if record_id is None:
+            return None
+        known = self.ids[kind]
+        if record_id in known:
+            ck.fail(
+                f"{path}.id", f"duplicate {kind} id {record_id} (also at {known[record_id][0]})"
+            )
+        else:
+            known[record_id] = (path, client_id)
+        return record_id
+
+    def owner(self, kind: str, record_id: int) -> int | None:
+        """The client of the document's ``kind`` record ``record_id`` (None: no such one)."""
+        found = self.ids[kind].get(record_id)
+        return None if found is None else found[1]
+
+    def check_database(self, ck: _Checker) -> None:
+        """Ids and unique keys the database already holds are refused, by path (a fixed
+        number of queries per 10,000 records). Run when checking, and again inside the
+        import's transaction, so a writer in between cannot make the import fail."""
+        for key in sorted(emails_in_use(self.emails), key=self.emails.__getitem__):
+            ck.fail(self.emails[key], "a client with this email already exists")
+        for batch in chunks(sorted(self.numbers), 10_000):
+            taken_numbers: Any = (
+                Invoice.select(Invoice.number).where(Invoice.number.in_(list(batch))).tuples()
+            )
+            for (number,) in taken_numbers:
+                ck.fail(self.numbers[number], f"duplicate invoice number {number}")
+        for kind, model in (
+            ("client", Client),
+            ("card", StoredCard),
+            ("service", Service),
+            ("addon", Addon),
+            ("domain", Domain),
+            ("invoice", Invoice),
+        ):
+            for batch in chunks(sorted(self.ids[kind]), 10_000):
+                rows: Any = model.select(model.id).where(model.id.in_(list(batch))).tuples()
+                for (record_id,) in rows:
+                    ck.fail(
+                        f"{self.ids[kind][record_id][0]}.id", f"duplicate {kind} id {record_id}"
+                    )
+        keys = sorted(self.idempotency_keys)
+        for batch in chunks(keys, 10_000):
+            taken: Any = (
+                Transaction.select(Transaction.idempotency_key)
+                .where(Transaction.idempotency_key.in_(list(batch)))
+                .tuples()
+            )
+            for (key,) in taken:
+                ck.fail(self.idempotency_keys[key], "a transaction with this key already exists")
+        for kind in BILLED_KINDS:
+            wanted = sorted({rid for k, rid, _ in self.billed if k == kind})
+            for batch in chunks(wanted, 10_000):
+                items: Any = (
+                    InvoiceItem.select(InvoiceItem.related_id, InvoiceItem.related_due_date)
+                    .where(
+                        (InvoiceItem.related_type == kind) & InvoiceItem.related_id.in_(list(batch))
+                    )
+                    .tuples()
+                )
+                for rid, due in items:
+                    day = due if isinstance(due, dt.date) else dt.date.fromisoformat(str(due))
+                    path = self.billed.get((kind, rid, day))
+                    if path is not None:
+                        ck.fail(
+                            path, f"an invoice in the database already bills {kind} {rid} due {day}"
+                        )
+        subjects = sorted({key[1] for key in self.claims})
+        for batch in chunks(subjects, 10_000):
+            held: Any = (
+                ActionLedger.select(
+                    ActionLedger.rule,
+                    ActionLedger.subject,
+                    ActionLedger.stage,
+                    ActionLedger.business_date,
+                )
+                .where(ActionLedger.subject.in_(list(batch)))
+                .tuples()
+            )
+            for rule, subject, stage, day in held:
+                day = day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day))
+                path = self.claims.get((rule, subject, stage, day))
+                if path is not None:
+                    ck.fail(path, "the database already holds this claim")
 
 
 def _custom_values(
@@ -1088,9 +1486,7 @@ def _last4(value: Any) -> str:
 
 
 def _expiry(value: Any) -> str:
-    if not isinstance(value, str) or not _EXPIRY.match(value):
-        raise FieldError("must be YYYY-MM")
-    return value
+    return parse_expiry(value)
 
 
 def _invoice_number(value: Any) -> str:
@@ -1110,16 +1506,22 @@ def _domain_name(value: Any) -> str:
 
 
 class _Ids:
-    """Hands out primary keys above the current maximum so rows can be bulk inserted."""
+    """Keeps the ids the document gives and hands out new ones, above the current maximum
+    and every kept id, to records that come without, so rows can be bulk inserted."""
 
-    def __init__(self, model: type[Model]) -> None:
+    def __init__(self, model: type[Model], kept: Iterable[int] = ()) -> None:
         self.model = model
-        self.next = (model.select(fn.MAX(model._meta.primary_key)).scalar() or 0) + 1
+        top = model.select(fn.MAX(model._meta.primary_key)).scalar() or 0
+        self.next = max(top, max(kept, default=0)) + 1
 
     def take(self) -> int:
         value = self.next
         self.next += 1
         return value
+
+    def keep(self, record_id: int | None) -> int:
+        """``record_id`` when the document gave one, else a new id."""
+        return self.take() if record_id is None else record_id
 
 
 BATCH = 2000
@@ -1131,16 +1533,35 @@ def _insert(model: type[Model], rows: list[dict[str, Any]]) -> None:
 
 
 def import_document(doc: Any) -> int:
-    """Check, then write the whole document in one transaction; return clients imported."""
+    """Check, then write the whole document in one transaction; return clients imported.
+
+    Raises ``ImportError_`` (nothing written) for a bad document, or when a writer that
+    ran between the check and the transaction took one of its ids or keys (the unique
+    indexes refuse what slips past the second check; the check is run again to name it).
+    """
     plan = check_document(doc)
-    with writer():
-        if plan.settings:
-            save_settings(plan.settings)
-        write_reference(plan)
-        # First, so a cron running meanwhile waits instead of taking one of these numbers.
-        sequences.raise_to(i["number"] for c in plan.clients for i in c["invoices"])
-        _write_clients(plan)
-        fill_anchor_days()
+    try:
+        with writer():
+            if plan.settings:
+                save_settings(plan.settings)
+            write_reference(plan)
+            # First, so a cron running meanwhile waits instead of taking one of these
+            # numbers or invoice ids (it allocates numbers before choosing ids).
+            sequences.raise_to(i["number"] for c in plan.clients for i in c["invoices"])
+            again = _Checker()
+            plan.refs.check_database(again)
+            if again.errors:
+                raise ImportError_(again.errors)
+            _write_clients(plan)
+            _write_ledger(plan)
+            fill_anchor_days()
+    except IntegrityError as exc:
+        if not is_email_clash(exc):
+            raise
+        check_document(doc)  # names the clashing records
+        raise ImportError_(
+            [f"{DOCUMENT}: a client with one of these emails was added meanwhile"]
+        ) from exc
     return len(plan.clients)
 
 
@@ -1216,7 +1637,17 @@ def _write_clients(plan: _Plan) -> None:
 
     taxes = TaxTable()
     settings = load_settings()
-    ids = {m: _Ids(m) for m in (Contact, Service, Invoice, Email)}
+    kept: dict[type[Model], set[int]] = defaultdict(set)
+    for c in plan.clients:
+        kept[StoredCard].update(card["id"] for card in c["cards"])
+        kept[Service].update(s["id"] for s in c["services"])
+        kept[Addon].update(a["id"] for s in c["services"] for a in s["addons"])
+        kept[Domain].update(d["id"] for d in c["domains"])
+        kept[Invoice].update(i["id"] for i in c["invoices"])
+    ids = {
+        m: _Ids(m, (pk for pk in kept[m] if pk is not None))
+        for m in (Contact, StoredCard, Service, Addon, Domain, Invoice, Email)
+    }
     rows: dict[type[Model], list[dict[str, Any]]] = defaultdict(list)
     billing_links: list[tuple[int, int]] = []
     for c in plan.clients:
@@ -1237,6 +1668,7 @@ def _write_clients(plan: _Plan) -> None:
             id=cid,
             currency=currency_ids[c["currency"]],
             group=group_ids.get(c["group"]) if c["group"] else None,
+            **Client.derived_values(c),
         )
         if c["created_at"] is not None:
             client_row["created_at"] = c["created_at"]
@@ -1244,20 +1676,28 @@ def _write_clients(plan: _Plan) -> None:
         rows[Client].append(client_row)
         for contact in c["contacts"]:
             contact_id = ids[Contact].take()
-            rows[Contact].append(dict(contact, id=contact_id, client=cid))
-            if c["billing_contact"] and contact["email"].lower() == c["billing_contact"].lower():
+            rows[Contact].append(
+                dict(contact, id=contact_id, client=cid, **Contact.derived_values(contact))
+            )
+            if c["billing_contact"] and email_key(contact["email"]) == email_key(
+                c["billing_contact"]
+            ):
                 billing_links.append((cid, contact_id))
         for name, value in c["custom_fields"].items():
             rows[CustomFieldValue].append({"client": cid, "field": field_ids[name], "value": value})
-        rows[StoredCard].extend(dict(card, client=cid) for card in c["cards"])
+        rows[StoredCard].extend(
+            dict(card, id=ids[StoredCard].keep(card["id"]), client=cid) for card in c["cards"]
+        )
         for s in c["services"]:
-            sid = ids[Service].take()
+            sid = ids[Service].keep(s["id"])
             addons = s.pop("addons")
             rows[Service].append(dict(s, id=sid, client=cid, product=product_ids[s["product"]]))
-            rows[Addon].extend(dict(a, service=sid, client=cid) for a in addons)
-        rows[Domain].extend(dict(d, client=cid) for d in c["domains"])
+            rows[Addon].extend(
+                dict(a, id=ids[Addon].keep(a["id"]), service=sid, client=cid) for a in addons
+            )
+        rows[Domain].extend(dict(d, id=ids[Domain].keep(d["id"]), client=cid) for d in c["domains"])
         for inv in c["invoices"]:
-            iid = ids[Invoice].take()
+            iid = ids[Invoice].keep(inv["id"])
             items = inv.pop("items")
             if inv["tax_rate1_e4"] is None or inv["tax_rate2_e4"] is None:
                 in_force = taxes.rates_for(
@@ -1273,6 +1713,7 @@ def _write_clients(plan: _Plan) -> None:
             rows[InvoiceItem].extend(
                 dict(it, invoice=iid, sort_order=n) for n, it in enumerate(items)
             )
+        rows[Transaction].extend(dict(t, client=cid) for t in c["transactions"])
         rows[Email].extend(_restored_email(e, ids[Email].take(), cid) for e in c["emails"])
     for model in (
         Client,
@@ -1284,11 +1725,21 @@ def _write_clients(plan: _Plan) -> None:
         Domain,
         Invoice,
         InvoiceItem,
+        Transaction,
         Email,
     ):
         _insert(model, rows[model])
     bulk_update_column(Client, "billing_contact_id", billing_links)
-    reset_sequences((Client, Contact, Service, Invoice, Email))
+    reset_sequences((Client, Contact, StoredCard, Service, Addon, Domain, Invoice, Email))
+
+
+def _write_ledger(plan: _Plan) -> None:
+    """The document's claims, as made in the original database (no run: runs stay there)."""
+    now = utcnow()
+    _insert(
+        ActionLedger,
+        [dict(entry, created_at=entry["created_at"] or now) for entry in plan.ledger],
+    )
 
 
 #: Shown in the email log for a restored email that was still on its way when exported.
@@ -1298,8 +1749,10 @@ NOT_DELIVERED_HERE = "restored by import as history: never delivered by this dat
 def _restored_email(email: dict[str, Any], email_id: int, client_id: int) -> dict[str, Any]:
     """An email log row as history (PRODUCT.md §5): kept with its status, never delivered.
 
-    The document has no body, and no ``unique_key``: the keys of notices name invoice
-    ids, which a restore renumbers, so a copied key could stop another invoice's notice.
+    The document has no body, and no ``unique_key``: every rule claims its action in
+    the ledger (which the document carries) before queuing, so the keys add nothing to a
+    restore, and a key naming an invoice id in a document whose invoices come without
+    ids could stop another invoice's notice here.
     A ``queued`` or ``sending`` row keeps its status (the round trip gives the same
     bytes) and says in ``last_error`` why it stays so; ``imported`` keeps delivery and
     resending away from every restored row.

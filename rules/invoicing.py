@@ -18,7 +18,7 @@ from typing import Any
 from dateutil.relativedelta import relativedelta
 from peewee import JOIN, fn
 
-from rules.automation import PlannedAction, RuleTally, RunContext, chunks, claim
+from rules.automation import PlannedAction, RuleTally, RunContext, chunks, claim, in_window
 from rules.mail import Notice, queue
 from rules.tax import TaxTable, compute
 from store import sequences
@@ -87,7 +87,7 @@ def _due_items(ctx: RunContext) -> list[DueItem]:
             query = query.join(Product)
         query = query.where(
             active
-            & model.next_due_date.is_null(False)
+            & in_window(model.next_due_date)  # never a year-0001 period (rules.dates)
             & (model.next_due_date <= horizon)
             & ~fn.EXISTS(billed)
         )

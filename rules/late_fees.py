@@ -20,7 +20,7 @@ from typing import Any
 
 from peewee import fn
 
-from rules.automation import PlannedAction, RuleTally, RunContext, chunks, claim
+from rules.automation import PlannedAction, RuleTally, RunContext, chunks, claim, in_window
 from rules.tax import recompute_invoices
 from store.bulk import bulk_insert
 from store.db import writer
@@ -90,6 +90,8 @@ def candidates(ctx: RunContext) -> list[tuple[Any, ...]]:
             (Invoice.status == InvoiceStatus.UNPAID)
             & (Invoice.due_date <= cutoff)
             & (Invoice.date <= cutoff)
+            & in_window(Invoice.due_date)
+            & in_window(Invoice.date)
             & ~fn.EXISTS(has_fee)
             & (balance_due() > 0)
         )

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rules.audit import Actor, record
+from rules.dates import parse_date
 from rules.errors import RuleError, ValidationError
 from rules.mail import (
     Notice,
@@ -90,10 +91,9 @@ def _parse_one(key: str, items: list[str]) -> dict[str, Any]:
         if items not in (["yes"], ["no"], ["true"], ["false"]):
             raise ValueError("yes or no")
         return {"has_active_product": items[0] in ("yes", "true")}
-    try:
-        return {key: dt.date.fromisoformat(items[0])}
-    except (ValueError, IndexError) as exc:
-        raise ValueError("a date YYYY-MM-DD") from exc
+    if len(items) != 1:
+        raise ValueError("must be one date YYYY-MM-DD")
+    return {key: parse_date(items[0])}  # inside the plausible window (rules.dates)
 
 
 @dataclass

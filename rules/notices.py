@@ -14,7 +14,7 @@ from typing import Any
 
 from peewee import SQL, Value, fn
 
-from rules.automation import PlannedAction, RuleTally, RunContext, chunks, claim
+from rules.automation import PlannedAction, RuleTally, RunContext, chunks, claim, in_window
 from rules.mail import Notice, queue
 from store.db import database, is_postgres, writer
 from store.models import ActionLedger, Client, Invoice
@@ -143,6 +143,8 @@ def candidates(ctx: RunContext) -> list[tuple[int, int, str, dt.date, bool]]:
             .where(
                 (Invoice.status == InvoiceStatus.UNPAID)
                 & window
+                & in_window(Invoice.due_date)
+                & in_window(Invoice.date)
                 & ~fn.EXISTS(done)
                 & (balance_due() > 0)
             )

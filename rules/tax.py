@@ -8,12 +8,13 @@ level 2 optionally compound (charged on the amount plus level-1 tax):
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 from store.bulk import bulk_update_column
+from store.keys import region_key
 from store.models import Invoice, InvoiceItem, TaxRule
 from store.money import round_half_up
 from store.settings import Settings
@@ -38,15 +39,32 @@ class TaxLines:
 
 
 class TaxTable:
-    """All tax rules, loaded once per run (one query), looked up per client in memory."""
+    """All tax rules, loaded once per run (one query), looked up per client in memory.
 
-    def __init__(self) -> None:
-        self.rules: dict[tuple[int, str, str], int] = {
-            (r.level, r.country, r.state): r.rate_e4 for r in TaxRule.select()
-        }
+    Rules and clients meet on ``store.keys.region_key``: a state written as a code or a
+    name, in any case ("CA", "ca", "California"), is one region (PRODUCT.md §3: "Tax rules
+    match a client's state/region case-insensitively, by code or by name"). Both sides
+    are keyed the same way, so a value saved before it was normalised still matches.
+    """
+
+    def __init__(self, rules: Iterable[tuple[int, str, str, int]] | None = None) -> None:
+        """``rules`` as (level, country, state, rate_e4); the ``tax_rule`` table by default."""
+        rows: Any = rules
+        if rows is None:
+            rows = (
+                TaxRule.select(TaxRule.level, TaxRule.country, TaxRule.state, TaxRule.rate_e4)
+                .order_by(TaxRule.id)
+                .tuples()
+            )
+        self.rules: dict[tuple[int, str, str], int] = {}
+        for level, country, state, rate_e4 in rows:  # two spellings of one region: the first
+            key = (level, country.strip().upper(), region_key(country, state))
+            self.rules.setdefault(key, rate_e4)
 
     def _rate(self, level: int, country: str, state: str) -> int:
-        for key in ((level, country, state), (level, country, ""), (level, "", "")):
+        country = country.strip().upper()
+        region = region_key(country, state)
+        for key in ((level, country, region), (level, country, ""), (level, "", "")):
             if key in self.rules:
                 return self.rules[key]
         return 0

@@ -15,6 +15,7 @@ import pycountry
 import re2
 from email_validator import EmailNotValidError, validate_email
 
+from store.keys import normalise_state
 from store.models.clients import (
     ADDRESS_MAX,
     CITY_MAX,
@@ -93,6 +94,16 @@ def clean_country(value: object, *, required: bool = False) -> str:
     if code not in _countries():
         raise FieldError("not an ISO 3166-1 country code")
     return code
+
+
+def clean_state(value: object, country: str) -> str:
+    """A state/region as saved (clients, contacts, tax rules): trimmed text, a subdivision
+    code of ``country`` upper-cased ("ca" is "CA" in the US), a name kept as written.
+
+    Tax rules match it by code or by name, in any case, through ``store.keys.region_key``
+    (PRODUCT.md §3). Raises ``FieldError`` like ``clean_text``.
+    """
+    return normalise_state(country, clean_text(value, STATE_MAX))
 
 
 def clean_phone(value: object, country: str = "") -> str:

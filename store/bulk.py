@@ -102,7 +102,9 @@ def row_maker(model: type[Model]) -> tuple[tuple[str, ...], Any]:
     """Columns of ``model`` and a function building one row from keyword values.
 
     Fields not given take the model's defaults (evaluated once, not per row), so
-    scripts can bulk insert without spelling out every NOT NULL column.
+    scripts can bulk insert without spelling out every NOT NULL column. Columns a
+    model keeps from others (``derived_values``, e.g. a client's ``email_key``) are
+    computed from the row's values.
     """
     fields = [f for f in model._meta.sorted_fields]
     defaults: dict[str, Any] = {}
@@ -112,8 +114,11 @@ def row_maker(model: type[Model]) -> tuple[tuple[str, ...], Any]:
             default = default.isoformat(" ")
         defaults[f.name] = default
     columns = tuple(f.column_name for f in fields)
+    derive = getattr(model, "derived_values", None)
 
     def make(**values: Any) -> tuple[Any, ...]:
+        if derive is not None:
+            values = {**values, **derive({**defaults, **values})}
         return tuple(values.get(f.name, defaults[f.name]) for f in fields)
 
     return columns, make

@@ -2,8 +2,8 @@
 
 The staff app shows a million clients by reading only the rows on screen: a page
 is one query (LIMIT/OFFSET over an index), and a search goes through the
-``client_search`` index of migration 0003 (FTS5 trigram on SQLite, pg_trgm on
-PostgreSQL) instead of scanning the table.
+``client_search`` index over ``client.search_text`` (migrations 0003 and 0006: FTS5
+trigram on SQLite, pg_trgm on PostgreSQL) instead of scanning the table.
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ from typing import Any
 from peewee import JOIN, SQL, Expression, NodeList
 
 from store.db import is_postgres
+from store.keys import fold, phone_digits, search_fold
 from store.models import Client, ClientGroup
 
 SORTS = ("name", "id", "created")
 #: A search looks at this many matching clients at most; more means "refine the search".
 SEARCH_CAP = 1_000
-#: Trigram indexes need three characters; shorter terms fall back to prefix LIKE.
+#: Trigram indexes need three characters; shorter terms fall back to prefix ranges.
 MIN_TRIGRAM = 3
 
 
@@ -49,41 +50,42 @@ class ListRow:
 def _candidates(term: str, cap: int) -> Any:
     """Ids of up to ``cap`` clients matching ``term``, from an index, never a table scan.
 
-    Three or more characters: a substring of name, company, email or phone through the
-    trigram index. Shorter terms (a CJK surname is often one character): a prefix of the
-    first or last name (as typed or capitalised) or of the email, through their indexes.
-    Digits also match the client id.
+    The term is folded as ``client.search_text`` is (``store.keys.search_fold``: full
+    Unicode case folding, so "émile zola" finds "Émile Zola" and "weiss" finds "Weiß"),
+    so matching is exact substring search, the same on both databases. Three or more
+    characters: a substring of name, company, email or phone through the trigram index; a
+    term typed like a phone number also matches without its separators, as the number is
+    kept ("+44 20 7183 8750" finds +442071838750). Shorter terms (a CJK surname is often
+    one character): a prefix of the first or last name (as typed, folded or capitalised)
+    or of the email key, through their indexes.
     """
-    if len(term) >= MIN_TRIGRAM:
+    folded = search_fold(term)
+    if len(folded) >= MIN_TRIGRAM:
+        alternatives = [folded]
+        digits = phone_digits(folded)
+        if digits and digits != folded and len(digits) >= MIN_TRIGRAM:
+            alternatives.append(digits)
         if is_postgres():
-            pattern = "%" + _escape_like(term.lower()) + "%"
+            likes = " OR ".join("body LIKE %s ESCAPE '\\'" for _ in alternatives)
             return SQL(
-                "SELECT client_id FROM client_search WHERE body LIKE %s ESCAPE '\\' LIMIT %s",
-                (pattern, cap),
+                f"SELECT client_id FROM client_search WHERE {likes} LIMIT %s",
+                (*("%" + _escape_like(a) + "%" for a in alternatives), cap),
             )
-        # A trigram phrase is an exact substring test on its own; a term of several words
-        # narrows by each long word, then LIKE keeps the exact whole-term substrings.
-        words = [w for w in term.split() if len(w) >= MIN_TRIGRAM] or [term]
-        match = " ".join('"' + w.replace('"', '""') + '"' for w in words)
-        if words == [term]:
-            return SQL(
-                "SELECT rowid FROM client_search WHERE client_search MATCH ? LIMIT ?",
-                (match, cap),
-            )
-        pattern = "%" + _escape_like(term) + "%"
+        # A trigram phrase is an exact substring test (case_sensitive 1 over folded text).
+        match = " OR ".join('"' + a.replace('"', '""') + '"' for a in alternatives)
         return SQL(
-            "SELECT rowid FROM client_search WHERE client_search MATCH ? "
-            "AND body LIKE ? ESCAPE '\\' LIMIT ?",
-            (match, pattern, cap),
+            "SELECT rowid FROM client_search WHERE client_search MATCH ? LIMIT ?",
+            (match, cap),
         )
     # One index range per column and spelling, each stopping at ``cap`` rows: an OR of
     # ranges would gather every match of a common letter before any LIMIT applies.
+    spellings = (term, folded, folded[:1].upper() + folded[1:])
     ranges = [
         (column, variant)
-        for variant in dict.fromkeys((term, term[:1].upper() + term[1:]))
+        for variant in dict.fromkeys(spellings)
         for column in ('"last_name"', '"first_name"')
     ]
-    ranges.append(('lower("email")', term.lower()))
+    ranges.append(('"email_key"', fold(term)))
     mark = "%s" if is_postgres() else "?"
     parts = [
         f"SELECT id FROM (SELECT id FROM client WHERE {column} >= {mark} "
@@ -102,8 +104,9 @@ def _search_condition(term: str, cap: int = SEARCH_CAP) -> Expression | None:
     if isinstance(candidates, SQL):
         candidates = NodeList((candidates,), parens=True)
     condition: Expression = Client.id.in_(candidates)
-    if term.isdigit() and len(term) < 10:
-        condition = condition | (Client.id == int(term))
+    number = term.removeprefix("#")  # the id as the list and the profile show it ("#42")
+    if number.isdigit() and len(number) < 10:
+        condition = condition | (Client.id == int(number))
     return condition
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import idna
 import platformdirs
 
 APP_NAME = "gobiller"
@@ -52,6 +53,21 @@ class SmtpConfig:
     timeout: float = 30.0
 
 
+def smtp_host(host: str, source: str) -> str:
+    """The mail server's name as DNS and TLS get it: an internationalised name as its
+    A-label (IDNA 2008 with the UTS #46 mapping, RFC 5891), never left to Python's socket
+    and ssl modules, which would encode it with IDNA 2003 (``straße`` becomes ``strasse``,
+    another domain). Raises ``ConfigError`` for a name with no A-label."""
+    if host.isascii():
+        return host
+    try:
+        return idna.encode(host, uts46=True).decode("ascii")
+    except idna.IDNAError as exc:
+        raise ConfigError(
+            f"{source}: SMTP host {host!r} is not a valid domain name: {exc}"
+        ) from exc
+
+
 def parse_smtp_url(url: str) -> SmtpConfig:
     """``smtp://user:pass@host:587?security=starttls`` (security: starttls, tls or none)."""
     parts = urlsplit(url)
@@ -62,7 +78,7 @@ def parse_smtp_url(url: str) -> SmtpConfig:
         raise ConfigError(f"{ENV_SMTP}: security must be one of {', '.join(SMTP_SECURITY)}")
     default_port = {"starttls": 587, "tls": 465, "none": 25}[security]
     return SmtpConfig(
-        host=parts.hostname,
+        host=smtp_host(parts.hostname, ENV_SMTP),
         port=parts.port or default_port,
         security=security,
         username=unquote(parts.username or ""),
@@ -78,7 +94,7 @@ def _smtp_from_table(table: dict[str, Any], source: str) -> SmtpConfig:
     if not isinstance(port, int):
         raise ConfigError(f"{source}: [smtp] port must be a number")
     return SmtpConfig(
-        host=table["host"],
+        host=smtp_host(table["host"], source),
         port=port,
         security=security,
         username=str(table.get("username", "")),

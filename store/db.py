@@ -6,6 +6,7 @@ the real connection, so the same code serves tests, the app and the cron.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +14,8 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from peewee import Database, DatabaseProxy, PostgresqlDatabase, SqliteDatabase
+
+from store.files import FILE_MODE, make_private_folder
 
 __all__ = ["database", "open_database", "writer", "is_sqlite", "is_postgres", "close_database"]
 
@@ -38,14 +41,36 @@ def _sqlite_path(url: str) -> str:
     return unquote(urlsplit(rest).path[1:] if rest.startswith("///") else "")
 
 
+def _create_private(path: Path) -> None:
+    """Create an empty SQLite file readable by its owner only (0600), unless it exists.
+
+    An empty file is a valid empty database; SQLite gives the -wal, -shm and -journal
+    files the permissions of the database file, so they are 0600 too. Created before
+    SQLite opens it, so no byte of data is ever in a file others can read.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
 def open_database(url: str, *, create_dirs: bool = True) -> Database:
-    """Connect ``database`` to ``url`` (``sqlite:///path`` or ``postgresql://...``)."""
+    """Connect ``database`` to ``url`` (``sqlite:///path`` or ``postgresql://...``).
+
+    A new SQLite file is created 0600 and missing folders 0700 (``store.files``).
+    Raises ``ValueError`` for an unusable URL, ``OSError`` when the file cannot be made.
+    """
     if url.startswith("sqlite"):
         path = _sqlite_path(url)
         if not path:
             raise ValueError(f"SQLite URL has no file path: {url}")
-        if create_dirs and path != ":memory:":
-            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        if path != ":memory:":
+            file = Path(path).expanduser()
+            if create_dirs:
+                make_private_folder(file.parent)
+            if file.parent.is_dir():
+                _create_private(file)
         real: Database = SqliteDatabase(
             str(Path(path).expanduser()) if path != ":memory:" else path,
             pragmas=SQLITE_PRAGMAS,

@@ -38,7 +38,7 @@ def cron_lock(sqlite_path: str | None = None) -> Iterator[None]:
         return
     path = Path(f"{sqlite_path or database.obj.database}.cron.lock")
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as exc:
         raise LockUnavailable(f"cannot open the lock file {path}: {exc.strerror}") from exc
     try:

@@ -13,6 +13,7 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import default as default_policy
@@ -72,10 +73,17 @@ class Databases:
         close_database()
         if not self.created:
             return
+        import psycopg2
+
         conn = _pg_admin(os.environ[PG_ENV])
         with conn.cursor() as cur:
             for name in self.created:
-                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                try:
+                    cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                except psycopg2.errors.InsufficientPrivilege:
+                    # FORCE may not signal an autovacuum worker busy on a freshly filled
+                    # database; a plain DROP stops that worker itself.
+                    cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
         conn.close()
 
 
@@ -130,21 +138,35 @@ class SmtpRecorder:
         ]
 
 
-@pytest.fixture
-def smtp_server() -> Iterator[tuple[SmtpRecorder, SmtpConfig]]:
-    """A real SMTP server on 127.0.0.1 (no TLS), and the config that reaches it."""
+@contextmanager
+def _smtp_server(**options: Any) -> Iterator[tuple[SmtpRecorder, SmtpConfig]]:
     from aiosmtpd.controller import Controller
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     recorder = SmtpRecorder()
-    controller = Controller(recorder, hostname="127.0.0.1", port=port)
+    controller = Controller(recorder, hostname="127.0.0.1", port=port, **options)
     controller.start()
     try:
         yield recorder, SmtpConfig(host="127.0.0.1", port=port, security="none", timeout=10)
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[SmtpRecorder, SmtpConfig]]:
+    """A real SMTP server on 127.0.0.1 (no TLS, offers SMTPUTF8), and the config that
+    reaches it."""
+    with _smtp_server(enable_SMTPUTF8=True) as server:
+        yield server
+
+
+@pytest.fixture
+def smtp_server_without_smtputf8() -> Iterator[tuple[SmtpRecorder, SmtpConfig]]:
+    """A real SMTP server that, like most submission servers, does not offer SMTPUTF8."""
+    with _smtp_server(enable_SMTPUTF8=False) as server:
+        yield server
 
 
 @pytest.fixture

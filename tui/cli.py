@@ -56,6 +56,26 @@ class Context:
         return url
 
 
+class DateParam(click.ParamType):
+    """A ``YYYY-MM-DD`` option inside the plausible window (``rules.dates``): a date such
+    as 0001-01-01 is refused with the reason, before anything runs."""
+
+    name = "YYYY-MM-DD"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, dt.date):
+            return value
+        from rules.dates import parse_date
+
+        try:
+            return parse_date(value)
+        except ValueError as exc:
+            self.fail(f"{value!r}: {exc}", param, ctx)
+
+
+DATE = DateParam()
+
+
 def _emit(as_json: bool, data: dict[str, Any], text: str) -> None:
     click.echo(json.dumps(data, ensure_ascii=False) if as_json else text)
 
@@ -118,6 +138,30 @@ def config_cmd(obj: Context, as_json: bool) -> None:
     _emit(as_json, data, "\n".join(f"{k}: {v}" for k, v in data.items()))
 
 
+@main.command("doctor")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def doctor(obj: Context, as_json: bool) -> None:
+    """Check the installation; exit 1 when something needs attention.
+
+    For now: files and folders that others can read (the database and its -wal/-shm,
+    the Maildir and its messages, a config file holding a password).
+    """
+    from store.permissions import check_permissions
+
+    problems = check_permissions(obj.config())
+    lines = [f"WARNING: {p.message}" for p in problems] or [
+        "OK: no GoBiller file or folder is readable by others"
+    ]
+    _emit(
+        as_json,
+        {"ok": not problems, "permissions": [p.as_dict() for p in problems]},
+        "\n".join(lines),
+    )
+    if problems:
+        sys.exit(1)
+
+
 @main.group("db")
 def db_group() -> None:
     """Database schema: apply and inspect migrations."""
@@ -178,16 +222,29 @@ def db_status(obj: Context, as_json: bool) -> None:
 @click.option(
     "--date",
     "today",
-    type=click.DateTime(["%Y-%m-%d"]),
+    type=DATE,
     default=None,
     help="The date the data is built around (default: today).",
 )
+@click.option(
+    "--login-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also keep the staff login line in this file (readable by you only).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def demo(obj: Context, clients: int, seed: int, today: dt.datetime | None, as_json: bool) -> None:
+def demo(
+    obj: Context,
+    clients: int,
+    seed: int,
+    today: dt.date | None,
+    login_file: Path | None,
+    as_json: bool,
+) -> None:
     """Fill an empty database with realistic demo data and a staff account 'admin'."""
     from rules.demo import generate_demo
     from rules.errors import RuleError
+    from store.files import FileWriteError, write_atomically
 
     url = obj.open()
     started = time.perf_counter()
@@ -198,9 +255,7 @@ def demo(obj: Context, clients: int, seed: int, today: dt.datetime | None, as_js
             click.echo(f"\r  {done:,} / {clients:,} clients", nl=False, err=True)
 
     try:
-        result = generate_demo(
-            clients, seed=seed, today=today.date() if today else None, progress=progress
-        )
+        result = generate_demo(clients, seed=seed, today=today, progress=progress)
     except RuleError as exc:
         raise click.ClickException(str(exc)) from exc
     if show:
@@ -209,34 +264,49 @@ def demo(obj: Context, clients: int, seed: int, today: dt.datetime | None, as_js
     text = (
         f"Created {result.clients:,} demo clients ({result.rows:,} rows) in {seconds} s in {url}."
     )
-    if result.admin_password:
-        text += f"\nStaff login: admin / {result.admin_password}"
-    _emit(
-        as_json,
-        {
-            "database_url": url,
-            "clients": result.clients,
-            "rows": result.rows,
-            "seconds": seconds,
-            "admin_password": result.admin_password,
-        },
-        text,
-    )
+    login = f"Staff login: admin / {result.admin_password}" if result.admin_password else ""
+    if login:
+        text += f"\n{login}"
+    data: dict[str, Any] = {
+        "database_url": url,
+        "clients": result.clients,
+        "rows": result.rows,
+        "seconds": seconds,
+        "admin_password": result.admin_password,
+    }
+    problem = ""
+    if login_file is not None and login:
+        try:
+            write_atomically(login_file, login + "\n")
+        except FileWriteError as exc:
+            problem = data["error"] = f"the demo is ready, but the login is not kept: {exc}"
+    _emit(as_json, data, text)
+    if problem:
+        if not as_json:
+            click.echo(f"Error: {problem}", err=True)
+        sys.exit(1)
 
 
 @main.command("export")
-@click.argument("file", type=click.Path(dir_okay=False, writable=True, path_type=Path))
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary.")
 @click.pass_obj
 def export_cmd(obj: Context, file: Path, as_json: bool) -> None:
-    """Write the interchange document (PRODUCT.md §5) to FILE ('-' for standard output)."""
+    """Write the interchange document (PRODUCT.md §5) to FILE ('-' for standard output).
+
+    FILE is replaced all at once (readable by you only): when writing fails (disk full,
+    no such folder, no permission) the previous FILE is left as it was."""
     from rules.interchange import build_export, dumps, export_to
+    from store.files import FileWriteError
 
     obj.open()
     if str(file) == "-":
         click.echo(dumps(build_export()), nl=False)
         return
-    count = export_to(file)
+    try:
+        count = export_to(file)
+    except FileWriteError as exc:
+        _fail(as_json, str(exc))
     _emit(as_json, {"file": str(file), "clients": count}, f"Exported {count:,} clients to {file}.")
 
 
@@ -560,7 +630,7 @@ EXIT_LOCKED = 75  # EX_TEMPFAIL: cron will simply try again next time
 @click.option(
     "--date",
     "date_",
-    type=click.DateTime(["%Y-%m-%d"]),
+    type=DATE,
     help="Business date to run in full (default: today in the configured timezone, "
     "daily rules from the daily hour on).",
 )
@@ -571,7 +641,7 @@ EXIT_LOCKED = 75  # EX_TEMPFAIL: cron will simply try again next time
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary.")
 @click.pass_context
 def cron(
-    ctx: click.Context, date_: dt.datetime | None, dry_run: bool, only: str | None, as_json: bool
+    ctx: click.Context, date_: dt.date | None, dry_run: bool, only: str | None, as_json: bool
 ) -> None:
     """Run the billing rules, then deliver the outbox.
 
@@ -596,7 +666,7 @@ def cron(
         )
     settings = load_settings()
     if date_ is not None:
-        day, daily_due = date_.date(), True
+        day, daily_due = date_, True
     else:
         day, daily_due = business_date(utcnow(), settings)
     # A progress bar on a terminal (a step per rule, then the outbox), none otherwise.
@@ -730,12 +800,12 @@ def cron_status(obj: Context, as_json: bool) -> None:
 @click.option(
     "--date",
     "date_",
-    type=click.DateTime(["%Y-%m-%d"]),
+    type=DATE,
     help="Business date (default: today in the configured timezone).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
-def explain_cmd(obj: Context, client_id: int, date_: dt.datetime | None, as_json: bool) -> None:
+def explain_cmd(obj: Context, client_id: int, date_: dt.date | None, as_json: bool) -> None:
     """Rule by rule: would the cron act for this client, and if not, why not."""
     from rules.automation import business_date, next_daily_run
     from rules.errors import RuleError
@@ -745,7 +815,7 @@ def explain_cmd(obj: Context, client_id: int, date_: dt.datetime | None, as_json
 
     obj.open()
     settings = load_settings()
-    day, daily_due = (date_.date(), True) if date_ else business_date(utcnow(), settings)
+    day, daily_due = (date_, True) if date_ else business_date(utcnow(), settings)
     note = (
         ""
         if daily_due
@@ -776,6 +846,57 @@ def explain_cmd(obj: Context, client_id: int, date_: dt.datetime | None, as_json
     for line in lines:
         mark = "ACT " if line.acts else "skip"
         click.echo(f"  [{mark}] {line.rule:<14} {line.reason}")
+
+
+@main.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def backup_cmd(obj: Context, file: Path, as_json: bool) -> None:
+    """A consistent copy of the database, taken while it is in use: a SQLite file
+    (SQLite's backup API, integrity-checked) or a pg_dump archive (PostgreSQL). FILE
+    is replaced only by a complete copy."""
+    from store.backup import BackupError, backup
+
+    obj.open()
+    try:
+        size = backup(file)
+    except BackupError as exc:
+        _refuse(as_json, f"backup failed: {exc}", EXIT_IOERR)
+    _emit(as_json, {"file": str(file), "bytes": size}, f"Backed up to {file} ({size:,} bytes).")
+
+
+@main.command("restore")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace a database that already holds data.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def restore_cmd(obj: Context, file: Path, force: bool, as_json: bool) -> None:
+    """Replace the database's contents with a backup made by `gobiller backup`.
+    Refuses a database that holds data unless --force."""
+    from store.backup import BackupError, restore
+    from store.migrate import upgrade
+
+    obj.open(upgrade=False)
+    try:
+        restore(file, force=force)
+    except BackupError as exc:
+        _refuse(as_json, f"restore refused: {exc}", EXIT_DATAERR)
+    upgrade()  # a backup from an older version is brought up to date
+    _emit(as_json, {"file": str(file), "restored": True}, f"Restored from {file}.")
+
+
+EXIT_DATAERR = 65  # EX_DATAERR: the input is not what it must be
+EXIT_IOERR = 74  # EX_IOERR: reading or writing a file failed
+
+
+def _refuse(as_json: bool, message: str, code: int) -> NoReturn:
+    """One clear line (``{"error": ...}`` with --json) on standard error, and exit ``code``."""
+    if as_json:
+        click.echo(json.dumps({"error": message}, ensure_ascii=False))
+    else:
+        click.echo(f"Error: {message}", err=True)
+    sys.exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

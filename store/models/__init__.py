@@ -5,7 +5,7 @@ from __future__ import annotations
 from peewee import Model
 
 from store.models.audit import ActionLedger, AuditLog, CronRun
-from store.models.auth import PasswordResetToken, Staff
+from store.models.auth import LoginThrottle, PasswordResetToken, Staff
 from store.models.base import BaseModel, MoneyField, utcnow
 from store.models.billing import Invoice, InvoiceItem, InvoiceSequence, Transaction
 from store.models.catalogue import Addon, Domain, Product, Service
@@ -44,6 +44,7 @@ ALL_MODELS: list[type[Model]] = [
     Email,
     Staff,
     PasswordResetToken,
+    LoginThrottle,
     AuditLog,
     CronRun,
     ActionLedger,

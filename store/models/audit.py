@@ -32,6 +32,9 @@ class AuditLog(BaseModel):
     field = CharField(max_length=64, default="")
     old_value = TextField(default="")
     new_value = TextField(default="")
+    #: Where the actor was: the SSH client address (``SSH_CONNECTION``), "local" at the
+    #: machine's own terminal, "" for the System and rows from before migration 0018.
+    address = CharField(max_length=64, default="")
 
     class Meta:
         indexes = ((("client", "at"), False), (("at",), False))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from peewee import BooleanField, CharField, DateTimeField, ForeignKeyField
+from peewee import BooleanField, CharField, DateTimeField, ForeignKeyField, IntegerField
 
 from store.models.base import BaseModel, utcnow
 from store.models.clients import Client
@@ -29,3 +29,25 @@ class PasswordResetToken(BaseModel):
 
     class Meta:
         indexes = ((("client", "created_at"), False),)
+
+
+class LoginThrottle(BaseModel):
+    """Failed logins of one account (staff username, later a client email), so that each
+    failure after the third makes the next attempt wait longer (``rules.throttle``).
+
+    Keyed by the name typed, whether or not such an account exists, so the delays do not
+    reveal who has an account. The row goes on a successful login; nothing locks an
+    account for good.
+    """
+
+    #: "staff" or "client".
+    realm = CharField(max_length=16)
+    #: The login name as typed, trimmed and case-folded.
+    login = CharField(max_length=254)
+    failures = IntegerField(default=0)
+    #: No attempt is checked before this time (naive UTC).
+    refuse_until = DateTimeField(null=True)
+    last_failure_at = DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("realm", "login"), True),)

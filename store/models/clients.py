@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from peewee import (
@@ -12,9 +13,9 @@ from peewee import (
     ForeignKeyField,
     IntegerField,
     TextField,
-    fn,
 )
 
+from store.keys import EMAIL_KEY_MAX, client_search_text, email_key
 from store.models.base import BaseModel, utcnow
 from store.models.enums import ClientStatus
 from store.models.settings import ClientGroup, Currency, CustomField, SecurityQuestion
@@ -47,12 +48,21 @@ ADDRESS_FIELDS: tuple[str, ...] = (
 )
 
 
+#: Columns kept from others by ``derived_values``, never typed: name -> the fields they follow.
+CLIENT_DERIVED: dict[str, tuple[str, ...]] = {
+    "email_key": ("email",),
+    "search_text": ("first_name", "last_name", "company", "email", "phone"),
+}
+
+
 class Client(BaseModel):
     first_name = CharField(max_length=NAME_MAX)
     last_name = CharField(max_length=NAME_MAX)
     company = CharField(max_length=COMPANY_MAX, default="")
-    #: Normalised; unique case-insensitively through the lower(email) index.
+    #: Normalised (``rules.validation.clean_email``).
     email = CharField(max_length=EMAIL_MAX)
+    #: ``store.keys.email_key(email)``: unique, so emails are unique under full case folding.
+    email_key = CharField(max_length=EMAIL_KEY_MAX, unique=True)
     address1 = CharField(max_length=ADDRESS_MAX, default="")
     address2 = CharField(max_length=ADDRESS_MAX, default="")
     city = CharField(max_length=CITY_MAX, default="")
@@ -92,6 +102,8 @@ class Client(BaseModel):
     last_login_ip = CharField(max_length=45, default="")
     #: Optimistic lock: every save bumps it; a save with a stale version is refused.
     version = IntegerField(default=1)
+    #: ``store.keys.client_search_text``: what the list search indexes (migration 0006).
+    search_text = TextField(default="")
 
     if TYPE_CHECKING:
         currency_id: Any
@@ -111,8 +123,45 @@ class Client(BaseModel):
     def two_factor_enabled(self) -> bool:
         return bool(self.totp_secret)
 
+    @staticmethod
+    def derived_values(values: Mapping[str, Any]) -> dict[str, str]:
+        """``email_key`` and ``search_text`` of a client with these field values.
 
-Client.add_index(Client.index(fn.LOWER(Client.email), unique=True, name="client_email_lower"))
+        Every path that writes ``email`` or a searched field writes these with it: ``save``
+        (so ``create``) does, ``store.bulk.row_maker`` does, and ``update`` refuses a change
+        of a source field without them, so they never drift from what they follow.
+        """
+
+        def text(name: str) -> str:
+            value = values.get(name)
+            return "" if value is None else str(value)
+
+        return {
+            "email_key": email_key(text("email")),
+            "search_text": client_search_text(
+                text("first_name"), text("last_name"), text("company"), text("email"), text("phone")
+            ),
+        }
+
+    def save(self, force_insert: bool = False, only: Any = None) -> Any:
+        derived = self.derived_values(self.__data__)
+        for name, sources in CLIENT_DERIVED.items():
+            if all(s in self.__data__ for s in sources):  # a partly loaded row keeps the rest
+                self.__data__[name] = derived[name]
+                if only is not None:
+                    only = [*only, getattr(Client, name)]
+        return super().save(force_insert=force_insert, only=only)
+
+    @classmethod
+    def update(cls, __data: Any = None, **update: Any) -> Any:
+        names = {getattr(k, "name", k) for k in {**(__data or {}), **update}}
+        for derived, sources in CLIENT_DERIVED.items():
+            if names.intersection(sources) and derived not in names:
+                raise TypeError(
+                    f"Client.update of {sorted(names.intersection(sources))} must also set "
+                    f"{derived} (Client.derived_values)"
+                )
+        return super().update(__data, **update)
 
 
 class Contact(BaseModel):
@@ -121,6 +170,8 @@ class Contact(BaseModel):
     last_name = CharField(max_length=NAME_MAX)
     company = CharField(max_length=COMPANY_MAX, default="")
     email = CharField(max_length=EMAIL_MAX)
+    #: ``store.keys.email_key(email)``: unique per client.
+    email_key = CharField(max_length=EMAIL_KEY_MAX)
     address1 = CharField(max_length=ADDRESS_MAX, default="")
     address2 = CharField(max_length=ADDRESS_MAX, default="")
     city = CharField(max_length=CITY_MAX, default="")
@@ -132,10 +183,27 @@ class Contact(BaseModel):
     if TYPE_CHECKING:
         client_id: Any
 
+    class Meta:
+        indexes = ((("client", "email_key"), True),)
 
-Contact.add_index(
-    Contact.index(Contact.client, fn.LOWER(Contact.email), unique=True, name="contact_client_email")
-)
+    @staticmethod
+    def derived_values(values: Mapping[str, Any]) -> dict[str, str]:
+        """``email_key`` of a contact with these field values (see ``Client.derived_values``)."""
+        return {"email_key": email_key(str(values.get("email") or ""))}
+
+    def save(self, force_insert: bool = False, only: Any = None) -> Any:
+        if "email" in self.__data__:
+            self.__data__.update(self.derived_values(self.__data__))
+            if only is not None:
+                only = [*only, Contact.email_key]
+        return super().save(force_insert=force_insert, only=only)
+
+    @classmethod
+    def update(cls, __data: Any = None, **update: Any) -> Any:
+        names = {getattr(k, "name", k) for k in {**(__data or {}), **update}}
+        if "email" in names and "email_key" not in names:
+            raise TypeError("Contact.update of email must also set email_key")
+        return super().update(__data, **update)
 
 
 class CustomFieldValue(BaseModel):

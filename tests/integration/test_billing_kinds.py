@@ -455,9 +455,9 @@ def test_a_schedule_that_never_reaches_the_daily_hour_is_loud(db: str) -> None:
 # ------------------------------------------------------------------ invoice numbers only go up
 
 
-def _history(numbers: list[str], client_id: int = 1) -> dict[str, Any]:
+def _history(numbers: list[str], client_id: int = 1, due: str = "2026-07-01") -> dict[str, Any]:
     """An interchange document: one client, Paid invoices with these numbers, and one
-    Monthly service due 2026-07-01."""
+    Monthly service due on ``due``."""
     return {
         "format": "gobiller/1",
         "currencies": [
@@ -483,7 +483,7 @@ def _history(numbers: list[str], client_id: int = 1) -> dict[str, Any]:
                         "status": "Active",
                         "billing_cycle": "Monthly",
                         "amount": "10.00",
-                        "next_due_date": "2026-07-01",
+                        "next_due_date": due,
                         "payment_method": "banktransfer",
                     }
                 ],
@@ -562,8 +562,10 @@ def test_invoice_numbers_only_go_up_with_an_import_during_a_cron(
     for owner in owners:
         service(owner, dt.date(2026, 7, 1))
     doc = tmp_path / "history.json"
-    doc.write_text(json.dumps(_history([str(n) for n in range(5001, 5300)], client_id=900)))
-    env = {"GOBILLER_MAILDIR": str(tmp_path / "Maildir")}
+    doc.write_text(
+        json.dumps(_history([str(n) for n in range(5001, 5300)], client_id=900, due="2026-09-01"))
+    )
+    env = {"XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path / "config")}
     gobiller = [sys.executable, "-m", "tui.cli", "--database", url]
     cron = subprocess.Popen(
         [*gobiller, "cron", "--date", "2026-06-17", "--only", "invoice", "--json"],
@@ -572,7 +574,11 @@ def test_invoice_numbers_only_go_up_with_an_import_during_a_cron(
         env={**__import__("os").environ, **env},
     )
     imported = subprocess.run(
-        [*gobiller, "import", str(doc)], capture_output=True, text=True, check=False
+        [*gobiller, "import", str(doc)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**__import__("os").environ, **env},
     )
     out, err = cron.communicate(timeout=120)
     assert imported.returncode == 0, imported.stderr

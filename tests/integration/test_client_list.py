@@ -6,7 +6,8 @@ import pytest
 from playhouse.test_utils import count_queries
 
 from rules.audit import SYSTEM_CLI
-from rules.clients import update_client
+from rules.clients import create_client, update_client
+from rules.validation import format_phone
 from store.client_list import ListQuery, count, fetch_page
 from store.db import writer
 from store.models import Client, ClientGroup, Currency
@@ -45,7 +46,8 @@ def _bulk_clients(n: int, start: int = 1) -> None:
     # Columns left out take their NOT NULL defaults through a normal insert path.
     with writer():
         for row in rows:
-            Client.insert(dict(zip(cols, row, strict=True))).execute()
+            values = dict(zip(cols, row, strict=True))
+            Client.insert(**values, **Client.derived_values(values)).execute()
 
 
 @pytest.mark.parametrize(
@@ -99,3 +101,105 @@ def test_search_count_is_capped(db: str, monkeypatch: pytest.MonkeyPatch) -> Non
     assert count(ListQuery(search="Last")) == 51  # shown as "50+: refine the search"
     assert count(ListQuery(search="La")) == 51
     assert count(ListQuery()) == 120  # the plain list is counted exactly
+
+
+def _client(first: str, last: str, email: str, **extra: str) -> Client:
+    usd = Currency.get_or_create(code="USD", defaults={"is_default": True})[0]
+    return create_client(
+        {"first_name": first, "last_name": last, "email": email, "currency_id": usd.id, **extra},
+        SYSTEM_CLI,
+    )
+
+
+def _found(term: str) -> list[str]:
+    return [f"{r.first_name} {r.last_name}" for r in fetch_page(ListQuery(search=term), 0, 50)]
+
+
+def test_search_finds_what_staff_see_and_type(db: str) -> None:
+    """Any case of any script, several words, the phone as the profile shows it, the id."""
+    emile = _client("Émile", "Zola", "ezola@example.org", phone="+33 6 12 34 56 78")
+    _client("Jürgen", "Weiß", "jw@example.org", company="Übersee Hosting GmbH", country="DE")
+    _client("Siobhán", "O'Brien", "sob@example.org", country="GB", phone="020 7183 8750")
+    _client("Ólafur", "Arnalds", "oa@example.org")
+    _client("Σωκράτης", "Παπαδόπουλος", "sp@example.org")
+    _client("Дмитрий", "Иванов", "di@example.org", company="ООО Ромашка")
+    _client("Ана", "Ng", "ng@example.org")
+    emile_row = Client.get_by_id(emile.id)
+    for term, who in [
+        ("Émile Zola", "Émile Zola"),
+        ("émile zola", "Émile Zola"),
+        ("ÉMILE ZOLA", "Émile Zola"),
+        ("émile", "Émile Zola"),
+        ("übersee hosting", "Jürgen Weiß"),
+        ("ÜBERSEE HOSTING GMBH", "Jürgen Weiß"),
+        ("jürgen weiß", "Jürgen Weiß"),
+        ("JÜRGEN WEISS", "Jürgen Weiß"),  # full case folding: ß is ss
+        ("weiss", "Jürgen Weiß"),
+        ("siobhán o'brien", "Siobhán O'Brien"),
+        ("SIOBHÁN", "Siobhán O'Brien"),
+        ("ól", "Ólafur Arnalds"),
+        ("ÓL", "Ólafur Arnalds"),
+        ("σωκράτης παπαδόπουλος", "Σωκράτης Παπαδόπουλος"),
+        ("ΣΩΚΡΆΤΗΣ", "Σωκράτης Παπαδόπουλος"),
+        ("дмитрий иванов", "Дмитрий Иванов"),
+        ("ооо ромашка", "Дмитрий Иванов"),
+        ("ан", "Ана Ng"),
+        ("EZOLA@EXAMPLE.ORG", "Émile Zola"),
+        ("EZ", "Émile Zola"),
+        # the phone as the profile shows it (format_phone), as dialled, as stored
+        (format_phone(emile_row.phone), "Émile Zola"),
+        ("06 12 34 56 78", "Émile Zola"),
+        ("+33612345678", "Émile Zola"),
+        ("+44 20 7183 8750", "Siobhán O'Brien"),
+        ("020 7183 8750", "Siobhán O'Brien"),
+        ("(020) 7183-8750", "Siobhán O'Brien"),
+        ("02071838750", "Siobhán O'Brien"),
+        ("7183 8750", "Siobhán O'Brien"),
+        # the id as the list and the profile show it
+        (str(emile.id), "Émile Zola"),
+        (f"#{emile.id}", "Émile Zola"),
+    ]:
+        assert who in _found(term), term
+    assert _found("émile weiß") == []
+    assert _found("zola jürgen") == []
+    assert count(ListQuery(search="Ú")) == 0
+
+
+def test_search_finds_what_staff_see_and_type_from_every_writer(db: str) -> None:
+    """Imported, demo and edited clients are searchable the same way; the SQLite index
+    stays consistent with the table through inserts, updates and deletes."""
+    from rules.demo import generate_demo
+    from rules.interchange import import_document
+    from store.db import database, is_sqlite
+
+    generate_demo(40, seed=3)
+    demo = Client.get_by_id(17)
+    assert 17 in [r.id for r in fetch_page(ListQuery(search=demo.first_name.upper()), 0, 50)]
+    assert 17 in [
+        r.id
+        for r in fetch_page(ListQuery(search=f"{demo.first_name} {demo.last_name}".upper()), 0, 50)
+    ]
+    import_document(
+        {
+            "format": "gobiller/1",
+            "clients": [
+                {
+                    "id": 900,
+                    "first_name": "Ærøskøbing",
+                    "last_name": "Ødegård",
+                    "email": "ae@example.org",
+                    "currency": "USD",
+                }
+            ],
+        }
+    )
+    assert _found("ÆRØSKØBING ØDEGÅRD") == ["Ærøskøbing Ødegård"]
+    update_client(900, 1, {"last_name": "Åberg"}, SYSTEM_CLI)
+    assert _found("ærøskøbing åberg") == ["Ærøskøbing Åberg"]
+    assert _found("ødegård") == []
+    Client.delete().where(Client.id == 900).execute()
+    assert _found("ærøskøbing") == []
+    if is_sqlite():
+        database.execute_sql(
+            "INSERT INTO client_search (client_search, rank) VALUES ('integrity-check', 1)"
+        )

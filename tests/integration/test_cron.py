@@ -204,8 +204,7 @@ def test_tax_exempt_client_is_untaxed(db: str) -> None:
 def test_most_specific_tax_rule_wins() -> None:
     from rules.tax import TaxTable
 
-    table = TaxTable.__new__(TaxTable)
-    table.rules = {(1, "", ""): 1, (1, "US", ""): 2, (1, "US", "CA"): 3}
+    table = TaxTable([(1, "", "", 1), (1, "US", "", 2), (1, "US", "CA", 3)])
     s = Settings()
     assert table.rates_for("US", "CA", exempt=False, settings=s).level1_e4 == 3
     assert table.rates_for("US", "TX", exempt=False, settings=s).level1_e4 == 2

@@ -24,7 +24,21 @@ from rules.interchange import (
 )
 from rules.massmail import MassMailFilter, send_mass_mail
 from store.config import SmtpConfig
-from store.models import Client, Currency, Email, Invoice, Setting, TaxRule, utcnow
+from store.models import (
+    ActionLedger,
+    Addon,
+    Client,
+    Currency,
+    Domain,
+    Email,
+    Invoice,
+    InvoiceItem,
+    Service,
+    Setting,
+    TaxRule,
+    Transaction,
+    utcnow,
+)
 from store.settings import load_settings
 from tests.conftest import Databases, SmtpRecorder
 
@@ -474,6 +488,245 @@ def test_not_utf8(db: str, tmp_path: Path) -> None:
         import_file(path)
 
 
+# ------------------------------------------------------------------ links between records
+
+
+def _linked() -> dict[str, Any]:
+    """``_minimal`` with what a restore needs to act as the original: kept ids, anchor
+    days, an item's link to what it bills, a part payment and the action ledger."""
+    doc = _minimal()
+    ana = doc["clients"][0]
+    ana["cards"][0]["id"] = 3
+    ana["services"][0].update(id=5, anchor_day=1)
+    ana["services"][0]["addons"][0].update(id=6, anchor_day=1)
+    ana["domains"][0].update(id=7, anchor_day=1)
+    ana["invoices"][0]["id"] = 9
+    ana["invoices"][0]["items"][0]["related"] = {
+        "type": "service",
+        "id": 5,
+        "due_date": "2026-11-15",
+    }
+    ana["transactions"] = [
+        {
+            "invoice": 9,
+            "gateway": "sandboxcard",
+            "transaction_id": "sbx_1",
+            "idempotency_key": "capture:9:2026-11-15",
+            "amount_in": "5.00",
+            "amount_out": "0.00",
+            "fees": "0.00",
+            "description": "Card capture",
+            "date": "2026-11-15T09:00:00Z",
+        }
+    ]
+    doc["ledger"] = [
+        {
+            "rule": "capture",
+            "subject": "invoice:9",
+            "stage": "",
+            "business_date": "2026-11-15",
+            "outcome": "approved",
+            "detail": "",
+            "created_at": "2026-11-15T09:00:00Z",
+        },
+        {
+            "rule": "card_expired",
+            "subject": "client:7",
+            "stage": "card:3",
+            "business_date": "1970-01-01",
+            "outcome": "asked",
+        },
+    ]
+    return doc
+
+
+def test_a_restore_behaves_exactly_like_the_original_with_its_links_and_payments(
+    databases: Databases, reopen: Callable[[str], str]
+) -> None:
+    """The ids, anchor days, item links, transactions and claims of a document are kept,
+    round trip byte for byte, and the rules act on them: the claimed capture day is not
+    charged again, the next day charges only the balance (12.00 less 5.00 received)."""
+    reopen(databases.new_url())
+    import_document(_linked())
+    assert Service.get_by_id(5).anchor_day == 1 and Domain.get_by_id(7).client_id == 7
+    item = InvoiceItem.get(InvoiceItem.invoice == 9)
+    assert (item.related_type, item.related_id, item.related_due_date) == (
+        "service",
+        5,
+        dt.date(2026, 11, 15),
+    )
+    exported = dumps(build_export())
+    doc = json.loads(exported)
+    assert doc["ledger"][1]["stage"] == "card:3"
+    assert doc["clients"][0]["transactions"][0]["idempotency_key"] == "capture:9:2026-11-15"
+    # Records given no id get new ones above the kept ids; the sequences move past them.
+    assert Service.create(client=7, product=Service.get().product, payment_method="x").id > 5
+    reopen(databases.new_url())
+    import_document(load_document(exported))
+    assert dumps(build_export()) == exported
+    settings = load_settings()
+    assert run_rules(dt.date(2026, 11, 15), settings, only=("capture",)).rules["capture"].acted == 0
+    run_rules(dt.date(2026, 11, 16), settings, only=("capture",))
+    charged = Transaction.select().order_by(Transaction.id)
+    assert [(t.amount_in, t.idempotency_key) for t in charged] == [
+        (500, "capture:9:2026-11-15"),
+        (700, "capture:9:2026-11-16"),
+    ]
+
+
+def _item(doc: dict[str, Any], client: int = 0) -> dict[str, Any]:
+    item: dict[str, Any] = doc["clients"][client]["invoices"][0]["items"][0]
+    return item
+
+
+def _second_item(d: dict[str, Any]) -> None:
+    items = d["clients"][0]["invoices"][0]["items"]
+    items.append(copy.deepcopy(items[0]))
+
+
+def _other_clients_item(d: dict[str, Any]) -> None:
+    d["clients"][1]["invoices"][0]["items"] = [copy.deepcopy(_item(d))]
+
+
+def _transaction(d: dict[str, Any]) -> dict[str, Any]:
+    txn: dict[str, Any] = d["clients"][0]["transactions"][0]
+    return txn
+
+
+LINK_ITEM = "clients[0].invoices[0].items[0].related"
+LINK_CASES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
+    (
+        "unknown record",
+        lambda d: _item(d)["related"].update(id=99),
+        f"{LINK_ITEM}.id: not the id of one of this client's services",
+    ),
+    (
+        "another client's record",
+        _other_clients_item,
+        "clients[1].invoices[0].items[0].related.id: not the id of one of this client's services",
+    ),
+    (
+        "related type",
+        lambda d: _item(d)["related"].update(type="product"),
+        f"{LINK_ITEM}.type: must be one of service, addon, domain",
+    ),
+    (
+        "related due date",
+        lambda d: _item(d)["related"].pop("due_date"),
+        f"{LINK_ITEM}.due_date: is required",
+    ),
+    (
+        "related key",
+        lambda d: _item(d)["related"].update(period="monthly"),
+        f"{LINK_ITEM}.period: unknown key",
+    ),
+    (
+        "billed twice",
+        _second_item,
+        "clients[0].invoices[0].items[1].related: service 5 due 2026-11-15 is billed twice "
+        f"(also at {LINK_ITEM})",
+    ),
+    (
+        "duplicate id",
+        lambda d: d["clients"][1].update(
+            domains=[dict(d["clients"][0]["domains"][0], name="tanaka.jp")]
+        ),
+        "clients[1].domains[0].id: duplicate domain id 7 (also at clients[0].domains[0])",
+    ),
+    (
+        "id type",
+        lambda d: d["clients"][0]["services"][0].update(id="5"),
+        "clients[0].services[0].id: must be a whole number",
+    ),
+    (
+        "anchor day",
+        lambda d: d["clients"][0]["services"][0]["addons"][0].update(anchor_day=32),
+        "clients[0].services[0].addons[0].anchor_day: must be a day of the month, 1 to 31",
+    ),
+    (
+        "transaction invoice",
+        lambda d: _transaction(d).update(invoice=1),
+        "clients[0].transactions[0].invoice: not the id of one of this client's invoices",
+    ),
+    (
+        "transaction amount",
+        lambda d: _transaction(d).update(amount_in=5.0),
+        "clients[0].transactions[0].amount_in: must be a decimal string",
+    ),
+    (
+        "transaction time",
+        lambda d: _transaction(d).pop("date"),
+        "clients[0].transactions[0].date: is required",
+    ),
+    (
+        "idempotency key twice",
+        lambda d: d["clients"][0]["transactions"].append(copy.deepcopy(_transaction(d))),
+        "clients[0].transactions[1].idempotency_key: duplicate idempotency key "
+        "(also at clients[0].transactions[0].idempotency_key)",
+    ),
+    ("ledger list", lambda d: d.update(ledger={}), "ledger: must be a list"),
+    (
+        "ledger subject",
+        lambda d: d["ledger"][0].update(subject="invoice:99"),
+        "ledger[0].subject: names no invoice in the document (by its id)",
+    ),
+    (
+        "ledger subject form",
+        lambda d: d["ledger"][0].update(subject="inv-9"),
+        "ledger[0].subject: must name a record such as invoice:42",
+    ),
+    (
+        "ledger rule",
+        lambda d: d["ledger"][0].update(rule="Capture!"),
+        "ledger[0].rule: must be a rule name such as notice",
+    ),
+    (
+        "ledger date",
+        lambda d: d["ledger"][0].pop("business_date"),
+        "ledger[0].business_date: is required",
+    ),
+    ("ledger key", lambda d: d["ledger"][0].update(run=4), "ledger[0].run: unknown key"),
+    (
+        "ledger twice",
+        lambda d: d["ledger"].append(dict(d["ledger"][0], outcome="declined")),
+        "ledger[2]: duplicate claim (also at ledger[0])",
+    ),
+]
+
+
+@pytest.mark.parametrize("name,change,expected", LINK_CASES, ids=[c[0] for c in LINK_CASES])
+def test_a_restore_behaves_exactly_like_the_original_bad_links_are_reported(
+    db: str, name: str, change: Callable[[dict[str, Any]], None], expected: str
+) -> None:
+    doc = _linked()
+    change(doc)
+    errors = _errors(doc)
+    assert any(e.startswith(expected) for e in errors), errors
+    _assert_nothing_written()
+
+
+def test_a_restore_behaves_exactly_like_the_original_ids_in_use_are_refused(db: str) -> None:
+    """Kept ids and keys already in the database are refused by path, as client ids are."""
+    import_document(_linked())
+    doc = _linked()
+    ana = doc["clients"][0]
+    ana.update(id=20, email="ana20@example.com", billing_contact=None, contacts=[])
+    ana["invoices"][0]["number"] = "2001"
+    ana["domains"][0]["id"] = 17
+    doc["clients"] = [ana]
+    doc["ledger"] = []
+    assert sorted(_errors(doc)) == [
+        "clients[0].cards[0].id: duplicate card id 3",
+        "clients[0].invoices[0].id: duplicate invoice id 9",
+        "clients[0].invoices[0].items[0].related: an invoice in the database already bills "
+        "service 5 due 2026-11-15",
+        "clients[0].services[0].addons[0].id: duplicate addon id 6",
+        "clients[0].services[0].id: duplicate service id 5",
+        "clients[0].transactions[0].idempotency_key: a transaction with this key already exists",
+    ]
+    assert Client.select().count() == 2
+
+
 # ------------------------------------------------------------------ invoice tax rates
 
 
@@ -717,3 +970,229 @@ def test_round_trip_includes_the_email_log_without_colliding_with_new_mail(db: s
     assert restored.created_at == dt.datetime(2026, 4, 26, 9, 0)
     run_rules(dt.date(2026, 4, 26), load_settings(), only=("invoice",))
     assert Email.select().where(Email.template == "Invoice Created").count() == 4
+
+
+# ------------------------------------------------------------------ a restore is the original
+
+
+def _restore_doc() -> dict[str, Any]:
+    """Clients for a month of billing history (case 25): bank transfer (taxed, with an
+    addon and a domain; one with a late fee coming due after the export), a stored card
+    that is approved (with a service anchored on the 31st), one that is declined, one
+    that has expired, and a client with nothing active."""
+
+    def billable(name: str, amount: str, due: str, method: str = "banktransfer") -> dict[str, Any]:
+        return {
+            "product": name,
+            "status": "Active",
+            "billing_cycle": "Monthly",
+            "amount": amount,
+            "next_due_date": due,
+            "payment_method": method,
+        }
+
+    def person(cid: int, name: str, country: str, method: str, **extra: Any) -> dict[str, Any]:
+        return {
+            "id": cid,
+            "first_name": name,
+            "last_name": "Restore",
+            "email": f"{name.lower()}@example.net",
+            "country": country,
+            "currency": "USD",
+            "payment_method": method,
+            "created_at": "2025-01-01T00:00:00Z",
+            **extra,
+        }
+
+    def card(token: str, expiry: str) -> dict[str, Any]:
+        return {"gateway": "sandboxcard", "token": token, "last4": "4242", "expiry": expiry}
+
+    hosting = billable("Web Hosting", "25.00", "2026-06-01")
+    backups = billable("Backups", "5.00", "2026-06-01")
+    backups["name"] = backups.pop("product")
+    hosting["addons"] = [backups]
+    domain = {
+        "name": "ana-restore.example",
+        "status": "Active",
+        "amount": "12.00",
+        "next_due_date": "2026-07-10",
+        "payment_method": "banktransfer",
+    }
+    card_services = [
+        billable("VPS M", "40.00", "2026-07-01", "sandboxcard"),
+        billable("VPS S", "20.00", "2026-05-31", "sandboxcard"),  # anchored on the 31st
+    ]
+    cancelled = dict(billable("Old plan", "9.00", "2026-06-05"), status="Cancelled")
+    return {
+        "format": "gobiller/1",
+        "settings": {"timezone": "UTC", "late_fee_type": "percentage", "late_fee_amount": "10.00"},
+        "currencies": [{"code": "USD", "prefix": "$", "decimals": 2, "rate": "1", "default": True}],
+        "tax_rules": [
+            {"level": 1, "name": "Sales tax", "country": "US", "state": "", "rate": "10"}
+        ],
+        "clients": [
+            person(11, "Ana", "US", "banktransfer", services=[hosting], domains=[domain]),
+            person(
+                12, "Ben", "US", "banktransfer", services=[billable("Mail", "15.00", "2026-06-15")]
+            ),
+            person(
+                13,
+                "Cleo",
+                "DE",
+                "sandboxcard",
+                cards=[card("ok_visa_4242", "2029-12")],
+                services=card_services,
+            ),
+            person(
+                14,
+                "Dora",
+                "US",
+                "sandboxcard",
+                cards=[card("no_funds_1", "2029-12")],
+                services=[billable("VPS L", "60.00", "2026-06-20", "sandboxcard")],
+            ),
+            person(
+                15,
+                "Emil",
+                "DE",
+                "sandboxcard",
+                cards=[card("ok_old_1", "2026-04")],
+                services=[billable("VPS XS", "8.00", "2026-06-10", "sandboxcard")],
+            ),
+            person(16, "Gus", "US", "banktransfer", services=[cancelled]),
+        ],
+    }
+
+
+def _billing_days(first: dt.date, last: dt.date) -> None:
+    """The whole cron, once each business day from ``first`` to ``last``."""
+    settings = load_settings()
+    day = first
+    while day <= last:
+        run_rules(day, settings)
+        day += dt.timedelta(days=1)
+
+
+def _what_billing_did() -> dict[str, Any]:
+    """Every invoice (with its items and what they bill), charge, email, claim in the
+    ledger, due date and client status, per client in the order they happened."""
+    numbers = dict(Invoice.select(Invoice.id, Invoice.number).tuples())
+    items: dict[int, list[tuple[Any, ...]]] = {}
+    for it in InvoiceItem.select().order_by(InvoiceItem.sort_order, InvoiceItem.id):
+        items.setdefault(it.invoice_id, []).append(
+            (
+                it.type,
+                it.description,
+                it.amount,
+                it.taxed,
+                it.related_type,
+                it.related_id,
+                it.related_due_date,
+            )
+        )
+    state: dict[str, Any] = {}
+    for c in Client.select().order_by(Client.id):
+        state[f"client {c.id}"] = {
+            "status": c.status,
+            "invoices": [
+                (
+                    i.number,
+                    i.date,
+                    i.due_date,
+                    i.date_paid,
+                    i.status,
+                    i.payment_method,
+                    i.subtotal,
+                    i.tax,
+                    i.tax2,
+                    i.total,
+                    i.tax_rate1_e4,
+                    items.get(i.id, []),
+                )
+                for i in Invoice.select().where(Invoice.client == c.id).order_by(Invoice.id)
+            ],
+            "charges": [
+                (numbers.get(t.invoice_id), t.gateway, t.amount_in, t.idempotency_key)
+                for t in Transaction.select()
+                .where(Transaction.client == c.id)
+                .order_by(Transaction.id)
+            ],
+            "emails": [
+                (e.template, e.to, e.subject, e.status)
+                for e in Email.select().where(Email.client == c.id).order_by(Email.id)
+            ],
+            "due dates": [
+                (kind, row.id, row.status, row.next_due_date, row.anchor_day)
+                for kind, model in (("service", Service), ("addon", Addon), ("domain", Domain))
+                for row in model.select().where(model.client == c.id).order_by(model.id)
+            ],
+        }
+    state["ledger"] = sorted(
+        (a.rule, a.subject, a.stage, a.business_date, a.outcome) for a in ActionLedger.select()
+    )
+    return state
+
+
+def test_a_restore_behaves_exactly_like_the_original(
+    databases: Databases, reopen: Callable[[str], str], tmp_path: Path
+) -> None:
+    """Case 25: a SQLite database with a month of billing history is exported the day its
+    renewals were invoiced and imported into an empty database (SQLite, or PostgreSQL: the
+    way between them). Then the cron runs the same 30 days on both, starting with that day
+    again (the cron runs every few minutes): every invoice, charge, email, claim and due
+    date is the same; nothing is invoiced, charged or sent twice."""
+    export_day = dt.date(2026, 6, 17)
+    last_day = export_day + dt.timedelta(days=30)
+    reopen(f"sqlite:///{tmp_path / 'original.sqlite3'}")
+    import_document(_restore_doc())
+    _billing_days(dt.date(2026, 5, 17), export_day)
+    backup = tmp_path / "backup.json"
+    backup.write_text(dumps(build_export()), encoding="utf-8")
+    _billing_days(export_day, last_day)
+    original = _what_billing_did()
+    # The month did what the test is about: renewals, a card charged, a late fee, notices.
+    charged = original["client 13"]["charges"]
+    assert [(amount, key.split(":")[2]) for _, _, amount, key in charged] == [
+        (2000, "2026-05-31"),
+        (2000, "2026-06-30"),
+        (4000, "2026-07-01"),
+    ]
+    assert original["client 13"]["due dates"][1][3:] == (dt.date(2026, 7, 31), 31)
+    assert any(
+        item[0] == "LateFee" for inv in original["client 12"]["invoices"] for item in inv[-1]
+    )
+    assert sum(e[0] == "Credit Card Expired" for e in original["client 15"]["emails"]) == 1
+
+    reopen(databases.new_url())
+    import_file(backup)
+    assert dumps(build_export()) == backup.read_text(encoding="utf-8")
+    _billing_days(export_day, last_day)
+    restored = _what_billing_did()
+    for key in original:
+        assert restored[key] == original[key], key
+
+
+def test_kept_ids_taken_by_a_writer_meanwhile_are_refused_by_path(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cron that invoices between the import's check and its transaction takes the
+    next invoice id; the import, which keeps the document's ids, then refuses by path
+    and writes nothing (no IntegrityError, no traceback)."""
+    import rules.interchange as interchange
+
+    import_document(_restore_doc() | {"clients": [_restore_doc()["clients"][0]]})
+    doc = _linked()
+    invoices = [dict(_imported_invoice(), id=1)]
+    doc["clients"] = [doc["clients"][1] | {"currency": "USD", "invoices": invoices}]
+    doc["ledger"] = []
+    checked = interchange.check_document
+
+    def cron_meanwhile(document: Any) -> Any:
+        plan = checked(document)
+        run_rules(dt.date(2026, 5, 18), load_settings(), only=("invoice",))
+        return plan
+
+    monkeypatch.setattr(interchange, "check_document", cron_meanwhile)
+    assert Invoice.select().count() == 0
+    assert _errors(doc) == ["clients[0].invoices[0].id: duplicate invoice id 1"]
+    assert [c.id for c in Client.select()] == [11]

@@ -493,11 +493,11 @@ async def test_idle_lock_asks_for_the_password(admin: str) -> None:
         lock = app.screen
         lock.query_one("#unlock-password", Input).value = "wrong"
         await pilot.press("enter")
-        await pilot.pause()
+        await settle(pilot)  # checked in a worker, off the event loop
         assert app.locked
         lock.query_one("#unlock-password", Input).value = PASSWORD
         await pilot.press("enter")
-        await pilot.pause()
+        await settle(pilot)
         assert not app.locked and isinstance(app.screen, ClientListScreen)
 
 

@@ -59,3 +59,19 @@ def test_broken_toml_is_a_clear_error(dirs: dict[str, Path]) -> None:
     (dirs["cwd"] / "gobiller.toml").write_text("[database\nurl=")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(None, environ={}, cwd=dirs["cwd"])
+
+
+def test_an_email_address_is_sent_as_the_standards_say_smtp_host_as_its_a_label(
+    dirs: dict[str, Path],
+) -> None:
+    """An internationalised mail server name is connected to by its IDNA 2008 A-label
+    (Python's socket and ssl would use IDNA 2003: straße would become strasse)."""
+    env = {"GOBILLER_SMTP_URL": "smtp://mail.straße.example:587?security=starttls"}
+    assert load_config(None, environ=env, cwd=dirs["cwd"]).smtp.host == (  # type: ignore[union-attr]
+        "mail.xn--strae-oqa.example"
+    )
+    (dirs["cwd"] / "gobiller.toml").write_text('[smtp]\nhost = "smtp.bücher.example"\n')
+    cfg = load_config(None, environ={}, cwd=dirs["cwd"])
+    assert cfg.smtp is not None and cfg.smtp.host == "smtp.xn--bcher-kva.example"
+    with pytest.raises(ConfigError, match="not a valid domain name"):
+        load_config(None, environ={"GOBILLER_SMTP_URL": "smtp://mail.☃.example"}, cwd=dirs["cwd"])

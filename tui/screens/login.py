@@ -9,7 +9,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Button, Input, Label, Static
 
-from rules.audit import Actor
+from rules.audit import Actor, client_address
 from rules.staff import LoginFailed, authenticate
 from tui.widgets.error_line import ErrorLine
 
@@ -47,9 +47,10 @@ class LoginScreen(Screen[None]):
 
     @work(thread=True, exclusive=True)
     def check(self, username: str, password: str) -> None:
-        """argon2 is slow on purpose: verify off the UI thread."""
+        """argon2 is slow on purpose: verify off the UI thread. After repeated failures the
+        rule refuses at once ("too many attempts, try again in N s"): nothing waits here."""
         try:
-            actor = authenticate(username, password)
+            actor = authenticate(username, password, address=client_address())
         except LoginFailed as exc:
             self.app.call_from_thread(self._failed, str(exc))
             return
