@@ -23,7 +23,7 @@ from rules.mail import Notice, TemplateRefused, queue, save_template
 from rules.reference import save as save_reference
 from rules.validation import FieldError, check_custom_value
 from store.config import SmtpConfig
-from store.db import database, writer
+from store.db import database, is_postgres, writer
 from store.models import Client, CustomField, Email, EmailTemplate, Setting
 from store.models.enums import EmailStatus
 from tests.conftest import SmtpRecorder
@@ -72,19 +72,22 @@ def test_one_bad_value_never_stops_the_mail(
     emails = {e.client_id: e for e in Email.select()}
     _sql("UPDATE email SET subject = ? WHERE id = ?", "Re\u2029set", emails[clients[2].id].id)
     _sql('UPDATE email SET "to" = ? WHERE id = ?', "x\u2028y@example.com", emails[clients[3].id].id)
+    if not is_postgres():  # a time SQLite holds as text and no code expects
+        _sql("UPDATE email SET created_at = ? WHERE id = ?", "garbage", emails[clients[4].id].id)
     clock = Clock()
     result = flush(SmtpTransport(config, SMTP), now=clock)
-    assert (result.sent, result.failed) == (3, 2), result
+    good = 3 if is_postgres() else 2
+    assert (result.sent, result.failed) == (good, 5 - good), result
     delivered = {m["To"]: m["Subject"] for m in recorder.parsed()}
     assert delivered == {
         "ana0@example.com": "News for Ana0",
         "ana1@example.com": "News for Ana Evil",
-        "ana4@example.com": "News for Ana4",
+        **({"ana4@example.com": "News for Ana4"} if is_postgres() else {}),
     }
-    for client in (clients[2], clients[3]):
-        status, reason = _status(emails[client.id])
-        assert status == EmailStatus.FAILED
-        assert reason.startswith("cannot build the message: ValueError") and "linefeed" in reason
+    subject_status, subject_reason = _status(emails[clients[2].id])
+    assert subject_status == EmailStatus.FAILED and "linefeed" in subject_reason
+    to_status, to_reason = _status(emails[clients[3].id])
+    assert to_status == EmailStatus.FAILED and to_reason
     clock.advance(hours=1)
     assert flush(SmtpTransport(config, SMTP), now=clock).sent == 0  # nothing left stuck
 
