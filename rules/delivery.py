@@ -35,6 +35,7 @@ from peewee import SQL, Select, fn
 from rules.audit import Actor, record
 from rules.errors import RuleError
 from rules.mail import MASK
+from rules.mail_sql import NOT_RENDERED
 from rules.mail_wire import (
     MESSAGE_POLICY,
     AddressError,
@@ -200,6 +201,9 @@ class SmtpTransport:
         except (OSError, smtplib.SMTPException) as exc:
             self._drop()
             raise TransientError(f"connection lost: {exc}") from exc
+        except Exception:  # e.g. an address the server cannot take: the next one starts clean
+            self._reset()
+            raise
 
     def _reset(self) -> None:
         try:
@@ -538,10 +542,22 @@ def _deliver(
     now: dt.datetime,
     result: FlushResult,
 ) -> None:
-    mid = email.message_id or message_id(email, settings)
-    email.message_id = mid
+    # One message that cannot be built or sent fails alone, with the reason, and the
+    # batch goes on (PRODUCT.md §4): a value no header can hold, a body that cannot be
+    # encoded, anything a transport raises beyond its transient and permanent answers.
+    mid = ""
     try:
-        transport.send(build_message(email, settings), email.to)
+        mid = email.message_id or message_id(email, settings)
+        email.message_id = mid
+        message = build_message(email, settings)
+    except PermanentError as exc:
+        _fail(email, owner, str(exc), result, message_id=mid)
+        return
+    except Exception as exc:  # noqa: BLE001
+        _fail(email, owner, f"cannot build the message: {_reason(exc)}", result, message_id=mid)
+        return
+    try:
+        transport.send(message, email.to)
     except TransientError as exc:
         _retry(email, owner, str(exc), now, result)
         return
@@ -557,6 +573,9 @@ def _deliver(
         result.failed += 1
         result.errors.append(f"email {email.id} to {email.to}: {exc}")
         return
+    except Exception as exc:  # noqa: BLE001
+        _fail(email, owner, f"cannot send the message: {_reason(exc)}", result, message_id=mid)
+        return
     changes: dict[str, object] = {
         "status": EmailStatus.SENT,
         "attempts": email.attempts + 1,
@@ -568,6 +587,23 @@ def _deliver(
         changes.update(body_text=email.masked_body or MASK, body_html="", masked_body="")
     _finish(email, owner, **changes)
     result.sent += 1
+
+
+def _reason(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _fail(email: Email, owner: str, error: str, result: FlushResult, **changes: object) -> None:
+    _finish(
+        email,
+        owner,
+        status=EmailStatus.FAILED,
+        attempts=email.attempts + 1,
+        last_error=error,
+        **changes,
+    )
+    result.failed += 1
+    result.errors.append(f"email {email.id} to {email.to}: {error}")
 
 
 def _release(email: Email, owner: str, error: str, now: dt.datetime, result: FlushResult) -> None:
@@ -623,6 +659,11 @@ def resend(email_id: int, actor: Actor) -> Email:
     if original.imported:
         raise RuleError(
             "this email was restored from an export without its body and cannot be resent"
+        )
+    if original.last_error.startswith(NOT_RENDERED):
+        raise RuleError(
+            f"email {email_id} was never rendered ({original.last_error}): there is nothing "
+            "to resend; correct the template and the value it names"
         )
     template = EmailTemplate.get_or_none(EmailTemplate.name == original.template)
     if template is not None and template.sensitive:

@@ -44,6 +44,7 @@ from rules.validation import (
     TEXT_LIMITS,
     FieldError,
     check_custom_value,
+    check_pattern,
     clean_country,
     clean_email,
     clean_phone,
@@ -899,12 +900,7 @@ def _options(value: Any) -> list[str]:
 
 
 def _regex(value: Any) -> str:
-    text = clean_text(value, 500)
-    try:
-        re.compile(text)
-    except re.error as exc:
-        raise FieldError(f"not a valid regular expression: {exc}") from exc
-    return text
+    return check_pattern(value)
 
 
 def _check_clients(

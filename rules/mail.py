@@ -17,11 +17,12 @@ from functools import lru_cache
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError
-from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
 from rules import mail_sql
 from rules.audit import Actor, record
 from rules.errors import RuleError
+from rules.mail_sql import NOT_RENDERED
+from rules.sandbox import BudgetedSandbox, BudgetExceeded, render_budget, render_within
 from store.bulk import bulk_insert
 from store.db import database, writer
 from store.models import (
@@ -37,6 +38,7 @@ from store.models import (
 from store.models.enums import EmailStatus
 from store.money import format_money
 from store.settings import Settings, load_settings
+from store.text import text_refusal
 
 INVOICE_TEMPLATES = frozenset(
     {
@@ -76,12 +78,17 @@ OUTBOX_COLUMNS = (
     "last_error",
 )
 SUBJECT_MAX = 255
+NAME_MAX = 100
 MASK = "********"
 BODY_MAX = 100_000
 
 
 class TemplateRefused(RuleError):
     """A template that cannot render safely; the message says where and why."""
+
+
+class TemplateOverBudget(TemplateRefused):
+    """A render that went over its time or size budget (``rules.sandbox``)."""
 
 
 @dataclass(frozen=True)
@@ -91,8 +98,8 @@ class Rendered:
     body_html: str
 
 
-class MergeFieldEnvironment(ImmutableSandboxedEnvironment):
-    """The sandbox, with merge fields as plain dicts read straight by key.
+class MergeFieldEnvironment(BudgetedSandbox):
+    """The budgeted sandbox, with merge fields as plain dicts read straight by key.
 
     ``invoice.items`` is the field, never ``dict.items``, and a field that does
     not exist is undefined (so refused at save time); no other object takes the
@@ -120,12 +127,12 @@ class MergeFieldEnvironment(ImmutableSandboxedEnvironment):
 
 
 @lru_cache(maxsize=1)
-def _env() -> SandboxedEnvironment:
+def _env() -> BudgetedSandbox:
     return MergeFieldEnvironment(undefined=StrictUndefined, autoescape=False)
 
 
 @lru_cache(maxsize=1)
-def _html_env() -> SandboxedEnvironment:
+def _html_env() -> BudgetedSandbox:
     return MergeFieldEnvironment(undefined=StrictUndefined, autoescape=True)
 
 
@@ -139,18 +146,47 @@ def _compile(source: str, html: bool) -> Any:
 
 
 def render(subject: str, body_text: str, body_html: str, context: dict[str, Any]) -> Rendered:
-    """Render the three parts; raise ``TemplateRefused`` with a readable reason."""
-    parts = []
+    """Render the three parts under one budget (``rules.sandbox``: 100 ms, 256 KiB).
+
+    Raises ``TemplateOverBudget`` for a render over its budget and ``TemplateRefused``
+    for any other failure (a syntax error, an unknown field, a division by zero on
+    these values), each with a readable reason naming the part.
+    """
+    compiled = []
     for label, source, html in (
         ("subject", subject, False),
         ("body", body_text, False),
         ("HTML part", body_html, True),
     ):
         try:
-            parts.append(_compile(source, html).render(context) if source else "")
+            compiled.append((label, _compile(source, html) if source else None))
         except TemplateError as exc:
             raise TemplateRefused(f"{label}: {exc.message or exc}") from exc
-    return Rendered(parts[0].replace("\n", " ").strip()[:SUBJECT_MAX], parts[1], parts[2])
+        except Exception as exc:  # noqa: BLE001  (e.g. nesting too deep to compile)
+            raise TemplateRefused(f"{label}: {type(exc).__name__}: {exc}") from exc
+    parts = []
+    with render_budget():  # one budget for the email, from here: compiling is not rendering
+        for label, template in compiled:
+            try:
+                parts.append(render_within(template, context) if template else "")
+            except BudgetExceeded as exc:
+                raise TemplateOverBudget(f"{label}: {exc.message or exc}") from exc
+            except TemplateError as exc:
+                raise TemplateRefused(f"{label}: {exc.message or exc}") from exc
+            except Exception as exc:  # noqa: BLE001  (template code is staff code)
+                raise TemplateRefused(f"{label}: {type(exc).__name__}: {exc}") from exc
+    return Rendered(subject_line(parts[0]), parts[1], parts[2])
+
+
+#: What ``str.splitlines`` breaks a line at: in a header each would start a new one.
+LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+_ONE_LINE = str.maketrans(dict.fromkeys(LINE_BREAKS, " "))
+
+
+def subject_line(text: str) -> str:
+    """A rendered subject as one header line: every line break becomes a space, the ends
+    are stripped, at most ``SUBJECT_MAX`` characters (``rules.mail_sql`` does the same)."""
+    return text.translate(_ONE_LINE).strip()[:SUBJECT_MAX]
 
 
 # --------------------------------------------------------------------------- context
@@ -256,11 +292,21 @@ def sample_context(template_name: str, settings: Settings | None = None) -> dict
 
 
 def check_template(name: str, subject: str, body_text: str, body_html: str = "") -> Rendered:
-    """Render against every merge field the template may use; refuse what fails."""
+    """Render against every merge field the template may use; refuse what fails, and what
+    goes over the render budget (``rules.sandbox``): the check a send would make, at save.
+
+    The name and subject are single lines (``store.text``): both become email headers.
+    """
     if not subject.strip() or not body_text.strip():
         raise TemplateRefused("subject and body are required")
     if len(subject) > SUBJECT_MAX or len(body_text) > BODY_MAX or len(body_html) > BODY_MAX:
         raise TemplateRefused("template is too long")
+    if not name.strip() or len(name) > NAME_MAX:
+        raise TemplateRefused(f"a template name is 1 to {NAME_MAX} characters")
+    for label, text in (("name", name), ("subject", subject)):
+        refusal = text_refusal(text)
+        if refusal:
+            raise TemplateRefused(f"{label}: {refusal}")
     return render(subject, body_text, body_html, sample_context(name, load_settings()))
 
 
@@ -373,29 +419,43 @@ def queue(
     for item in _chunked(InvoiceItem, InvoiceItem.invoice, invoice_ids, ITEM_FIELDS):
         items.setdefault(item.invoice_id, []).append(item)
     rows: list[tuple[Any, ...]] = []
+    over_budget: TemplateOverBudget | None = None
     for notice in notices:
         client = clients.get(notice.client_id)
         if client is None:
             raise RuleError(f"no client {notice.client_id}")
-        context: dict[str, Any] = {"client": client_context(client), "company": company}
-        if notice.invoice_id is not None:
-            invoice = invoices[notice.invoice_id]
-            context["invoice"] = invoice_context(
-                invoice,
-                sorted(items.get(invoice.id, []), key=lambda i: (i.sort_order, i.id)),
-                currencies[client.currency_id],
+        if notice.invoice_id is not None and notice.invoice_id not in invoices:
+            raise RuleError(f"no invoice {notice.invoice_id}")
+        to = client.email
+        contact = contacts.get(client.billing_contact_id) if is_invoice_mail else None
+        if contact is not None:
+            to = contact.email
+        # One email that cannot be rendered fails alone, with the reason (PRODUCT.md §4);
+        # a template over its budget once is not run again for the rest of the batch.
+        if over_budget is not None:
+            rows.append(
+                _not_rendered(client.id, template_name, to, notice, marketing, stamp, over_budget)
             )
-        context.update(notice.extras)
-        rendered = render(template.subject, template.body_text, template.body_html, context)
+            continue
+        try:
+            rendered = render(
+                template.subject,
+                template.body_text,
+                template.body_html,
+                _notice_context(notice, client, company, invoices, items, currencies),
+            )
+        except TemplateOverBudget as exc:
+            over_budget = exc
+            rows.append(_not_rendered(client.id, template_name, to, notice, marketing, stamp, exc))
+            continue
+        except Exception as exc:  # noqa: BLE001  (any value that breaks this one email)
+            rows.append(_not_rendered(client.id, template_name, to, notice, marketing, stamp, exc))
+            continue
         masked = ""
         if template.sensitive:
             masked = rendered.body_text
             for _, secret in notice.extras:
                 masked = masked.replace(secret, MASK) if secret else masked
-        to = client.email
-        contact = contacts.get(client.billing_contact_id) if is_invoice_mail else None
-        if contact is not None:
-            to = contact.email
         rows.append(
             (
                 client.id,
@@ -418,6 +478,60 @@ def queue(
         )
     with writer():  # a savepoint inside the caller's transaction
         return bulk_insert(Email, OUTBOX_COLUMNS, rows, skip_conflicts=True)
+
+
+def _notice_context(
+    notice: Notice,
+    client: Any,
+    company: dict[str, Any],
+    invoices: dict[int, Any],
+    items: dict[int, list[InvoiceItem]],
+    currencies: dict[int, Currency],
+) -> dict[str, Any]:
+    context: dict[str, Any] = {"client": client_context(client), "company": company}
+    if notice.invoice_id is not None:
+        invoice = invoices[notice.invoice_id]
+        context["invoice"] = invoice_context(
+            invoice,
+            sorted(items.get(invoice.id, []), key=lambda i: (i.sort_order, i.id)),
+            currencies[client.currency_id],
+        )
+    context.update(notice.extras)
+    return context
+
+
+def _not_rendered(
+    client_id: int,
+    template_name: str,
+    to: str,
+    notice: Notice,
+    marketing: bool,
+    stamp: str,
+    error: Exception,
+) -> tuple[Any, ...]:
+    """The outbox row of an email that could not be rendered: failed, with the reason,
+    no body; its unique key is taken, so the rule does not try it again every run."""
+    reason = (
+        str(error) if isinstance(error, TemplateRefused) else f"{type(error).__name__}: {error}"
+    )
+    return (
+        client_id,
+        template_name,
+        to,
+        "",
+        "",
+        "",
+        "",
+        notice.unique_key,
+        marketing,
+        stamp,
+        stamp,
+        EmailStatus.FAILED.value,
+        "",
+        0,
+        "",
+        (NOT_RENDERED + reason)[:1000],
+    )
 
 
 def _chunked(model: Any, field: Any, ids: Iterable[int], columns: Sequence[Any]) -> list[Any]:

@@ -12,6 +12,13 @@ that the built-in ones use are compiled to a SQL expression instead:
 Anything else (filters, other names, HTML parts, extras, secrets) compiles to
 ``None`` and ``rules.mail.queue`` renders with Jinja, as before.
 Tests check that both paths write the same emails, byte for byte.
+
+The cost is bounded as Jinja's path bounds it (``rules.sandbox``): the ``company``
+expressions render once under the render budget; a template whose literal text
+passes ``OUTPUT_MAX`` (or ``ITEM_TEXT_MAX`` for each invoice item) is left to Jinja;
+and an email whose subject or body comes out longer than ``OUTPUT_MAX`` (a field
+far past its column's length, written around the validators) is marked failed by
+the statement after the insert, as Jinja's path fails it.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from typing import Any
 from jinja2 import nodes
 
 from rules.errors import RuleError
+from rules.sandbox import OUTPUT_MAX, render_budget, render_within
 from store.bulk import insert_rows
 from store.db import database
 
@@ -59,6 +67,12 @@ INVOICE_MONEY = {
     "balance": "i.total",  # queued notices carry no payments: the balance is the total
 }
 INVOICE_TRUTH = {"tax_raw": "(i.tax != 0)", "tax2_raw": "(i.tax2 != 0)"}
+#: How the reason of an email that failed before it was rendered begins.
+NOT_RENDERED = "not rendered: "
+#: Literal text the part for each invoice item may repeat.
+ITEM_TEXT_MAX = 4096
+#: What ``str.splitlines`` breaks at (``rules.mail.LINE_BREAKS``): a subject's become spaces.
+LINE_BREAK_CODES = (10, 13, 11, 12, 28, 29, 30, 133, 8232, 8233)
 
 
 @dataclass(frozen=True)
@@ -97,9 +111,12 @@ class Dialect:
             return f"trim({value}, ' ' || char(9, 10, 11, 12, 13))"
         return f"btrim({value}, ' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13))"
 
-    @property
-    def newline(self) -> str:
-        return "char(10)" if self.name == "sqlite" else "chr(10)"
+    def one_line(self, value: str) -> str:
+        """``value`` with every line break a space, as ``rules.mail.subject_line``."""
+        char = "char" if self.name == "sqlite" else "chr"
+        for code in LINE_BREAK_CODES:
+            value = f"replace({value}, {char}({code}), ' ')"
+        return value
 
 
 SQLITE = Dialect("sqlite", "?", "%")
@@ -219,6 +236,8 @@ class _Compiler:
             raise Unsupported("only `for item in invoice.items`")
         inner = _Out([], [], self.sql.mark)
         self.body(node.body, inner, item=True)
+        if _literal_size(inner.params) > ITEM_TEXT_MAX:
+            raise Unsupported("too much text repeated for each item")
         piece = _joined(inner.parts)
         out.uses_invoice = True
         out.sql(self.sql.items(piece), *inner.params)
@@ -263,15 +282,21 @@ class _Compiler:
         return bool(self._render([test]))
 
     def _render(self, body: list[nodes.Node]) -> str:
-        """Render a piece of the template that depends on ``company`` alone, by Jinja."""
+        """Render a piece of the template that depends on ``company`` alone, by Jinja,
+        under the render budget (over it, the template is left to Jinja's path)."""
         code = self.env.compile(nodes.Template(body, lineno=1))
         template = self.env.template_class.from_code(self.env, code, dict(self.env.globals))
-        return str(template.render(company=self.company))
+        with render_budget():
+            return render_within(template, {"company": self.company})
 
 
 def _joined(parts: list[str]) -> str:
     """SQL text concatenating ``parts`` (the empty string when there are none)."""
     return " || ".join(parts) or "''"
+
+
+def _literal_size(params: list[Any] | tuple[Any, ...]) -> int:
+    return sum(len(p) for p in params if isinstance(p, str))
 
 
 def _names(node: nodes.Node) -> set[str]:
@@ -295,6 +320,8 @@ def compile_template(
         out = _Out([], [], sql.mark)
         _Compiler(env, dict(company), sql).body(tree.body, out)
     except Exception:  # Unsupported, or anything unexpected: render with Jinja instead
+        return None
+    if _literal_size(out.params) > OUTPUT_MAX:
         return None
     return Compiled(_joined(out.parts), tuple(out.params), out.uses_invoice)
 
@@ -333,8 +360,8 @@ def insert(
         client_id, invoice_id, no_client = missing
         raise RuleError(f"no client {client_id}" if no_client else f"no invoice {invoice_id}")
     to = "COALESCE(bc.email, c.email)" if invoice_mail else "c.email"
-    # As ``rules.mail.render`` does: newlines become spaces, the ends are stripped.
-    subject_line = sql.trimmed("replace(" + subject.sql + ", " + sql.newline + ", ' ')")
+    # As ``rules.mail.subject_line`` does: line breaks become spaces, the ends are stripped.
+    subject_line = sql.trimmed(sql.one_line(subject.sql))
     verb, tail = (
         ("INSERT OR IGNORE", "") if sql is SQLITE else ("INSERT", " ON CONFLICT DO NOTHING")
     )
@@ -360,4 +387,19 @@ def insert(
         stamp,
     ]
     cursor.execute(statement, params)
-    return int(cursor.rowcount)
+    queued = int(cursor.rowcount)
+    # As Jinja's path fails an email over the output budget, so does this one (the
+    # subject is cut to its length above). The rows are a range of ``email_due``.
+    cursor.execute(
+        f"UPDATE email SET status = 'failed', subject = '', body_text = '', last_error = {m}"
+        f" WHERE status IN ('queued', 'sending') AND marketing = {m}"
+        f" AND next_attempt_at = {m} AND template = {m} AND length(body_text) > {m}",
+        (
+            f"{NOT_RENDERED}body: renders to more than {OUTPUT_MAX:,} characters",
+            marketing,
+            stamp,
+            template_name,
+            OUTPUT_MAX,
+        ),
+    )
+    return queued

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from functools import cache
+from functools import cache, lru_cache
 
 import phonenumbers
 import pycountry
+import re2
 from email_validator import EmailNotValidError, validate_email
 
 from store.keys import normalise_state
@@ -25,14 +26,12 @@ from store.models.clients import (
     STATE_MAX,
     TAX_ID_MAX,
 )
+from store.text import text_refusal
 
 
 class FieldError(ValueError):
     """A single invalid value; the message is the reason shown beside the field."""
 
-
-#: Bidi overrides and isolates can make a name display as something else.
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
 
 TEXT_LIMITS: dict[str, int] = {
     "first_name": NAME_MAX,
@@ -55,16 +54,14 @@ def clean_text(
     multiline: bool = False,
     strip: bool = True,
 ) -> str:
-    """Trimmed, NFC-normalised text without control or bidi-override characters."""
+    """Trimmed, NFC-normalised text without control or bidi-override characters, and
+    without line or paragraph separators unless ``multiline`` (``store.text``)."""
     if not isinstance(value, str):
         raise FieldError("must be text")
     text = unicodedata.normalize("NFC", value.strip() if strip else value)
-    allowed = "\n\t" if multiline else ""
-    for ch in text:
-        if ch in _BIDI_CONTROLS:
-            raise FieldError("must not contain bidirectional override characters")
-        if unicodedata.category(ch) == "Cc" and ch not in allowed:
-            raise FieldError("must not contain control characters")
+    refusal = text_refusal(text, multiline=multiline)
+    if refusal:
+        raise FieldError(refusal)
     if required and not text:
         raise FieldError("is required")
     if len(text) > max_length:
@@ -152,6 +149,50 @@ def check_custom_value(
         raise FieldError('a tickbox value is "on" or empty')
     if kind == "link" and not re.match(r"^https?://\S+$", text):
         raise FieldError("must be a http(s) link")
-    if regex and not re.fullmatch(regex, text):
-        raise FieldError("does not match the required format")
+    if regex:
+        try:
+            pattern = _pattern(regex)
+        except FieldError as exc:  # stored before this check, or written around it
+            raise FieldError(
+                f"cannot be checked: the field's format rule is {exc}; an admin must correct it"
+            ) from exc
+        if not pattern.fullmatch(text):
+            raise FieldError("does not match the required format")
+    return text
+
+
+#: Pattern limits: RE2's own program-size budget (bytes of compiled program).
+PATTERN_MEMORY = 8 << 20
+
+
+@cache
+def _re2_options() -> re2.Options:
+    options = re2.Options()
+    options.log_errors = False  # the reason is raised, not printed on stderr
+    options.max_mem = PATTERN_MEMORY
+    return options
+
+
+@lru_cache(maxsize=256)
+def _pattern(regex: str) -> re2._Regexp:
+    try:
+        return re2.compile(regex, _re2_options())
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        text = reason.decode("utf-8", "replace") if isinstance(reason, bytes) else str(reason)
+        raise FieldError(f"not a valid pattern ({text})") from exc
+
+
+def check_pattern(value: object) -> str:
+    """A custom field's format rule (PRODUCT.md §1 "regex validation"), checked at save.
+
+    Patterns are matched by RE2 (google-re2), whose time is linear in the text, so no
+    pattern can hang an import or a save, as ``(a+)+$`` does with Python's ``re``. RE2
+    refuses what it cannot match in linear time (back-references, look-around) and
+    patterns whose program passes ``PATTERN_MEMORY``; ``\\d``, ``\\w`` and ``\\b`` are ASCII
+    (``\\pL`` is any letter). Raises ``FieldError`` with RE2's reason.
+    """
+    text = clean_text(value, 500)
+    if text:
+        _pattern(text)
     return text

@@ -15,6 +15,7 @@ from typing import Any
 
 from store.db import writer
 from store.models import Setting
+from store.text import text_refusal
 
 LATE_FEE_TYPES = ("percentage", "fixed")
 STATUS_UPDATE_MODES = ("off", "active_products", "active_products_and_login")
@@ -134,8 +135,9 @@ def validate_setting(name: str, value: Any, path: str | None = None) -> Any:
     if isinstance(default, str):
         if not isinstance(value, str) or len(value) > 500:
             raise SettingsError(path, "must be text of at most 500 characters")
-        if any(ord(c) < 32 for c in value):
-            raise SettingsError(path, "must not contain control characters")
+        refusal = text_refusal(value)  # one line: a name or a URL, never a header break
+        if refusal:
+            raise SettingsError(path, refusal)
         return value
     raise SettingsError(path, "unsupported setting")  # pragma: no cover
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import Any
 
@@ -11,6 +11,7 @@ from textual import events
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
+from textual.filter import LineFilter
 from textual.screen import Screen
 
 from rules.audit import Actor
@@ -21,6 +22,7 @@ from store.settings import load_settings
 from tui.dialogs.password import LockScreen
 from tui.screens.client_list import ClientListScreen
 from tui.screens.login import LoginScreen
+from tui.widgets.control_pictures import ControlPictures
 
 
 class ClientFinder(Provider):
@@ -72,6 +74,12 @@ class StaffApp(App[None]):
         )
         self.last_activity = time.monotonic()
         self.locked = False
+        self.control_pictures = ControlPictures()
+
+    def get_line_filters(self) -> Sequence[LineFilter]:
+        """Textual's filters, then ``ControlPictures``: every line any widget draws passes
+        here, so no control character from the data ever reaches the terminal."""
+        return [*super().get_line_filters(), self.control_pictures]
 
     def on_mount(self) -> None:
         if self.actor is None:

@@ -176,6 +176,10 @@ def main(ctx: click.Context, database: str | None) -> None:
     user data folder.
     """
     ctx.obj = Context(database)
+    if ctx.invoked_subcommand is not None:
+        from tui.terminal_text import show_controls_visibly
+
+        show_controls_visibly()  # names, subjects and bodies from the database are printed
     if ctx.invoked_subcommand is None:
         ctx.obj.open()
         # Repaint at up to 120 frames a second (Textual's default is 60): a keystroke's

@@ -22,6 +22,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from store.client_list import ListQuery, ListRow, fetch_page
+from tui.terminal_text import visible_controls
 
 PAGE = 200
 CACHE_PAGES = 16
@@ -53,8 +54,9 @@ ROW_WIDTH = sum(c.width for c in COLUMNS)
 
 
 def _cell(text: str, width: int) -> str:
-    """Fit text to exactly ``width`` cells (wide CJK characters count twice)."""
-    text = text.replace("\n", " ")
+    """Fit text to exactly ``width`` cells (wide CJK characters count twice); control
+    characters are shown as symbols (``ControlPictures``) and measured as such."""
+    text = visible_controls(text.replace("\n", " "))
     if cell_len(text) > width - 1:
         return set_cell_size(text, width - 2) + "… "
     return set_cell_size(text, width)
