@@ -32,6 +32,7 @@ from playhouse.test_utils import count_queries  # noqa: E402
 
 from rules.cron import run_rules  # noqa: E402
 from rules.invoicing import INVOICE_COLUMNS  # noqa: E402
+from store import sequences  # noqa: E402
 from store.bulk import bulk_insert, row_maker  # noqa: E402
 from store.db import close_database, database, open_database, writer  # noqa: E402
 from store.migrate import upgrade  # noqa: E402
@@ -225,6 +226,9 @@ def _earlier_days(open_invoices: list[tuple[int, dt.date]]) -> None:
             ("invoice_id", "type", "description", "amount", "taxed", "sort_order"),
             fees,
         )
+        # The history was numbered by its ids: the one sequence goes on after it.
+        last = Invoice.select(Invoice.id).order_by(Invoice.id.desc()).scalar()
+        sequences.raise_to([str(last)])
 
 
 def email_sql(template: str, key: str, invoice: str, source: str, where: str = "1") -> str:

@@ -661,3 +661,27 @@ def test_an_exchange_rate_is_a_sane_positive_decimal(db: str, rate: str) -> None
     with pytest.raises(ValidationError):
         save("currencies", row, SYSTEM_CLI)
     assert not Currency.select().where(Currency.code == "EUR").exists()
+
+
+def test_invoice_numbers_only_go_up_past_numbers_written_behind_the_sequence(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """3,000 invoices written by plain SQL (an old tool, a bulk load) without the
+    sequence: the next number is 3001, found in one step, not a batch at a time."""
+    from store import sequences
+    from store.bulk import bulk_insert
+
+    owner = client()
+    rows = [
+        (owner.id, str(n), "2026-01-01", "2026-01-15", "Paid", "banktransfer", 100, 100)
+        for n in range(1, 3001)
+    ]
+    columns = ("client_id", "number", "date", "due_date", "status", "payment_method")
+    bulk_insert(Invoice, (*columns, "subtotal", "total"), rows)
+    calls: list[int] = []
+    real = sequences.allocate
+    monkeypatch.setattr(sequences, "allocate", lambda n: calls.append(n) or real(n))
+    service(owner, dt.date(2026, 7, 1))
+    run(dt.date(2026, 6, 17), only=("invoice",))
+    assert Invoice.select().order_by(Invoice.id.desc()).first().number == "3001"
+    assert len(calls) <= 2
