@@ -669,15 +669,21 @@ def test_invoice_numbers_only_go_up_past_numbers_written_behind_the_sequence(
     """3,000 invoices written by plain SQL (an old tool, a bulk load) without the
     sequence: the next number is 3001, found in one step, not a batch at a time."""
     from store import sequences
-    from store.bulk import bulk_insert
 
     owner = client()
     rows = [
-        (owner.id, str(n), "2026-01-01", "2026-01-15", "Paid", "banktransfer", 100, 100)
+        {
+            "client": owner.id,
+            "number": str(n),
+            "date": dt.date(2026, 1, 1),
+            "due_date": dt.date(2026, 1, 15),
+            "status": "Paid",
+            "payment_method": "banktransfer",
+        }
         for n in range(1, 3001)
     ]
-    columns = ("client_id", "number", "date", "due_date", "status", "payment_method")
-    bulk_insert(Invoice, (*columns, "subtotal", "total"), rows)
+    for start in range(0, len(rows), 500):
+        Invoice.insert_many(rows[start : start + 500]).execute()
     calls: list[int] = []
     real = sequences.allocate
     monkeypatch.setattr(sequences, "allocate", lambda n: calls.append(n) or real(n))
