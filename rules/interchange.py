@@ -618,23 +618,25 @@ def _date(value: Any) -> dt.date | None:
     return None if value is None else parse_date(value)
 
 
-def _required_date(value: Any) -> dt.date:
-    result = _date(value)
-    if result is None:
-        raise FieldError("is required")
-    return result
-
-
 def _time(value: Any) -> dt.datetime | None:
     """An ISO 8601 UTC time inside the plausible window (``rules.dates``), or None."""
     return None if value is None else parse_time(value)
 
 
-def _required_time(value: Any) -> dt.datetime:
-    result = _time(value)
-    if result is None:
-        raise FieldError("is required")
-    return result
+def _required(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``parse``, refusing an absent value ("is required")."""
+
+    def check(value: Any) -> Any:
+        result = parse(value)
+        if result is None:
+            raise FieldError("is required")
+        return result
+
+    return check
+
+
+_required_date = _required(_date)
+_required_time = _required(_time)
 
 
 def _percent(places: int) -> Callable[[Any], int]:
