@@ -21,7 +21,9 @@ from pathlib import Path
 import pytest
 
 GOBILLER = [sys.executable, "-m", "tui.cli"]
-KILLS = int(os.environ.get("GOBILLER_KILLS", "36"))
+#: Runs killed while still going (each run that finished first is checked all the same).
+KILLS = int(os.environ.get("GOBILLER_KILLS", "30"))
+ATTEMPTS = 3 * KILLS
 DAY = "2026-11-20"
 
 #: What an uninterrupted run leaves, as numbers that must come out the same.
@@ -96,14 +98,17 @@ def test_a_cron_killed_at_any_moment_never_acts_twice_and_a_rerun_completes_it(
 ) -> None:
     path, expected, seconds = original
     rng = random.Random(20261129)
-    killed = 0
-    for n in range(KILLS):
+    killed = attempts = 0
+    for n in range(ATTEMPTS):
+        if killed >= KILLS:
+            break
+        attempts += 1
         copy = tmp_path / f"run{n}.sqlite3"
         for suffix in ("", "-wal", "-shm"):
             if Path(f"{path}{suffix}").exists():
                 shutil.copy(f"{path}{suffix}", f"{copy}{suffix}")
         run = _cron(copy, tmp_path)
-        time.sleep(rng.uniform(0.05, 0.9 * seconds))  # from start-up to the last flush
+        time.sleep(rng.uniform(0.05, 0.8 * seconds))  # from start-up to the last flush
         if run.poll() is None:
             run.send_signal(signal.SIGKILL)
             killed += 1
@@ -118,5 +123,5 @@ def test_a_cron_killed_at_any_moment_never_acts_twice_and_a_rerun_completes_it(
         assert not {k: v for k, v in _read(copy, TWICE).items() if v}
         for suffix in ("", "-wal", "-shm"):
             Path(f"{copy}{suffix}").unlink(missing_ok=True)
-    assert killed >= KILLS * 2 // 3, f"only {killed} of {KILLS} runs were still going when killed"
-    print(f"\nkilled {killed} of {KILLS} cron runs; duplicates found 0; totals equal")
+    assert killed >= KILLS, f"only {killed} of {attempts} runs were still going when killed"
+    print(f"\nkilled {killed} of {attempts} cron runs; duplicates found 0; totals equal")
