@@ -179,3 +179,18 @@ def test_doctor_unreachable_database_server_fails_without_traceback(home: Path) 
         integrity["status"] == "FAIL" and "cannot reach the database server" in integrity["detail"]
     )
     assert report["by_name"]["outbox"]["detail"].startswith("not checked")
+
+
+def test_doctor_fails_settings_stored_out_of_range(databases: Databases, home: Path) -> None:
+    url = healthy_install(databases, home)
+    databases.open(url)
+    Setting.delete().where(Setting.key == "daily_hour").execute()
+    Setting.insert(key="daily_hour", value="99").execute()  # by hand, past validation
+    Setting.insert(key="retired_setting", value='"x"').execute()  # ignored, as on load
+    close_database()
+    text, report = doctor(url, home)
+    assert text.returncode == 1
+    settings = report["by_name"]["settings"]
+    assert settings["status"] == "FAIL", settings
+    assert "daily_hour: must be between 0 and 23" in settings["detail"]
+    assert "retired_setting" not in settings["detail"]
