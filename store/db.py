@@ -175,5 +175,8 @@ def quick_check(limit: int = 20) -> list[str]:
     if not is_sqlite():
         return []
     rows = database.execute_sql(f"PRAGMA quick_check({int(limit)})").fetchall()
-    problems = [str(row[0]) for row in rows]
+    # Each problem is a row (a row may hold several lines); the first line of the first
+    # row is a "*** in database main ***" heading, which names no problem: dropped.
+    lines = [line for row in rows for line in str(row[0]).splitlines()]
+    problems = [line for line in lines if line.strip() and not line.startswith("*** in database")]
     return [] if problems == ["ok"] else problems

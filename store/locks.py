@@ -28,6 +28,42 @@ class LockUnavailable(Exception):
     """The lock could not be taken for another reason (permissions, no such folder)."""
 
 
+def cron_running(sqlite_path: str | None = None) -> bool:
+    """Whether a cron holds the lock of the open database (or of the SQLite file
+    ``sqlite_path``) right now; takes and gives back nothing a cron would notice (on
+    SQLite a lock file that does not exist is not created). One query on PostgreSQL.
+
+    Raises ``LockUnavailable`` when the lock file exists but cannot be opened or tested.
+    """
+    if is_postgres():
+        # A bigint advisory key shows in pg_locks as classid (high 32 bits), objid (low
+        # 32 bits) and objsubid 1 (https://www.postgresql.org/docs/15/view-pg-locks.html).
+        row = database.execute_sql(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            " AND classid = %s AND objid = %s AND objsubid = 1",
+            (ADVISORY_KEY >> 32, ADVISORY_KEY & 0xFFFFFFFF),
+        ).fetchone()
+        return bool(row and row[0])
+    real = os.path.realpath(Path(sqlite_path or database.obj.database).expanduser())
+    path = Path(f"{real}.cron.lock")
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise LockUnavailable(f"cannot open the lock file {path}: {exc.strerror}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError as exc:
+        raise LockUnavailable(f"cannot test the lock {path}: {exc.strerror}") from exc
+    finally:
+        os.close(fd)  # closing releases the test lock
+    return False
+
+
 @contextmanager
 def cron_lock(sqlite_path: str | None = None) -> Iterator[None]:
     """Hold the cron lock of the open database (or of the SQLite file ``sqlite_path``).

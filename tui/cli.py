@@ -212,23 +212,24 @@ def config_cmd(obj: Context, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def doctor(obj: Context, as_json: bool) -> None:
-    """Check the installation; exit 1 when something needs attention.
+    """Check the installation, one line per check (OK, WARN or FAIL and why); exit 1
+    when anything needs attention.
 
-    For now: files and folders that others can read (the database and its -wal/-shm,
-    the Maildir and its messages, a config file holding a password).
+    Checks: database integrity (SQLite quick_check; PostgreSQL: the connection),
+    migrations current, the daily rules ran in the last 24 hours, the cron lock, failed
+    or stuck emails, files others can read, settings left at their defaults or
+    incoherent. Never migrates nor creates the database.
     """
-    from store.permissions import check_permissions
+    from rules.doctor import healthy, run_checks
 
-    problems = check_permissions(obj.config())
-    lines = [f"WARNING: {p.message}" for p in problems] or [
-        "OK: no GoBiller file or folder is readable by others"
-    ]
+    checks = run_checks(obj.config())
+    ok = healthy(checks)
     _emit(
         as_json,
-        {"ok": not problems, "permissions": [p.as_dict() for p in problems]},
-        "\n".join(lines),
+        {"checks": [c.as_dict() for c in checks], "ok": ok},
+        "\n".join(f"{c.status:<4} {c.name}: {c.detail}" for c in checks),
     )
-    if problems:
+    if not ok:
         sys.exit(1)
 
 
