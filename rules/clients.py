@@ -17,7 +17,7 @@ from peewee import IntegrityError
 
 from rules.audit import Actor, record
 from rules.currencies import rescale_client_amounts
-from rules.errors import RuleError, ValidationError
+from rules.errors import RuleError, ValidationError, busy_is_refusal
 from rules.permissions import require
 from rules.validation import (
     TEXT_LIMITS,
@@ -335,7 +335,7 @@ def create_client(values: dict[str, Any], actor: Actor) -> Client:
         raise ValidationError({"billing_contact_id": "add contacts after creating the client"})
     custom_clean = _clean(None, {CUSTOM: custom}, "")[CUSTOM] if custom else {}
     try:
-        with writer():
+        with busy_is_refusal(), writer():
             client = Client.create(**clean)
             record(
                 actor,
@@ -390,7 +390,7 @@ def _save_client(
     custom: dict[int, str],
     actor: Actor,
 ) -> SaveResult:
-    with writer():
+    with busy_is_refusal(), writer():
         current = Client.get_by_id(client_id)
         if current.version != expected_version:
             raise StaleEdit(profile_values(current), current.version)
@@ -543,7 +543,7 @@ def add_contact(client_id: int, values: dict[str, Any], actor: Actor) -> Contact
     if missing:
         raise ValidationError(missing)
     try:
-        with writer():
+        with busy_is_refusal(), writer():
             contact = Contact.create(client=client_id, **clean)
             record(
                 actor,
@@ -579,7 +579,7 @@ def update_contact(contact_id: int, values: dict[str, Any], actor: Actor) -> Con
 
 def _save_contact(contact: Contact, clean: dict[str, Any], actor: Actor) -> None:
     contact_id = contact.id
-    with writer():
+    with busy_is_refusal(), writer():
         for key, value in clean.items():
             if getattr(contact, key) != value:
                 record(
@@ -602,7 +602,7 @@ def remove_contact(contact_id: int, actor: Actor) -> None:
     contact = Contact.get_or_none(Contact.id == contact_id)
     if contact is None:
         raise RuleError(f"no contact {contact_id}")
-    with writer():
+    with busy_is_refusal(), writer():
         Client.update(billing_contact=None, version=Client.version + 1).where(
             Client.billing_contact == contact_id
         ).execute()

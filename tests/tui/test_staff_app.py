@@ -692,3 +692,38 @@ async def test_currency_in_use_cannot_be_deleted(admin: str) -> None:
     with pytest.raises(RuleError, match="clients still use USD"):
         delete("currencies", {"code": "USD"}, admin_actor)
     assert Currency.select().count() == 1
+
+
+async def test_a_held_write_lock_says_busy_and_keeps_the_edits(admin: str) -> None:
+    """Another program holds the SQLite write lock past the wait: Save says "busy, try
+    again", the app keeps running with the edits on screen, and a second Save once the
+    lock is gone stores them (issue 10, item 4)."""
+    import sqlite3
+
+    from store.db import database, is_sqlite
+
+    if not is_sqlite():
+        return
+    [client] = make_clients(1)
+    app = StaffApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await login(pilot)
+        editor = await open_first_client(pilot)
+        editor.query_one("#f-city", Input).value = "Lockport"
+        database.execute_sql("PRAGMA busy_timeout = 200")  # not 10 s in a test
+        other = sqlite3.connect(database.obj.database, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            await pilot.press("ctrl+s")
+            await settle(pilot)
+            shown = [n.message for n in app._notifications]
+            assert any("busy" in m and "try again" in m for m in shown), shown
+            assert app.is_running and app.screen is editor
+            assert editor.query_one("#f-city", Input).value == "Lockport"
+            assert Client.get_by_id(client.id).city == ""
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+    assert Client.get_by_id(client.id).city == "Lockport"
