@@ -86,6 +86,10 @@ class DateParam(click.ParamType):
 
 
 DATE = DateParam()
+#: A record id on the command line (a client, an email): positive and within the 64-bit
+#: integer columns of SQLite and PostgreSQL, so a longer number is refused as a usage
+#: error rather than overflowing the database driver.
+RECORD_ID = click.IntRange(1, 2**63 - 1)
 
 
 def _shown(url: str) -> str:
@@ -522,7 +526,7 @@ def mail_flush(obj: Context, wait: bool, as_json: bool) -> None:
 
 
 @mail_group.command("list")
-@click.option("--client", "client_id", type=int, help="Only this client's emails.")
+@click.option("--client", "client_id", type=RECORD_ID, help="Only this client's emails.")
 @click.option("--status", type=click.Choice(EMAIL_STATUSES))
 @click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -547,7 +551,7 @@ def mail_list(
 
 
 @mail_group.command("show")
-@click.argument("email_id", type=int)
+@click.argument("email_id", type=RECORD_ID)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def mail_show(obj: Context, email_id: int, as_json: bool) -> None:
@@ -570,7 +574,7 @@ def mail_show(obj: Context, email_id: int, as_json: bool) -> None:
 
 
 @mail_group.command("resend")
-@click.argument("email_id", type=int)
+@click.argument("email_id", type=RECORD_ID)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def mail_resend(obj: Context, email_id: int, as_json: bool) -> None:
@@ -883,7 +887,7 @@ def cron_status(obj: Context, as_json: bool) -> None:
 
 
 @main.command("explain")
-@click.argument("client_id", type=int)
+@click.argument("client_id", type=RECORD_ID)
 @click.option(
     "--date",
     "date_",
