@@ -22,6 +22,15 @@ BIDI_CONTROLS = frozenset(
 MULTILINE_ALLOWED = frozenset("\n\t")
 
 
+def surrogate_refusal(text: str) -> str | None:
+    """Why ``text`` is not Unicode text (it holds a lone surrogate, category Cs, as a
+    broken paste or a mis-decoded file leaves), or None; for values such as template
+    bodies that may hold any other character."""
+    if any("\ud800" <= ch <= "\udfff" for ch in text):
+        return "must be valid Unicode text (a lone surrogate is not)"
+    return None
+
+
 def text_refusal(text: str, *, multiline: bool = False) -> str | None:
     """Why ``text`` may not be stored, or None when it may.
 
