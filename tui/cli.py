@@ -136,6 +136,17 @@ def _report(exc: BaseException, as_json: bool) -> int:
     return int(code)
 
 
+def _check_arguments(argv: list[str]) -> None:
+    """Refuse an argument that is not UTF-8 text: Python decodes such bytes to lone
+    surrogates, which no database, file or terminal can take (UnicodeEncodeError
+    wherever the value goes). Raises ``click.UsageError`` naming it in ASCII."""
+    from store.text import surrogate_refusal
+
+    for arg in argv:
+        if surrogate_refusal(arg):
+            raise click.UsageError(f"{ascii(arg)} is not UTF-8 text")
+
+
 class CommandGroup(click.Group):
     """``gobiller``: whatever a command lets escape ends as one line and a sysexits code
     (``tui.exits``), never a traceback (PRODUCT.md §5)."""
@@ -152,6 +163,7 @@ class CommandGroup(click.Group):
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         argv = list(sys.argv[1:] if args is None else args)
         try:
+            _check_arguments(argv)
             code = super().main(argv, prog_name, complete_var, False, **extra)
         except (Exception, KeyboardInterrupt) as exc:
             sys.exit(_report(exc, as_json="--json" in argv))
