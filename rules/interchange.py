@@ -590,9 +590,18 @@ def _bool(value: Any) -> bool:
     return value
 
 
+#: The widest whole number a column holds (SQLite's and PostgreSQL's 64-bit integers).
+INT_MAX = 2**63 - 1
+#: JSON numbers longer than this are refused while parsing (Python refuses to convert
+#: integers of over 4,300 digits, and no value here needs more than 19).
+NUMBER_DIGITS_MAX = 40
+
+
 def _int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise FieldError("must be a whole number")
+    if not -INT_MAX <= value <= INT_MAX:
+        raise FieldError("is out of range")
     return value
 
 
@@ -700,7 +709,8 @@ class _Plan:
 
 
 def load_document(text: str) -> Any:
-    """Parse JSON text, refusing duplicate keys and non-finite numbers."""
+    """Parse JSON text, refusing duplicate keys, non-finite numbers, numbers of more than
+    ``NUMBER_DIGITS_MAX`` characters and nesting deeper than Python's parser can follow."""
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
         result: dict[str, Any] = {}
@@ -713,10 +723,26 @@ def load_document(text: str) -> Any:
     def constant(name: str) -> Any:
         raise ImportError_([f"{DOCUMENT}: {name} is not allowed in JSON"])
 
+    def number(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+        def check(digits: str) -> Any:
+            if len(digits) > NUMBER_DIGITS_MAX:
+                raise ImportError_(
+                    [f"{DOCUMENT}: a number of {len(digits):,} characters is too long"]
+                )
+            return parse(digits)
+
+        return check
+
     try:
         return json.loads(
-            text, object_pairs_hook=pairs, parse_float=Decimal, parse_constant=constant
+            text,
+            object_pairs_hook=pairs,
+            parse_float=number(Decimal),
+            parse_int=number(int),
+            parse_constant=constant,
         )
+    except RecursionError as exc:
+        raise ImportError_([f"{DOCUMENT}: nested too deeply"]) from exc
     except json.JSONDecodeError as exc:
         raise ImportError_(
             [f"{DOCUMENT}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"]

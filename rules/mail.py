@@ -38,7 +38,7 @@ from store.models import (
 from store.models.enums import EmailStatus
 from store.money import format_money
 from store.settings import Settings, load_settings
-from store.text import text_refusal
+from store.text import surrogate_refusal, text_refusal
 
 INVOICE_TEMPLATES = frozenset(
     {
@@ -296,6 +296,8 @@ def check_template(name: str, subject: str, body_text: str, body_html: str = "")
     goes over the render budget (``rules.sandbox``): the check a send would make, at save.
 
     The name and subject are single lines (``store.text``): both become email headers.
+    The bodies may hold any character but a lone surrogate (not Unicode text: no mail,
+    file or database can store it).
     """
     if not subject.strip() or not body_text.strip():
         raise TemplateRefused("subject and body are required")
@@ -305,6 +307,10 @@ def check_template(name: str, subject: str, body_text: str, body_html: str = "")
         raise TemplateRefused(f"a template name is 1 to {NAME_MAX} characters")
     for label, text in (("name", name), ("subject", subject)):
         refusal = text_refusal(text)
+        if refusal:
+            raise TemplateRefused(f"{label}: {refusal}")
+    for label, text in (("body", body_text), ("HTML body", body_html)):
+        refusal = surrogate_refusal(text)
         if refusal:
             raise TemplateRefused(f"{label}: {refusal}")
     return render(subject, body_text, body_html, sample_context(name, load_settings()))

@@ -73,6 +73,10 @@ class MassMailFilter:
         return cls(**kwargs)
 
 
+#: The list filters: the command line's key and the ``MassMailFilter`` field it fills.
+_LIST_FIELDS = {"group": "groups", "country": "countries", "currency": "currencies"}
+
+
 def _parse_one(key: str, items: list[str]) -> dict[str, Any]:
     if key == "status":
         allowed = {s.value for s in ClientStatus}
@@ -80,13 +84,9 @@ def _parse_one(key: str, items: list[str]) -> dict[str, Any]:
         if bad:
             raise ValueError(f"unknown status {', '.join(bad)}")
         return {"statuses": tuple(items)}
-    if key in ("group", "country", "currency"):
+    if key in _LIST_FIELDS:
         upper = key != "group"
-        return {
-            key + "s" if key != "country" else "countries": tuple(
-                i.upper() if upper else i for i in items
-            )
-        }
+        return {_LIST_FIELDS[key]: tuple(i.upper() if upper else i for i in items)}
     if key == "has_active_product":
         if items not in (["yes"], ["no"], ["true"], ["false"]):
             raise ValueError("yes or no")

@@ -22,17 +22,30 @@ BIDI_CONTROLS = frozenset(
 MULTILINE_ALLOWED = frozenset("\n\t")
 
 
+def surrogate_refusal(text: str) -> str | None:
+    """Why ``text`` is not Unicode text (it holds a lone surrogate, category Cs, as a
+    broken paste or a mis-decoded file leaves), or None; for values such as template
+    bodies that may hold any other character."""
+    if any("\ud800" <= ch <= "\udfff" for ch in text):
+        return "must be valid Unicode text (a lone surrogate is not)"
+    return None
+
+
 def text_refusal(text: str, *, multiline: bool = False) -> str | None:
     """Why ``text`` may not be stored, or None when it may.
 
     Refused everywhere: bidi controls and control characters (Unicode category Cc:
-    C0, DEL and C1), except newline and tab in a multi-line value. Refused in a
-    single-line value also: line and paragraph separators (categories Zl and Zp).
+    C0, DEL and C1), except newline and tab in a multi-line value, and lone surrogates
+    (category Cs: not Unicode text, no encoder can write them to a mail, a file or a
+    terminal). Refused in a single-line value also: line and paragraph separators
+    (categories Zl and Zp).
     """
     for ch in text:
         if ch in BIDI_CONTROLS:
             return "must not contain bidirectional override characters"
         category = unicodedata.category(ch)
+        if category == "Cs":
+            return "must be valid Unicode text (a lone surrogate is not)"
         if category == "Cc" and not (multiline and ch in MULTILINE_ALLOWED):
             return "must not contain control characters"
         if category in ("Zl", "Zp") and not multiline:

@@ -86,6 +86,10 @@ class DateParam(click.ParamType):
 
 
 DATE = DateParam()
+#: A record id on the command line (a client, an email): positive and within the 64-bit
+#: integer columns of SQLite and PostgreSQL, so a longer number is refused as a usage
+#: error rather than overflowing the database driver.
+RECORD_ID = click.IntRange(1, 2**63 - 1)
 
 
 def _shown(url: str) -> str:
@@ -132,6 +136,17 @@ def _report(exc: BaseException, as_json: bool) -> int:
     return int(code)
 
 
+def _check_arguments(argv: list[str]) -> None:
+    """Refuse an argument that is not UTF-8 text: Python decodes such bytes to lone
+    surrogates, which no database, file or terminal can take (UnicodeEncodeError
+    wherever the value goes). Raises ``click.UsageError`` naming it in ASCII."""
+    from store.text import surrogate_refusal
+
+    for arg in argv:
+        if surrogate_refusal(arg):
+            raise click.UsageError(f"{ascii(arg)} is not UTF-8 text")
+
+
 class CommandGroup(click.Group):
     """``gobiller``: whatever a command lets escape ends as one line and a sysexits code
     (``tui.exits``), never a traceback (PRODUCT.md §5)."""
@@ -148,6 +163,7 @@ class CommandGroup(click.Group):
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         argv = list(sys.argv[1:] if args is None else args)
         try:
+            _check_arguments(argv)
             code = super().main(argv, prog_name, complete_var, False, **extra)
         except (Exception, KeyboardInterrupt) as exc:
             sys.exit(_report(exc, as_json="--json" in argv))
@@ -523,7 +539,7 @@ def mail_flush(obj: Context, wait: bool, as_json: bool) -> None:
 
 
 @mail_group.command("list")
-@click.option("--client", "client_id", type=int, help="Only this client's emails.")
+@click.option("--client", "client_id", type=RECORD_ID, help="Only this client's emails.")
 @click.option("--status", type=click.Choice(EMAIL_STATUSES))
 @click.option("--limit", type=click.IntRange(1, 100_000), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -548,7 +564,7 @@ def mail_list(
 
 
 @mail_group.command("show")
-@click.argument("email_id", type=int)
+@click.argument("email_id", type=RECORD_ID)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def mail_show(obj: Context, email_id: int, as_json: bool) -> None:
@@ -571,7 +587,7 @@ def mail_show(obj: Context, email_id: int, as_json: bool) -> None:
 
 
 @mail_group.command("resend")
-@click.argument("email_id", type=int)
+@click.argument("email_id", type=RECORD_ID)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def mail_resend(obj: Context, email_id: int, as_json: bool) -> None:
@@ -884,7 +900,7 @@ def cron_status(obj: Context, as_json: bool) -> None:
 
 
 @main.command("explain")
-@click.argument("client_id", type=int)
+@click.argument("client_id", type=RECORD_ID)
 @click.option(
     "--date",
     "date_",
