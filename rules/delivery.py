@@ -33,7 +33,7 @@ from typing import Any, Protocol
 from peewee import SQL, Select, fn
 
 from rules.audit import Actor, record
-from rules.errors import RuleError
+from rules.errors import RuleError, busy_is_refusal
 from rules.mail import MASK
 from rules.mail_sql import NOT_RENDERED
 from rules.mail_wire import (
@@ -675,7 +675,7 @@ def resend(email_id: int, actor: Actor) -> Email:
         refusal = refusal_for(original.client_id)
         if refusal:
             raise RuleError(f"email {email_id} is marketing and {refusal}: not resent")
-    with writer():
+    with busy_is_refusal(), writer():
         now = utcnow()
         copy = Email.create(
             client=original.client_id,

@@ -20,7 +20,7 @@ from jinja2 import StrictUndefined, TemplateError
 
 from rules import mail_sql
 from rules.audit import Actor, record
-from rules.errors import RuleError
+from rules.errors import RuleError, busy_is_refusal
 from rules.mail_sql import NOT_RENDERED
 from rules.sandbox import BudgetedSandbox, BudgetExceeded, render_budget, render_within
 from store.bulk import bulk_insert
@@ -321,7 +321,7 @@ def save_template(
 ) -> EmailTemplate:
     """Create or update a template after ``check_template``; audited."""
     check_template(name, subject, body_text, body_html)
-    with writer():
+    with busy_is_refusal(), writer():
         template = EmailTemplate.get_or_none(EmailTemplate.name == name)
         if template is None:
             template = EmailTemplate.create(

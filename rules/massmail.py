@@ -10,7 +10,7 @@ from typing import Any
 
 from rules.audit import Actor, record
 from rules.dates import parse_date
-from rules.errors import RuleError, ValidationError
+from rules.errors import RuleError, ValidationError, busy_is_refusal
 from rules.mail import (
     Notice,
     Rendered,
@@ -163,7 +163,7 @@ def send_mass_mail(
         raise RuleError("no client matches these filters")
     batch = uuid.uuid4().hex[:12]
     notices = [Notice(client_id=i, unique_key=f"mass:{batch}:{i}") for i in plan.recipient_ids]
-    with writer():
+    with busy_is_refusal(), writer():
         queued = queue(template_name, notices, marketing=marketing)
         record(
             actor,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rules.audit import Actor, record
-from rules.errors import RuleError, ValidationError
+from rules.errors import RuleError, ValidationError, busy_is_refusal
 from rules.interchange import ImportError_, check_document
 from rules.permissions import require
 from store.db import writer
@@ -95,7 +95,7 @@ def save(kind: str, values: dict[str, Any], actor: Actor) -> None:
             .first()
         )
         order = existing.sort_order if existing else (top.sort_order + 1 if top else 0)
-    with writer():
+    with busy_is_refusal(), writer():
         try:
             write_reference(plan)
         except ImportError_ as exc:  # e.g. decimals changed under stored amounts
@@ -129,7 +129,7 @@ def delete(kind: str, key: dict[str, Any], actor: Actor) -> None:
         raise RuleError("no such record")
     if model is Currency and Client.select().where(Client.currency == row.id).exists():
         raise RuleError(f"clients still use {row.code}: change their currency first")
-    with writer():
+    with busy_is_refusal(), writer():
         row.delete_instance()
         record(
             actor,
