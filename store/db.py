@@ -110,6 +110,7 @@ def open_database(url: str, *, create_dirs: bool = True) -> Database:
         real = db_url.connect(url, options=options)
     else:
         raise ValueError(f"unsupported database URL {url!r}: use sqlite:/// or postgresql://")
+    close_database()  # a process that opens another database lets go of the first
     database.initialize(real)
     real.connect(reuse_if_open=True)
     return real
