@@ -4,7 +4,7 @@
 
 1. builds a SQLite database (N clients, one service each, 10 invoices each: paid
    history plus unpaid ones falling due for every stage) and copies it twice;
-2. times ``rules.cron.run_rules`` for one business date (the outbox is queued but
+2. times ``rules.billing.cron.run_rules`` for one business date (the outbox is queued but
    not delivered: delivery speed is the mail server's);
 3. times hand-written set-based SQL doing the same work on the first copy;
 4. times a per-client ORM loop (rendering each email) on a sample of clients of the
@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from playhouse.test_utils import count_queries  # noqa: E402
 
-from rules.cron import run_rules  # noqa: E402
-from rules.invoicing import INVOICE_COLUMNS  # noqa: E402
+from rules.billing.cron import run_rules
+from rules.billing.invoicing import INVOICE_COLUMNS
 from store import sequences  # noqa: E402
 from store.bulk import bulk_insert, row_maker  # noqa: E402
 from store.db import close_database, database, open_database, writer  # noqa: E402
@@ -184,8 +184,8 @@ def build(path: Path, clients: int, catch_up: bool) -> None:
 
 def _earlier_days(open_invoices: list[tuple[int, dt.date]]) -> None:
     """Record what the runs before today did: notices sent, late fees added."""
-    from rules.automation import RunContext
-    from rules.notices import latest_stage
+    from rules.billing.automation import RunContext
+    from rules.billing.notices import latest_stage
 
     yesterday = RunContext(DAY - dt.timedelta(days=1), load_settings())
     ledger, fees = [], []
@@ -233,9 +233,9 @@ def _earlier_days(open_invoices: list[tuple[int, dt.date]]) -> None:
 
 def email_sql(template: str, key: str, invoice: str, source: str, where: str = "1") -> str:
     """An email per row of ``source`` with the text the cron writes: the template's SQL
-    expression (rules.mail_sql, inlined here) over that row's invoice and client."""
-    from rules.mail import company_context
-    from rules.mail_sql import compile_template
+    expression (rules.mail.sql, inlined here) over that row's invoice and client."""
+    from rules.mail.sql import compile_template
+    from rules.mail.templates import company_context
     from store.models import EmailTemplate
 
     stored = EmailTemplate.get(EmailTemplate.name == template)
@@ -420,7 +420,7 @@ def effects(path: Path) -> dict[str, object]:
 
 def naive_loop(path: Path, sample: int) -> float:
     """The obvious per-client code: a few ORM queries and writes per client and invoice."""
-    from rules.mail import Notice, queue
+    from rules.mail.outbox import Notice, queue
 
     open_database(f"sqlite:///{path}")
     started = time.perf_counter()

@@ -3,7 +3,7 @@
     python bench/delivery.py [--history 200000] [--leases 20] [--database URL]
 
 Builds an outbox with ``--history`` sent emails (half of them marketing, sent over the
-past year) and ``--leases`` x 100 queued ones, then times ``rules.delivery._lease`` (the
+past year) and ``--leases`` x 100 queued ones, then times ``rules.mail.delivery._lease`` (the
 rate-limit count and the claim of 100 due emails) on a history of none and of
 ``--history``. The ratio is the point: 1.0 means the history costs nothing. The last
 line is one JSON object. ``--database`` takes an EMPTY database (SQLite or PostgreSQL).
@@ -22,8 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rules.delivery import _lease  # noqa: E402
-from rules.mail import OUTBOX_COLUMNS  # noqa: E402
+from rules.mail.delivery import _lease
+from rules.mail.outbox import OUTBOX_COLUMNS
 from store.bulk import bulk_insert  # noqa: E402
 from store.db import database, is_postgres, open_database, writer  # noqa: E402
 from store.migrate import upgrade  # noqa: E402

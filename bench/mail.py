@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rules.mail import OUTBOX_COLUMNS, Notice, queue  # noqa: E402
+from rules.mail.outbox import OUTBOX_COLUMNS, Notice, queue
 from store.bulk import bulk_insert, row_maker  # noqa: E402
 from store.db import open_database, writer  # noqa: E402
 from store.migrate import upgrade  # noqa: E402

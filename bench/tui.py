@@ -170,7 +170,7 @@ async def measure_keystrokes() -> tuple[list[float], list[float]]:
 
 def measure_saves(n: int = 60) -> list[float]:
     from rules.audit import SYSTEM_CLI
-    from rules.clients import update_client
+    from rules.clients.profile import update_client
     from store.models import Client
 
     top = Client.select().count()

@@ -17,12 +17,12 @@ from typing import Any
 
 import phonenumbers
 
+from rules.accounts.passwords import generate_password, hash_password
+from rules.accounts.staff import add_staff
 from rules.audit import SYSTEM_CLI
+from rules.billing.invoicing import INVOICE_COLUMNS, ITEM_COLUMNS, fill_anchor_days
 from rules.dates import DATE_MAX, DATE_MIN, WINDOW_TEXT
 from rules.errors import RuleError
-from rules.invoicing import INVOICE_COLUMNS, ITEM_COLUMNS, fill_anchor_days
-from rules.passwords import generate_password, hash_password
-from rules.staff import add_staff
 from store import sequences
 from store.bulk import bulk_insert, bulk_update_column, reset_sequences
 from store.db import writer

@@ -111,7 +111,7 @@ def _migrations() -> tuple[str, str]:
 
 
 def _cron_runs(now_utc: dt.datetime) -> tuple[str, str]:
-    from rules.cron import daily_health
+    from rules.billing.cron import daily_health
     from store.settings import load_settings
 
     health = daily_health(now_utc, load_settings())

@@ -6,7 +6,7 @@ beside the target, is flushed to the disk, then renamed over the target, and the
 folder is flushed too. A full disk, a missing folder or a permission problem
 leaves the previous file as it was and raises :class:`FileWriteError` whose
 message says why in one line. The Maildir has its own tmp → new protocol
-(``rules.delivery``); the SQLite file is SQLite's own.
+(``rules.mail.delivery``); the SQLite file is SQLite's own.
 
 What GoBiller creates is readable by its user only (0600 files, 0700 folders):
 exports hold card tokens and personal data, the database holds everything.

@@ -88,7 +88,7 @@ def format_money(minor: int, currency: CurrencyFormat) -> str:
     amount never goes out without saying its currency.
 
     This is the one formatter of the product: the Jinja merge fields, the screens and
-    ``rules.mail_sql.money`` (its SQL twin, tested to write the same bytes) all use it.
+    ``rules.mail.sql.money`` (its SQL twin, tested to write the same bytes) all use it.
     """
     return _format(int(minor), currency.prefix, currency.suffix, currency.decimals, currency.code)
 

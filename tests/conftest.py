@@ -208,8 +208,8 @@ def smtp_refusing_login() -> Iterator[SmtpConfig]:
 @pytest.fixture
 def admin(db: str) -> str:
     """A migrated database with staff 'admin' (admin) and 'helpdesk' (support)."""
+    from rules.accounts.staff import add_staff
     from rules.audit import SYSTEM_CLI
-    from rules.staff import add_staff
 
     add_staff("admin", STAFF_PASSWORD, "admin", SYSTEM_CLI)
     add_staff("helpdesk", STAFF_PASSWORD, "support", SYSTEM_CLI)

@@ -399,7 +399,7 @@ def export_cmd(obj: Context, file: Path, as_json: bool) -> None:
 
     FILE is replaced all at once (readable by you only): when writing fails (disk full,
     no such folder, no permission) the previous FILE is left as it was."""
-    from rules.interchange import build_export, dumps, export_to
+    from rules.interchange.export import build_export, dumps, export_to
     from store.files import FileWriteError
 
     obj.open()
@@ -420,7 +420,8 @@ def export_cmd(obj: Context, file: Path, as_json: bool) -> None:
 def import_cmd(obj: Context, file: Path, as_json: bool) -> None:
     """Import an interchange document: every record is checked first; nothing is
     written unless all are valid, then everything is written in one transaction."""
-    from rules.interchange import ImportError_, import_file
+    from rules.interchange.importer import import_file
+    from rules.interchange.schema import ImportError_
 
     obj.open()
     try:
@@ -470,10 +471,10 @@ def staff_group() -> None:
 @click.pass_obj
 def staff_add(obj: Context, username: str, role: str, password_stdin: bool, as_json: bool) -> None:
     """Create a staff member; prints a generated password unless --password-stdin."""
+    from rules.accounts.passwords import generate_password
+    from rules.accounts.staff import add_staff
     from rules.audit import SYSTEM_CLI
     from rules.errors import RuleError
-    from rules.passwords import generate_password
-    from rules.staff import add_staff
 
     obj.open()
     password = sys.stdin.readline().rstrip("\n") if password_stdin else generate_password()
@@ -499,7 +500,7 @@ def mail_group() -> None:
 
 
 def _transport(obj: Context) -> Any:
-    from rules.delivery import make_transport
+    from rules.mail.delivery import make_transport
     from store.settings import load_settings
 
     cfg = obj.config()
@@ -508,7 +509,7 @@ def _transport(obj: Context) -> Any:
 
 def flush_outbox(obj: Context, *, wait: bool = False) -> Any:
     """Deliver the outbox (also the last step of every cron run)."""
-    from rules.delivery import flush
+    from rules.mail.delivery import flush
 
     return flush(_transport(obj), wait=wait)
 
@@ -548,7 +549,7 @@ def mail_list(
     obj: Context, client_id: int | None, status: str | None, limit: int, as_json: bool
 ) -> None:
     """The email log, newest first: date, template, to, subject, status, last error."""
-    from rules.maillog import email_log
+    from rules.mail.log import email_log
 
     obj.open()
     rows = email_log(client_id=client_id, status=status, limit=limit)
@@ -570,7 +571,7 @@ def mail_list(
 def mail_show(obj: Context, email_id: int, as_json: bool) -> None:
     """Print one email as it was (or will be) sent."""
     from rules.errors import RuleError
-    from rules.maillog import email_message
+    from rules.mail.log import email_message
 
     obj.open()
     try:
@@ -594,8 +595,8 @@ def mail_resend(obj: Context, email_id: int, as_json: bool) -> None:
     """Queue a copy of a logged email (not marketing email to a client who may no longer
     receive it: opted out or Closed)."""
     from rules.audit import SYSTEM_CLI
-    from rules.delivery import resend
     from rules.errors import RuleError
+    from rules.mail.delivery import resend
 
     obj.open()
     try:
@@ -627,7 +628,7 @@ def mail_template(
     """Show a template, or save a new version (checked in the sandbox first)."""
     from rules.audit import SYSTEM_CLI
     from rules.errors import RuleError
-    from rules.mail import save_template
+    from rules.mail.templates import save_template
     from store.models import EmailTemplate
 
     obj.open()
@@ -694,7 +695,7 @@ def mail_mass(
     """Send a template to every client matching the filters (queued in one transaction)."""
     from rules.audit import SYSTEM_CLI
     from rules.errors import RuleError
-    from rules.massmail import MassMailFilter, preview, send_mass_mail
+    from rules.mail.massmail import MassMailFilter, preview, send_mass_mail
 
     obj.open()
     try:
@@ -752,8 +753,8 @@ def cron(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from rules.automation import business_date
-    from rules.cron import RULE_NAMES, flush_and_finish, run_rules
+    from rules.billing.automation import business_date
+    from rules.billing.cron import RULE_NAMES, flush_and_finish, run_rules
     from store.locks import AlreadyRunning, LockUnavailable, cron_lock
     from store.models import utcnow
     from store.settings import load_settings
@@ -850,7 +851,7 @@ def _print_summary(summary: Any) -> None:
 def cron_status(obj: Context, as_json: bool) -> None:
     """Recent runs; warns (exit 1) when the daily rules have not run in the last 24 hours,
     also when runs happen but all before the daily hour."""
-    from rules.cron import daily_health, recent_runs
+    from rules.billing.cron import daily_health, recent_runs
     from store.models import utcnow
     from store.settings import load_settings
 
@@ -911,9 +912,9 @@ def cron_status(obj: Context, as_json: bool) -> None:
 @click.pass_obj
 def explain_cmd(obj: Context, client_id: int, date_: dt.date | None, as_json: bool) -> None:
     """Rule by rule: would the cron act for this client, and if not, why not."""
-    from rules.automation import business_date, next_daily_run
+    from rules.billing.automation import business_date, next_daily_run
+    from rules.billing.explain import explain
     from rules.errors import RuleError
-    from rules.explain import explain
     from store.models import utcnow
     from store.settings import load_settings
 

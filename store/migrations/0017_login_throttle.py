@@ -1,7 +1,7 @@
 """0017_login_throttle: failed logins per account, for growing delays (issue 10).
 
 One row per realm ("staff", later "client") and login name as typed: the failure
-count and the time before which no further attempt is checked (``rules.throttle``).
+count and the time before which no further attempt is checked (``rules.accounts.throttle``).
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ class PasswordResetToken(BaseModel):
 
 class LoginThrottle(BaseModel):
     """Failed logins of one account (staff username, later a client email), so that each
-    failure after the third makes the next attempt wait longer (``rules.throttle``).
+    failure after the third makes the next attempt wait longer (``rules.accounts.throttle``).
 
     Keyed by the name typed, whether or not such an account exists, so the delays do not
     reveal who has an account. The row goes on a successful login; nothing locks an

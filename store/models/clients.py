@@ -59,7 +59,7 @@ class Client(BaseModel):
     first_name = CharField(max_length=NAME_MAX)
     last_name = CharField(max_length=NAME_MAX)
     company = CharField(max_length=COMPANY_MAX, default="")
-    #: Normalised (``rules.validation.clean_email``).
+    #: Normalised (``rules.clients.validation.clean_email``).
     email = CharField(max_length=EMAIL_MAX)
     #: ``store.keys.email_key(email)``: unique, so emails are unique under full case folding.
     email_key = CharField(max_length=EMAIL_KEY_MAX, unique=True)

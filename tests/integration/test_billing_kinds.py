@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from dateutil.relativedelta import relativedelta
 
-from rules.automation import RunContext
-from rules.explain import explain
-from rules.invoicing import next_due_date
-from rules.notices import latest_stage, stage_windows
+from rules.billing.automation import RunContext
+from rules.billing.explain import explain
+from rules.billing.invoicing import next_due_date
+from rules.billing.notices import latest_stage, stage_windows
 from store.models import (
     ActionLedger,
     Addon,
@@ -519,8 +519,8 @@ def test_invoice_numbers_only_go_up(db: str) -> None:
     """After an import numbered 1001-1005 the cron's invoice is 1006; with a format it is
     INV-2026-01007; a number another path wrote is passed over, never reused; a run that
     rolls back leaves no gap."""
-    from rules.interchange import import_document
-    from rules.invoicing import allocate_numbers
+    from rules.billing.invoicing import allocate_numbers
+    from rules.interchange.importer import import_document
     from store.db import writer
 
     import_document(_history([str(n) for n in range(1001, 1006)]))
@@ -600,10 +600,11 @@ def test_stored_amounts_keep_their_value_when_the_currency_s_shape_changes(db: s
     an amount JPY cannot hold refuses the move and changes nothing; a currency's
     decimals cannot change under stored amounts, by the screen or by an import."""
     from rules.audit import SYSTEM_CLI
-    from rules.clients import update_client
+    from rules.clients.profile import update_client
+    from rules.clients.reference import save
     from rules.errors import ValidationError
-    from rules.interchange import ImportError_, import_document
-    from rules.reference import save
+    from rules.interchange.importer import import_document
+    from rules.interchange.schema import ImportError_
 
     usd = Currency.get_or_create(code="USD", defaults={"is_default": True})[0]
     jpy = Currency.create(code="JPY", decimals=0, rate="150")
@@ -647,8 +648,8 @@ def test_stored_amounts_keep_their_value_when_the_currency_s_shape_changes(db: s
 )
 def test_an_exchange_rate_is_a_sane_positive_decimal(db: str, rate: str) -> None:
     from rules.audit import SYSTEM_CLI
+    from rules.clients.reference import save
     from rules.errors import ValidationError
-    from rules.reference import save
 
     row = {
         "code": "EUR",

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from rules.marketing import OPTED_OUT
+from rules.mail.marketing import OPTED_OUT
 from store.migrate import MIGRATIONS_DIR
 from tests.conftest import Databases
 
@@ -144,7 +144,7 @@ def test_headless_commands_never_load_textual(databases: Databases, tmp_path: Pa
     url = databases.new_url()
     script = f"""
 import sys
-import store, store.models, rules, rules.interchange, rules.demo, tui, tui.cli
+import store, store.models, rules, rules.interchange.importer, rules.demo, tui, tui.cli
 from click.testing import CliRunner
 runner = CliRunner()
 for args in (["--help"], ["--database", {url!r}, "export", {str(tmp_path / "x.json")!r}]):
@@ -166,7 +166,7 @@ def test_mail_commands_speak_json_and_flush_skips_marketing_no_longer_wanted(
     """The reproducer (cases/18): a marketing campaign queued, a client opts out before the
     outbox is flushed, then a resend; and ``mail show|resend|template --json``, errors too."""
     from rules.audit import Actor
-    from rules.clients import update_client
+    from rules.clients.profile import update_client
     from store.models import Client, Currency
     from store.models.enums import ActorType, Source
 

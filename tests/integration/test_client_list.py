@@ -6,8 +6,8 @@ import pytest
 from playhouse.test_utils import count_queries
 
 from rules.audit import SYSTEM_CLI
-from rules.clients import create_client, update_client
-from rules.validation import format_phone
+from rules.clients.profile import create_client, update_client
+from rules.clients.validation import format_phone
 from store.client_list import ListQuery, count, fetch_page
 from store.db import writer
 from store.models import Client, ClientGroup, Currency
@@ -172,7 +172,7 @@ def test_search_finds_what_staff_see_and_type_from_every_writer(db: str) -> None
     """Imported, demo and edited clients are searchable the same way; the SQLite index
     stays consistent with the table through inserts, updates and deletes."""
     from rules.demo import generate_demo
-    from rules.interchange import import_document
+    from rules.interchange.importer import import_document
     from store.db import database, is_sqlite
 
     generate_demo(40, seed=3)

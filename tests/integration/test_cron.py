@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from playhouse.test_utils import count_queries
 
-from rules.automation import business_date
-from rules.cron import RULE_NAMES, run_rules
+from rules.billing.automation import business_date
+from rules.billing.cron import RULE_NAMES, run_rules
 from store.locks import cron_lock
 from store.models import (
     ActionLedger,
@@ -202,7 +202,7 @@ def test_tax_exempt_client_is_untaxed(db: str) -> None:
 
 
 def test_most_specific_tax_rule_wins() -> None:
-    from rules.tax import TaxTable
+    from rules.billing.tax import TaxTable
 
     table = TaxTable([(1, "", "", 1), (1, "US", "", 2), (1, "US", "CA", 3)])
     s = Settings()
@@ -364,9 +364,9 @@ def test_capture_charges_outside_any_transaction_and_keeps_a_payment_made_meanwh
     """The gateway is called with no write transaction open; an invoice staff marked
     paid during the charge keeps that payment, the charge is still recorded, and
     no confirmation claims the card paid it."""
-    from rules import capture
-    from rules.automation import RunContext
-    from rules.gateways import CaptureResult
+    from rules.billing import capture
+    from rules.billing.automation import RunContext
+    from rules.billing.gateways import CaptureResult
 
     owner = client(payment_method="sandboxcard")
     StoredCard.create(
@@ -412,9 +412,9 @@ def test_an_attempt_left_unresolved_is_replayed_with_its_own_key(db: str) -> Non
     """The gateway fails on one invoice: the others are recorded at once; the failed one
     stays 'charging' and the next day's run asks the gateway again with the first key,
     so a charge that did go through is found, not made twice."""
-    from rules import capture
-    from rules.automation import RunContext
-    from rules.gateways import CaptureResult, SandboxCard
+    from rules.billing import capture
+    from rules.billing.automation import RunContext
+    from rules.billing.gateways import CaptureResult, SandboxCard
 
     owner = _card_client()
     first, second = (invoice(owner, DAY, method="sandboxcard") for _ in range(2))
@@ -449,9 +449,9 @@ def test_an_attempt_left_unresolved_is_replayed_with_its_own_key(db: str) -> Non
 def test_an_invoice_paid_before_its_charge_is_not_charged(
     db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rules import capture
-    from rules.automation import RunContext
-    from rules.gateways import CaptureResult, SandboxCard
+    from rules.billing import capture
+    from rules.billing.automation import RunContext
+    from rules.billing.gateways import CaptureResult, SandboxCard
 
     monkeypatch.setattr(capture, "RECORD_SECONDS", 0.0)  # re-read before every charge
     owner = _card_client()
@@ -535,8 +535,8 @@ def test_status_update_leaves_a_staff_change_made_after_it_read(
 ) -> None:
     """Staff close a client between the rule's read and its write: the close stands,
     and neither the audit log nor the ledger claims the rule changed that client."""
-    from rules import status_update
-    from rules.automation import RunContext
+    from rules.billing import status_update
+    from rules.billing.automation import RunContext
 
     clients = _status_setup()
     ctx = RunContext(DAY, load_settings(), run_id=None)
@@ -679,7 +679,7 @@ def test_a_mail_server_refusing_login_makes_the_run_fail(db: str, smtp_refusing_
 
 
 def test_explain_says_why(db: str) -> None:
-    from rules.explain import explain
+    from rules.billing.explain import explain
 
     c = client(late_fees_exempt=True, status_locked=True)
     invoice(c, DAY - dt.timedelta(days=6))

@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 
-from rules.cron import RULE_NAMES, run_rules
+from rules.billing.cron import RULE_NAMES, run_rules
+from rules.billing.explain import explain
 from rules.errors import ValidationError
-from rules.explain import explain
-from rules.interchange import ImportError_, import_document
-from rules.massmail import MassMailFilter
+from rules.interchange.importer import import_document
+from rules.interchange.schema import ImportError_
+from rules.mail.massmail import MassMailFilter
 from store.models import (
     Addon,
     Client,
@@ -40,7 +41,7 @@ from tests.integration.test_interchange import _minimal
 DAY = dt.date(2026, 3, 10)
 WINDOW = "between 1970-01-01 and 2100-12-31"
 DATE_MIN, DATE_MAX = dt.date(1970, 1, 1), dt.date(2100, 12, 31)
-#: The cron summary's entry naming dates outside the window (``rules.cron.DATE_CHECK``).
+#: The cron summary's entry naming dates outside the window (``rules.billing.cron.DATE_CHECK``).
 DATE_CHECK = "date_check"
 
 EMAIL = {

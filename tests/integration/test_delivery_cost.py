@@ -9,8 +9,8 @@ from typing import Any
 
 from playhouse.test_utils import count_queries
 
-from rules.delivery import LEASE, MaildirTransport, flush
-from rules.mail import OUTBOX_COLUMNS
+from rules.mail.delivery import LEASE, MaildirTransport, flush
+from rules.mail.outbox import OUTBOX_COLUMNS
 from store.bulk import bulk_insert
 from store.db import database, is_postgres, writer
 from store.models import Email, utcnow

@@ -21,9 +21,10 @@ from pathlib import Path
 import pytest
 
 from rules.audit import SYSTEM_CLI
-from rules.delivery import MaildirTransport, SmtpTransport, flush
-from rules.mail import Notice, queue, save_template
-from rules.validation import clean_email
+from rules.clients.validation import clean_email
+from rules.mail.delivery import MaildirTransport, SmtpTransport, flush
+from rules.mail.outbox import Notice, queue
+from rules.mail.templates import save_template
 from store.config import SmtpConfig
 from store.db import writer
 from store.models import Client, Currency, Email, utcnow

@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 from playhouse.test_utils import count_queries
 
-import rules.clients
-import rules.interchange
+import rules.clients.profile
+import rules.interchange.checking
 from rules.audit import SYSTEM_CLI
-from rules.clients import add_contact, create_client, update_client, update_contact
+from rules.clients.profile import add_contact, create_client, update_client, update_contact
 from rules.errors import ValidationError
-from rules.interchange import ImportError_, import_document
+from rules.interchange.importer import import_document
+from rules.interchange.schema import ImportError_
 from store.models import Client, Contact, Currency
 
 TAKEN = {"email": "another client has this email"}
@@ -125,7 +126,7 @@ def test_email_uniqueness_is_exact(db: str) -> None:
 
 def test_email_uniqueness_is_exact_and_indexed(db: str) -> None:
     """The check is one exact lookup of the unique key, whatever the number of clients."""
-    from rules.clients import emails_in_use
+    from rules.clients.profile import emails_in_use
     from store.keys import email_key
 
     Currency.create(code="USD", is_default=True)
@@ -147,9 +148,9 @@ def test_email_uniqueness_is_exact_when_writers_race(
     Currency.create(code="USD", is_default=True)
     john = _new("john.doe@example.org")
     other = _new("other@example.org")
-    monkeypatch.setattr(rules.clients, "emails_in_use", lambda keys, **kw: set())
-    monkeypatch.setattr(rules.clients, "contact_email_in_use", lambda *a, **kw: False)
-    monkeypatch.setattr(rules.interchange, "emails_in_use", lambda keys, **kw: set())
+    monkeypatch.setattr(rules.clients.profile, "emails_in_use", lambda keys, **kw: set())
+    monkeypatch.setattr(rules.clients.profile, "contact_email_in_use", lambda *a, **kw: False)
+    monkeypatch.setattr(rules.interchange.checking, "emails_in_use", lambda keys, **kw: set())
 
     assert _refused("JOHN.DOE@example.org") == TAKEN
     with pytest.raises(ValidationError) as refused:

@@ -180,7 +180,7 @@ def test_file_write_of_a_maildir_message_on_a_full_disk_is_retried_not_torn(
 ) -> None:
     """The Maildir's own protocol: a message is in new/ whole or not at all; on a full
     disk it stays queued for a retry."""
-    from rules.delivery import MaildirTransport, TransientError
+    from rules.mail.delivery import MaildirTransport, TransientError
 
     box = small_disk / "Maildir"
     transport = MaildirTransport(box)

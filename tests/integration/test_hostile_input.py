@@ -16,12 +16,13 @@ from typing import Any
 import pytest
 
 from rules.audit import SYSTEM_CLI
-from rules.clients import update_client
-from rules.delivery import SmtpTransport, flush, resend
+from rules.clients.profile import update_client
+from rules.clients.reference import save as save_reference
+from rules.clients.validation import FieldError, check_custom_value
 from rules.errors import RuleError, ValidationError
-from rules.mail import Notice, TemplateRefused, queue, save_template
-from rules.reference import save as save_reference
-from rules.validation import FieldError, check_custom_value
+from rules.mail.delivery import SmtpTransport, flush, resend
+from rules.mail.outbox import Notice, queue
+from rules.mail.templates import TemplateRefused, save_template
 from store.config import SmtpConfig
 from store.db import database, is_postgres, writer
 from store.models import Client, CustomField, Email, EmailTemplate, Setting

@@ -10,19 +10,15 @@ from typing import Any
 import pytest
 
 from rules.audit import SYSTEM_CLI
-from rules.cron import run_rules
-from rules.delivery import LEASE, SmtpTransport, _lease, flush, resend
+from rules.billing.cron import run_rules
 from rules.demo import generate_demo
 from rules.errors import RuleError
-from rules.interchange import (
-    ImportError_,
-    build_export,
-    dumps,
-    import_document,
-    import_file,
-    load_document,
-)
-from rules.massmail import MassMailFilter, send_mass_mail
+from rules.interchange.checking import load_document
+from rules.interchange.export import build_export, dumps
+from rules.interchange.importer import import_document, import_file
+from rules.interchange.schema import ImportError_
+from rules.mail.delivery import LEASE, SmtpTransport, _lease, flush, resend
+from rules.mail.massmail import MassMailFilter, send_mass_mail
 from store.config import SmtpConfig
 from store.models import (
     ActionLedger,
@@ -1178,7 +1174,7 @@ def test_kept_ids_taken_by_a_writer_meanwhile_are_refused_by_path(
     """A cron that invoices between the import's check and its transaction takes the
     next invoice id; the import, which keeps the document's ids, then refuses by path
     and writes nothing (no IntegrityError, no traceback)."""
-    import rules.interchange as interchange
+    import rules.interchange.importer as interchange
 
     import_document(_restore_doc() | {"clients": [_restore_doc()["clients"][0]]})
     doc = _linked()

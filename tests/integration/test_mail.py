@@ -11,10 +11,11 @@ import pytest
 from playhouse.test_utils import count_queries
 
 from rules.audit import SYSTEM_CLI
-from rules.delivery import LEASE, MaildirTransport, SmtpTransport, flush, resend
 from rules.errors import RuleError
-from rules.mail import MASK, Notice, TemplateRefused, queue, save_template
-from rules.massmail import MassMailFilter, preview, send_mass_mail
+from rules.mail.delivery import LEASE, MaildirTransport, SmtpTransport, flush, resend
+from rules.mail.massmail import MassMailFilter, preview, send_mass_mail
+from rules.mail.outbox import Notice, queue
+from rules.mail.templates import MASK, TemplateRefused, save_template
 from store.config import SmtpConfig
 from store.db import writer
 from store.models import (
@@ -289,7 +290,7 @@ def test_a_slow_server_keeps_the_lease_so_no_other_flusher_sends_twice(
     db: str, smtp_server: tuple[SmtpRecorder, SmtpConfig], clock: Clock
 ) -> None:
     """Two minutes a message: the batch outlives one lease, and is renewed before then."""
-    from rules.delivery import _lease
+    from rules.mail.delivery import _lease
     from store.settings import load_settings
 
     recorder, config = smtp_server
@@ -313,7 +314,7 @@ def test_emails_another_flusher_took_over_are_not_sent_again(
     db: str, smtp_server: tuple[SmtpRecorder, SmtpConfig], clock: Clock
 ) -> None:
     """One send outlives the whole lease; another flusher takes the rest: we send none of it."""
-    from rules.delivery import _lease
+    from rules.mail.delivery import _lease
     from store.settings import load_settings
 
     recorder, config = smtp_server

@@ -1,4 +1,4 @@
-"""Set-based queuing (rules.mail_sql) writes exactly what rendering each email with Jinja writes."""
+"""Set-based queuing (rules.mail.sql) writes exactly what rendering each email with Jinja writes."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import datetime as dt
 
 import pytest
 
-from rules.mail import INVOICE_TEMPLATES, Notice, company_context, queue
-from rules.mail_sql import compile_template, dialect
+from rules.mail.outbox import Notice, queue
+from rules.mail.sql import compile_template, dialect
+from rules.mail.templates import INVOICE_TEMPLATES, company_context
 from store.db import writer
 from store.models import Client, Contact, Currency, Email, EmailTemplate, Invoice, InvoiceItem
 from store.settings import load_settings, save_settings

@@ -9,12 +9,12 @@ import pytest
 from playhouse.test_utils import count_queries
 
 from rules.audit import SYSTEM_CLI, Actor
-from rules.clients import update_client
-from rules.delivery import SmtpTransport, flush, resend
+from rules.clients.profile import update_client
 from rules.errors import RuleError
-from rules.mail import Notice, queue
-from rules.marketing import CLOSED, OPTED_OUT
-from rules.massmail import MassMailFilter, preview, send_mass_mail
+from rules.mail.delivery import SmtpTransport, flush, resend
+from rules.mail.marketing import CLOSED, OPTED_OUT
+from rules.mail.massmail import MassMailFilter, preview, send_mass_mail
+from rules.mail.outbox import Notice, queue
 from store.config import SmtpConfig
 from store.db import writer
 from store.models import Client, Currency, Email, utcnow

@@ -47,7 +47,7 @@ def test_migration_0006_keys_the_rows_it_finds(databases: Databases) -> None:
     """Existing clients, contacts and tax rules get their email keys, search text and
     normalised states; emails that only full case folding finds equal stay usable."""
     from rules.audit import SYSTEM_CLI
-    from rules.clients import EMAIL_TAKEN, create_client
+    from rules.clients.profile import EMAIL_TAKEN, create_client
     from rules.errors import ValidationError
     from store.client_list import ListQuery, fetch_page
 

@@ -11,9 +11,9 @@ import time
 
 import pytest
 
+from rules.accounts.staff import add_staff, authenticate, check_password
 from rules.audit import SYSTEM_CLI
 from rules.errors import RuleError, ValidationError
-from rules.staff import add_staff, authenticate, check_password
 from store.models import AuditLog, Staff
 from store.models.enums import Source
 from tests.conftest import STAFF_PASSWORD, Databases

@@ -82,7 +82,7 @@ def test_secrets_are_private_sqlite_database_wal_and_folders(
 
 
 def test_secrets_are_private_maildir_messages(tmp_path: Path, open_umask: None) -> None:
-    from rules.delivery import MaildirTransport
+    from rules.mail.delivery import MaildirTransport
 
     box = tmp_path / "mail" / "Maildir"
     transport = MaildirTransport(box)

@@ -21,7 +21,7 @@ WRITER = textwrap.dedent(
     """
     import sys
     from rules.audit import SYSTEM_CLI
-    from rules.clients import StaleEdit, update_client
+    from rules.clients.profile import StaleEdit, update_client
     from store.db import open_database
     from store.models import Client
 

@@ -10,10 +10,10 @@ UnicodeEncodeError, RecursionError...) is a bug and fails the test. The doors:
 - ``gobiller import``: ``rules.interchange.import_document`` in process on mutations of a
   real export, ``load_document``/``import_file`` on generated text and bytes, and a few
   real ``gobiller import FILE`` runs;
-- every validator of ``rules.validation`` and ``store.settings.validate_setting`` (and
+- every validator of ``rules.clients.validation`` and ``store.settings.validate_setting`` (and
   ``save_settings``) for every setting name;
-- the reference-data save (``rules.reference.save``) for each kind;
-- the staff-editable templates (``rules.mail.check_template`` / ``save_template``);
+- the reference-data save (``rules.clients.reference.save``) for each kind;
+- the staff-editable templates (``rules.mail.templates.check_template`` / ``save_template``);
 - command-line options through click's ``CliRunner``: ``cron --date/--only``, ``explain``,
   ``mail list --status``, ``mail mass --filter``, ``demo --clients``.
 
@@ -42,20 +42,16 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rules import validation
 from rules.audit import SYSTEM_CLI
+from rules.clients.profile import validation
+from rules.clients.reference import KINDS
+from rules.clients.reference import save as save_reference
 from rules.errors import RuleError
-from rules.interchange import (
-    ImportError_,
-    build_export,
-    dumps,
-    import_document,
-    import_file,
-    load_document,
-)
-from rules.mail import check_template, save_template
-from rules.reference import KINDS
-from rules.reference import save as save_reference
+from rules.interchange.checking import load_document
+from rules.interchange.export import build_export, dumps
+from rules.interchange.importer import import_document, import_file
+from rules.interchange.schema import ImportError_
+from rules.mail.templates import check_template, save_template
 from store.db import close_database, database, open_database
 from store.migrate import upgrade
 from store.settings import SETTING_NAMES, SettingsError, save_settings, validate_setting

@@ -9,7 +9,7 @@ import datetime as dt
 import pytest
 from textual.widgets import Static
 
-from rules.staff import LoginFailed, authenticate
+from rules.accounts.staff import LoginFailed, authenticate
 from store.models import AuditLog, utcnow
 from tests.conftest import STAFF_PASSWORD
 from tests.tui.test_staff_app import SIZE, login

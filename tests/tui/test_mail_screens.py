@@ -8,10 +8,10 @@ from pathlib import Path
 from textual.widgets import Input, Select, Static
 
 from rules.audit import SYSTEM_CLI
-from rules.delivery import MaildirTransport, flush
-from rules.mail import Notice, queue
-from rules.marketing import OPTED_OUT
-from rules.massmail import MassMailFilter, send_mass_mail
+from rules.mail.delivery import MaildirTransport, flush
+from rules.mail.marketing import OPTED_OUT
+from rules.mail.massmail import MassMailFilter, send_mass_mail
+from rules.mail.outbox import Notice, queue
 from store.db import writer
 from store.models import Client, Email, EmailTemplate, utcnow
 from tests.tui.test_staff_app import SIZE, login, make_clients, settle

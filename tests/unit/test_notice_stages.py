@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from rules.automation import RunContext
-from rules.notices import latest_stage, stage_windows
+from rules.billing.automation import RunContext
+from rules.billing.notices import latest_stage, stage_windows
 from store.settings import Settings
 
 TODAY = dt.date(2026, 3, 10)

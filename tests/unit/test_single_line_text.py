@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from rules.validation import FieldError, check_custom_value, clean_text
+from rules.clients.validation import FieldError, check_custom_value, clean_text
 from store.settings import SettingsError, validate_setting
 
 #: Characters no single-line value may hold: Zl, Zp, C0, DEL, C1 (NEL, CSI), bidi controls.

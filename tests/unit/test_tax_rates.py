@@ -1,4 +1,4 @@
-"""Reading an invoice's tax rates back from its stored amounts (rules.tax.rates_from_amounts)."""
+"""Reading an invoice's tax rates back from its stored amounts (rules.billing.tax)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rules.tax import TaxRates, compute, rates_from_amounts
+from rules.billing.tax import TaxRates, compute, rates_from_amounts
 from store.settings import Settings
 
 EXCLUSIVE = Settings()

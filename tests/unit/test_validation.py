@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from rules.validation import FieldError, clean_country, clean_email, clean_phone, clean_text
+from rules.clients.validation import FieldError, clean_country, clean_email, clean_phone, clean_text
 
 
 def test_email_normalised() -> None:

@@ -17,7 +17,7 @@ from tui.widgets.error_line import ErrorLine
 class LockScreen(ModalScreen[None]):
     """Covers everything until the same staff member types their password.
 
-    ``check`` (``rules.staff.check_password``) hashes and writes the throttle and audit:
+    ``check`` (``rules.accounts.staff.check_password``) hashes and writes the throttle and audit:
     it runs in a thread worker, never on the event loop. It returns False for a wrong
     password and raises a ``RuleError`` ("too many attempts, try again in N s") while
     the account refuses attempts.

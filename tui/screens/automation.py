@@ -14,8 +14,8 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, ProgressBar, Static
 
-from rules.automation import business_date
-from rules.cron import (
+from rules.billing.automation import business_date
+from rules.billing.cron import (
     RULE_NAMES,
     CronSummary,
     daily_health,

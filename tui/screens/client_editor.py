@@ -1,6 +1,6 @@
 """The client profile editor: every field and setting of PRODUCT.md §1, keyboard first.
 
-Save Changes (ctrl+s) sends all edited fields to ``rules.clients`` at once:
+Save Changes (ctrl+s) sends all edited fields to ``rules.clients.profile`` at once:
 invalid fields are marked beside the field and nothing is saved; a payment
 method change shows how many records follow it and asks; a currency change on
 a client with history warns; a concurrent edit opens the conflict dialog.
@@ -32,8 +32,9 @@ from textual.widgets import (
     TextArea,
 )
 
+from rules.accounts.permissions import allowed
 from rules.audit import Actor
-from rules.clients import (
+from rules.clients.profile import (
     BILLING_FIELDS,
     CUSTOM,
     StaleEdit,
@@ -52,10 +53,9 @@ from rules.clients import (
     services_of,
     update_client,
 )
+from rules.clients.validation import format_phone
 from rules.errors import RuleError, ValidationError
-from rules.maillog import email_log
-from rules.permissions import allowed
-from rules.validation import format_phone
+from rules.mail.log import email_log
 from store.models import Client, ClientGroup, Currency, CustomField
 from store.models.clients import ADDRESS_FIELDS
 from store.models.enums import GATEWAYS, ClientStatus
@@ -633,7 +633,7 @@ class ClientEditor(Screen[None]):
 
     @work(exclusive=True, group="contact")
     async def edit_contact(self) -> None:
-        from rules.clients import update_contact
+        from rules.clients.profile import update_contact
         from store.models import Contact
 
         contact_id = self._selected_contact_id()

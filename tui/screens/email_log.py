@@ -8,7 +8,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Select, Static
 
-from rules.maillog import email_log
+from rules.mail.log import email_log
 from store.models.enums import EmailStatus
 from tui.widgets.email_table import EmailTable
 

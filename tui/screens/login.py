@@ -9,8 +9,8 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Button, Input, Label, Static
 
+from rules.accounts.staff import LoginFailed, authenticate
 from rules.audit import Actor, client_address
-from rules.staff import LoginFailed, authenticate
 from tui.widgets.error_line import ErrorLine
 
 

@@ -16,8 +16,8 @@ from textual.widgets import Checkbox, Footer, Input, Label, Select, Static, Text
 
 from rules.audit import Actor
 from rules.errors import RuleError
-from rules.mail import get_template, save_template
-from rules.massmail import MassMailFilter, Preview, preview, send_mass_mail
+from rules.mail.massmail import MassMailFilter, Preview, preview, send_mass_mail
+from rules.mail.templates import get_template, save_template
 from store.models import ClientGroup, Currency, EmailTemplate
 from tui.dialogs.confirm import ConfirmDialog
 from tui.widgets.error_line import ErrorLine

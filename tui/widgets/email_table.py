@@ -7,7 +7,7 @@ from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable
 
-from rules.maillog import LogEntry
+from rules.mail.log import LogEntry
 
 COLUMNS = ("ID", "Date", "Template", "To", "Subject", "Status", "Last error / reason")
 STATUS_STYLE = {
@@ -59,8 +59,8 @@ class EmailTable(DataTable[Text]):
         email_id = self.selected_id()
         if email_id is None:
             return
-        from rules.delivery import resend
         from rules.errors import RuleError
+        from rules.mail.delivery import resend
 
         actor = getattr(self.app, "actor", None)
         if actor is None:

@@ -20,8 +20,8 @@ from typing import Any
 
 from peewee import fn
 
-from rules.automation import PlannedAction, RuleTally, RunContext, chunks, claim, in_window
-from rules.tax import recompute_invoices
+from rules.billing.automation import PlannedAction, RuleTally, RunContext, chunks, claim, in_window
+from rules.billing.tax import recompute_invoices
 from store.bulk import bulk_insert
 from store.db import writer
 from store.models import Client, Currency, Invoice, InvoiceItem

@@ -6,12 +6,17 @@ import datetime as dt
 import re
 from functools import lru_cache
 
-from rules import throttle
+from rules.accounts import throttle
+from rules.accounts.passwords import (
+    check_new_password,
+    hash_password,
+    needs_rehash,
+    verify_password,
+)
+from rules.accounts.throttle import TooManyAttempts
 from rules.audit import Actor, record
+from rules.clients.validation import FieldError
 from rules.errors import RuleError, ValidationError
-from rules.passwords import check_new_password, hash_password, needs_rehash, verify_password
-from rules.throttle import TooManyAttempts
-from rules.validation import FieldError
 from store.db import writer
 from store.models import Staff, utcnow
 from store.models.enums import ActorType, Source, StaffRole
@@ -21,7 +26,7 @@ _USERNAME = re.compile(r"^[a-z][a-z0-9._-]{1,63}$")
 
 def add_staff(username: str, password: str, role: str, actor: Actor) -> Staff:
     """Create a staff member; refuses duplicates, unknown roles and a password that fails
-    the policy of ``rules.passwords`` (the same for staff and clients)."""
+    the policy of ``rules.accounts.passwords`` (the same for staff and clients)."""
     errors: dict[str, str] = {}
     if not _USERNAME.match(username):
         errors["username"] = "2-64 lower-case letters, digits, '.', '_' or '-', starting a-z"
@@ -82,7 +87,7 @@ def authenticate(
     """Check a staff login; rehash when argon2 parameters changed; audit the login.
 
     Every failure is audited ("login_failed", with the address, never the password) and
-    counted per username (``rules.throttle``): after the third, attempts are refused for
+    counted per username (``rules.accounts.throttle``): after the third, attempts are refused for
     a growing delay ("login_refused", raised as ``LoginRefused`` saying how many seconds
     remain) without checking the password. Raises ``LoginFailed``. PRODUCT.md §2.
     """

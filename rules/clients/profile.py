@@ -15,11 +15,10 @@ from typing import Any
 
 from peewee import IntegrityError
 
+from rules.accounts.permissions import require
 from rules.audit import Actor, record
-from rules.currencies import rescale_client_amounts
-from rules.errors import RuleError, ValidationError, busy_is_refusal
-from rules.permissions import require
-from rules.validation import (
+from rules.clients.currencies import rescale_client_amounts
+from rules.clients.validation import (
     TEXT_LIMITS,
     FieldError,
     check_custom_value,
@@ -29,6 +28,7 @@ from rules.validation import (
     clean_state,
     clean_text,
 )
+from rules.errors import RuleError, ValidationError, busy_is_refusal
 from store.db import writer
 from store.keys import email_key, normalise_state
 from store.models import (

@@ -1,20 +1,4 @@
-"""The interchange document of PRODUCT.md §5: ``gobiller import`` and ``gobiller export``.
-
-Import checks the whole document first and reports every bad record by its
-path (``clients[3].email: not a valid email``); only a document with no error
-is written, in one transaction. Export orders everything by keys that import
-preserves, so export → import into an empty database → export gives the same
-bytes.
-
-A restored database acts exactly as the original would (PRODUCT.md §5): services,
-addons, domains, cards and invoices keep their ids (refused, like client ids, when
-the database already has them), so the references that carry the rules' "done once"
-keep meaning the same records: each invoice item's link to what it bills and the due
-date billed (``related``), the transactions received (the balance the rules read,
-and capture idempotency keys naming invoice ids) and the action ledger (``ledger``:
-claims on ``invoice:42``, ``client:7``, ``service:9``, ``card:3`` stages). Every one
-of these is optional on import; a record without an ``id`` gets a new one.
-"""
+"""`gobiller import`, first half: every record of a document checked before any write."""
 
 from __future__ import annotations
 
@@ -22,25 +6,15 @@ import datetime as dt
 import json
 import re
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
-from pathlib import Path
 from typing import Any
 
-import pycountry
-from peewee import IntegrityError, Model, fn
-
-from rules.automation import chunks
-from rules.clients import emails_in_use, is_email_clash
-from rules.currencies import check_decimals_change
-from rules.dates import parse_date, parse_expiry, parse_time
-from rules.errors import ValidationError
-from rules.invoicing import fill_anchor_days
-from rules.mail import SUBJECT_MAX
-from rules.tax import TaxTable, rates_from_amounts
-from rules.validation import (
+from rules.billing.automation import chunks
+from rules.clients.profile import emails_in_use
+from rules.clients.validation import (
     TEXT_LIMITS,
     FieldError,
     check_custom_value,
@@ -51,32 +25,66 @@ from rules.validation import (
     clean_state,
     clean_text,
 )
-from store import sequences
-from store.bulk import bulk_update_column, reset_sequences
-from store.db import writer
-from store.files import write_atomically
+from rules.dates import parse_expiry
+from rules.interchange.schema import (
+    _COLOUR,
+    _DOMAIN,
+    _INVOICE_NUMBER,
+    ADDON_KEYS,
+    BILLED_KINDS,
+    CARD_KEYS,
+    CLIENT_KEYS,
+    CONTACT_KEYS,
+    CURRENCY_KEYS,
+    CUSTOM_FIELD_KEYS,
+    DOCUMENT,
+    DOMAIN_KEYS,
+    EMAIL_KEYS,
+    FORMAT,
+    GROUP_KEYS,
+    INVOICE_KEYS,
+    ITEM_KEYS,
+    LEDGER_KEYS,
+    NUMBER_DIGITS_MAX,
+    PREFERENCE_KEYS,
+    RELATED_KEYS,
+    SERVICE_KEYS,
+    SUBJECT_KINDS,
+    TAX_KEYS,
+    TOP_KEYS,
+    TRANSACTION_KEYS,
+    ImportError_,
+    _bool,
+    _Checker,
+    _choice,
+    _currency_code,
+    _date,
+    _int,
+    _percent,
+    _rate,
+    _required_date,
+    _required_time,
+    _text,
+    _time,
+)
+from rules.mail.templates import SUBJECT_MAX
 from store.keys import email_key, region_key
 from store.models import (
     ActionLedger,
     Addon,
     Client,
     ClientGroup,
-    Contact,
     Currency,
     CustomField,
-    CustomFieldValue,
     Domain,
-    Email,
     Invoice,
     InvoiceItem,
-    Product,
     Service,
     StoredCard,
     TaxRule,
     Transaction,
-    utcnow,
 )
-from store.models.clients import ADDRESS_FIELDS, NOTES_MAX
+from store.models.clients import NOTES_MAX
 from store.models.enums import (
     GATEWAYS,
     BillingCycle,
@@ -88,608 +96,12 @@ from store.models.enums import (
     ItemType,
     ServiceStatus,
 )
-from store.money import MoneyError, format_decimal, parse_amount
+from store.money import MoneyError, parse_amount
 from store.queries import column, lookup
 from store.settings import (
     INTERCHANGE_SETTINGS,
     SettingsError,
-    interchange_settings,
-    load_settings,
-    save_settings,
 )
-
-FORMAT = "gobiller/1"
-#: How errors about the document as a whole are labelled.
-DOCUMENT = "(document)"
-
-TOP_KEYS = (
-    "format",
-    "settings",
-    "currencies",
-    "client_groups",
-    "tax_rules",
-    "custom_fields",
-    "clients",
-    "ledger",
-)
-CURRENCY_KEYS = ("code", "prefix", "suffix", "decimals", "rate", "default")
-GROUP_KEYS = ("name", "colour", "discount_percent", "separate_invoices")
-TAX_KEYS = ("level", "name", "country", "state", "rate")
-CUSTOM_FIELD_KEYS = ("name", "type", "options", "required", "admin_only", "regex")
-ADDRESS_KEYS = ADDRESS_FIELDS
-PREFERENCE_KEYS = (
-    "late_fees_exempt",
-    "overdue_notices_disabled",
-    "tax_exempt",
-    "separate_invoices",
-    "cc_processing_disabled",
-    "status_locked",
-    "marketing_opt_out",
-)
-CLIENT_KEYS = (
-    "id",
-    *ADDRESS_KEYS,
-    "tax_id",
-    "status",
-    "currency",
-    "group",
-    "payment_method",
-    "billing_contact",
-    *PREFERENCE_KEYS,
-    "admin_notes",
-    "custom_fields",
-    "created_at",
-    "last_login_at",
-    "contacts",
-    "cards",
-    "services",
-    "domains",
-    "invoices",
-    "transactions",
-    "emails",
-)
-CONTACT_KEYS = ADDRESS_KEYS
-CARD_KEYS = ("id", "gateway", "token", "last4", "expiry")
-ADDON_KEYS = (
-    "id",
-    "name",
-    "status",
-    "billing_cycle",
-    "amount",
-    "next_due_date",
-    "anchor_day",
-    "payment_method",
-)
-SERVICE_KEYS = (
-    "id",
-    "product",
-    "domain",
-    "status",
-    "billing_cycle",
-    "amount",
-    "next_due_date",
-    "anchor_day",
-    "payment_method",
-    "addons",
-)
-DOMAIN_KEYS = ("id", "name", "status", "amount", "next_due_date", "anchor_day", "payment_method")
-INVOICE_KEYS = (
-    "id",
-    "number",
-    "date",
-    "due_date",
-    "date_paid",
-    "status",
-    "payment_method",
-    "subtotal",
-    "tax",
-    "tax2",
-    "total",
-    "tax_rate",
-    "tax_rate2",
-    "items",
-)
-ITEM_KEYS = ("type", "description", "amount", "taxed", "related")
-RELATED_KEYS = ("type", "id", "due_date")
-TRANSACTION_KEYS = (
-    "invoice",
-    "gateway",
-    "transaction_id",
-    "idempotency_key",
-    "amount_in",
-    "amount_out",
-    "fees",
-    "description",
-    "date",
-)
-EMAIL_KEYS = ("template", "to", "subject", "status", "created_at")
-LEDGER_KEYS = ("rule", "subject", "stage", "business_date", "outcome", "detail", "created_at")
-#: What the ledger's subjects ("invoice:42") and invoice items' links name, by their ids.
-SUBJECT_KINDS = ("client", "service", "addon", "domain", "invoice")
-BILLED_KINDS = ("service", "addon", "domain")
-
-_COLOUR = re.compile(r"^(#[0-9a-fA-F]{6})?$")
-_INVOICE_NUMBER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9/_.-]{0,31}$")
-_DOMAIN = re.compile(r"^(?=.{1,253}$)[^\s/]+\.[^\s/.]+$")
-
-
-class ImportError_(Exception):
-    """The document was refused; ``errors`` lists every ``path: reason``, nothing was written."""
-
-    def __init__(self, errors: list[str]) -> None:
-        self.errors = errors
-        super().__init__(f"{len(errors)} error(s) in the import file:\n" + "\n".join(errors))
-
-
-# --------------------------------------------------------------------------- formatting
-
-
-def _percent_text(value_e: int, scale: int) -> str:
-    """A percent stored as an integer of ``scale`` places: at least two decimals."""
-    text = format(Decimal(value_e).scaleb(-scale), "f")
-    whole, _, frac = text.partition(".")
-    frac = frac.rstrip("0").ljust(2, "0")
-    return f"{whole}.{frac}"
-
-
-def _time_text(value: dt.datetime | None) -> str | None:
-    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _date_text(value: dt.date | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
-def _money_text(minor: int, decimals: int) -> str:
-    return format_decimal(Decimal(minor).scaleb(-decimals), decimals)
-
-
-# --------------------------------------------------------------------------- export
-
-
-def _grouped(query: Iterable[Any], key: str) -> dict[int, list[Any]]:
-    groups: dict[int, list[Any]] = defaultdict(list)
-    for row in query:
-        groups[getattr(row, key)].append(row)
-    return groups
-
-
-def build_export() -> dict[str, Any]:
-    """The whole database as an interchange document (a fixed number of queries).
-
-    Services, addons, domains, cards and invoices carry their ids, invoice items what
-    they bill, and the document the action ledger, so a database restored from it acts
-    exactly as this one would (PRODUCT.md §5).
-    """
-    currencies = list(Currency.select().order_by(Currency.code))
-    by_currency = {c.id: c for c in currencies}
-    groups = list(ClientGroup.select().order_by(ClientGroup.name))
-    group_names = {g.id: g.name for g in groups}
-    fields_ = list(CustomField.select().order_by(CustomField.sort_order, CustomField.id))
-    field_names = {f.id: f.name for f in fields_}
-    contacts = _grouped(Contact.select().order_by(Contact.id), "client_id")
-    contact_emails = {c.id: c.email for rows in contacts.values() for c in rows}
-    values = _grouped(CustomFieldValue.select(), "client_id")
-    field_order = {f.id: i for i, f in enumerate(fields_)}
-    cards = _grouped(StoredCard.select().order_by(StoredCard.id), "client_id")
-    products = {p.id: p.name for p in Product.select()}
-    services = _grouped(Service.select().order_by(Service.id), "client_id")
-    addons = _grouped(Addon.select().order_by(Addon.id), "service_id")
-    domains = _grouped(Domain.select().order_by(Domain.id), "client_id")
-    invoices = _grouped(Invoice.select().order_by(Invoice.id), "client_id")
-    items = _grouped(
-        InvoiceItem.select().order_by(InvoiceItem.sort_order, InvoiceItem.id), "invoice_id"
-    )
-    transactions = _grouped(Transaction.select().order_by(Transaction.id), "client_id")
-    emails = _grouped(Email.select().order_by(Email.id), "client_id")
-    clients = list(Client.select().order_by(Client.id))
-
-    def client_doc(c: Client) -> dict[str, Any]:
-        d = by_currency[c.currency_id].decimals
-
-        def money(minor: int) -> str:
-            return _money_text(minor, d)
-
-        cvals = sorted(values.get(c.id, []), key=lambda v: field_order[v.field_id])
-        return {
-            "id": c.id,
-            **{k: getattr(c, k) for k in ADDRESS_KEYS},
-            "tax_id": c.tax_id,
-            "status": c.status,
-            "currency": by_currency[c.currency_id].code,
-            "group": group_names.get(c.group_id),
-            "payment_method": c.payment_method,
-            "billing_contact": contact_emails.get(c.billing_contact_id),
-            **{k: getattr(c, k) for k in PREFERENCE_KEYS},
-            "admin_notes": c.admin_notes,
-            "custom_fields": {field_names[v.field_id]: v.value for v in cvals},
-            "created_at": _time_text(c.created_at),
-            "last_login_at": _time_text(c.last_login_at),
-            "contacts": [{k: getattr(x, k) for k in CONTACT_KEYS} for x in contacts.get(c.id, [])],
-            "cards": [{k: getattr(x, k) for k in CARD_KEYS} for x in cards.get(c.id, [])],
-            "services": [
-                {
-                    "id": s.id,
-                    "product": products[s.product_id],
-                    "domain": s.domain,
-                    "status": s.status,
-                    "billing_cycle": s.billing_cycle,
-                    "amount": money(s.amount),
-                    "next_due_date": _date_text(s.next_due_date),
-                    "anchor_day": s.anchor_day,
-                    "payment_method": s.payment_method,
-                    "addons": [
-                        {
-                            "id": a.id,
-                            "name": a.name,
-                            "status": a.status,
-                            "billing_cycle": a.billing_cycle,
-                            "amount": money(a.amount),
-                            "next_due_date": _date_text(a.next_due_date),
-                            "anchor_day": a.anchor_day,
-                            "payment_method": a.payment_method,
-                        }
-                        for a in addons.get(s.id, [])
-                    ],
-                }
-                for s in services.get(c.id, [])
-            ],
-            "domains": [
-                {
-                    "id": x.id,
-                    "name": x.name,
-                    "status": x.status,
-                    "amount": money(x.amount),
-                    "next_due_date": _date_text(x.next_due_date),
-                    "anchor_day": x.anchor_day,
-                    "payment_method": x.payment_method,
-                }
-                for x in domains.get(c.id, [])
-            ],
-            "invoices": [
-                {
-                    "id": i.id,
-                    "number": i.number,
-                    "date": _date_text(i.date),
-                    "due_date": _date_text(i.due_date),
-                    "date_paid": _date_text(i.date_paid),
-                    "status": i.status,
-                    "payment_method": i.payment_method,
-                    "subtotal": money(i.subtotal),
-                    "tax": money(i.tax),
-                    "tax2": money(i.tax2),
-                    "total": money(i.total),
-                    "tax_rate": _percent_text(i.tax_rate1_e4, 4),
-                    "tax_rate2": _percent_text(i.tax_rate2_e4, 4),
-                    "items": [
-                        {
-                            "type": it.type,
-                            "description": it.description,
-                            "amount": money(it.amount),
-                            "taxed": it.taxed,
-                            "related": _related_doc(it),
-                        }
-                        for it in items.get(i.id, [])
-                    ],
-                }
-                for i in invoices.get(c.id, [])
-            ],
-            "transactions": [
-                {
-                    "invoice": t.invoice_id,
-                    "gateway": t.gateway,
-                    "transaction_id": t.transaction_id,
-                    "idempotency_key": t.idempotency_key,
-                    "amount_in": money(t.amount_in),
-                    "amount_out": money(t.amount_out),
-                    "fees": money(t.fees),
-                    "description": t.description,
-                    "date": _time_text(t.date),
-                }
-                for t in transactions.get(c.id, [])
-            ],
-            "emails": [
-                {
-                    "template": e.template,
-                    "to": e.to,
-                    "subject": e.subject,
-                    "status": e.status,
-                    "created_at": _time_text(e.created_at),
-                }
-                for e in emails.get(c.id, [])
-            ],
-        }
-
-    return {
-        "format": FORMAT,
-        "settings": interchange_settings(load_settings()),
-        **build_reference(currencies, groups, fields_),
-        "clients": [client_doc(c) for c in clients],
-        "ledger": _ledger_doc(
-            {
-                "client": {c.id for c in clients},
-                "service": {s.id for rows in services.values() for s in rows},
-                "addon": {a.id for rows in addons.values() for a in rows},
-                "domain": {d.id for rows in domains.values() for d in rows},
-                "invoice": {i.id for rows in invoices.values() for i in rows},
-            }
-        ),
-    }
-
-
-def _related_doc(item: InvoiceItem) -> dict[str, Any] | None:
-    """What an invoice item bills, and for which due date (null for fees, discounts)."""
-    if item.related_type is None:
-        return None
-    return {
-        "type": item.related_type,
-        "id": item.related_id,
-        "due_date": _date_text(item.related_due_date),
-    }
-
-
-def _ledger_doc(present: dict[str, set[int]]) -> list[dict[str, Any]]:
-    """The action ledger: every claim the rules check before acting, in the order made.
-
-    ``present`` holds the exported ids by kind ("invoice": {42, ...}). A claim on a
-    record no longer in the database is left out: the document cannot name it, and its
-    id must not stop a new record's action in the restored database.
-    """
-    out = []
-    for row in ActionLedger.select().order_by(ActionLedger.id):
-        kind, _, number = row.subject.partition(":")
-        if not number.isdigit() or int(number) not in present.get(kind, ()):
-            continue
-        out.append(
-            {
-                "rule": row.rule,
-                "subject": row.subject,
-                "stage": row.stage,
-                "business_date": _date_text(row.business_date),
-                "outcome": row.outcome,
-                "detail": row.detail,
-                "created_at": _time_text(row.created_at),
-            }
-        )
-    return out
-
-
-def build_reference(
-    currencies: list[Currency] | None = None,
-    groups: list[ClientGroup] | None = None,
-    fields_: list[CustomField] | None = None,
-) -> dict[str, list[dict[str, Any]]]:
-    """The reference sections of the document (currencies, groups, tax rules, fields)."""
-    if currencies is None:
-        currencies = list(Currency.select().order_by(Currency.code))
-    if groups is None:
-        groups = list(ClientGroup.select().order_by(ClientGroup.name))
-    if fields_ is None:
-        fields_ = list(CustomField.select().order_by(CustomField.sort_order, CustomField.id))
-    return {
-        "currencies": [
-            {
-                "code": c.code,
-                "prefix": c.prefix,
-                "suffix": c.suffix,
-                "decimals": c.decimals,
-                "rate": c.rate,
-                "default": c.is_default,
-            }
-            for c in currencies
-        ],
-        "client_groups": [
-            {
-                "name": g.name,
-                "colour": g.colour,
-                "discount_percent": _percent_text(g.discount_bp, 2),
-                "separate_invoices": g.separate_invoices,
-            }
-            for g in groups
-        ],
-        "tax_rules": [
-            {
-                "level": t.level,
-                "name": t.name,
-                "country": t.country,
-                "state": t.state,
-                "rate": _percent_text(t.rate_e4, 4),
-            }
-            for t in TaxRule.select().order_by(
-                TaxRule.level, TaxRule.country, TaxRule.state, TaxRule.name
-            )
-        ],
-        "custom_fields": [
-            {
-                "name": f.name,
-                "type": f.type,
-                "options": json.loads(f.options),
-                "required": f.required,
-                "admin_only": f.admin_only,
-                "regex": f.regex,
-            }
-            for f in fields_
-        ],
-    }
-
-
-def export_to(path: Path) -> int:
-    """Write the document to ``path`` (0600, all at once: ``store.files``); return the
-    number of clients. Raises ``FileWriteError`` (disk full, no such folder, ...) with the
-    previous file at ``path`` untouched."""
-    doc = build_export()
-    write_atomically(path, dumps(doc))
-    return len(doc["clients"])
-
-
-def dumps(doc: dict[str, Any]) -> str:
-    return json.dumps(doc, ensure_ascii=False, indent=1) + "\n"
-
-
-# --------------------------------------------------------------------------- checking
-
-
-def _join(path: str, key: str) -> str:
-    return key if path == DOCUMENT else f"{path}.{key}"
-
-
-@dataclass
-class _Checker:
-    """Collects every error with its path instead of stopping at the first."""
-
-    errors: list[str] = field(default_factory=list)
-
-    def fail(self, path: str, message: str) -> None:
-        self.errors.append(f"{path}: {message}")
-
-    def obj(
-        self, value: Any, path: str, keys: tuple[str, ...], required: tuple[str, ...] = ()
-    ) -> dict[str, Any] | None:
-        if not isinstance(value, dict):
-            self.fail(path, "must be an object")
-            return None
-        for key in value:
-            if key not in keys:
-                self.fail(_join(path, key), "unknown key")
-        for key in required:
-            if key not in value:
-                self.fail(_join(path, key), "is required")
-        return value
-
-    def items(self, value: Any, path: str) -> Iterator[tuple[str, Any]]:
-        if value is None:
-            return
-        if not isinstance(value, list):
-            self.fail(path, "must be a list")
-            return
-        for i, item in enumerate(value):
-            yield f"{path}[{i}]", item
-
-    def field(
-        self,
-        record: dict[str, Any],
-        key: str,
-        path: str,
-        clean: Callable[[Any], Any],
-        default: Any = None,
-    ) -> Any:
-        """Run ``clean`` on one value, recording its error; missing keys take ``default``."""
-        if key not in record:
-            return default
-        try:
-            return clean(record[key])
-        except (FieldError, MoneyError, SettingsError, ValueError) as exc:
-            message = exc.message if isinstance(exc, SettingsError) else str(exc)
-            self.fail(f"{path}.{key}", message)
-            return default
-
-
-def _bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise FieldError("must be true or false")
-    return value
-
-
-#: The widest whole number a column holds (SQLite's and PostgreSQL's 64-bit integers).
-INT_MAX = 2**63 - 1
-#: JSON numbers longer than this are refused while parsing (Python refuses to convert
-#: integers of over 4,300 digits, and no value here needs more than 19).
-NUMBER_DIGITS_MAX = 40
-
-
-def _int(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise FieldError("must be a whole number")
-    if not -INT_MAX <= value <= INT_MAX:
-        raise FieldError("is out of range")
-    return value
-
-
-def _choice(options: Iterable[str]) -> Callable[[Any], str]:
-    allowed = tuple(options)
-
-    def check(value: Any) -> str:
-        if value not in allowed:
-            raise FieldError(f"must be one of {', '.join(allowed)}")
-        return str(value)
-
-    return check
-
-
-def _text(
-    limit: int, *, required: bool = False, multiline: bool = False, strip: bool = True
-) -> Callable[[Any], str]:
-    return lambda v: clean_text(v, limit, required=required, multiline=multiline, strip=strip)
-
-
-def _date(value: Any) -> dt.date | None:
-    """A date ``YYYY-MM-DD`` inside the plausible window (``rules.dates``), or None."""
-    return None if value is None else parse_date(value)
-
-
-def _time(value: Any) -> dt.datetime | None:
-    """An ISO 8601 UTC time inside the plausible window (``rules.dates``), or None."""
-    return None if value is None else parse_time(value)
-
-
-def _required(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    """``parse``, refusing an absent value ("is required")."""
-
-    def check(value: Any) -> Any:
-        result = parse(value)
-        if result is None:
-            raise FieldError("is required")
-        return result
-
-    return check
-
-
-_required_date = _required(_date)
-_required_time = _required(_time)
-
-
-def _percent(places: int) -> Callable[[Any], int]:
-    """A percent as a decimal string (or number) into an integer of ``places`` places."""
-
-    def check(value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, str | int):
-            raise FieldError('must be a decimal string such as "10.00"')
-        try:
-            number = parse_amount(str(value), places)
-        except MoneyError as exc:
-            raise FieldError(str(exc)) from exc
-        if number > 100:
-            raise FieldError("must be at most 100")
-        return int(number.scaleb(places))
-
-    return check
-
-
-#: Exchange rates against the default currency: plain positive decimals within these
-#: bounds (the widest real spread is about 1e-5 .. 1e6 against any major currency).
-RATE_MIN = Decimal("0.000001")
-RATE_MAX = Decimal("1000000000")
-_RATE_TEXT = re.compile(r"\d{1,10}(\.\d{1,10})?")
-
-
-def _rate(value: Any) -> str:
-    """A currency's exchange rate: a plain decimal string ("150", "0.376") between
-    ``RATE_MIN`` and ``RATE_MAX``; no sign, exponent, spaces or more than 10 places."""
-    if isinstance(value, bool) or not isinstance(value, str | int):
-        raise FieldError('must be a decimal string such as "1.00"')
-    text = str(value)
-    if not _RATE_TEXT.fullmatch(text):
-        raise FieldError('must be a plain decimal such as "1.00" or "0.376"')
-    if not RATE_MIN <= Decimal(text) <= RATE_MAX:
-        raise FieldError(f"must be between {RATE_MIN} and {RATE_MAX}")
-    return text
-
-
-def _currency_code(value: Any) -> str:
-    if not isinstance(value, str) or pycountry.currencies.get(alpha_3=value) is None:
-        raise FieldError("not an ISO 4217 currency code")
-    return value
-
 
 # --------------------------------------------------------------------------- importing
 
@@ -1528,270 +940,3 @@ def _domain_name(value: Any) -> str:
     if not _DOMAIN.match(text):
         raise FieldError("not a domain name")
     return text.lower()
-
-
-# --------------------------------------------------------------------------- writing
-
-
-class _Ids:
-    """Keeps the ids the document gives and hands out new ones, above the current maximum
-    and every kept id, to records that come without, so rows can be bulk inserted."""
-
-    def __init__(self, model: type[Model], kept: Iterable[int] = ()) -> None:
-        self.model = model
-        top = model.select(fn.MAX(model._meta.primary_key)).scalar() or 0
-        self.next = max(top, max(kept, default=0)) + 1
-
-    def take(self) -> int:
-        value = self.next
-        self.next += 1
-        return value
-
-    def keep(self, record_id: int | None) -> int:
-        """``record_id`` when the document gave one, else a new id."""
-        return self.take() if record_id is None else record_id
-
-
-BATCH = 2000
-
-
-def _insert(model: type[Model], rows: list[dict[str, Any]]) -> None:
-    for start in range(0, len(rows), BATCH):
-        model.insert_many(rows[start : start + BATCH]).execute()
-
-
-def import_document(doc: Any) -> int:
-    """Check, then write the whole document in one transaction; return clients imported.
-
-    Raises ``ImportError_`` (nothing written) for a bad document, or when a writer that
-    ran between the check and the transaction took one of its ids or keys (the unique
-    indexes refuse what slips past the second check; the check is run again to name it).
-    """
-    plan = check_document(doc)
-    try:
-        with writer():
-            if plan.settings:
-                save_settings(plan.settings)
-            write_reference(plan)
-            # First, so a cron running meanwhile waits instead of taking one of these
-            # numbers or invoice ids (it allocates numbers before choosing ids).
-            sequences.raise_to(i["number"] for c in plan.clients for i in c["invoices"])
-            again = _Checker()
-            plan.refs.check_database(again)
-            if again.errors:
-                raise ImportError_(again.errors)
-            _write_clients(plan)
-            _write_ledger(plan)
-            fill_anchor_days()
-    except IntegrityError as exc:
-        if not is_email_clash(exc):
-            raise
-        check_document(doc)  # names the clashing records
-        raise ImportError_(
-            [f"{DOCUMENT}: a client with one of these emails was added meanwhile"]
-        ) from exc
-    return len(plan.clients)
-
-
-def import_file(path: Path) -> int:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ImportError_([f"{DOCUMENT}: not UTF-8 text: {exc.reason}"]) from exc
-    return import_document(load_document(text))
-
-
-def write_reference(plan: _Plan) -> None:
-    """Write the reference sections. Raises ``ImportError_`` (in the caller's
-    transaction, so nothing is kept) for a currency whose decimals would change under
-    stored amounts (``rules.currencies.check_decimals_change``)."""
-    for n, c in enumerate(plan.currencies):
-        try:
-            check_decimals_change(c["code"], c["decimals"])
-        except ValidationError as exc:
-            raise ImportError_(
-                [f"currencies[{n}].{k}: {v}" for k, v in exc.errors.items()]
-            ) from exc
-    if any(c["is_default"] for c in plan.currencies):
-        Currency.update(is_default=False).execute()
-    for c in plan.currencies:
-        Currency.insert(**c).on_conflict(
-            conflict_target=[Currency.code],
-            preserve=[
-                Currency.prefix,
-                Currency.suffix,
-                Currency.decimals,
-                Currency.rate,
-                Currency.is_default,
-            ],
-        ).execute()
-    for g in plan.groups:
-        ClientGroup.insert(**g).on_conflict(
-            conflict_target=[ClientGroup.name],
-            preserve=[ClientGroup.colour, ClientGroup.discount_bp, ClientGroup.separate_invoices],
-        ).execute()
-    for t in plan.tax_rules:
-        TaxRule.insert(**t).on_conflict(
-            conflict_target=[TaxRule.level, TaxRule.country, TaxRule.state],
-            preserve=[TaxRule.name, TaxRule.rate_e4],
-        ).execute()
-    for f in plan.custom_fields:
-        row = dict(f, options=json.dumps(f["options"], ensure_ascii=False))
-        CustomField.insert(**row).on_conflict(
-            conflict_target=[CustomField.name],
-            preserve=[
-                CustomField.type,
-                CustomField.options,
-                CustomField.required,
-                CustomField.admin_only,
-                CustomField.regex,
-                CustomField.sort_order,
-            ],
-        ).execute()
-
-
-def _write_clients(plan: _Plan) -> None:
-    if not plan.clients:
-        return
-    currency_ids = lookup(Currency, Currency.code, Currency.id)
-    group_ids = lookup(ClientGroup, ClientGroup.name, ClientGroup.id)
-    field_ids = lookup(CustomField, CustomField.name, CustomField.id)
-    product_ids = lookup(Product, Product.name, Product.id)
-    new_products = sorted(
-        {s["product"] for c in plan.clients for s in c["services"]} - set(product_ids)
-    )
-    _insert(Product, [{"name": n} for n in new_products])
-    product_ids = lookup(Product, Product.name, Product.id)
-
-    taxes = TaxTable()
-    settings = load_settings()
-    kept: dict[type[Model], set[int]] = defaultdict(set)
-    for c in plan.clients:
-        kept[StoredCard].update(card["id"] for card in c["cards"])
-        kept[Service].update(s["id"] for s in c["services"])
-        kept[Addon].update(a["id"] for s in c["services"] for a in s["addons"])
-        kept[Domain].update(d["id"] for d in c["domains"])
-        kept[Invoice].update(i["id"] for i in c["invoices"])
-    ids = {
-        m: _Ids(m, (pk for pk in kept[m] if pk is not None))
-        for m in (Contact, StoredCard, Service, Addon, Domain, Invoice, Email)
-    }
-    rows: dict[type[Model], list[dict[str, Any]]] = defaultdict(list)
-    billing_links: list[tuple[int, int]] = []
-    for c in plan.clients:
-        cid = c["id"]
-        client_row = {
-            k: c[k]
-            for k in (
-                *ADDRESS_KEYS,
-                "tax_id",
-                "status",
-                "payment_method",
-                *PREFERENCE_KEYS,
-                "admin_notes",
-                "last_login_at",
-            )
-        }
-        client_row.update(
-            id=cid,
-            currency=currency_ids[c["currency"]],
-            group=group_ids.get(c["group"]) if c["group"] else None,
-            **Client.derived_values(c),
-        )
-        if c["created_at"] is not None:
-            client_row["created_at"] = c["created_at"]
-            client_row["updated_at"] = c["created_at"]
-        rows[Client].append(client_row)
-        for contact in c["contacts"]:
-            contact_id = ids[Contact].take()
-            rows[Contact].append(
-                dict(contact, id=contact_id, client=cid, **Contact.derived_values(contact))
-            )
-            if c["billing_contact"] and email_key(contact["email"]) == email_key(
-                c["billing_contact"]
-            ):
-                billing_links.append((cid, contact_id))
-        for name, value in c["custom_fields"].items():
-            rows[CustomFieldValue].append({"client": cid, "field": field_ids[name], "value": value})
-        rows[StoredCard].extend(
-            dict(card, id=ids[StoredCard].keep(card["id"]), client=cid) for card in c["cards"]
-        )
-        for s in c["services"]:
-            sid = ids[Service].keep(s["id"])
-            addons = s.pop("addons")
-            rows[Service].append(dict(s, id=sid, client=cid, product=product_ids[s["product"]]))
-            rows[Addon].extend(
-                dict(a, id=ids[Addon].keep(a["id"]), service=sid, client=cid) for a in addons
-            )
-        rows[Domain].extend(dict(d, id=ids[Domain].keep(d["id"]), client=cid) for d in c["domains"])
-        for inv in c["invoices"]:
-            iid = ids[Invoice].keep(inv["id"])
-            items = inv.pop("items")
-            if inv["tax_rate1_e4"] is None or inv["tax_rate2_e4"] is None:
-                in_force = taxes.rates_for(
-                    c["country"], c["state"], exempt=c["tax_exempt"], settings=settings
-                )
-                taxable = sum(it["amount"] for it in items if it["taxed"])
-                derived = rates_from_amounts(taxable, inv["tax"], inv["tax2"], in_force, settings)
-                if inv["tax_rate1_e4"] is None:
-                    inv["tax_rate1_e4"] = derived.level1_e4
-                if inv["tax_rate2_e4"] is None:
-                    inv["tax_rate2_e4"] = derived.level2_e4
-            rows[Invoice].append(dict(inv, id=iid, client=cid))
-            rows[InvoiceItem].extend(
-                dict(it, invoice=iid, sort_order=n) for n, it in enumerate(items)
-            )
-        rows[Transaction].extend(dict(t, client=cid) for t in c["transactions"])
-        rows[Email].extend(_restored_email(e, ids[Email].take(), cid) for e in c["emails"])
-    for model in (
-        Client,
-        Contact,
-        CustomFieldValue,
-        StoredCard,
-        Service,
-        Addon,
-        Domain,
-        Invoice,
-        InvoiceItem,
-        Transaction,
-        Email,
-    ):
-        _insert(model, rows[model])
-    bulk_update_column(Client, "billing_contact_id", billing_links)
-    reset_sequences((Client, Contact, StoredCard, Service, Addon, Domain, Invoice, Email))
-
-
-def _write_ledger(plan: _Plan) -> None:
-    """The document's claims, as made in the original database (no run: runs stay there)."""
-    now = utcnow()
-    _insert(
-        ActionLedger,
-        [dict(entry, created_at=entry["created_at"] or now) for entry in plan.ledger],
-    )
-
-
-#: Shown in the email log for a restored email that was still on its way when exported.
-NOT_DELIVERED_HERE = "restored by import as history: never delivered by this database"
-
-
-def _restored_email(email: dict[str, Any], email_id: int, client_id: int) -> dict[str, Any]:
-    """An email log row as history (PRODUCT.md §5): kept with its status, never delivered.
-
-    The document has no body, and no ``unique_key``: every rule claims its action in
-    the ledger (which the document carries) before queuing, so the keys add nothing to a
-    restore, and a key naming an invoice id in a document whose invoices come without
-    ids could stop another invoice's notice here.
-    A ``queued`` or ``sending`` row keeps its status (the round trip gives the same
-    bytes) and says in ``last_error`` why it stays so; ``imported`` keeps delivery and
-    resending away from every restored row.
-    """
-    on_its_way = email["status"] in (EmailStatus.QUEUED, EmailStatus.SENDING)
-    return dict(
-        email,
-        id=email_id,
-        client=client_id,
-        body_text="",
-        imported=True,
-        next_attempt_at=email["created_at"],
-        last_error=NOT_DELIVERED_HERE if on_its_way else "",
-    )

@@ -5,7 +5,7 @@ The policy follows NIST SP 800-63B §5.1.1.2 and OWASP ASVS V2.1: length is what
 counts (at least 10 characters, and up to 256 allowed, well beyond the 64 NIST asks
 for), no composition rules (no "one digit, one symbol"), any printable character
 including spaces and non-Latin letters, and a refusal of passwords attackers try
-first: the 20,000 most common ones (``rules/data/common-passwords.txt.gz``), one
+first: the 20,000 most common ones (``rules/accounts/data/common-passwords.txt.gz``), one
 made of one or two characters repeated, and one containing the account's own name.
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from rules.validation import FieldError
+from rules.clients.validation import FieldError
 
 _hasher = PasswordHasher()
 

@@ -8,20 +8,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from rules.accounts.permissions import require
 from rules.audit import Actor, record
 from rules.dates import parse_date
 from rules.errors import RuleError, ValidationError, busy_is_refusal
-from rules.mail import (
-    Notice,
-    Rendered,
-    client_context,
-    company_context,
-    get_template,
-    queue,
-    render,
-)
-from rules.marketing import CLOSED, OPTED_OUT, marketing_refusal
-from rules.permissions import require
+from rules.mail.marketing import CLOSED, OPTED_OUT, marketing_refusal
+from rules.mail.outbox import Notice, queue
+from rules.mail.templates import Rendered, client_context, company_context, get_template, render
 from store.db import writer
 from store.models import Addon, Client, ClientGroup, Currency, Domain, Service
 from store.models.enums import ACTIVE_DOMAIN_STATUSES, ACTIVE_SERVICE_STATUSES, ClientStatus
@@ -41,7 +34,7 @@ FILTER_KEYS = (
 @dataclass(frozen=True)
 class MassMailFilter:
     """Who receives a mass mail. Empty lists mean "any"; Closed clients only when asked for,
-    and never marketing mail (``rules.marketing``)."""
+    and never marketing mail (``rules.mail.marketing``)."""
 
     statuses: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
@@ -101,7 +94,7 @@ class Preview:
     count: int
     sample: Rendered | None
     sample_to: str = ""
-    #: Matches left out of marketing mail (``rules.marketing``): opted out, Closed.
+    #: Matches left out of marketing mail (``rules.mail.marketing``): opted out, Closed.
     skipped_opt_out: int = 0
     skipped_closed: int = 0
     recipient_ids: list[int] = field(default_factory=list, repr=False)
@@ -136,7 +129,7 @@ def _base_query(flt: MassMailFilter) -> Any:
 def preview(flt: MassMailFilter, template_name: str, *, marketing: bool = True) -> Preview:
     """How many would receive it, and the message rendered for the first of them.
 
-    Marketing mail leaves out the clients ``rules.marketing`` refuses (opted out, Closed),
+    Marketing mail leaves out the clients ``rules.mail.marketing`` refuses (opted out, Closed),
     counted by reason; delivery applies the same rule again when each message leaves.
     """
     template = get_template(template_name)

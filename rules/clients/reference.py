@@ -11,10 +11,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from rules.accounts.permissions import require
 from rules.audit import Actor, record
 from rules.errors import RuleError, ValidationError, busy_is_refusal
-from rules.interchange import ImportError_, check_document
-from rules.permissions import require
+from rules.interchange.checking import check_document
+from rules.interchange.schema import ImportError_
 from store.db import writer
 from store.models import Client, ClientGroup, Currency, CustomField, TaxRule
 
@@ -64,7 +65,7 @@ KINDS: dict[str, Kind] = {
 
 def records(kind: str) -> list[dict[str, Any]]:
     """The records as the interchange document writes them (the screen shows these)."""
-    from rules.interchange import build_reference
+    from rules.interchange.export import build_reference
 
     return build_reference()[KINDS[kind].section]
 
@@ -84,7 +85,7 @@ def save(kind: str, values: dict[str, Any], actor: Actor) -> None:
         plan = check_document({"format": "gobiller/1", spec.section: [values]})
     except ImportError_ as exc:
         raise _refusal(exc) from exc
-    from rules.interchange import write_reference
+    from rules.interchange.importer import write_reference
 
     order = None
     if model_is_fields := spec.model is CustomField:

@@ -10,10 +10,10 @@ that the built-in ones use are compiled to a SQL expression instead:
 - ``{% if %}`` / ``{% else %}`` on a ``client``, ``invoice`` or ``company`` field.
 
 Anything else (filters, other names, HTML parts, extras, secrets) compiles to
-``None`` and ``rules.mail.queue`` renders with Jinja, as before.
+``None`` and ``rules.mail.outbox.queue`` renders with Jinja, as before.
 Tests check that both paths write the same emails, byte for byte.
 
-The cost is bounded as Jinja's path bounds it (``rules.sandbox``): the ``company``
+The cost is bounded as Jinja's path bounds it (``rules.mail.sandbox``): the ``company``
 expressions render once under the render budget; a template whose literal text
 passes ``OUTPUT_MAX`` (or ``ITEM_TEXT_MAX`` for each invoice item) is left to Jinja;
 and an email whose subject or body comes out longer than ``OUTPUT_MAX`` (a field
@@ -30,7 +30,8 @@ from typing import Any
 from jinja2 import nodes
 
 from rules.errors import RuleError
-from rules.sandbox import OUTPUT_MAX, render_budget, render_within
+from rules.mail.sandbox import OUTPUT_MAX, render_budget, render_within
+from rules.mail.templates import merge_field_env
 from store.bulk import insert_rows
 from store.db import database
 
@@ -71,7 +72,7 @@ INVOICE_TRUTH = {"tax_raw": "(i.tax != 0)", "tax2_raw": "(i.tax2 != 0)"}
 NOT_RENDERED = "not rendered: "
 #: Literal text the part for each invoice item may repeat.
 ITEM_TEXT_MAX = 4096
-#: What ``str.splitlines`` breaks at (``rules.mail.LINE_BREAKS``): a subject's become spaces.
+#: What ``str.splitlines`` breaks at (``templates.LINE_BREAKS``): a subject's become spaces.
 LINE_BREAK_CODES = (10, 13, 11, 12, 28, 29, 30, 133, 8232, 8233)
 
 
@@ -112,7 +113,7 @@ class Dialect:
         return f"btrim({value}, ' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13))"
 
     def one_line(self, value: str) -> str:
-        """``value`` with every line break a space, as ``rules.mail.subject_line``."""
+        """``value`` with every line break a space, as ``rules.mail.templates.subject_line``."""
         char = "char" if self.name == "sqlite" else "chr"
         for code in LINE_BREAK_CODES:
             value = f"replace({value}, {char}({code}), ' ')"
@@ -312,9 +313,7 @@ def compile_template(
     sql: Dialect = SQLITE,
 ) -> Compiled | None:
     """The SQL text expression of ``source`` (see the module doc), or None."""
-    from rules.mail import _env
-
-    env = _env()
+    env = merge_field_env()
     try:
         tree = env.parse(source)
         out = _Out([], [], sql.mark)
@@ -360,7 +359,7 @@ def insert(
         client_id, invoice_id, no_client = missing
         raise RuleError(f"no client {client_id}" if no_client else f"no invoice {invoice_id}")
     to = "COALESCE(bc.email, c.email)" if invoice_mail else "c.email"
-    # As ``rules.mail.subject_line`` does: line breaks become spaces, the ends are stripped.
+    # As ``templates.subject_line`` does: line breaks become spaces, the ends are stripped.
     subject_line = sql.trimmed(sql.one_line(subject.sql))
     verb, tail = (
         ("INSERT OR IGNORE", "") if sql is SQLITE else ("INSERT", " ON CONFLICT DO NOTHING")

@@ -9,7 +9,7 @@ refused the write), so it is failed as uncertain rather than sent twice. 4xx
 answers and connection errors retry with exponential back-off; 5xx answers fail
 the email with the server's words, and so does an email that cannot be sent as the
 standards say (an address with no ASCII form to a server without SMTPUTF8:
-``rules.mail_wire``).
+``rules.mail.wire``).
 """
 
 from __future__ import annotations
@@ -32,11 +32,13 @@ from typing import Any, Protocol
 
 from peewee import SQL, Select, fn
 
+from rules.accounts.permissions import require
 from rules.audit import Actor, record
 from rules.errors import RuleError, busy_is_refusal
-from rules.mail import MASK
-from rules.mail_sql import NOT_RENDERED
-from rules.mail_wire import (
+from rules.mail.marketing import marketing_refusal, refusal_for
+from rules.mail.sql import NOT_RENDERED
+from rules.mail.templates import MASK
+from rules.mail.wire import (
     MESSAGE_POLICY,
     AddressError,
     MailAddress,
@@ -45,8 +47,6 @@ from rules.mail_wire import (
     needs_smtputf8,
     wire_bytes,
 )
-from rules.marketing import marketing_refusal, refusal_for
-from rules.permissions import require
 from store.config import SmtpConfig
 from store.db import database, is_postgres, writer
 from store.files import FILE_MODE, fsync_folder, make_private_folder, reason
@@ -127,7 +127,7 @@ class MaildirTransport:
 class SmtpTransport:
     """One SMTP session per flush batch; errors sorted into transient and permanent.
 
-    The envelope carries the addresses' wire form (``rules.mail_wire.mail_address``: the
+    The envelope carries the addresses' wire form (``rules.mail.wire.mail_address``: the
     domain as its A-label). An email with an address whose local part is not ASCII goes
     with SMTPUTF8 (RFC 6531) when the server offers it and otherwise fails alone,
     permanently, with the reason: no server will take it later.
@@ -229,7 +229,7 @@ def _quit(smtp: smtplib.SMTP) -> None:
 
 
 def _written(message: EmailMessage, *, smtputf8: bool, linesep: str) -> bytes:
-    """``rules.mail_wire.wire_bytes``; a message that cannot be written fails alone."""
+    """``rules.mail.wire.wire_bytes``; a message that cannot be written fails alone."""
     try:
         return wire_bytes(message, smtputf8=smtputf8, linesep=linesep)
     except (ValueError, LookupError, MessageError) as exc:
@@ -265,7 +265,7 @@ def message_id(email: Email, settings: Settings) -> str:
 def build_message(email: Email, settings: Settings) -> EmailMessage:
     """The message for ``email``: From the company (``company_name`` as a display name,
     ``company_email``), To the stored address, both as ``Address`` objects whose domain is
-    its A-label; headers are written by ``rules.mail_wire`` (PRODUCT.md §4).
+    its A-label; headers are written by ``rules.mail.wire`` (PRODUCT.md §4).
 
     Raises ``PermanentError`` with the reason for an address that has no wire form or a
     header that cannot be written: that email fails alone.
@@ -343,7 +343,7 @@ def _marketing_in_window(now: dt.datetime, window_start: dt.datetime) -> Any:
 class Lease:
     #: Ours to send, in the order they fell due (transactional first).
     emails: list[Email]
-    #: Marketing emails of the batch marked skipped instead (``rules.marketing``).
+    #: Marketing emails of the batch marked skipped instead (``rules.mail.marketing``).
     skipped: int = 0
     #: (id, to) of emails whose last attempt may have delivered them unrecorded, marked
     #: failed instead of being sent again.
@@ -365,7 +365,7 @@ def _lease(owner: str, now: dt.datetime, batch: int, settings: Settings) -> Leas
     Reads only due rows: the count and the choice are ranges of partial indexes
     (``email_due``, ``email_marketing_sent``), so a lease costs the same after a million
     sent emails as after none. A leased email is due again when its lease runs out.
-    Marketing emails whose client ``rules.marketing`` now refuses (opted out or Closed
+    Marketing emails whose client ``rules.mail.marketing`` now refuses (opted out or Closed
     since they were queued) are marked skipped with the reason, in one statement for the
     batch (PRODUCT.md §4: eligibility is checked again when a message leaves).
     """
@@ -649,7 +649,7 @@ def resend(email_id: int, actor: Actor) -> Email:
 
     Raises ``RuleError`` for an unknown email, one whose secret was masked (password or
     reset link), one restored by import (it has no body), and marketing email to a
-    client ``rules.marketing`` now refuses (opted out or Closed: PRODUCT.md §1 and §4;
+    client ``rules.mail.marketing`` now refuses (opted out or Closed: PRODUCT.md §1 and §4;
     delivery would skip the copy anyway).
     """
     require(actor, "mail.send")

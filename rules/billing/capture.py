@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from rules.automation import PlannedAction, RuleTally, RunContext, chunks, claim, in_window
-from rules.gateways import MERCHANT_GATEWAYS, Gateway
-from rules.invoicing import advance_due_dates
-from rules.mail import Notice, queue
+from rules.billing.automation import PlannedAction, RuleTally, RunContext, chunks, claim, in_window
+from rules.billing.gateways import MERCHANT_GATEWAYS, Gateway
+from rules.billing.invoicing import advance_due_dates
+from rules.mail.outbox import Notice, queue
 from store.bulk import bulk_insert
 from store.db import database, writer
 from store.models import (

@@ -10,9 +10,9 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from rules import capture, late_fees, notices
-from rules.automation import RunContext, dates_outside_window
-from rules.cron import DATE_CHECK, RULES
+from rules.billing import capture, late_fees, notices
+from rules.billing.automation import RunContext, dates_outside_window
+from rules.billing.cron import DATE_CHECK, RULES
 from rules.errors import RuleError
 from store.models import ActionLedger, Client, Invoice, StoredCard
 from store.models.enums import InvoiceStatus

@@ -16,16 +16,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rules import capture, invoicing, late_fees, notices, status_update
-from rules.automation import (
+from rules.billing import capture, invoicing, late_fees, notices, status_update
+from rules.billing.automation import (
     PlannedAction,
     RuleTally,
     RunContext,
     dates_outside_window,
     next_daily_run,
 )
-from rules.delivery import FlushResult
 from rules.errors import DatabaseBusy, busy_is_refusal
+from rules.mail.delivery import FlushResult
 from store.db import is_sqlite, quick_check, writer
 from store.faults import CorruptDatabase, LockTimeout
 from store.models import CronRun, utcnow

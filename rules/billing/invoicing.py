@@ -18,9 +18,9 @@ from typing import Any
 from dateutil.relativedelta import relativedelta
 from peewee import JOIN, fn
 
-from rules.automation import PlannedAction, RuleTally, RunContext, chunks, claim, in_window
-from rules.mail import Notice, queue
-from rules.tax import TaxTable, compute
+from rules.billing.automation import PlannedAction, RuleTally, RunContext, chunks, claim, in_window
+from rules.billing.tax import TaxTable, compute
+from rules.mail.outbox import Notice, queue
 from store import sequences
 from store.bulk import bulk_insert, bulk_update_column, reset_sequences
 from store.db import is_postgres, writer

@@ -15,7 +15,7 @@ from typing import Any
 from dateutil.relativedelta import relativedelta
 from peewee import fn
 
-from rules.automation import PlannedAction, RuleTally, RunContext, chunks, claim
+from rules.billing.automation import PlannedAction, RuleTally, RunContext, chunks, claim
 from store.bulk import bulk_insert
 from store.db import writer
 from store.models import ActionLedger, Addon, AuditLog, Client, Domain, Service, utcnow

@@ -14,8 +14,8 @@ from typing import Any
 
 from peewee import SQL, Value, fn
 
-from rules.automation import PlannedAction, RuleTally, RunContext, chunks, claim, in_window
-from rules.mail import Notice, queue
+from rules.billing.automation import PlannedAction, RuleTally, RunContext, chunks, claim, in_window
+from rules.mail.outbox import Notice, queue
 from store.db import database, is_postgres, writer
 from store.models import ActionLedger, Client, Invoice
 from store.models.enums import InvoiceStatus

@@ -1,0 +1,1 @@
+"""Staff and client accounts: roles, passwords, login throttling."""

@@ -1,0 +1,1 @@
+"""Billing: invoices, tax, late fees, notices, card capture, status updates and the cron run."""

@@ -1,0 +1,1 @@
+"""Clients: the profile and its contacts, validation, currencies and reference data."""

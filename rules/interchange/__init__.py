@@ -1,0 +1,1 @@
+"""The interchange document of PRODUCT.md §5: schema, export, checking and import."""

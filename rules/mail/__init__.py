@@ -1,0 +1,1 @@
+"""Mail: templates, the outbox, delivery, the email log and mass mail."""
