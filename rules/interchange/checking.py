@@ -13,9 +13,9 @@ from functools import partial
 from typing import Any
 
 from rules.billing.automation import chunks
+from rules.clients.fields import TEXT_LIMITS
 from rules.clients.profile import emails_in_use
 from rules.clients.validation import (
-    TEXT_LIMITS,
     FieldError,
     check_custom_value,
     check_pattern,
