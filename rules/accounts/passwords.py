@@ -22,7 +22,7 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from rules.clients.validation import FieldError
+from rules.errors import FieldError
 
 _hasher = PasswordHasher()
 

@@ -26,7 +26,6 @@ from rules.clients.fields import (
     ProfileField,
 )
 from rules.clients.validation import (
-    FieldError,
     check_custom_value,
     clean_country,
     clean_email,
@@ -34,7 +33,7 @@ from rules.clients.validation import (
     clean_state,
     clean_text,
 )
-from rules.errors import RuleError, ValidationError, busy_is_refusal
+from rules.errors import FieldError, RuleError, ValidationError, busy_is_refusal
 from store.db import writer
 from store.keys import email_key, normalise_state
 from store.models import (

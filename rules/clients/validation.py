@@ -15,13 +15,10 @@ import pycountry
 import re2
 from email_validator import EmailNotValidError, validate_email
 
+from rules.errors import FieldError
 from store.keys import normalise_state
 from store.models.clients import EMAIL_MAX, STATE_MAX
 from store.text import text_refusal
-
-
-class FieldError(ValueError):
-    """A single invalid value; the message is the reason shown beside the field."""
 
 
 def clean_text(

@@ -16,7 +16,6 @@ from rules.billing.automation import chunks
 from rules.clients.fields import TEXT_LIMITS
 from rules.clients.profile import emails_in_use
 from rules.clients.validation import (
-    FieldError,
     check_custom_value,
     check_pattern,
     clean_country,
@@ -26,6 +25,7 @@ from rules.clients.validation import (
     clean_text,
 )
 from rules.dates import parse_expiry
+from rules.errors import FieldError
 from rules.interchange.schema import (
     _COLOUR,
     _DOMAIN,

@@ -13,10 +13,10 @@ import pycountry
 
 from rules.clients.fields import FIELDS, PREFERENCE_FIELDS, PROFILE_FIELDS
 from rules.clients.validation import (
-    FieldError,
     clean_text,
 )
 from rules.dates import parse_date, parse_time
+from rules.errors import FieldError
 from store.models.clients import ADDRESS_FIELDS
 from store.money import MoneyError, format_decimal, parse_amount
 from store.settings import (

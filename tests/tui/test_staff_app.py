@@ -684,7 +684,7 @@ async def test_reference_data_screen(admin: str) -> None:
 
 
 async def test_currency_in_use_cannot_be_deleted(admin: str) -> None:
-    from rules.clients.reference import delete
+    from rules.interchange.reference import delete
     from store.models import Currency
 
     make_clients(1)

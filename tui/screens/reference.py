@@ -23,8 +23,8 @@ from textual.widgets import (
 )
 
 from rules.audit import Actor
-from rules.clients.reference import KINDS, delete, records, save
 from rules.errors import RuleError, ValidationError
+from rules.interchange.reference import KINDS, delete, records, save
 from tui.dialogs.confirm import ConfirmDialog
 
 BOOLEAN_KEYS = {"default", "separate_invoices", "required", "admin_only"}
