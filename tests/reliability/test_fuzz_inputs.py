@@ -43,7 +43,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rules.audit import SYSTEM_CLI
-from rules.clients.profile import validation
+from rules.clients import validation
 from rules.errors import FieldError, RuleError
 from rules.interchange.checking import load_document
 from rules.interchange.export import build_export, dumps
