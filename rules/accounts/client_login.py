@@ -33,8 +33,7 @@ from rules.accounts.passwords import (
 )
 from rules.accounts.throttle import TooManyAttempts
 from rules.audit import Actor, client_address, record
-from rules.clients.validation import FieldError
-from rules.errors import RuleError, ValidationError
+from rules.errors import FieldError, RuleError, ValidationError
 from rules.mail.outbox import Notice, queue
 from store.db import writer
 from store.keys import email_key
