@@ -32,6 +32,7 @@ from rules.accounts.passwords import (
     verify_password,
 )
 from rules.accounts.throttle import TooManyAttempts
+from rules.accounts.totp import accept_code
 from rules.audit import Actor, client_address, record
 from rules.errors import FieldError, RuleError, ValidationError
 from rules.mail.outbox import Notice, queue
@@ -268,7 +269,6 @@ def verify_second_factor(
     codes, or ``SECOND_FACTOR_LIFETIME`` after the password, the challenge is void and
     the error's ``restart`` is True. A client Closed meanwhile gets ``LoginFailed``.
     """
-    from rules.accounts.two_factor import accept_code  # two_factor imports this module
 
     now = now or utcnow()
     with _pending_lock:

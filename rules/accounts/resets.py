@@ -42,13 +42,13 @@ from rules.accounts.client_login import (
     void_tokens,
 )
 from rules.accounts.passwords import generate_password, hash_password, verify_password
-from rules.accounts.permissions import require
 from rules.accounts.site_secret import site_secret
 from rules.accounts.throttle import TooManyAttempts
 from rules.audit import Actor, client_address, record
 from rules.errors import RuleError, ValidationError, busy_is_refusal
 from rules.mail.outbox import Notice, queue
 from rules.mail.templates import get_template
+from rules.permissions import require
 from store.db import writer
 from store.models import Client, Email, PasswordResetToken, SecurityQuestion, utcnow
 from store.models.enums import ActorType, ClientStatus, Source

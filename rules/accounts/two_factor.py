@@ -12,50 +12,33 @@ switch it on. A password reset never touches it.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import hmac
 import io
-import secrets
 from dataclasses import dataclass
 
 import pyotp
 import segno
 
 from rules.accounts.client_login import ClientSession, check_current_password
-from rules.accounts.permissions import require
+from rules.accounts.totp import matching_step, new_codes, store_codes, totp_for
 from rules.audit import Actor, record
 from rules.errors import RuleError, busy_is_refusal
 from rules.mail.outbox import Notice, queue
+from rules.permissions import require
 from store.db import writer
 from store.models import Client, TotpBackupCode, utcnow
 from store.settings import load_settings
 from store.text import text_refusal
 
 __all__ = [
-    "BACKUP_CODES",
-    "TOTP_DIGITS",
-    "TOTP_STEP_SECONDS",
-    "TOTP_WINDOW",
     "TwoFactorEnrolment",
-    "accept_code",
-    "accept_totp",
-    "backup_codes_left",
     "begin_two_factor",
     "confirm_two_factor",
     "disable_own_two_factor",
     "disable_two_factor",
     "new_backup_codes",
-    "use_backup_code",
 ]
 
-TOTP_DIGITS = 6
-TOTP_STEP_SECONDS = 30
-#: Steps either side of now that are accepted (clock drift, a code typed as it changed).
-TOTP_WINDOW = 1
-BACKUP_CODES = 10
-#: A backup code: 16 characters of a 32-letter alphabet (80 bits), shown in groups of 4.
-BACKUP_CODE_LENGTH = 16
-_BACKUP_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no i, l, o, 0, 1: read aloud safely
+
 REASON_MAX = 200
 
 
@@ -70,112 +53,6 @@ class TwoFactorEnrolment:
     qr_text: str
 
 
-def _step(now: dt.datetime) -> int:
-    """The TOTP time step of ``now`` (naive UTC)."""
-    return int(now.replace(tzinfo=dt.UTC).timestamp()) // TOTP_STEP_SECONDS
-
-
-def _totp(secret: str) -> pyotp.TOTP:
-    return pyotp.TOTP(secret, digits=TOTP_DIGITS, interval=TOTP_STEP_SECONDS)
-
-
-def _matching_step(secret: str, code: str, now: dt.datetime) -> int | None:
-    code = "".join(code.split())
-    if len(code) != TOTP_DIGITS or not code.isascii() or not code.isdigit():
-        return None
-    totp = _totp(secret)
-    current = _step(now)
-    for step in range(current - TOTP_WINDOW, current + TOTP_WINDOW + 1):
-        if hmac.compare_digest(totp.generate_otp(step), code):
-            return step
-    return None
-
-
-def accept_totp(client_id: int, secret: str, code: str, now: dt.datetime) -> bool:
-    """True when ``code`` is the TOTP of ``secret`` for a step within ±1 of ``now``'s that
-    is later than the last one this client used; that step is then stored as used. The
-    check and the store are one conditional UPDATE, so two logins racing one code: one
-    wins. One query (none for a wrong code)."""
-    step = _matching_step(secret, code, now)
-    if step is None:
-        return False
-    with writer():
-        won = (
-            Client.update(totp_last_step=step)
-            .where(
-                (Client.id == client_id)
-                & (Client.totp_secret == secret)
-                & (Client.totp_last_step < step)
-            )
-            .execute()
-        )
-    return won == 1
-
-
-def _normal_backup_code(code: str) -> str:
-    return "".join(ch for ch in code.casefold() if ch.isalnum())
-
-
-def _backup_hash(client_id: int, code: str) -> str:
-    """SHA-256 of the client and the normalised code: the codes are 80 random bits, so a
-    fast hash is enough (no dictionary to try), and every check is one indexed lookup."""
-    return hashlib.sha256(f"{client_id}:{_normal_backup_code(code)}".encode()).hexdigest()
-
-
-def use_backup_code(client_id: int, code: str, now: dt.datetime) -> bool:
-    """True when ``code`` is one of the client's unused backup codes (case, spaces and
-    dashes ignored); it is then used up. One conditional UPDATE: a code is accepted once,
-    even by two logins at the same instant."""
-    if len(_normal_backup_code(code)) != BACKUP_CODE_LENGTH:
-        return False
-    with writer():
-        used = (
-            TotpBackupCode.update(used_at=now)
-            .where(
-                (TotpBackupCode.client == client_id)
-                & (TotpBackupCode.code_hash == _backup_hash(client_id, code))
-                & TotpBackupCode.used_at.is_null()
-            )
-            .execute()
-        )
-    return used == 1
-
-
-def accept_code(client_id: int, secret: str, code: str, now: dt.datetime) -> str:
-    """The second factor of a login: "totp" or "backup code" for what was accepted, ""
-    when neither was (``accept_totp``, ``use_backup_code``)."""
-    if accept_totp(client_id, secret, code, now):
-        return "totp"
-    if use_backup_code(client_id, code, now):
-        return "backup code"
-    return ""
-
-
-def backup_codes_left(client_id: int) -> int:
-    """How many unused backup codes the client has."""
-    return int(
-        TotpBackupCode.select()
-        .where((TotpBackupCode.client == client_id) & TotpBackupCode.used_at.is_null())
-        .count()
-    )
-
-
-def _new_codes() -> list[str]:
-    codes = []
-    for _ in range(BACKUP_CODES):
-        raw = "".join(secrets.choice(_BACKUP_ALPHABET) for _ in range(BACKUP_CODE_LENGTH))
-        codes.append("-".join(raw[i : i + 4] for i in range(0, BACKUP_CODE_LENGTH, 4)))
-    return codes
-
-
-def _store_codes(client_id: int, codes: list[str]) -> None:
-    """Replace the client's backup codes by ``codes`` (hashed); inside a transaction."""
-    TotpBackupCode.delete().where(TotpBackupCode.client == client_id).execute()
-    TotpBackupCode.insert_many(
-        [{"client": client_id, "code_hash": _backup_hash(client_id, c)} for c in codes]
-    ).execute()
-
-
 def begin_two_factor(session: ClientSession) -> TwoFactorEnrolment:
     """A new secret for the client to add to an authenticator app: nothing is stored
     until ``confirm_two_factor``. The account name in the URI is the client's email, the
@@ -187,7 +64,7 @@ def begin_two_factor(session: ClientSession) -> TwoFactorEnrolment:
     if client.totp_secret:
         raise RuleError("two-factor authentication is already on")
     secret = pyotp.random_base32()
-    uri = _totp(secret).provisioning_uri(
+    uri = totp_for(secret).provisioning_uri(
         name=client.email, issuer_name=load_settings().company_name
     )
     out = io.StringIO()
@@ -212,10 +89,10 @@ def confirm_two_factor(
     client = check_current_password(session, current_password, now=now)
     if client.totp_secret:
         raise RuleError("two-factor authentication is already on")
-    step = _matching_step(secret, code, now)
+    step = matching_step(secret, code, now)
     if step is None:
         raise RuleError("that code is not right: check the time on your device and try again")
-    codes = _new_codes()
+    codes = new_codes()
     with busy_is_refusal(), writer():
         switched = (
             Client.update(totp_secret=secret, totp_last_step=step)
@@ -224,7 +101,7 @@ def confirm_two_factor(
         )
         if switched != 1:
             raise RuleError("two-factor authentication is already on")
-        _store_codes(client.id, codes)
+        store_codes(client.id, codes)
         record(session.actor, "client", client.id, "2fa_enabled", client_id=client.id)
     return codes
 
@@ -238,9 +115,9 @@ def new_backup_codes(
     client = check_current_password(session, current_password, now=now)
     if not client.totp_secret:
         raise RuleError("two-factor authentication is off")
-    codes = _new_codes()
+    codes = new_codes()
     with busy_is_refusal(), writer():
-        _store_codes(client.id, codes)
+        store_codes(client.id, codes)
         record(session.actor, "client", client.id, "2fa_backup_codes", client_id=client.id)
     return codes
 

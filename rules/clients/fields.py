@@ -30,7 +30,7 @@ from store.models.clients import (
 
 #: How a value is checked and which widget edits it.
 Kind = Literal["text", "email", "phone", "country", "state", "tick", "choice", "notes"]
-#: The permission (``rules.accounts.permissions``) a change to the field needs.
+#: The permission (``rules.permissions``) a change to the field needs.
 Right = Literal["client.edit_contact", "client.edit_billing"]
 
 CONTACT: Right = "client.edit_contact"

@@ -15,7 +15,6 @@ from typing import Any
 
 from peewee import IntegrityError
 
-from rules.accounts.permissions import require
 from rules.audit import Actor, record
 from rules.clients.currencies import rescale_client_amounts
 from rules.clients.fields import (
@@ -34,6 +33,7 @@ from rules.clients.validation import (
     clean_text,
 )
 from rules.errors import FieldError, RuleError, ValidationError, busy_is_refusal
+from rules.permissions import require
 from store.db import writer
 from store.keys import email_key, normalise_state
 from store.models import (

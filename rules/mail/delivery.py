@@ -32,7 +32,6 @@ from typing import Any, Protocol
 
 from peewee import SQL, Select, fn
 
-from rules.accounts.permissions import require
 from rules.audit import Actor, record
 from rules.errors import RuleError, busy_is_refusal
 from rules.mail.marketing import marketing_refusal, refusal_for
@@ -47,6 +46,7 @@ from rules.mail.wire import (
     needs_smtputf8,
     wire_bytes,
 )
+from rules.permissions import require
 from store.config import SmtpConfig
 from store.db import database, is_postgres, is_sqlite, writer
 from store.files import FILE_MODE, fsync_folder, make_private_folder, reason

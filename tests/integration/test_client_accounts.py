@@ -55,9 +55,8 @@ from rules.accounts.resets import (
 )
 from rules.accounts.site_secret import site_secret
 from rules.accounts.throttle import TooManyAttempts
+from rules.accounts.totp import accept_totp, backup_codes_left
 from rules.accounts.two_factor import (
-    accept_totp,
-    backup_codes_left,
     begin_two_factor,
     confirm_two_factor,
     disable_two_factor,

@@ -8,10 +8,10 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Checkbox, Input, Select, Static
 
-from rules.accounts.permissions import PermissionDenied
 from rules.audit import SYSTEM_CLI, Actor
 from rules.clients.profile import update_client
 from rules.errors import RuleError
+from rules.permissions import PermissionDenied
 from store.models import (
     Addon,
     AuditLog,

@@ -32,7 +32,6 @@ from textual.widgets import (
     TextArea,
 )
 
-from rules.accounts.permissions import allowed
 from rules.audit import Actor
 from rules.clients.profile import (
     BILLING_FIELDS,
@@ -56,6 +55,7 @@ from rules.clients.profile import (
 from rules.clients.validation import format_phone
 from rules.errors import RuleError, ValidationError
 from rules.mail.log import email_log
+from rules.permissions import allowed
 from store.models import Client, ClientGroup, Currency, CustomField
 from store.models.clients import ADDRESS_FIELDS
 from store.models.enums import GATEWAYS, ClientStatus
