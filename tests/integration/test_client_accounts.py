@@ -8,9 +8,7 @@ import datetime as dt
 import json
 import mailbox
 import re
-import statistics
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -453,42 +451,65 @@ def test_unknown_email_without_questions_gets_the_sent_message_and_no_email(db: 
     assert [e.to for e in Email.select()] == ["ana1@example.com"]
 
 
-def _median_seconds(emails: list[str], call: Callable[[str], object]) -> float:
-    times = []
-    for email in emails:
-        started = time.perf_counter()
+def _same_work(
+    known: list[str], call: Callable[[str], object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Known and unknown emails cost the same argon2 work, the step that dominates the
+    time of each request (milliseconds against microseconds for the rest): so the answer
+    time does not tell who is a client. Counted, not timed, so a loaded machine cannot
+    make it flaky."""
+    counts: list[str] = []
+    for name in ("hash", "verify"):
+        original = getattr(PasswordHasher, name)
+
+        def counted(self: PasswordHasher, *args: Any, _o: Any = original, _n: str = name) -> Any:
+            counts.append(_n)
+            return _o(self, *args)
+
+        monkeypatch.setattr(PasswordHasher, name, counted)
+    strangers = [f"stranger{n}@example.org" for n in range(len(known))]
+    try:  # the decoy's answer hash is made once per process, on first use
+        call("warm-up@example.org")
+    except RuleError:
+        pass
+    for email, stranger in zip(known, strangers, strict=True):
+        counts.clear()
         try:
             call(email)
-        except WrongAnswer:
+        except RuleError:
             pass
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+        known_work = sorted(counts)
+        counts.clear()
+        try:
+            call(stranger)
+        except RuleError:
+            pass
+        assert sorted(counts) == known_work, (email, known_work, sorted(counts))
 
 
-def _same_timing(known: list[str], call: Callable[[str], object]) -> None:
-    strangers = [f"stranger{n}@example.org" for n in range(len(known))]
-    _median_seconds(known[:3] + strangers[:3], call)  # warm up
-    known_time = _median_seconds(known[3:], call)
-    unknown_time = _median_seconds(strangers[3:], call)
-    assert abs(known_time - unknown_time) < 0.010, (known_time, unknown_time)
-
-
-def test_unknown_email_timing_matches_a_known_one(db: str) -> None:
-    """Median times of known and unknown emails within 10 ms, at each step."""
+def test_unknown_email_costs_the_same_work_as_a_known_one(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At each step of the forgotten-password flow, an unknown email does the same
+    argon2 work as a known one."""
     site_secret()
-    without_question = [_client(n).email for n in range(1, 32)]
-    _same_timing(without_question, lambda e: request_reset(e, address=ADDRESS, now=NOW))
-    assert len(_emails("Password Reset Validation")) == 31
+    without_question = [_client(n).email for n in range(1, 6)]
+    _same_work(without_question, lambda e: request_reset(e, address=ADDRESS, now=NOW), monkeypatch)
+    assert len(_emails("Password Reset Validation")) == 5
     questions = _questions()
-    known = [_client(n) for n in range(100, 132)]
+    known = [_client(n) for n in range(100, 105)]
     Client.update(
         security_question=questions[0].id, security_answer_hash=hash_password("rex")
     ).where(Client.id.in_([c.id for c in known])).execute()
     emails = [c.email for c in known]
     later = NOW + dt.timedelta(hours=1)
-    _same_timing(emails, lambda e: request_reset(e, address=ADDRESS, now=later))
+    _same_work(emails, lambda e: request_reset(e, address=ADDRESS, now=later), monkeypatch)
     later += dt.timedelta(hours=1)
-    _same_timing(emails, lambda e: answer_security_question(e, "wrong", address=ADDRESS, now=later))
+    _same_work(
+        emails,
+        lambda e: answer_security_question(e, "wrong", address=ADDRESS, now=later),
+        monkeypatch,
+    )
 
 
 def test_reset_requests_are_throttled_per_email_without_locking(db: str) -> None:
