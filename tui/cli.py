@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 
 import click
 
-from store.config import ConfigError, load_config
+from store.config import ConfigError, hide_password, load_config
 from tui.cli_accounts import client_group
 from tui.exits import Exit, failure, show_traceback
 
@@ -56,12 +56,21 @@ class Context:
             try:
                 open_database(url)
             except ValueError as exc:
-                raise ConfigError(f"cannot use database {_shown(url)}: {exc}") from exc
+                raise ConfigError(f"cannot use database {hide_password(url)}: {exc}") from exc
+            except ModuleNotFoundError as exc:
+                if exc.name != "psycopg2":
+                    raise
+                raise ConfigError(
+                    f"cannot use database {hide_password(url)}: the PostgreSQL driver is not "
+                    "installed (pip install 'gobiller[postgres]')"
+                ) from exc
             except Exception as exc:  # driver errors differ per database
+                if _bad_connection_option(exc):
+                    raise ConfigError(f"cannot use database {hide_password(url)}: {exc}") from exc
                 fault = fault_of(exc)
                 if fault is None:
                     raise
-                raise type(fault)(f"cannot open database {_shown(url)}: {fault}") from exc
+                raise type(fault)(f"cannot open database {hide_password(url)}: {fault}") from exc
             self._opened = True
             if upgrade:
                 run_upgrade()
@@ -93,14 +102,39 @@ DATE = DateParam()
 RECORD_ID = click.IntRange(1, 2**63 - 1)
 
 
-def _shown(url: str) -> str:
-    """``url`` with its password, if any, replaced by ``***`` (for error messages)."""
-    from urllib.parse import urlsplit
+def _bad_connection_option(exc: Exception) -> bool:
+    """Whether ``exc`` is the PostgreSQL driver refusing the URL itself (an unknown
+    connection option such as ``?sslmod=``): the configuration, not the server."""
+    from peewee import ProgrammingError
 
-    parts = urlsplit(url)
-    if not parts.password:
-        return url
-    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
+    cause = exc.__cause__ or exc.__context__
+    psycopg2 = sys.modules.get("psycopg2")
+    return (
+        psycopg2 is not None
+        and isinstance(exc, ProgrammingError)
+        and isinstance(cause, psycopg2.ProgrammingError)
+        and "invalid dsn" in str(exc)
+    )
+
+
+def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """``gobiller --version``: the installed package's version (``importlib.metadata``),
+    as ``{"version": ...}`` when ``--json`` is on the command line too."""
+    if not value or ctx.resilient_parsing:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        number = version("gobiller")
+    except PackageNotFoundError:
+        number = "unknown (not installed)"
+    _emit(_json_version, {"version": number}, f"gobiller {number}")
+    ctx.exit(0)
+
+
+#: ``gobiller --version --json``: set by ``CommandGroup.main`` (click would refuse
+#: ``--json`` on the group before the eager ``--version`` could print).
+_json_version = False
 
 
 def _emit(as_json: bool, data: dict[str, Any], text: str) -> None:
@@ -163,6 +197,10 @@ class CommandGroup(click.Group):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         argv = list(sys.argv[1:] if args is None else args)
+        if "--version" in argv and set(argv) <= {"--version", "--json"}:
+            global _json_version
+            _json_version = "--json" in argv
+            argv = ["--version"]
         try:
             _check_arguments(argv)
             code = super().main(argv, prog_name, complete_var, False, **extra)
@@ -175,6 +213,14 @@ class CommandGroup(click.Group):
     cls=CommandGroup,
     invoke_without_command=True,
     context_settings={"help_option_names": ["-h", "--help"]},
+)
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_show_version,
+    help="Show the version and exit.",
 )
 @click.option(
     "--database",
