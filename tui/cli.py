@@ -46,6 +46,8 @@ class Context:
         Raises ``ConfigError`` for a URL it cannot use and a ``store.faults`` fault naming
         why the database cannot be opened (exit 65, 69 or 74: ``tui.exits``).
         """
+        from peewee import ImproperlyConfigured
+
         from store.db import open_database
         from store.faults import fault_of
         from store.migrate import check_tables
@@ -57,9 +59,7 @@ class Context:
                 open_database(url)
             except ValueError as exc:
                 raise ConfigError(f"cannot use database {hide_password(url)}: {exc}") from exc
-            except ModuleNotFoundError as exc:
-                if exc.name != "psycopg2":
-                    raise
+            except ImproperlyConfigured as exc:  # peewee: the PostgreSQL driver is missing
                 raise ConfigError(
                     f"cannot use database {hide_password(url)}: the PostgreSQL driver is not "
                     "installed (pip install 'gobiller[postgres]')"
@@ -117,24 +117,21 @@ def _bad_connection_option(exc: Exception) -> bool:
     )
 
 
-def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
-    """``gobiller --version``: the installed package's version (``importlib.metadata``),
-    as ``{"version": ...}`` when ``--json`` is on the command line too."""
-    if not value or ctx.resilient_parsing:
-        return
+def _version() -> str:
+    """The installed package's version (``importlib.metadata``), as ``pip`` knows it."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        number = version("gobiller")
+        return version("gobiller")
     except PackageNotFoundError:
-        number = "unknown (not installed)"
-    _emit(_json_version, {"version": number}, f"gobiller {number}")
-    ctx.exit(0)
+        return "unknown (not installed)"
 
 
-#: ``gobiller --version --json``: set by ``CommandGroup.main`` (click would refuse
-#: ``--json`` on the group before the eager ``--version`` could print).
-_json_version = False
+def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """``gobiller --version``."""
+    if value and not ctx.resilient_parsing:
+        click.echo(f"gobiller {_version()}")
+        ctx.exit(0)
 
 
 def _emit(as_json: bool, data: dict[str, Any], text: str) -> None:
@@ -197,10 +194,9 @@ class CommandGroup(click.Group):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         argv = list(sys.argv[1:] if args is None else args)
-        if "--version" in argv and set(argv) <= {"--version", "--json"}:
-            global _json_version
-            _json_version = "--json" in argv
-            argv = ["--version"]
+        if set(argv) == {"--version", "--json"}:  # click would refuse --json on the group
+            _emit(True, {"version": _version()}, "")
+            sys.exit(0)
         try:
             _check_arguments(argv)
             code = super().main(argv, prog_name, complete_var, False, **extra)
@@ -374,7 +370,7 @@ def db_status(obj: Context, as_json: bool) -> None:
     "today",
     type=DATE,
     default=None,
-    help="The date the data is built around (default: today).",
+    help="The date the data is billed up to (default: today in the demo's timezone).",
 )
 @click.option(
     "--login-file",

@@ -166,6 +166,22 @@ def test_an_unknown_postgresql_connection_option_is_a_configuration_error(
     assert "invalid connection option" in json.loads(capsys.readouterr().out)["error"]
 
 
+def test_a_missing_postgresql_driver_is_a_configuration_error(tmp_path: Path) -> None:
+    """A PostgreSQL URL where the driver is not installed (GoBiller without its
+    ``postgres`` extra) says what to install and exits 78, not as an internal error."""
+    script = """
+import sys
+sys.modules["psycopg2"] = None  # as if not installed
+from tui.cli import main
+main.main(["--database", "postgresql://gobiller@127.0.0.1/gobiller", "db", "status", "--json"])
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
+    assert out.returncode == Exit.CONFIG, out.stdout + out.stderr
+    assert "gobiller[postgres]" in json.loads(out.stdout)["error"]
+
+
 def test_version_is_the_installed_package_version() -> None:
     installed = version("gobiller")
     out = subprocess.run([*GOBILLER, "--version"], capture_output=True, text=True, timeout=60)
