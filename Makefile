@@ -32,7 +32,7 @@ run: $(STAMP)
 		printf '%s\n' '$(CONFIG_MARK)' '[database]' 'url = "sqlite:///$(DEMO_DB)"' '' \
 			'[mail]  # without SMTP, mail is delivered into this Maildir (mutt -f $(DEMO_MAILDIR))' \
 			'maildir = "$(DEMO_MAILDIR)"' > $(CONFIG); \
-		echo "Wrote $(CONFIG): gobiller cron, gobiller explain, gobiller mail list ... in this folder use $(DEMO_DB); mail lands in $(DEMO_MAILDIR)/"; \
+		echo "Wrote $(CONFIG): run in this folder, $(BIN)/gobiller cron, explain, mail list ... act on $(DEMO_DB); mail lands in $(DEMO_MAILDIR)/"; \
 	elif ! head -n 1 $(CONFIG) | grep -qxF '$(CONFIG_MARK)'; then \
 		echo "$(CONFIG) is yours: left as it is. Commands in this folder use its database; add --database sqlite:///$(DEMO_DB) for the demo."; \
 	fi
