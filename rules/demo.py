@@ -3,6 +3,11 @@
 The same seed and date give the same database. Rows are built as tuples and
 bulk inserted in chunks (one transaction each), so a million clients stream in
 bounded memory.
+
+The data is billed up to its date as if the daily cron had always run (``_Billing``):
+paid history, invoices coming due, a realistic set of overdue ones with the notices and
+late fees they have had, and client statuses that follow their products, so the first
+``gobiller cron`` on a fresh demo does one day's work.
 """
 
 from __future__ import annotations
@@ -13,20 +18,28 @@ import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import phonenumbers
+from dateutil.relativedelta import relativedelta
 
 from rules.accounts.passwords import generate_password, hash_password
 from rules.accounts.staff import add_staff
 from rules.audit import SYSTEM_CLI
-from rules.billing.invoicing import INVOICE_COLUMNS, ITEM_COLUMNS, fill_anchor_days
+from rules.billing.automation import RunContext, business_date
+from rules.billing.capture import CARD_EXPIRED, EPOCH
+from rules.billing.invoicing import CYCLE_MONTHS, INVOICE_COLUMNS, ITEM_COLUMNS, ITEM_TYPES
+from rules.billing.late_fees import fee_for
+from rules.billing.notices import stage_dates
+from rules.billing.tax import TaxTable, compute
 from rules.dates import DATE_MAX, DATE_MIN, WINDOW_TEXT
 from rules.errors import RuleError
 from store import sequences
 from store.bulk import bulk_insert, bulk_update_column, reset_sequences
 from store.db import writer
 from store.models import (
+    ActionLedger,
     Addon,
     Client,
     ClientGroup,
@@ -43,12 +56,24 @@ from store.models import (
     Staff,
     StoredCard,
     TaxRule,
+    utcnow,
 )
-from store.models.enums import BillingCycle, DomainStatus, InvoiceStatus, ServiceStatus
+from store.models.enums import (
+    ACTIVE_DOMAIN_STATUSES,
+    ACTIVE_SERVICE_STATUSES,
+    BillingCycle,
+    ClientStatus,
+    DomainStatus,
+    InvoiceStatus,
+    ItemType,
+    ServiceStatus,
+)
 from store.queries import lookup
-from store.settings import save_settings
+from store.settings import Settings, load_settings, save_settings
 
 CHUNK = 5000
+#: The demo company's timezone: its business date is the demo's default date.
+DEMO_TIMEZONE = "Europe/London"
 
 # (display name, ascii form for email addresses)
 FIRST_NAMES: list[tuple[str, str]] = [
@@ -262,6 +287,7 @@ SERVICE_COLUMNS = (
     "billing_cycle",
     "amount",
     "next_due_date",
+    "anchor_day",
     "payment_method",
     "created_at",
 )
@@ -274,6 +300,7 @@ ADDON_COLUMNS = (
     "billing_cycle",
     "amount",
     "next_due_date",
+    "anchor_day",
     "payment_method",
     "created_at",
 )
@@ -284,7 +311,18 @@ DOMAIN_COLUMNS = (
     "status",
     "amount",
     "next_due_date",
+    "anchor_day",
     "payment_method",
+    "created_at",
+)
+LEDGER_COLUMNS = (
+    "id",
+    "rule",
+    "subject",
+    "stage",
+    "business_date",
+    "outcome",
+    "detail",
     "created_at",
 )
 CARD_COLUMNS = ("id", "client_id", "gateway", "token", "last4", "expiry", "created_at")
@@ -320,7 +358,7 @@ def _reference_data() -> dict[str, Any]:
         {
             "company_name": "Demo Hosting Ltd",
             "system_url": "https://billing.demo.test/",
-            "timezone": "Europe/London",
+            "timezone": DEMO_TIMEZONE,
         }
     )
     for code, prefix, suffix, rate, default in (
@@ -363,6 +401,8 @@ def _reference_data() -> dict[str, Any]:
     return {
         "currency": lookup(Currency, Currency.code, Currency.id),
         "groups": [g.id for g in ClientGroup.select().order_by(ClientGroup.id)],
+        "discounts": {g.id: (g.discount_bp, g.name) for g in ClientGroup.select()},
+        "rates": {c.id: (c.decimals, str(c.rate)) for c in Currency.select()},
         "fields": {f.name: f.id for f in CustomField.select()},
         "questions": [q.id for q in SecurityQuestion.select().order_by(SecurityQuestion.id)],
         "products": [p.id for p in Product.select().order_by(Product.id)],
@@ -383,18 +423,303 @@ DEMO_FIRST = DATE_MIN + dt.timedelta(days=DEMO_DAYS_BEFORE)
 DEMO_LAST = dt.date(DATE_MAX.year - DEMO_YEARS_AFTER, 12, 31)
 
 
+#: Paid invoices kept per billed item before its current period: a short history, so a
+#: million-client demo stays a few rows a client.
+HISTORY_PERIODS = 2
+HISTORY_DAYS = 120
+OTHER_STATUSES = (
+    InvoiceStatus.CANCELLED,
+    InvoiceStatus.REFUNDED,
+    InvoiceStatus.DRAFT,
+    InvoiceStatus.COLLECTIONS,
+    InvoiceStatus.PAYMENT_PENDING,
+)
+#: The share of bank transfer and mail-in invoices paid by their due date; the rest are
+#: the demo's overdue invoices (a declined or expired card leaves its invoices unpaid too).
+PAID_SHARE = 0.85
+
+
+@dataclass(frozen=True)
+class _Payer:
+    """What billing needs to know of a demo client."""
+
+    id: int
+    country: str
+    state: str
+    tax_exempt: bool
+    late_fees_exempt: bool
+    method: str
+    #: "ok": a card the sandbox approves; "declined"; "" for no card (or processing off).
+    card: str
+    card_id: int
+    card_expiry: str  # YYYY-MM, "" without a card
+    discount_bp: int
+    group_name: str
+    decimals: int
+    rate: str
+    created: dt.date
+
+
+class _Billing:
+    """The invoices, late fees and ledger the daily cron would have left by the demo date.
+
+    Every billed item (a service or addon in an active status on a recurring cycle, an
+    active domain, yearly) is invoiced for each due date up to the horizon the cron of
+    the day before reached (``invoice_days_before_due`` - 1 days after the demo date),
+    with a short paid history before that. Card clients were charged on the due date
+    (the capture rule's default), others paid by it with ``PAID_SHARE``; what is left
+    unpaid carries the notices already sent and the late fee already added (in the
+    ledger, with the keys the rules claim: PRODUCT.md §3), so the first ``gobiller cron``
+    on the demo date does one day's work, not the backlog of years.
+    """
+
+    def __init__(self, today: dt.date, settings: Settings, rng: random.Random) -> None:
+        self.today = today
+        self.settings = settings
+        self.rng = rng
+        self.ctx = RunContext(business_date=today, settings=settings)
+        self.taxes = TaxTable()
+        self.horizon = today + dt.timedelta(days=settings.invoice_days_before_due - 1)
+        self.invoices: list[tuple[Any, ...]] = []
+        self.items: list[tuple[Any, ...]] = []
+        self.ledger: list[tuple[Any, ...]] = []
+        self.asked: set[int] = set()  # cards whose client was asked for a new one
+        self.stamp = dt.datetime.combine(today, dt.time(9, 0)).isoformat(" ")
+
+    def bill(
+        self,
+        counters: dict[str, int],
+        payer: _Payer,
+        kind: str,
+        item_id: int,
+        name: str,
+        amount: int,
+        months: int,
+        due: dt.date,
+    ) -> dt.date:
+        """Invoice item ``item_id`` (a ``kind`` billed every ``months`` months, first
+        drawn due ``due``) up to the horizon; return its next due date (the first period
+        not paid)."""
+        anchor = due.day
+        earlier = []
+        for n in range(1, HISTORY_PERIODS + 1):
+            back = due + relativedelta(months=-months * n, day=anchor)
+            if back < payer.created or (self.today - back).days > HISTORY_DAYS:
+                break
+            earlier.append(back)
+        for back in reversed(earlier):
+            self._invoice(counters, payer, kind, item_id, name, amount, back, paid=True)
+        while due <= self.horizon:
+            paid = self._paid(payer, due)
+            self._invoice(counters, payer, kind, item_id, name, amount, due, paid=paid)
+            if not paid:
+                break
+            due = due + relativedelta(months=months, day=anchor)
+        return due
+
+    def _paid(self, payer: _Payer, due: dt.date) -> bool:
+        """Whether the invoice due on ``due`` was paid before the demo date."""
+        if due >= self.today:
+            return False  # charged or paid on its due date at the earliest
+        if payer.card:
+            return payer.card == "ok" and payer.card_expiry >= f"{due:%Y-%m}"
+        return self.rng.random() < PAID_SHARE
+
+    def _invoice(
+        self,
+        counters: dict[str, int],
+        payer: _Payer,
+        kind: str,
+        item_id: int,
+        name: str,
+        amount: int,
+        due: dt.date,
+        *,
+        paid: bool,
+    ) -> None:
+        counters["invoice"] += 1
+        iid = counters["invoice"]
+        s = self.settings
+        issued = min(max(due - dt.timedelta(days=s.invoice_days_before_due), payer.created), due)
+        taxable = not payer.tax_exempt and s.tax_enabled
+        text = {"service": "Hosting", "addon": "Addon", "domain": "Domain renewal"}[kind]
+        lines: list[tuple[Any, ...]] = [
+            (ITEM_TYPES[kind], f"{text}: {name} ({due:%d/%m/%Y})", amount, taxable, kind, item_id)
+        ]
+        if payer.discount_bp:
+            off = (amount * payer.discount_bp + 5000) // 10_000
+            if off:
+                share = f"{Decimal(payer.discount_bp) / 100}%"
+                text = f"Client group discount: {payer.group_name} ({share})"
+                lines.append((ItemType.ITEM.value, text, -off, taxable, None, None))
+        overdue_from = max(due, issued)
+        late = (
+            not paid
+            and not payer.late_fees_exempt
+            and s.late_fee_days > 0
+            and overdue_from + dt.timedelta(days=s.late_fee_days) < self.today
+        )
+        if late:
+            subtotal = sum(line[2] for line in lines)
+            fee = fee_for(subtotal, payer.decimals, payer.rate, s)
+            if fee > 0:
+                taxed = s.late_fee_taxed and taxable
+                lines.append((ItemType.LATE_FEE.value, "Late fee", fee, taxed, None, None))
+                self._claim(counters, "late_fee", f"invoice:{iid}", "", overdue_from)
+        rates = self.taxes.rates_for(
+            payer.country, payer.state, exempt=payer.tax_exempt, settings=s
+        )
+        totals = compute([(line[2], line[3]) for line in lines], rates, s)
+        if paid:
+            status, date_paid = InvoiceStatus.PAID, due
+            if not payer.card:
+                date_paid = max(issued, due - dt.timedelta(days=self.rng.randrange(0, 10)))
+        else:
+            status, date_paid = InvoiceStatus.UNPAID, None
+            for stage, day in stage_dates(due, self.ctx, issued).items():
+                if day < self.today:  # sent by an earlier day's run
+                    self._claim(counters, "notice", f"invoice:{iid}", stage, day)
+            yesterday = self.today - dt.timedelta(days=1)
+            if payer.card and due <= yesterday and payer.card_expiry < f"{yesterday:%Y-%m}":
+                if payer.card_id not in self.asked:  # asked once for a new card
+                    self.asked.add(payer.card_id)
+                    self._claim(
+                        counters,
+                        CARD_EXPIRED,
+                        f"client:{payer.id}",
+                        f"card:{payer.card_id}",
+                        EPOCH,
+                    )
+        self.invoices.append(
+            (
+                iid,
+                payer.id,
+                str(iid),
+                issued.isoformat(),
+                due.isoformat(),
+                date_paid.isoformat() if date_paid else None,
+                status,
+                payer.method,
+                totals.subtotal,
+                totals.tax,
+                totals.tax2,
+                totals.total,
+                rates.level1_e4,
+                rates.level2_e4,
+                "",
+                f"{issued.isoformat()} 09:00:00",
+                1,
+            )
+        )
+        for n, (itype, description, value, taxed, rtype, rid) in enumerate(lines):
+            counters["item"] += 1
+            self.items.append(
+                (
+                    counters["item"],
+                    iid,
+                    itype,
+                    description,
+                    value,
+                    taxed,
+                    rtype,
+                    rid,
+                    due.isoformat() if rtype else None,
+                    n,
+                )
+            )
+
+    def _claim(
+        self, counters: dict[str, int], rule: str, subject: str, stage: str, day: dt.date
+    ) -> None:
+        counters["ledger"] += 1
+        self.ledger.append(
+            (counters["ledger"], rule, subject, stage, day.isoformat(), "done", "", self.stamp)
+        )
+
+    def other(
+        self, counters: dict[str, int], payer: _Payer, status: str, product: tuple[str, int]
+    ) -> None:
+        """One invoice of ``status`` (Cancelled, Draft...: none the rules act on), billing
+        nothing the rules track, dated in the last ``HISTORY_DAYS`` days."""
+        counters["invoice"] += 1
+        iid = counters["invoice"]
+        issued = max(
+            self.today - dt.timedelta(days=self.rng.randrange(HISTORY_DAYS)), payer.created
+        )
+        due = issued + dt.timedelta(days=self.settings.invoice_days_before_due)
+        taxable = not payer.tax_exempt and self.settings.tax_enabled
+        rates = self.taxes.rates_for(
+            payer.country, payer.state, exempt=payer.tax_exempt, settings=self.settings
+        )
+        name, amount = product
+        totals = compute([(amount, taxable)], rates, self.settings)
+        self.invoices.append(
+            (
+                iid,
+                payer.id,
+                str(iid),
+                issued.isoformat(),
+                due.isoformat(),
+                None,
+                status,
+                payer.method,
+                totals.subtotal,
+                totals.tax,
+                totals.tax2,
+                totals.total,
+                rates.level1_e4,
+                rates.level2_e4,
+                "",
+                f"{issued.isoformat()} 09:00:00",
+                1,
+            )
+        )
+        counters["item"] += 1
+        self.items.append(
+            (
+                counters["item"],
+                iid,
+                ItemType.ITEM.value,
+                f"{name} ({issued:%d/%m/%Y})",
+                amount,
+                taxable,
+                None,
+                None,
+                None,
+                0,
+            )
+        )
+
+    def take(self) -> list[tuple[Any, tuple[str, ...], list[tuple[Any, ...]]]]:
+        """The rows built since the last call, for bulk insertion."""
+        rows = [
+            (Invoice, INVOICE_COLUMNS, self.invoices),
+            (InvoiceItem, ITEM_COLUMNS, self.items),
+            (ActionLedger, LEDGER_COLUMNS, self.ledger),
+        ]
+        self.invoices, self.items, self.ledger = [], [], []
+        return rows
+
+
 def generate_demo(
     clients: int,
     seed: int = 1,
     today: dt.date | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> DemoResult:
-    """Fill an empty database with ``clients`` demo clients and everything around them."""
+    """Fill an empty database with ``clients`` demo clients and everything around them,
+    billed up to ``today`` (default: the business date of the demo's timezone, the date
+    ``gobiller cron`` runs for): every item due within ``invoice_days_before_due`` less
+    one day has its invoice, so the first cron invoices one day's items (``_Billing``).
+
+    Raises ``RuleError`` for fewer than one client, a database that is not empty, or a
+    date whose data would leave the plausible window (``DEMO_FIRST``..``DEMO_LAST``).
+    """
     if clients < 1:
         raise RuleError("--clients must be at least 1")
     if Client.select().exists() or Currency.select().exists():
         raise RuleError("the database is not empty: demo data goes into a new database")
-    today = today or dt.date.today()
+    today = today or business_date(utcnow(), Settings(timezone=DEMO_TIMEZONE))[0]
     if not DEMO_FIRST <= today <= DEMO_LAST:
         raise RuleError(
             f"--date must be between {DEMO_FIRST} and {DEMO_LAST}: the demo spreads its data up "
@@ -421,7 +746,9 @@ def generate_demo(
         "item": 0,
         "card": 0,
         "value": 0,
+        "ledger": 0,
     }
+    biller = _Billing(today, load_settings(), rng)
     rows_total = 0
     now = dt.datetime.combine(today, dt.time(12, 0))
     for start in range(1, clients + 1, CHUNK):
@@ -436,6 +763,7 @@ def generate_demo(
             now,
             demo_password_hash,
             answer_hash,
+            biller,
         )
         with writer():
             for model, columns, rows in chunk:
@@ -446,7 +774,6 @@ def generate_demo(
         if progress:
             progress(stop - 1)
     with writer():
-        fill_anchor_days()
         # Demo invoices are numbered by their ids: the sequence goes on after the last.
         sequences.raise_to([str(Invoice.select(Invoice.id).order_by(Invoice.id.desc()).scalar())])
         reset_sequences(
@@ -460,6 +787,7 @@ def generate_demo(
                 InvoiceItem,
                 StoredCard,
                 CustomFieldValue,
+                ActionLedger,
             )
         )
     return DemoResult(clients=clients, admin_password=admin_password, rows=rows_total)
@@ -475,14 +803,13 @@ def _build_chunk(
     now: dt.datetime,
     password_hash: str,
     answer_hash: str,
+    biller: _Billing,
 ) -> tuple[list[tuple[Any, tuple[str, ...], list[tuple[Any, ...]]]], list[tuple[int, int]]]:
     clients: list[tuple[Any, ...]] = []
     contacts: list[tuple[Any, ...]] = []
     services: list[tuple[Any, ...]] = []
     addons: list[tuple[Any, ...]] = []
     domains: list[tuple[Any, ...]] = []
-    invoices: list[tuple[Any, ...]] = []
-    items: list[tuple[Any, ...]] = []
     cards: list[tuple[Any, ...]] = []
     values: list[tuple[Any, ...]] = []
     billing: list[tuple[int, int]] = []
@@ -608,32 +935,63 @@ def _build_chunk(
         if r() < 0.3:
             counters["value"] += 1
             values.append((counters["value"], cid, fields["Newsletter"], "on"))
+        card, card_id, expiry = "", 0, ""
         if method == "sandboxcard":
             counters["card"] += 1
-            token = (
-                f"ok_{rng.getrandbits(48):012x}"
-                if r() < 0.85
-                else f"dec_{rng.getrandbits(48):012x}"
+            card_id = counters["card"]
+            declined = r() >= 0.85
+            token = f"{'dec' if declined else 'ok'}_{rng.getrandbits(48):012x}"
+            expiry = (
+                f"{today.year + rng.randrange(DEMO_YEARS_AFTER + 1)}-{rng.randrange(1, 13):02d}"
             )
             cards.append(
                 (
-                    counters["card"],
+                    card_id,
                     cid,
                     "sandboxcard",
                     token,
                     f"{rng.randrange(10000):04d}",
-                    f"{today.year + rng.randrange(DEMO_YEARS_AFTER + 1)}-"
-                    f"{rng.randrange(1, 13):02d}",
+                    expiry,
                     created.isoformat(" "),
                 )
             )
+            card = "declined" if declined else "ok"
+        row = dict(zip(CLIENT_COLUMNS, clients[-1], strict=True))
+        discount_bp, group_name = ref["discounts"].get(group_id, (0, ""))
+        decimals, rate = ref["rates"][row["currency_id"]]
+        payer = _Payer(
+            id=cid,
+            country=country,
+            state=state,
+            tax_exempt=bool(row["tax_exempt"]),
+            late_fees_exempt=bool(row["late_fees_exempt"]),
+            method=method,
+            card="" if row["cc_processing_disabled"] else card,
+            card_id=card_id,
+            card_expiry=expiry,
+            discount_bp=discount_bp,
+            group_name=group_name,
+            decimals=decimals,
+            rate=rate,
+            created=created.date(),
+        )
+        has_active = False
         active = status != "Closed"
         for _ in range(rng.choice((0, 1, 1, 1, 2, 2, 3)) if active else rng.choice((0, 1))):
             counters["service"] += 1
             sid = counters["service"]
             pidx = rng.randrange(len(PRODUCTS))
             sstatus = "Active" if r() < 0.7 else choice(SERVICE_STATUSES)
-            due = _due_near(today, rng)
+            cycle = choice(CYCLES)
+            drawn = _due_near(today, rng)
+            due = drawn
+            product, price = PRODUCTS[pidx]
+            if sstatus in ACTIVE_SERVICE_STATUSES:
+                has_active = True
+                if cycle in CYCLE_MONTHS:
+                    due = biller.bill(
+                        counters, payer, "service", sid, product, price, CYCLE_MONTHS[cycle], drawn
+                    )
             services.append(
                 (
                     sid,
@@ -641,9 +999,10 @@ def _build_chunk(
                     ref["products"][pidx],
                     f"{last_ascii}{cid}.example.com",
                     sstatus,
-                    choice(CYCLES),
-                    PRODUCTS[pidx][1],
+                    cycle,
+                    price,
                     due.isoformat(),
+                    drawn.day,
                     method,
                     created.isoformat(" "),
                 )
@@ -651,16 +1010,24 @@ def _build_chunk(
             if r() < 0.25:
                 counters["addon"] += 1
                 name, price = choice(ADDONS)
+                astatus = "Active" if r() < 0.7 else choice(SERVICE_STATUSES)
+                due = drawn
+                if astatus in ACTIVE_SERVICE_STATUSES:
+                    has_active = True
+                    due = biller.bill(
+                        counters, payer, "addon", counters["addon"], name, price, 1, drawn
+                    )
                 addons.append(
                     (
                         counters["addon"],
                         sid,
                         cid,
                         name,
-                        "Active" if r() < 0.7 else choice(SERVICE_STATUSES),
+                        astatus,
                         BillingCycle.MONTHLY,
                         price,
                         due.isoformat(),
+                        drawn.day,
                         method,
                         created.isoformat(" "),
                     )
@@ -668,85 +1035,34 @@ def _build_chunk(
         for _ in range(rng.choice((0, 0, 1, 1, 2))):
             counters["domain"] += 1
             tld, price = choice(TLDS)
+            name = f"{last_ascii}{cid}-{counters['domain']}.{tld}"
+            dstatus = "Active" if r() < 0.7 else choice(DOMAIN_STATUSES)
+            drawn = due = _due_near(today, rng)
+            if dstatus in ACTIVE_DOMAIN_STATUSES:
+                has_active = True
+                due = biller.bill(
+                    counters, payer, "domain", counters["domain"], name, price, 12, drawn
+                )
             domains.append(
                 (
                     counters["domain"],
                     cid,
-                    f"{last_ascii}{cid}-{counters['domain']}.{tld}",
-                    "Active" if r() < 0.7 else choice(DOMAIN_STATUSES),
+                    name,
+                    dstatus,
                     price,
-                    _due_near(today, rng).isoformat(),
+                    due.isoformat(),
+                    drawn.day,
                     method,
                     created.isoformat(" "),
                 )
             )
-        for _ in range(rng.choice((0, 1, 2, 3, 3, 4))):
-            counters["invoice"] += 1
-            iid = counters["invoice"]
-            date = today - dt.timedelta(days=rng.randrange(0, 120))
-            due = date + dt.timedelta(days=14)
-            roll = r()
-            if roll < 0.55:
-                istatus, paid = (
-                    InvoiceStatus.PAID,
-                    min(today, due - dt.timedelta(days=rng.randrange(0, 10))),
-                )
-            elif roll < 0.93:
-                istatus, paid = InvoiceStatus.UNPAID, None
-            else:
-                istatus, paid = (
-                    choice(
-                        (
-                            InvoiceStatus.CANCELLED,
-                            InvoiceStatus.REFUNDED,
-                            InvoiceStatus.DRAFT,
-                            InvoiceStatus.COLLECTIONS,
-                            InvoiceStatus.PAYMENT_PENDING,
-                        )
-                    ),
-                    None,
-                )
-            subtotal = 0
-            for n in range(rng.choice((1, 1, 2, 3))):
-                counters["item"] += 1
-                pname, price = choice(PRODUCTS)
-                items.append(
-                    (
-                        counters["item"],
-                        iid,
-                        "Hosting",
-                        f"{pname} ({date:%d/%m/%Y})",
-                        price,
-                        True,
-                        None,
-                        None,
-                        None,
-                        n,
-                    )
-                )
-                subtotal += price
-            taxed = country in ("GB", "DE", "FR", "ES")
-            tax = (subtotal * 20 + 50) // 100 if taxed else 0
-            invoices.append(
-                (
-                    iid,
-                    cid,
-                    str(iid),
-                    date.isoformat(),
-                    due.isoformat(),
-                    paid.isoformat() if paid else None,
-                    istatus,
-                    method,
-                    subtotal,
-                    tax,
-                    0,
-                    subtotal + tax,
-                    200000 if taxed else 0,
-                    0,
-                    "",
-                    date.isoformat() + " 09:00:00",
-                    1,
-                )
+        if status != ClientStatus.CLOSED and not row["status_locked"]:
+            # As the daily Client Status Update would have left it (PRODUCT.md §3).
+            status = ClientStatus.ACTIVE if has_active else ClientStatus.INACTIVE
+            clients[-1] = tuple(status if c == "status" else v for c, v in row.items())
+        if r() < 0.1:  # one invoice of a status the rules leave alone, for variety
+            biller.other(
+                counters, payer, choice(OTHER_STATUSES), PRODUCTS[rng.randrange(len(PRODUCTS))]
             )
     return [
         (Client, CLIENT_COLUMNS, clients),
@@ -756,6 +1072,5 @@ def _build_chunk(
         (Service, SERVICE_COLUMNS, services),
         (Addon, ADDON_COLUMNS, addons),
         (Domain, DOMAIN_COLUMNS, domains),
-        (Invoice, INVOICE_COLUMNS, invoices),
-        (InvoiceItem, ITEM_COLUMNS, items),
+        *biller.take(),
     ], billing

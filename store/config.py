@@ -3,6 +3,11 @@
 Database URL precedence: ``--database`` > ``GOBILLER_DATABASE`` > ``gobiller.toml``
 (current folder, then the user config folder, then ``/etc/gobiller/config.toml``)
 > a SQLite file in the user data folder.
+
+Everything is checked when it is read: a file that is not TOML, a table or key this
+version does not know (a typo would otherwise fall back to a default silently), a value
+of the wrong type, an SMTP or database URL GoBiller cannot use all raise
+``ConfigError``, which every command reports in one line with exit 78 (EX_CONFIG).
 """
 
 from __future__ import annotations
@@ -22,6 +27,15 @@ ENV_DATABASE = "GOBILLER_DATABASE"
 ENV_SMTP = "GOBILLER_SMTP_URL"
 SMTP_SECURITY = ("starttls", "tls", "none")
 SYSTEM_CONFIG = Path("/etc/gobiller/config.toml")
+#: The tables a config file may hold and their keys (``None``: any key, ``[keys]`` maps
+#: binding ids, which the staff app checks).
+CONFIG_TABLES: dict[str, frozenset[str] | None] = {
+    "database": frozenset({"url"}),
+    "smtp": frozenset({"host", "port", "security", "username", "password"}),
+    "mail": frozenset({"maildir"}),
+    "keys": None,
+}
+DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres")
 
 
 class ConfigError(ValueError):
@@ -69,7 +83,10 @@ def smtp_host(host: str, source: str) -> str:
 
 
 def parse_smtp_url(url: str) -> SmtpConfig:
-    """``smtp://user:pass@host:587?security=starttls`` (security: starttls, tls or none)."""
+    """``smtp://user:pass@host:587?security=starttls`` (security: starttls, tls or none).
+
+    Raises ``ConfigError`` naming ``GOBILLER_SMTP_URL`` for anything else (another
+    scheme, no host, a port that is not a number from 1 to 65535, another security)."""
     parts = urlsplit(url)
     if parts.scheme != "smtp" or not parts.hostname:
         raise ConfigError(f"{ENV_SMTP}: expected smtp://user:pass@host:port?security=starttls")
@@ -77,9 +94,15 @@ def parse_smtp_url(url: str) -> SmtpConfig:
     if security not in SMTP_SECURITY:
         raise ConfigError(f"{ENV_SMTP}: security must be one of {', '.join(SMTP_SECURITY)}")
     default_port = {"starttls": 587, "tls": 465, "none": 25}[security]
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0 or (port is None and parts.netloc.endswith(":")):
+        raise ConfigError(f"{ENV_SMTP}: the port must be a number from 1 to 65535")
     return SmtpConfig(
         host=smtp_host(parts.hostname, ENV_SMTP),
-        port=parts.port or default_port,
+        port=port or default_port,
         security=security,
         username=unquote(parts.username or ""),
         password=unquote(parts.password or ""),
@@ -91,15 +114,74 @@ def _smtp_from_table(table: dict[str, Any], source: str) -> SmtpConfig:
     if security not in SMTP_SECURITY or not isinstance(table.get("host"), str):
         raise ConfigError(f"{source}: [smtp] needs host and security one of {SMTP_SECURITY}")
     port = table.get("port", {"starttls": 587, "tls": 465, "none": 25}[security])
-    if not isinstance(port, int):
-        raise ConfigError(f"{source}: [smtp] port must be a number")
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ConfigError(f"{source}: [smtp] port must be a number from 1 to 65535")
+    for key in ("username", "password"):
+        if not isinstance(table.get(key, ""), str):
+            raise ConfigError(f"{source}: [smtp] {key} must be a string")
     return SmtpConfig(
         host=smtp_host(table["host"], source),
         port=port,
         security=security,
-        username=str(table.get("username", "")),
-        password=str(table.get("password", "")),
+        username=table.get("username", ""),
+        password=table.get("password", ""),
     )
+
+
+def check_shape(raw: dict[str, Any], source: str) -> None:
+    """Refuse a config file whose tables or keys this version does not know, or whose
+    values have the wrong type (``CONFIG_TABLES``). Raises ``ConfigError`` naming the
+    file and the key, so a typo (``[databse]``, ``urll``) never silently falls back to
+    the default database or the local Maildir."""
+    for name, value in raw.items():
+        if name not in CONFIG_TABLES:
+            known = ", ".join(f"[{t}]" for t in CONFIG_TABLES)
+            raise ConfigError(f"{source}: unknown setting {name!r} (tables: {known})")
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: {name} must be a table ([{name}])")
+        keys = CONFIG_TABLES[name]
+        for key, item in value.items():
+            if keys is not None and key not in keys:
+                raise ConfigError(
+                    f"{source}: unknown key {key!r} in [{name}] (keys: {', '.join(sorted(keys))})"
+                )
+            if name in ("database", "mail", "keys") and not isinstance(item, str):
+                raise ConfigError(f"{source}: [{name}] {key} must be a string")
+
+
+def check_database_url(url: str, source: str) -> None:
+    """Refuse a database URL GoBiller cannot open: a scheme other than ``sqlite`` or
+    ``postgresql`` (``postgres``), a SQLite URL without a file (``sqlite:///path``,
+    ``sqlite:////absolute/path``), a server URL whose port is not a number (a URL
+    without a host is libpq's local socket). Raises ``ConfigError`` naming ``source``
+    (the option, the environment variable or the file) and the URL with any password
+    hidden."""
+    parts = urlsplit(url)
+    shown = hide_password(url)
+    if parts.scheme not in DATABASE_SCHEMES:
+        raise ConfigError(
+            f"{source}: unsupported database URL {shown!r}: use sqlite:///path "
+            "or postgresql://user@host/database"
+        )
+    if parts.scheme == "sqlite":
+        if not url.startswith("sqlite:///") or url == "sqlite:///":
+            raise ConfigError(
+                f"{source}: SQLite URL {shown!r} has no file: use sqlite:///relative/path "
+                "or sqlite:////absolute/path"
+            )
+        return
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        raise ConfigError(f"{source}: database URL {shown!r}: {exc}") from exc
+
+
+def hide_password(url: str) -> str:
+    """``url`` with its password, if any, replaced by ``***``."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
 
 
 @dataclass(frozen=True)
@@ -136,27 +218,35 @@ def load_config(
     environ: dict[str, str] | None = None,
     cwd: Path | None = None,
 ) -> Config:
-    """Resolve the configuration; the first config file found is the one used."""
+    """Resolve the configuration; the first config file found is the one used.
+
+    Raises ``ConfigError`` (exit 78) for a config file that cannot be read, is not TOML
+    or has an unknown or mistyped setting (``check_shape``), for a database URL that
+    cannot be used, whichever of the option, ``GOBILLER_DATABASE`` or the file gave it
+    (``check_database_url``), and for an unusable ``GOBILLER_SMTP_URL`` or ``[smtp]``.
+    """
     env = os.environ if environ is None else environ
     config_file = next((p for p in config_candidates(cwd) if p.is_file()), None)
     raw = _read_toml(config_file) if config_file else {}
-    file_url = raw.get("database", {}).get("url") if isinstance(raw.get("database"), dict) else None
+    check_shape(raw, str(config_file))
+    file_url = raw.get("database", {}).get("url")
     if database_option:
-        url, source = database_option, "option"
+        url, source, label = database_option, "option", "--database"
     elif env.get(ENV_DATABASE):
-        url, source = env[ENV_DATABASE], "environment"
+        url, source, label = env[ENV_DATABASE], "environment", ENV_DATABASE
     elif file_url:
-        if not isinstance(file_url, str):
-            raise ConfigError(f"{config_file}: [database] url must be a string")
         url, source = file_url, str(config_file)
+        label = f"{config_file}: [database] url"
     else:
         url, source = f"sqlite:///{data_dir() / 'gobiller.sqlite3'}", "default"
+        label = "the default database"
+    check_database_url(url, label)
     smtp: SmtpConfig | None = None
     if env.get(ENV_SMTP):
         smtp = parse_smtp_url(env[ENV_SMTP])
-    elif isinstance(raw.get("smtp"), dict):
+    elif "smtp" in raw:
         smtp = _smtp_from_table(raw["smtp"], str(config_file))
-    mail = raw.get("mail", {}) if isinstance(raw.get("mail"), dict) else {}
+    mail = raw.get("mail", {})
     maildir = Path(mail["maildir"]).expanduser() if mail.get("maildir") else data_dir() / "Maildir"
     return Config(
         database_url=url,

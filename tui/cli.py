@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 
 import click
 
-from store.config import ConfigError, load_config
+from store.config import ConfigError, hide_password, load_config
 from tui.cli_accounts import client_group
 from tui.exits import Exit, failure, show_traceback
 
@@ -46,6 +46,8 @@ class Context:
         Raises ``ConfigError`` for a URL it cannot use and a ``store.faults`` fault naming
         why the database cannot be opened (exit 65, 69 or 74: ``tui.exits``).
         """
+        from peewee import ImproperlyConfigured
+
         from store.db import open_database
         from store.faults import fault_of
         from store.migrate import check_tables
@@ -56,12 +58,19 @@ class Context:
             try:
                 open_database(url)
             except ValueError as exc:
-                raise ConfigError(f"cannot use database {_shown(url)}: {exc}") from exc
+                raise ConfigError(f"cannot use database {hide_password(url)}: {exc}") from exc
+            except ImproperlyConfigured as exc:  # peewee: the PostgreSQL driver is missing
+                raise ConfigError(
+                    f"cannot use database {hide_password(url)}: the PostgreSQL driver is not "
+                    "installed (pip install 'gobiller[postgres]')"
+                ) from exc
             except Exception as exc:  # driver errors differ per database
+                if _bad_connection_option(exc):
+                    raise ConfigError(f"cannot use database {hide_password(url)}: {exc}") from exc
                 fault = fault_of(exc)
                 if fault is None:
                     raise
-                raise type(fault)(f"cannot open database {_shown(url)}: {fault}") from exc
+                raise type(fault)(f"cannot open database {hide_password(url)}: {fault}") from exc
             self._opened = True
             if upgrade:
                 run_upgrade()
@@ -93,14 +102,36 @@ DATE = DateParam()
 RECORD_ID = click.IntRange(1, 2**63 - 1)
 
 
-def _shown(url: str) -> str:
-    """``url`` with its password, if any, replaced by ``***`` (for error messages)."""
-    from urllib.parse import urlsplit
+def _bad_connection_option(exc: Exception) -> bool:
+    """Whether ``exc`` is the PostgreSQL driver refusing the URL itself (an unknown
+    connection option such as ``?sslmod=``): the configuration, not the server."""
+    from peewee import ProgrammingError
 
-    parts = urlsplit(url)
-    if not parts.password:
-        return url
-    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
+    cause = exc.__cause__ or exc.__context__
+    psycopg2 = sys.modules.get("psycopg2")
+    return (
+        psycopg2 is not None
+        and isinstance(exc, ProgrammingError)
+        and isinstance(cause, psycopg2.ProgrammingError)
+        and "invalid dsn" in str(exc)
+    )
+
+
+def _version() -> str:
+    """The installed package's version (``importlib.metadata``), as ``pip`` knows it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("gobiller")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    """``gobiller --version``."""
+    if value and not ctx.resilient_parsing:
+        click.echo(f"gobiller {_version()}")
+        ctx.exit(0)
 
 
 def _emit(as_json: bool, data: dict[str, Any], text: str) -> None:
@@ -163,6 +194,9 @@ class CommandGroup(click.Group):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         argv = list(sys.argv[1:] if args is None else args)
+        if set(argv) == {"--version", "--json"}:  # click would refuse --json on the group
+            _emit(True, {"version": _version()}, "")
+            sys.exit(0)
         try:
             _check_arguments(argv)
             code = super().main(argv, prog_name, complete_var, False, **extra)
@@ -175,6 +209,14 @@ class CommandGroup(click.Group):
     cls=CommandGroup,
     invoke_without_command=True,
     context_settings={"help_option_names": ["-h", "--help"]},
+)
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_show_version,
+    help="Show the version and exit.",
 )
 @click.option(
     "--database",
@@ -328,7 +370,7 @@ def db_status(obj: Context, as_json: bool) -> None:
     "today",
     type=DATE,
     default=None,
-    help="The date the data is built around (default: today).",
+    help="The date the data is billed up to (default: today in the demo's timezone).",
 )
 @click.option(
     "--login-file",

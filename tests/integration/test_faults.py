@@ -404,7 +404,9 @@ def test_a_full_disk_is_reported_as_such_and_a_rerun_completes(tmp_path: Path) -
     path = _demo_file(tmp_path)
     untouched = tmp_path / "untouched.sqlite3"
     untouched.write_bytes(path.read_bytes())
-    day = ("--date", "2026-03-01")
+    # A month after the demo's date (it is billed up to that date): a month of invoices,
+    # notices, fees and captures, more than the file-size limit below lets it write.
+    day = ("--date", "2026-04-01")
     env = {"XDG_DATA_HOME": str(tmp_path / "one")}
     whole = gobiller("--database", f"sqlite:///{untouched}", "cron", *day, env=env)
     assert whole.returncode == 0, whole.stderr
