@@ -46,6 +46,22 @@ TEST_HASH_PARAMETERS = Parameters(
 )
 use_hash_parameters(TEST_HASH_PARAMETERS)
 
+#: The project folder: what subprocesses put on PYTHONPATH.
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _outside_the_project_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Run every test from an empty folder: a ``gobiller.toml`` that ``make run`` wrote in
+    the project folder (first in the configuration precedence) must never point the
+    tests' commands at the demo database or its mail settings."""
+    before = Path.cwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    try:
+        yield
+    finally:
+        os.chdir(before)
+
 
 def _pg_admin(base: str):  # type: ignore[no-untyped-def]
     import psycopg2

@@ -17,7 +17,7 @@ from store.db import close_database
 from store.locks import cron_lock
 from store.models import CronRun, Email, Setting, utcnow
 from store.settings import save_settings
-from tests.conftest import Databases
+from tests.conftest import ROOT, Databases
 
 CHECKS = ["integrity", "migrations", "cron runs", "cron lock", "outbox", "permissions", "settings"]
 
@@ -31,7 +31,7 @@ def gobiller(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
         cwd=home,
         env={
             **os.environ,
-            "PYTHONPATH": os.getcwd(),
+            "PYTHONPATH": str(ROOT),
             "HOME": str(home),
             "XDG_DATA_HOME": str(home / "data"),
             "XDG_CONFIG_HOME": str(home / "config"),

@@ -18,7 +18,7 @@ import pytest
 from store.db import close_database, open_database
 from store.migrate import upgrade
 from store.models import Setting
-from tests.conftest import Databases
+from tests.conftest import ROOT, Databases
 
 
 def mode(path: Path) -> int:
@@ -44,7 +44,7 @@ def _gobiller(*args: str, cwd: Path, home: Path) -> subprocess.CompletedProcess[
         cwd=cwd,
         env={
             **os.environ,
-            "PYTHONPATH": os.getcwd(),
+            "PYTHONPATH": str(ROOT),
             "HOME": str(home),
             "XDG_DATA_HOME": str(home / "data"),
             "XDG_CONFIG_HOME": str(home / "config"),

@@ -10,6 +10,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+from tests.conftest import ROOT
+
 GOBILLER = [sys.executable, "-m", "tui.cli"]
 WRITERS = 10
 WRITES = 500
@@ -66,7 +68,7 @@ def test_short_writes_during_a_cron_all_land(tmp_path: Path) -> None:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env={**env, "PYTHONPATH": os.getcwd()},
+            env={**env, "PYTHONPATH": str(ROOT)},
         )
         for client_id in range(1, WRITERS + 1)
     ]
