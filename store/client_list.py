@@ -12,7 +12,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from peewee import JOIN, SQL, Expression, NodeList
+from peewee import JOIN, SQL, Case, Expression, NodeList
 
 from store.db import is_postgres
 from store.keys import fold, phone_digits, search_fold
@@ -104,10 +104,17 @@ def _search_condition(term: str, cap: int = SEARCH_CAP) -> Expression | None:
     if isinstance(candidates, SQL):
         candidates = NodeList((candidates,), parens=True)
     condition: Expression = Client.id.in_(candidates)
-    number = term.removeprefix("#")  # the id as the list and the profile show it ("#42")
-    if number.isdigit() and len(number) < 10:
-        condition = condition | (Client.id == int(number))
+    typed = typed_id(term)
+    if typed is not None:
+        condition = condition | (Client.id == typed)
     return condition
+
+
+def typed_id(term: str) -> int | None:
+    """The client id a search term names, if it is one: "42" or "#42" (as the list and the
+    profile show it); None for anything else."""
+    number = term.strip().removeprefix("#")
+    return int(number) if number.isdigit() and len(number) < 10 else None
 
 
 def _escape_like(text: str) -> str:
@@ -126,12 +133,18 @@ def _filtered(query: Any, q: ListQuery) -> Any:
 
 
 def _order(q: ListQuery) -> list[Any]:
+    """The sort; a search that is a client id puts that client first, whatever the sort
+    (typing ``281`` then Enter opens #281, not a client whose phone holds 281)."""
     columns = {
         "name": [Client.last_name, Client.first_name, Client.id],
         "id": [Client.id],
         "created": [Client.created_at, Client.id],
     }[q.sort if q.sort in SORTS else "name"]
-    return [c.desc() for c in columns] if q.descending else list(columns)
+    order = [c.desc() for c in columns] if q.descending else list(columns)
+    typed = typed_id(q.search)
+    if typed is not None:
+        order.insert(0, Case(None, [(Client.id == typed, 0)], 1))
+    return order
 
 
 def fetch_page(q: ListQuery, offset: int, limit: int) -> list[ListRow]:

@@ -83,6 +83,22 @@ def test_search_finds_substrings_and_ids(db: str) -> None:
     assert count(ListQuery(search="nobody-has-this")) == 0
 
 
+def test_a_search_that_is_a_client_id_lists_that_client_first(db: str) -> None:
+    """Typing an id then Enter opens that client: it is first whatever the sort, before
+    clients whose phone, email or name merely contain the digits."""
+    _bulk_clients(300)
+    update_client(5, 1, {"phone": "+44 20 7281 8750"}, SYSTEM_CLI)  # sorts before #281
+    update_client(12, 1, {"email": "x281@example.com"}, SYSTEM_CLI)
+    for sort in ("name", "id", "created"):
+        for descending in (False, True):
+            for term in ("281", "#281", " 281 "):
+                rows = fetch_page(ListQuery(search=term, sort=sort, descending=descending), 0, 10)
+                assert rows[0].id == 281, (term, sort, descending)
+            rows = fetch_page(ListQuery(search="281", sort=sort, descending=descending), 0, 10)
+            assert {5, 12} <= {r.id for r in rows[1:]}  # still found, after it
+    assert fetch_page(ListQuery(search="28"), 0, 1)[0].id == 28  # shorter ids too
+
+
 def test_search_index_follows_edits(db: str) -> None:
     _bulk_clients(5)
     update_client(3, 1, {"last_name": "Zwölfer"}, SYSTEM_CLI)
