@@ -112,6 +112,13 @@ class ClientListScreen(Screen[None]):
     def table(self) -> ClientTable:
         return self.query_one(ClientTable)
 
+    @property
+    def holds_keys(self) -> bool:
+        """Keys for the table wait until it shows the results of the search typed before
+        them (``KeysInOrder``): ``281`` Enter Enter typed in one go opens the first client of
+        the results for ``281``, not of ``28``."""
+        return self.table.has_focus and self.table.query_spec != self.list_query
+
     @on(Input.Changed, "#search")
     def search_changed(self, event: Input.Changed) -> None:
         self.edited_at = time.perf_counter()

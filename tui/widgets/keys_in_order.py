@@ -220,11 +220,13 @@ class KeysInOrder(App[Any]):
     async def _ready_for_key(self) -> None:
         """Wait until what the previous key caused has happened (see the module)."""
         deadline = time.monotonic() + SCREEN_CAP
-        await self._settle()
-        while time.monotonic() < deadline and not self._closing:
+        while not self._closing:
+            await self._settle()
             try:
                 screen = self.screen
             except Exception:
+                return
+            if time.monotonic() > deadline:
                 return
             if not screen.is_mounted:
                 with suppress(TimeoutError):
@@ -233,10 +235,9 @@ class KeysInOrder(App[Any]):
                     )
                 continue
             if screen is not self._keys_screen:
-                # A new or resumed screen: let it handle its ScreenResume (auto focus)
-                # and the focus() calls of its on_mount.
+                # A new or resumed screen: settle again, so that it has handled its
+                # ScreenResume (auto focus) and the focus() calls of its on_mount.
                 self._keys_screen = screen
-                await self._settle()
                 continue
             if getattr(screen, "holds_keys", False):
                 await asyncio.sleep(0.002)
