@@ -15,15 +15,20 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Input, Select, Static
+from textual.widgets import Footer, Input, Select
 from textual.worker import get_current_worker
 
 from store.client_list import SEARCH_CAP, SORTS, ListQuery, ListRow, count, fetch_page
 from store.models import ClientGroup
 from store.models.enums import ClientStatus
-from tui.widgets.client_table import PAGE, ClientTable, header_text
+from tui.widgets.client_table import PAGE, ClientHeader, ClientTable
 
 COUNT_DELAY = 0.25
+
+
+def clients_count(total: int) -> str:
+    """The count as the status line says it: 1 client, 0 clients, 12,345 clients."""
+    return f"{total:,} client" + ("" if total == 1 else "s")
 
 
 class InfoLine(Widget):
@@ -84,8 +89,9 @@ class ClientListScreen(Screen[None]):
                 id="group",
             )
         yield InfoLine(id="list-info")
-        yield Static(header_text(), id="list-header")
-        yield ClientTable(id="clients")
+        header = ClientHeader(id="list-header")
+        yield header
+        yield ClientTable(header=header, id="clients")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -170,7 +176,7 @@ class ClientListScreen(Screen[None]):
         shown = (
             f"{SEARCH_CAP:,}+ clients: refine the search"
             if capped
-            else (f"{message.total:,} clients")
+            else clients_count(message.total)
         )
         self.query_one(InfoLine).text = f"{shown} · sorted by {message.query.sort}"
 
