@@ -27,6 +27,8 @@ from tui.terminal_text import visible_controls
 
 PAGE = 200
 CACHE_PAGES = 16
+#: Rendered rows kept (a few screens' worth).
+STRIP_CACHE = 512
 
 STATUS_STYLES = {
     "Active": Style(color="green", bold=True),
@@ -80,6 +82,8 @@ def fit_columns(width: int) -> tuple[int, ...]:
 def _cell(text: str, width: int) -> str:
     """Fit text to exactly ``width`` cells (wide CJK characters count twice); control
     characters are shown as symbols (``ControlPictures``) and measured as such."""
+    if text.isascii() and text.isprintable():  # most cells: one character, one cell
+        return text[: width - 2] + "… " if len(text) > width - 1 else text.ljust(width)
     text = visible_controls(text.replace("\n", " "))
     if cell_len(text) > width - 1:
         return set_cell_size(text, width - 2) + "… "
@@ -139,6 +143,7 @@ class ClientTable(ScrollView, can_focus=True):
         self.query_spec = ListQuery()
         self.total = 0
         self._pages: OrderedDict[int, list[ListRow]] = OrderedDict()
+        self._strips: dict[tuple[object, ...], Strip] = {}
         self.pages_read = 0
 
     # -- data
@@ -216,6 +221,23 @@ class ClientTable(ScrollView, can_focus=True):
         if row is None:
             return Strip.blank(width)
         selected = index == self.cursor
+        # A keystroke's results share most rows with the previous one's, and a cursor move
+        # changes two lines: strips already drawn are reused, not drawn again.
+        key = (
+            row,
+            selected and (2 if self.has_focus else 1),
+            width,
+            self.widths,
+            self.scroll_offset.x,
+        )
+        strip = self._strips.get(key)
+        if strip is None:
+            strip = self._strips[key] = self._draw(row, selected, width)
+            if len(self._strips) > STRIP_CACHE:
+                self._strips.pop(next(iter(self._strips)))
+        return strip
+
+    def _draw(self, row: ListRow, selected: bool, width: int) -> Strip:
         base = (
             Style(reverse=True)
             if selected and self.has_focus
