@@ -45,7 +45,14 @@ from tui.screens.client_list import ClientListScreen
 
 ROOT = Path(__file__).resolve().parents[2]
 SIZE = (80, 24)
-NAMED = {"tab": "\t", "enter": "\r", "backspace": "\x7f", "slash": "/", "ctrl+l": "\x0c"}
+NAMED = {
+    "tab": "\t",
+    "enter": "\r",
+    "ctrl+j": "\n",
+    "backspace": "\x7f",
+    "slash": "/",
+    "ctrl+l": "\x0c",
+}
 
 
 def add_clients(n: int) -> None:
@@ -120,6 +127,16 @@ async def test_a_login_typed_in_one_burst_logs_in_and_the_next_keys_reach_the_li
         assert app.actor is not None and app.actor.name == "admin"
         assert isinstance(app.screen, ClientListScreen)
         assert value(app, "#search") == "last000002"
+
+
+@HOW
+async def test_a_login_typed_before_the_terminal_is_raw_logs_in(admin: str, how: str) -> None:
+    """Typed ahead of the app, Enter goes through the terminal's line mode and arrives
+    as a newline (ctrl+j): it still submits."""
+    app = StaffApp(lock_minutes=15)
+    async with app.run_test(size=SIZE) as pilot:
+        await burst(pilot, how, "admin", "tab", STAFF_PASSWORD, "ctrl+j")
+        assert app.actor is not None and isinstance(app.screen, ClientListScreen)
 
 
 @HOW
@@ -345,3 +362,11 @@ def test_bursts_in_a_real_terminal_land_in_their_fields(terminal: Any) -> None:
             "f-company": "Keys Ltd",
         }
     )
+
+
+def test_a_login_typed_before_the_app_is_up_logs_in(terminal: Any) -> None:
+    """As `tmux send-keys` right after starting `gobiller`: the burst is in the terminal
+    before the app reads it, Enter turned into a newline by the line mode."""
+    term = terminal()
+    term.type(b"admin\t" + STAFF_PASSWORD.encode() + b"\r")
+    term.state_becomes({"screen": "ClientListScreen"})

@@ -21,6 +21,10 @@ it pushed has mounted and focused its first field, and the current screen does n
 keys (``holds_keys``: a screen waiting for an answer the next keys depend on, such as a
 login being checked or search results not yet shown). Nothing is ever dropped: waits are
 capped, after which keys flow as Textual would deliver them.
+
+Keys typed before the app has put the terminal in raw mode (``gobiller`` then the login
+typed at once) pass through the terminal's line mode, which turns Enter into a newline
+(ctrl+j): it is released as Enter, as readline treats ctrl+j.
 """
 
 from __future__ import annotations
@@ -99,7 +103,10 @@ class ReleasedKey(events.Key):
     __slots__ = ("journey",)
 
     def __init__(self, original: events.Key, journey: _Journey) -> None:
-        super().__init__(original.key, original.character)
+        if original.key == "ctrl+j":  # Enter, as the terminal's line mode delivers it
+            super().__init__("enter", "\r")
+        else:
+            super().__init__(original.key, original.character)
         self.time = original.time
         self.journey = journey
 
