@@ -234,25 +234,35 @@ class ListReader:
     def __init__(self) -> None:
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._warm: list[Callable[[], bool]] = []
-        self._thread = threading.Thread(target=self._run, name="client-list-reader", daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        self._starting = threading.Lock()
+
+    def _put(self, job: Job | None) -> None:
+        with self._starting:  # started by the first read (from any worker), not before
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="client-list-reader", daemon=True
+                )
+                self._thread.start()
+        self._jobs.put(job)
 
     def call(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` on the reader's thread; its result, or its exception raised here."""
         future: Future[T] = Future()
-        self._jobs.put((future, fn, args))
+        self._put((future, fn, args))
         return future.result()
 
     def warm(self) -> None:
         """Start walking the search's pages between reads (``warm_steps``)."""
-        self._jobs.put((Future(), self._start_warming, ()))
+        self._put((Future(), self._start_warming, ()))
 
     def _start_warming(self) -> None:
         self._warm = warm_steps()
 
     def close(self) -> None:
         """Let the thread end (after the reads already asked for); it closes its connection."""
-        self._jobs.put(None)
+        if self._thread is not None:
+            self._jobs.put(None)
 
     def _run(self) -> None:
         try:
