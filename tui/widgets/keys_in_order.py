@@ -205,7 +205,10 @@ class KeysInOrder(App[Any]):
 
     async def _release_keys(self) -> None:
         while self._key_backlog and not self._closing:
-            await self._ready_for_key()
+            try:
+                await self._ready_for_key()
+            except Exception as error:  # never strand the keys: deliver them unordered
+                self.log.error("keys in order:", error)
             original = self._key_backlog.popleft()
             journey = _Journey(self)
             released: events.Key | events.Paste = (
