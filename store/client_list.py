@@ -9,14 +9,20 @@ trigram on SQLite, pg_trgm on PostgreSQL) instead of scanning the table.
 from __future__ import annotations
 
 import datetime as dt
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from peewee import JOIN, SQL, Expression, NodeList
+from peewee import JOIN, SQL, Case, Expression, NodeList
 
 from store.db import is_postgres
 from store.keys import fold, phone_digits, search_fold
 from store.models import Client, ClientGroup
+
+T = TypeVar("T")
 
 SORTS = ("name", "id", "created")
 #: A search looks at this many matching clients at most; more means "refine the search".
@@ -104,10 +110,17 @@ def _search_condition(term: str, cap: int = SEARCH_CAP) -> Expression | None:
     if isinstance(candidates, SQL):
         candidates = NodeList((candidates,), parens=True)
     condition: Expression = Client.id.in_(candidates)
-    number = term.removeprefix("#")  # the id as the list and the profile show it ("#42")
-    if number.isdigit() and len(number) < 10:
-        condition = condition | (Client.id == int(number))
+    typed = typed_id(term)
+    if typed is not None:
+        condition = condition | (Client.id == typed)
     return condition
+
+
+def typed_id(term: str) -> int | None:
+    """The client id a search term names, if it is one: "42" or "#42" (as the list and the
+    profile show it); None for anything else."""
+    number = term.strip().removeprefix("#")
+    return int(number) if number.isdigit() and len(number) < 10 else None
 
 
 def _escape_like(text: str) -> str:
@@ -126,12 +139,18 @@ def _filtered(query: Any, q: ListQuery) -> Any:
 
 
 def _order(q: ListQuery) -> list[Any]:
+    """The sort; a search that is a client id puts that client first, whatever the sort
+    (typing ``281`` then Enter opens #281, not a client whose phone holds 281)."""
     columns = {
         "name": [Client.last_name, Client.first_name, Client.id],
         "id": [Client.id],
         "created": [Client.created_at, Client.id],
     }[q.sort if q.sort in SORTS else "name"]
-    return [c.desc() for c in columns] if q.descending else list(columns)
+    order = [c.desc() for c in columns] if q.descending else list(columns)
+    typed = typed_id(q.search)
+    if typed is not None:
+        order.insert(0, Case(None, [(Client.id == typed, 0)], 1))
+    return order
 
 
 def fetch_page(q: ListQuery, offset: int, limit: int) -> list[ListRow]:
@@ -157,3 +176,116 @@ def fetch_page(q: ListQuery, offset: int, limit: int) -> list[ListRow]:
 def count(q: ListQuery) -> int:
     """How many clients match; a search counts at most ``SEARCH_CAP + 1`` ("10,000+")."""
     return int(_filtered(Client.select(Client.id), q).count())
+
+
+#: What a search reads, warmed in this order: the name and email indexes (prefix terms),
+#: the trigram index (longer terms), then the client rows a page reads; with how many
+#: entries one step walks (a millisecond or two of SQLite's time: trigram blocks are big).
+WARM_SQLITE = (
+    ("client", "client_last_name_first_name", "last_name", 10_000),
+    ("client", "client_first_name", "first_name", 10_000),
+    ("client", "client_email_key", "email_key", 10_000),
+    ("client_search_data", None, "id", 200),
+    ("client", None, "id", 2_000),
+)
+
+
+def warm_steps() -> list[Callable[[], bool]]:
+    """Small reads that bring the pages a search touches into this connection's reach
+    (SQLite's page cache and memory map are per connection). Each call of a step walks
+    a few thousand entries, a few milliseconds, and says whether it has more to walk: a
+    reader runs them while nobody types, so the first key of a new term does not wait
+    for cold pages. None on PostgreSQL (its buffers are shared by every connection)."""
+    if is_postgres():
+        return []
+    db = Client._meta.database
+    steps: list[Callable[[], bool]] = []
+    for table, index, column, entries in WARM_SQLITE:
+        indexed = f"INDEXED BY {index}" if index else ""
+        sql = (
+            f'SELECT "{column}" FROM "{table}" {indexed} WHERE "{column}" > ? '
+            f'ORDER BY "{column}" LIMIT 1 OFFSET {entries}'
+        )
+
+        def step(sql: str = sql, after: list[Any] = ["" if index else 0]) -> bool:  # noqa: B006
+            row = db.execute_sql(sql, (after[0],)).fetchone()
+            if row is None:
+                return False
+            after[0] = row[0]
+            return True
+
+        steps.append(step)
+    return steps
+
+
+Job = tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]
+
+
+class ListReader:
+    """One thread and one connection for the client list's searches and counts.
+
+    Textual runs thread workers on a pool of threads and peewee gives each thread its own
+    connection, so a keystroke landing on a thread that had not searched yet paid for a
+    cold connection (the schema parsed again, an empty page cache and memory map). The
+    list's reads go to this thread instead (``call`` blocks the calling worker until its
+    answer is in, in order); after ``warm()``, while no read waits, it runs ``warm_steps``.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._warm: list[Callable[[], bool]] = []
+        self._thread: threading.Thread | None = None
+        self._starting = threading.Lock()
+
+    def _put(self, job: Job | None) -> None:
+        with self._starting:  # started by the first read (from any worker), not before
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="client-list-reader", daemon=True
+                )
+                self._thread.start()
+        self._jobs.put(job)
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the reader's thread; its result, or its exception raised here."""
+        future: Future[T] = Future()
+        self._put((future, fn, args))
+        return future.result()
+
+    def warm(self) -> None:
+        """Start walking the search's pages between reads (``warm_steps``)."""
+        self._put((Future(), self._start_warming, ()))
+
+    def _start_warming(self) -> None:
+        self._warm = warm_steps()
+
+    def close(self) -> None:
+        """Let the thread end (after the reads already asked for); it closes its connection."""
+        if self._thread is not None:
+            self._jobs.put(None)
+
+    def _run(self) -> None:
+        try:
+            while True:
+                try:
+                    job = self._jobs.get_nowait()
+                except queue.Empty:
+                    if self._warm:
+                        try:
+                            if not self._warm[0]():
+                                self._warm.pop(0)
+                        except Exception:  # warming is a nicety: never a failure
+                            self._warm.clear()
+                        continue
+                    job = self._jobs.get()
+                if job is None:
+                    return
+                future, fn, args = job
+                if not future.set_running_or_notify_cancel():
+                    continue
+                try:
+                    future.set_result(fn(*args))
+                except BaseException as exc:
+                    future.set_exception(exc)
+        finally:
+            Client._meta.database.close()

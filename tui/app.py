@@ -23,6 +23,7 @@ from tui.dialogs.password import LockScreen
 from tui.screens.client_list import ClientListScreen
 from tui.screens.login import LoginScreen
 from tui.widgets.control_pictures import ControlPictures
+from tui.widgets.keys_in_order import KeysInOrder
 
 
 class ClientFinder(Provider):
@@ -44,7 +45,7 @@ class ClientFinder(Provider):
             )
 
 
-class StaffApp(App[None]):
+class StaffApp(KeysInOrder, App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "GoBiller"
     COMMANDS = App.COMMANDS | {ClientFinder}

@@ -8,8 +8,8 @@ from playhouse.test_utils import count_queries
 from rules.audit import SYSTEM_CLI
 from rules.clients.profile import create_client, update_client
 from rules.clients.validation import format_phone
-from store.client_list import ListQuery, count, fetch_page
-from store.db import writer
+from store.client_list import ListQuery, ListReader, count, fetch_page, warm_steps
+from store.db import is_postgres, writer
 from store.models import Client, ClientGroup, Currency
 
 
@@ -81,6 +81,22 @@ def test_search_finds_substrings_and_ids(db: str) -> None:
         ListQuery(search="[TODO] Labs", status="Closed")
     )
     assert count(ListQuery(search="nobody-has-this")) == 0
+
+
+def test_a_search_that_is_a_client_id_lists_that_client_first(db: str) -> None:
+    """Typing an id then Enter opens that client: it is first whatever the sort, before
+    clients whose phone, email or name merely contain the digits."""
+    _bulk_clients(300)
+    update_client(5, 1, {"phone": "+44 20 7281 8750"}, SYSTEM_CLI)  # sorts before #281
+    update_client(12, 1, {"email": "x281@example.com"}, SYSTEM_CLI)
+    for sort in ("name", "id", "created"):
+        for descending in (False, True):
+            for term in ("281", "#281", " 281 "):
+                rows = fetch_page(ListQuery(search=term, sort=sort, descending=descending), 0, 10)
+                assert rows[0].id == 281, (term, sort, descending)
+            rows = fetch_page(ListQuery(search="281", sort=sort, descending=descending), 0, 10)
+            assert {5, 12} <= {r.id for r in rows[1:]}  # still found, after it
+    assert fetch_page(ListQuery(search="28"), 0, 1)[0].id == 28  # shorter ids too
 
 
 def test_search_index_follows_edits(db: str) -> None:
@@ -215,3 +231,33 @@ def test_search_finds_what_staff_see_and_type_from_every_writer(db: str) -> None
         database.execute_sql(
             "INSERT INTO client_search (client_search, rank) VALUES ('integrity-check', 1)"
         )
+
+
+def test_the_list_reader_answers_as_the_queries_do_and_warms_without_changing_them(
+    db: str,
+) -> None:
+    """The list's searches go through one reader thread (one warm connection): same
+    answers, errors raised in the caller, the warming walk ends, the thread ends."""
+    _bulk_clients(300)
+    reader = ListReader()
+    queries = [ListQuery(), ListQuery(search="Last00012"), ListQuery(search="c7", sort="id")]
+    for q in queries:
+        assert reader.call(fetch_page, q, 0, 50) == fetch_page(q, 0, 50)
+        assert reader.call(count, q) == count(q)
+    with pytest.raises(ZeroDivisionError):
+        reader.call(lambda: 1 // 0)
+    steps = warm_steps()
+    assert len(steps) == (0 if is_postgres() else 5)
+    for step in steps:
+        for _ in range(1000):  # each walk ends
+            if not step():
+                break
+        else:
+            raise AssertionError("a warming walk never ended")
+    reader.warm()
+    for q in queries:
+        assert reader.call(fetch_page, q, 0, 50) == fetch_page(q, 0, 50)
+    reader.close()
+    assert reader._thread is not None
+    reader._thread.join(10)
+    assert not reader._thread.is_alive()

@@ -27,6 +27,9 @@ class LockScreen(ModalScreen[None]):
         super().__init__()
         self.username = username
         self.check = check
+        #: While a password is checked, keys wait (``KeysInOrder``): typed after a wrong one,
+        #: they go into the emptied field instead of being wiped with it.
+        self.holds_keys = False
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
@@ -37,6 +40,7 @@ class LockScreen(ModalScreen[None]):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.query_one("#unlock-error", Static).update("Checking…")
+        self.holds_keys = True
         self.verify(event.value)
 
     @work(thread=True, exclusive=True)
@@ -56,3 +60,4 @@ class LockScreen(ModalScreen[None]):
         password.value = ""
         password.focus()
         self.query_one("#unlock-error", Static).update(message)
+        self.holds_keys = False

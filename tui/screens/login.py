@@ -15,10 +15,18 @@ from tui.widgets.error_line import ErrorLine
 
 
 class LoginScreen(Screen[None]):
+    """``holds_keys`` while a login is checked: keys typed meanwhile (a password manager's
+    burst, or the first keys meant for the client list) are handled after the answer, by
+    the client list or by the password field the failure focuses (``KeysInOrder``)."""
+
     class LoggedIn(Message):
         def __init__(self, actor: Actor) -> None:
             super().__init__()
             self.actor = actor
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.holds_keys = False
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="login"):
@@ -41,6 +49,7 @@ class LoginScreen(Screen[None]):
 
     def _try_login(self) -> None:
         self.query_one("#login-error", Static).update("Checking…")
+        self.holds_keys = True
         self.check(
             self.query_one("#username", Input).value, self.query_one("#password", Input).value
         )
@@ -61,3 +70,4 @@ class LoginScreen(Screen[None]):
         password = self.query_one("#password", Input)
         password.value = ""
         password.focus()
+        self.holds_keys = False

@@ -20,12 +20,15 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.widget import Widget
 
 from store.client_list import ListQuery, ListRow, fetch_page
 from tui.terminal_text import visible_controls
 
 PAGE = 200
 CACHE_PAGES = 16
+#: Rendered rows kept (a few screens' worth).
+STRIP_CACHE = 512
 
 STATUS_STYLES = {
     "Active": Style(color="green", bold=True),
@@ -38,32 +41,75 @@ STATUS_STYLES = {
 class Column:
     title: str
     width: int
+    #: The narrowest it gets when the terminal is narrow (``width`` when it never shrinks).
+    least: int
 
 
 COLUMNS = (
-    Column("ID", 8),
-    Column("Name", 28),
-    Column("Company", 22),
-    Column("Email", 32),
-    Column("Status", 9),
-    Column("Group", 14),
+    Column("ID", 8, 8),
+    Column("Name", 28, 12),
+    Column("Company", 22, 8),
+    Column("Email", 32, 12),
+    Column("Status", 9, 9),
+    Column("Group", 14, 10),
 )
 
-
 ROW_WIDTH = sum(c.width for c in COLUMNS)
+
+
+def fit_columns(width: int) -> tuple[int, ...]:
+    """Column widths for a list ``width`` cells wide: the full widths when they fit; in a
+    narrower terminal (80x24 is the least staff get) name, company, email and group give
+    up cells in proportion to their slack, down to their ``least``, so every column stays
+    on screen (ellipsized) rather than Status and Group scrolling off to the right. Below
+    the sum of the least widths the row is cropped."""
+    widths = [c.width for c in COLUMNS]
+    excess = ROW_WIDTH - width
+    slack = [c.width - c.least for c in COLUMNS]
+    total = sum(slack)
+    if excess <= 0 or total == 0:
+        return tuple(widths)
+    take = min(excess, total)
+    cuts = [take * s // total for s in slack]
+    for i in sorted(range(len(COLUMNS)), key=lambda i: -slack[i]):  # the rounding left over
+        if sum(cuts) == take:
+            break
+        if cuts[i] < slack[i]:
+            cuts[i] += 1
+    return tuple(w - c for w, c in zip(widths, cuts, strict=True))
 
 
 def _cell(text: str, width: int) -> str:
     """Fit text to exactly ``width`` cells (wide CJK characters count twice); control
     characters are shown as symbols (``ControlPictures``) and measured as such."""
+    if text.isascii() and text.isprintable():  # most cells: one character, one cell
+        return text[: width - 2] + "… " if len(text) > width - 1 else text.ljust(width)
     text = visible_controls(text.replace("\n", " "))
     if cell_len(text) > width - 1:
         return set_cell_size(text, width - 2) + "… "
     return set_cell_size(text, width)
 
 
-def header_text() -> Text:
-    return Text("".join(_cell(c.title, c.width) for c in COLUMNS), style="bold underline")
+def header_text(widths: tuple[int, ...]) -> Text:
+    return Text(
+        "".join(_cell(c.title, w) for c, w in zip(COLUMNS, widths, strict=True)),
+        style="bold underline",
+        no_wrap=True,
+        overflow="crop",
+    )
+
+
+class ClientHeader(Widget):
+    """The column titles above a ``ClientTable``, at the widths the table fitted."""
+
+    DEFAULT_CSS = """
+    ClientHeader { height: 1; }
+    """
+
+    widths: reactive[tuple[int, ...]] = reactive(tuple(c.width for c in COLUMNS))
+
+    def render(self) -> Text:
+        return header_text(self.widths)
 
 
 class ClientTable(ScrollView, can_focus=True):
@@ -89,11 +135,15 @@ class ClientTable(ScrollView, can_focus=True):
             super().__init__()
             self.client_id = client_id
 
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(self, *, header: ClientHeader | None = None, id: str | None = None) -> None:
         super().__init__(id=id)
+        self.header = header
+        self.widths = tuple(c.width for c in COLUMNS)
+        self.row_width = ROW_WIDTH
         self.query_spec = ListQuery()
         self.total = 0
         self._pages: OrderedDict[int, list[ListRow]] = OrderedDict()
+        self._strips: dict[tuple[object, ...], Strip] = {}
         self.pages_read = 0
 
     # -- data
@@ -114,7 +164,7 @@ class ClientTable(ScrollView, can_focus=True):
     def _resize(self, total: int) -> None:
         """A new row count without a layout pass of the screen (a search's results differ
         in length at every keystroke): only the scrollbar, always shown, is updated."""
-        size = Size(ROW_WIDTH, total)
+        size = Size(self.row_width, total)
         if size != self.virtual_size:
             self.set_reactive(ClientTable.virtual_size, size)
             self._scroll_update(size)
@@ -153,6 +203,17 @@ class ClientTable(ScrollView, can_focus=True):
 
     # -- painting
 
+    def on_resize(self) -> None:
+        """Fit the columns to the width (``fit_columns``) and tell the header."""
+        widths = fit_columns(self.size.width)
+        if widths != self.widths:
+            self.widths = widths
+            self.row_width = sum(widths)
+            self._resize(self.total)
+            self.refresh()
+        if self.header is not None:
+            self.header.widths = widths
+
     def render_line(self, y: int) -> Strip:
         index = self.scroll_offset.y + y
         row = self.row(index)
@@ -160,6 +221,23 @@ class ClientTable(ScrollView, can_focus=True):
         if row is None:
             return Strip.blank(width)
         selected = index == self.cursor
+        # A keystroke's results share most rows with the previous one's, and a cursor move
+        # changes two lines: strips already drawn are reused, not drawn again.
+        key = (
+            row,
+            selected and (2 if self.has_focus else 1),
+            width,
+            self.widths,
+            self.scroll_offset.x,
+        )
+        strip = self._strips.get(key)
+        if strip is None:
+            strip = self._strips[key] = self._draw(row, selected, width)
+            if len(self._strips) > STRIP_CACHE:
+                self._strips.pop(next(iter(self._strips)))
+        return strip
+
+    def _draw(self, row: ListRow, selected: bool, width: int) -> Strip:
         base = (
             Style(reverse=True)
             if selected and self.has_focus
@@ -176,14 +254,15 @@ class ClientTable(ScrollView, can_focus=True):
             (row.group_name, group_style),
         )
         segments = [
-            Segment(_cell(text, column.width), base + style)
-            for (text, style), column in zip(cells, COLUMNS, strict=True)
+            Segment(_cell(text, column_width), base + style)
+            for (text, style), column_width in zip(cells, self.widths, strict=True)
         ]
         x = self.scroll_offset.x
-        if x == 0 and width >= ROW_WIDTH:  # the usual case: one strip, not three
-            segments.append(Segment(" " * (width - ROW_WIDTH), base))
+        row_width = self.row_width
+        if x == 0 and width >= row_width:  # the usual case: one strip, not three
+            segments.append(Segment(" " * (width - row_width), base))
             return Strip(segments, width)
-        return Strip(segments, ROW_WIDTH).crop(x, x + width).extend_cell_length(width, base)
+        return Strip(segments, row_width).crop(x, x + width).extend_cell_length(width, base)
 
     # -- keys
 

@@ -1,0 +1,78 @@
+"""The client list at the least terminal staff get (80x24): every column, plain words."""
+
+from __future__ import annotations
+
+from textual.pilot import Pilot
+
+from rules.audit import SYSTEM_CLI, Actor
+from rules.clients.profile import create_client
+from store.models import ClientGroup, Currency
+from store.models.enums import ActorType, Source
+from tui.app import StaffApp
+from tui.screens.client_list import InfoLine
+from tui.widgets.client_table import ClientHeader, ClientTable
+
+ADMIN = Actor(ActorType.STAFF, "admin", Source.TUI, 1, "admin")
+
+
+async def _quiet(pilot: Pilot[None]) -> None:
+    await pilot.pause()
+    while any(w.is_running for w in pilot.app.workers):
+        await pilot.pause(0.01)
+    await pilot.pause()
+
+
+def _client(first: str, last: str, email: str, group: str | None = None) -> None:
+    usd = Currency.get_or_create(code="USD", defaults={"is_default": True})[0]
+    values = {
+        "first_name": first,
+        "last_name": last,
+        "email": email,
+        "currency_id": usd.id,
+        "company": "Extremely Long Company Name Hosting Limited",
+    }
+    if group:
+        values["group_id"] = ClientGroup.create(name=group).id
+    create_client(values, SYSTEM_CLI)
+
+
+async def test_every_column_shows_in_an_80_column_terminal(admin: str) -> None:
+    """Name, company and email give up width (ellipsized), Status and Group stay on
+    screen; the titles line up with the cells."""
+    _client(
+        "Maximilian-Alexander",
+        "Vandenberghe-Oppenheimer",
+        "maximilian.alexander.vandenberghe@example.com",
+        group="Resellers",
+    )
+    for width in (80, 100, 140):
+        app = StaffApp(lock_minutes=15, actor=ADMIN)
+        async with app.run_test(size=(width, 24)) as pilot:
+            await _quiet(pilot)
+            table = app.screen.query_one(ClientTable)
+            header = app.screen.query_one(ClientHeader)
+            row = table.render_line(0).text
+            titles = header.render().plain
+            assert table.row_width <= table.size.width, width
+            for title in ("ID", "Name", "Company", "Email", "Status", "Group"):
+                assert title in titles, (width, titles)
+            assert "Active" in row and "Resellers" in row, (width, row)
+            assert row.index("Active") == titles.index("Status"), (width, row, titles)
+            assert row.index("Resellers") == titles.index("Group"), (width, row, titles)
+            if width == 80:
+                assert "…" in row  # the long name, company and email are cut, visibly
+
+
+async def test_the_count_says_1_client_not_1_clients(admin: str) -> None:
+    _client("Ann", "Lee", "ann@example.com")
+    app = StaffApp(lock_minutes=15, actor=ADMIN)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _quiet(pilot)
+        await pilot.pause(0.3)
+        await _quiet(pilot)
+        assert app.screen.query_one(InfoLine).text.startswith("1 client · ")
+        _client("Bob", "Lee", "bob@example.com")
+        await pilot.press("slash", *"lee")
+        await pilot.pause(0.5)
+        await _quiet(pilot)
+        assert app.screen.query_one(InfoLine).text.startswith("2 clients · ")
