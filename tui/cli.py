@@ -20,6 +20,7 @@ import click
 
 from store.config import ConfigError, load_config
 from tui.cli_accounts import client_group
+from tui.cli_portal import portal
 from tui.exits import Exit, failure, show_traceback
 
 SHOWN_ERRORS = 100
@@ -1002,6 +1003,7 @@ def _refuse(as_json: bool, message: str, code: int) -> NoReturn:
 
 
 main.add_command(client_group)
+main.add_command(portal)
 
 if __name__ == "__main__":  # pragma: no cover
     main()
