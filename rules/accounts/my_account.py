@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from peewee import JOIN
 
@@ -73,25 +74,24 @@ def my_account(session: ClientSession) -> MyAccount:
         raise LoginFailed(LOGIN_FAILED)
     currency = row.currency
     balance = balance_due()
-    invoices = list(
-        Invoice.select(Invoice, balance.alias("balance"))
+    rows: Any = (
+        Invoice.select(Invoice.number, Invoice.date, Invoice.due_date, Invoice.total, balance)
         .where(
-            (Invoice.client == row.id)
-            & (Invoice.status == InvoiceStatus.UNPAID)
-            & (balance > 0)
+            (Invoice.client == row.id) & (Invoice.status == InvoiceStatus.UNPAID) & (balance > 0)
         )
         .order_by(Invoice.due_date, Invoice.id)
-        .objects()
+        .tuples()
     )
+    invoices: list[tuple[str, dt.date, dt.date, int, int]] = list(rows)
     unpaid = [
         UnpaidInvoice(
-            i.number,
-            i.date,
-            i.due_date,
-            format_money(int(i.total), currency),
-            format_money(int(i.balance), currency),
+            number,
+            date,
+            due_date,
+            format_money(int(total), currency),
+            format_money(int(left), currency),
         )
-        for i in invoices[:UNPAID_SHOWN]
+        for number, date, due_date, total, left in invoices[:UNPAID_SHOWN]
     ]
     question = row.security_question if row.security_question_id is not None else None
     return MyAccount(
@@ -104,5 +104,5 @@ def my_account(session: ClientSession) -> MyAccount:
         security_question=question.question if question and row.security_answer_hash else None,
         unpaid=unpaid,
         unpaid_count=len(invoices),
-        balance_due=format_money(sum(int(i.balance) for i in invoices), currency),
+        balance_due=format_money(sum(int(i[4]) for i in invoices), currency),
     )

@@ -91,8 +91,11 @@ class FormScreen(Screen[None]):
 
     # ------------------------------------------------------------------ drawing
 
+    def heading(self) -> str:
+        return self.TITLE
+
     def compose_title(self) -> ComposeResult:
-        yield Static(self.TITLE, classes="portal-title", markup=False)
+        yield Static(self.heading(), classes="portal-title", markup=False)
 
     def compose_fields(self, fields: tuple[Field, ...] | None = None) -> ComposeResult:
         for field in self.FIELDS if fields is None else fields:

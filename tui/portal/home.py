@@ -146,9 +146,7 @@ class ChangePasswordScreen(AccountScreen):
             self.say(DIFFERENT)
             return
         self.call_rule(
-            lambda: change_password(
-                self.session, v["new_password"], current_password=v["current"]
-            ),
+            lambda: change_password(self.session, v["new_password"], current_password=v["current"]),
             self.changed,
         )
 
@@ -206,9 +204,7 @@ class BackupCodesScreen(AccountScreen):
 
     def compose(self) -> ComposeResult:
         half = (len(self.codes) + 1) // 2
-        rows = [
-            "   ".join(self.codes[i :: half][:2]) for i in range(half)
-        ]
+        rows = ["   ".join(self.codes[i::half][:2]) for i in range(half)]
         with Vertical(classes="form"):
             yield from self.compose_title()
             yield Static(
@@ -321,4 +317,3 @@ class TwoFactorOnScreen(AccountScreen):
     def switched_off(self, _: None) -> None:
         self.app.pop_screen()
         self.app.notify("Two-factor authentication is off.")
-

@@ -95,13 +95,13 @@ class SecondFactorScreen(PortalScreen):
 
     def submit(self) -> None:
         code = self.values()["code"]
-        self.call_rule(
-            lambda: verify_second_factor(self.challenge, code), self.portal.logged_in
-        )
+        self.call_rule(lambda: verify_second_factor(self.challenge, code), self.portal.logged_in)
 
     def refused(self, error: BaseException) -> bool:
-        if isinstance(error, SecondFactorFailed) and error.restart or isinstance(
-            error, LoginFailed
+        if (
+            isinstance(error, SecondFactorFailed)
+            and error.restart
+            or isinstance(error, LoginFailed)
         ):
             self.portal.log_out(str(error)[:1].upper() + str(error)[1:])
             return True

@@ -22,8 +22,8 @@ from rules.accounts.resets import (
     request_reset,
     token_purpose,
 )
-from tui.portal.login import DIFFERENT, LoginScreen, PortalScreen
 from tui.portal.forms import Field
+from tui.portal.login import DIFFERENT, LoginScreen, PortalScreen
 
 PASTE = "Paste the token from the email (or the whole link) and press Enter."
 
@@ -137,8 +137,9 @@ class NewPasswordScreen(BackToLogin):
         super().__init__()
         self.token = token
         self.purpose = purpose
-        if purpose == INVITE:
-            self.TITLE = "Welcome: set your password"
+
+    def heading(self) -> str:
+        return "Welcome: set your password" if self.purpose == INVITE else self.TITLE
 
     def submit(self) -> None:
         v = self.values()
