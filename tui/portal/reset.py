@@ -58,6 +58,9 @@ class ForgotScreen(BackToLogin):
 
     def submit(self) -> None:
         email = self.values()["email"]
+        if not email.strip():
+            self.say("Enter the email address of your account")
+            return
         self.call_rule(lambda: request_reset(email), lambda step: self.answered(email, step))
 
     def answered(self, email: str, step: ResetStep) -> None:
