@@ -7,8 +7,7 @@ from typing import Any
 
 from rules.accounts.permissions import require
 from rules.audit import Actor, record
-from rules.errors import ValidationError, busy_is_refusal
-from store.db import writer
+from rules.errors import ValidationError, transaction
 from store.settings import Settings, SettingsError, load_settings, save_settings, validate_setting
 
 
@@ -25,7 +24,7 @@ def update_settings(changes: dict[str, Any], actor: Actor) -> Settings:
     if errors:
         raise ValidationError(errors)
     before = load_settings()
-    with busy_is_refusal(), writer():
+    with transaction():
         saved = save_settings(clean)
         for name, value in clean.items():
             old = getattr(before, name)

@@ -13,8 +13,6 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from peewee import IntegrityError
-
 from rules.accounts.permissions import require
 from rules.audit import Actor, record
 from rules.clients.currencies import rescale_client_amounts
@@ -28,8 +26,7 @@ from rules.clients.validation import (
     clean_state,
     clean_text,
 )
-from rules.errors import RuleError, ValidationError, busy_is_refusal
-from store.db import writer
+from rules.errors import RuleError, StoredDataConflict, ValidationError, transaction
 from store.keys import email_key, normalise_state
 from store.models import (
     Addon,
@@ -207,8 +204,9 @@ def contact_email_in_use(client_id: int, email: str, *, except_contact: int | No
     return bool(query.exists())
 
 
-def is_email_clash(exc: IntegrityError) -> bool:
-    """Whether a write failed on a unique email-key index (a clash that raced the check)."""
+def is_email_clash(exc: BaseException) -> bool:
+    """Whether a write was refused by a unique email-key index (a clash that raced the
+    check): a ``StoredDataConflict`` or the driver's ``IntegrityError``."""
     return "email_key" in str(exc)
 
 
@@ -335,7 +333,7 @@ def create_client(values: dict[str, Any], actor: Actor) -> Client:
         raise ValidationError({"billing_contact_id": "add contacts after creating the client"})
     custom_clean = _clean(None, {CUSTOM: custom}, "")[CUSTOM] if custom else {}
     try:
-        with busy_is_refusal(), writer():
+        with transaction():
             client = Client.create(**clean)
             record(
                 actor,
@@ -346,7 +344,7 @@ def create_client(values: dict[str, Any], actor: Actor) -> Client:
                 new_value=f"{client.first_name} {client.last_name} <{client.email}>",
             )
             _write_custom(client.id, custom_clean, {}, actor)
-    except IntegrityError as exc:
+    except StoredDataConflict as exc:
         if is_email_clash(exc):
             raise ValidationError({"email": EMAIL_TAKEN}) from exc
         raise
@@ -377,7 +375,7 @@ def update_client(
     custom = clean.pop(CUSTOM, {})
     try:
         return _save_client(client_id, expected_version, clean, custom, actor)
-    except IntegrityError as exc:
+    except StoredDataConflict as exc:
         if is_email_clash(exc):
             raise ValidationError({"email": EMAIL_TAKEN}) from exc
         raise
@@ -390,7 +388,7 @@ def _save_client(
     custom: dict[int, str],
     actor: Actor,
 ) -> SaveResult:
-    with busy_is_refusal(), writer():
+    with transaction():
         current = Client.get_by_id(client_id)
         if current.version != expected_version:
             raise StaleEdit(profile_values(current), current.version)
@@ -543,7 +541,7 @@ def add_contact(client_id: int, values: dict[str, Any], actor: Actor) -> Contact
     if missing:
         raise ValidationError(missing)
     try:
-        with busy_is_refusal(), writer():
+        with transaction():
             contact = Contact.create(client=client_id, **clean)
             record(
                 actor,
@@ -553,7 +551,7 @@ def add_contact(client_id: int, values: dict[str, Any], actor: Actor) -> Contact
                 client_id=client_id,
                 new_value=f"{contact.first_name} {contact.last_name} <{contact.email}>",
             )
-    except IntegrityError as exc:
+    except StoredDataConflict as exc:
         if is_email_clash(exc):
             raise ValidationError({"email": CONTACT_EMAIL_TAKEN}) from exc
         raise
@@ -570,7 +568,7 @@ def update_contact(contact_id: int, values: dict[str, Any], actor: Actor) -> Con
         clean["state"] = normalise_state(clean["country"], contact.state)
     try:
         _save_contact(contact, clean, actor)
-    except IntegrityError as exc:
+    except StoredDataConflict as exc:
         if is_email_clash(exc):
             raise ValidationError({"email": CONTACT_EMAIL_TAKEN}) from exc
         raise
@@ -579,7 +577,7 @@ def update_contact(contact_id: int, values: dict[str, Any], actor: Actor) -> Con
 
 def _save_contact(contact: Contact, clean: dict[str, Any], actor: Actor) -> None:
     contact_id = contact.id
-    with busy_is_refusal(), writer():
+    with transaction():
         for key, value in clean.items():
             if getattr(contact, key) != value:
                 record(
@@ -602,7 +600,7 @@ def remove_contact(contact_id: int, actor: Actor) -> None:
     contact = Contact.get_or_none(Contact.id == contact_id)
     if contact is None:
         raise RuleError(f"no contact {contact_id}")
-    with busy_is_refusal(), writer():
+    with transaction():
         Client.update(billing_contact=None, version=Client.version + 1).where(
             Client.billing_contact == contact_id
         ).execute()
