@@ -472,6 +472,11 @@ def _cascade_payment_method(client_id: int, old: str, new: str, actor: Actor) ->
 def _write_custom(
     client_id: int, values: dict[int, str], old: dict[int, str], actor: Actor
 ) -> None:
+    """Store and log each custom value that differs from ``old`` (a field left empty on a
+    new client, or unchanged, writes no row and no audit line)."""
+    values = {k: v for k, v in values.items() if v != old.get(k, "")}
+    if not values:
+        return
     names = {f.id: f.name for f in CustomField.select(CustomField.id, CustomField.name)}
     secret = {f.id for f in CustomField.select().where(CustomField.type == "password")}
     for field_id, value in values.items():

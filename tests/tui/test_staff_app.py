@@ -400,7 +400,9 @@ async def test_contact_errors_show_beside_the_fields_and_nothing_is_saved(admin:
         ):
             dialog.query_one(f"#contact-{name}", Input).value = value
         await pilot.press("ctrl+s")
-        await pilot.pause()  # (the dialog's worker runs until it closes: no settle here)
+        await pilot.pause()  # (the editor's worker runs until it closes: no settle here)
+        while dialog.saving:  # the rule runs in a thread
+            await pilot.pause(0.01)
         assert app.screen is dialog  # still open, with the reasons beside the fields
         email_error = str(dialog.query_one("#contact-email-error", Static).render())
         phone_error = str(dialog.query_one("#contact-phone-error", Static).render())

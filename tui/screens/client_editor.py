@@ -609,8 +609,9 @@ class ClientEditor(Screen[None]):
 
     def _table(self, selector: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
         table = self.query_one(selector, DataTable)
-        table.clear(columns=True)
-        table.add_columns(*columns)
+        table.clear()  # the rows only: columns made again kept stale, cut-off cells
+        if not table.columns:
+            table.add_columns(*columns)
         for row in rows:
             table.add_row(*[Text("" if v is None else str(v)) for v in row])
 
@@ -653,6 +654,11 @@ class ClientEditor(Screen[None]):
     @property
     def dirty(self) -> bool:
         return bool(self.changes())
+
+    @property
+    def unsaved_label(self) -> str:
+        """What the app's quit question names."""
+        return f"client #{self.client_id}" if self.client_id else "a new client"
 
     def update_title(self) -> None:
         loaded = self.loaded or {}
