@@ -344,3 +344,55 @@ async def test_the_profile_shows_the_phone_as_the_list_does(admin: str) -> None:
         await settle(pilot)
     assert Client.get_by_id(client.id).phone == "+442071838750"
     assert not AuditLog.select().where(AuditLog.field == "phone").exists()
+
+
+async def test_every_dialog_and_the_editor_fit_80x24(admin: str) -> None:
+    """80x24 is the smallest terminal: each dialog's box and its last line are on screen,
+    and so are the editor's first field, its title and its error line."""
+    from store.models import Email
+    from tui.dialogs.message import MessageDialog
+    from tui.screens.reference import RecordDialog
+
+    [client] = make_clients(1)
+    email = Email.create(
+        client=client,
+        template="Invoice Created",
+        to="c0@example.com",
+        subject="S " * 60,
+        body_text="line\n" * 80,
+    )
+    app = StaffApp()
+    async with app.run_test(size=SMALL) as pilot:
+        editor = await _edit_city(pilot)
+        for selector in ("#editor-title", "#f-first_name", "#tabs"):
+            assert fits(editor.query_one(selector)), selector
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmDialog)
+        assert fits(app.screen.query_one(".dialog")) and fits(app.screen.query_one("#no"))
+        await pilot.press("n")
+        await pilot.pause()
+        app.push_screen(MessageDialog(email.id))
+        await settle(pilot)
+        assert fits(app.screen.query_one(".dialog"))
+        assert "S S" in str(app.screen.query_one("#message-headers", Static).render())
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("ctrl+l")
+        await pilot.pause()
+        assert isinstance(app.screen, LockScreen)
+        assert fits(app.screen.query_one(".dialog"))
+        assert fits(app.screen.query_one("#unlock-password"))
+        app.pop_screen()
+        app.locked = False
+        await pilot.pause()
+        app.push_screen(
+            RecordDialog(
+                "New: Custom Client Fields",
+                ("name", "type", "options", "regex", "required", "admin_only", "show_on_invoice"),
+                {},
+            )
+        )
+        await pilot.pause()
+        assert fits(app.screen.query_one(".dialog"))
+        assert fits(app.screen.query_one("#r-name"))
