@@ -30,6 +30,11 @@ class ValidationError(RuleError):
         super().__init__("; ".join(f"{k}: {v}" for k, v in self.errors.items()))
 
 
+class FieldError(ValueError):
+    """A single invalid value; the message is the reason shown beside the field (every
+    ``clean_*`` of ``rules.clients.validation`` and the password policy raise it)."""
+
+
 class DatabaseBusy(RuleError):
     """Another program held the database's write lock longer than GoBiller waits
     (``store.faults.LOCK_WAIT_MS``): the refused change was not made, and trying again

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from rules.accounts.permissions import require
 from rules.audit import Actor, record
 from rules.errors import ValidationError, transaction
+from rules.permissions import require
 from store.settings import Settings, SettingsError, load_settings, save_settings, validate_setting
 
 

@@ -24,12 +24,27 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+from argon2 import Parameters, Type
 
+from rules.accounts.passwords import use_hash_parameters
 from store.config import SmtpConfig
 from store.db import close_database, open_database
 from store.migrate import upgrade
 
 PG_ENV = "GOBILLER_TEST_POSTGRES"
+
+#: Cheap argon2id for the tests: production keeps argon2-cffi's defaults
+#: (``rules.accounts.passwords.PRODUCTION_PARAMETERS``).
+TEST_HASH_PARAMETERS = Parameters(
+    type=Type.ID,
+    version=19,
+    salt_len=16,
+    hash_len=32,
+    time_cost=1,
+    memory_cost=1024,
+    parallelism=1,
+)
+use_hash_parameters(TEST_HASH_PARAMETERS)
 
 
 def _pg_admin(base: str):  # type: ignore[no-untyped-def]

@@ -14,9 +14,9 @@ from textual.command import Hit, Hits, Provider
 from textual.filter import LineFilter
 from textual.screen import Screen
 
-from rules.accounts.permissions import allowed
 from rules.accounts.staff import check_password
 from rules.audit import Actor
+from rules.permissions import allowed
 from store.client_list import ListQuery, fetch_page
 from store.settings import load_settings
 from tui.dialogs.confirm import ConfirmDialog

@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 import click
 
 from store.config import ConfigError, load_config
+from tui.cli_accounts import client_group
 from tui.exits import Exit, failure, show_traceback
 
 SHOWN_ERRORS = 100
@@ -999,6 +1000,8 @@ def _refuse(as_json: bool, message: str, code: int) -> NoReturn:
         click.echo(f"Error: {message}", err=True)
     sys.exit(code)
 
+
+main.add_command(client_group)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

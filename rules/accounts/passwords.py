@@ -1,6 +1,12 @@
 """Passwords, shared by staff and clients: hashing with argon2id (argon2-cffi defaults)
 and the one policy every new password meets.
 
+The hashing parameters are argon2-cffi's defaults (RFC 9106's low-memory profile:
+argon2id, 3 passes over 64 MiB, 4 lanes; about 50-100 ms a hash). A stored hash made
+with other parameters verifies as before and is replaced on the next successful login
+(``needs_rehash``). Only a test configuration swaps in cheaper parameters
+(``use_hash_parameters``); production never calls it.
+
 The policy follows NIST SP 800-63B §5.1.1.2 and OWASP ASVS V2.1: length is what
 counts (at least 10 characters, and up to 256 allowed, well beyond the 64 NIST asks
 for), no composition rules (no "one digit, one symbol"), any printable character
@@ -19,12 +25,14 @@ from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 
-from argon2 import PasswordHasher
+from argon2 import Parameters, PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from rules.clients.validation import FieldError
+from rules.errors import FieldError
 
-_hasher = PasswordHasher()
+#: The parameters new hashes are made with (PRODUCT.md §2: argon2-cffi defaults or stronger).
+PRODUCTION_PARAMETERS: Parameters = profiles.RFC_9106_LOW_MEMORY
+_hasher = PasswordHasher.from_parameters(PRODUCTION_PARAMETERS)
 
 #: The policy's bounds, in characters (Unicode code points).
 MIN_PASSWORD = 10
@@ -34,7 +42,29 @@ MIN_CONTEXT_WORD = 4
 COMMON_PASSWORDS = Path(__file__).with_name("data") / "common-passwords.txt.gz"
 
 
+def use_hash_parameters(parameters: Parameters) -> None:
+    """Make new hashes with ``parameters`` from now on (process-wide). For a test
+    configuration only, which wants cheap hashes; production keeps
+    ``PRODUCTION_PARAMETERS``."""
+    global _hasher
+    _hasher = PasswordHasher.from_parameters(parameters)
+
+
+def hash_parameters() -> Parameters:
+    """The argon2 parameters new hashes are made with."""
+    return Parameters(
+        type=_hasher.type,
+        version=19,
+        salt_len=_hasher.salt_len,
+        hash_len=_hasher.hash_len,
+        time_cost=_hasher.time_cost,
+        memory_cost=_hasher.memory_cost,
+        parallelism=_hasher.parallelism,
+    )
+
+
 def hash_password(password: str) -> str:
+    """The argon2id hash (PHC string, about 100 characters) of ``password``."""
     return _hasher.hash(password)
 
 
@@ -49,7 +79,12 @@ def verify_password(stored_hash: str, password: str) -> bool:
 
 
 def needs_rehash(stored_hash: str) -> bool:
-    return _hasher.check_needs_rehash(stored_hash)
+    """True when ``stored_hash`` was made with other parameters than new hashes are (or
+    is not an argon2 hash at all): the caller, holding the right password, replaces it."""
+    try:
+        return _hasher.check_needs_rehash(stored_hash)
+    except (InvalidHashError, ValueError):
+        return True
 
 
 def generate_password(length: int = 16) -> str:

@@ -15,8 +15,7 @@ from rules.accounts.passwords import (
 )
 from rules.accounts.throttle import TooManyAttempts
 from rules.audit import Actor, record
-from rules.clients.validation import FieldError
-from rules.errors import RuleError, ValidationError
+from rules.errors import FieldError, RuleError, ValidationError
 from store.db import writer
 from store.models import Staff, utcnow
 from store.models.enums import ActorType, Source, StaffRole

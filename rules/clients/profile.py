@@ -9,16 +9,20 @@ when someone else saved the client since it was read.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from rules.accounts.permissions import require
 from rules.audit import Actor, record
 from rules.clients.currencies import rescale_client_amounts
+from rules.clients.fields import (
+    BILLING_FIELDS,
+    CONTACT_KEYS,
+    EDITABLE_FIELDS,
+    FIELDS,
+    ProfileField,
+)
 from rules.clients.validation import (
-    TEXT_LIMITS,
-    FieldError,
     check_custom_value,
     clean_country,
     clean_email,
@@ -26,7 +30,8 @@ from rules.clients.validation import (
     clean_state,
     clean_text,
 )
-from rules.errors import RuleError, StoredDataConflict, ValidationError, transaction
+from rules.errors import FieldError, RuleError, StoredDataConflict, ValidationError, transaction
+from rules.permissions import require
 from store.keys import email_key, normalise_state
 from store.models import (
     Addon,
@@ -44,29 +49,9 @@ from store.models import (
     Transaction,
     utcnow,
 )
-from store.models.clients import ADDRESS_FIELDS, CLIENT_DERIVED, NOTES_MAX
+from store.models.clients import CLIENT_DERIVED
 from store.models.enums import GATEWAYS, ClientStatus, InvoiceStatus
 
-#: Fields support staff may change; everything else on the profile needs billing rights.
-CONTACT_FIELDS = (*ADDRESS_FIELDS, "tax_id", "language", "admin_notes")
-PREFERENCE_FIELDS = (
-    "late_fees_exempt",
-    "overdue_notices_disabled",
-    "tax_exempt",
-    "separate_invoices",
-    "cc_processing_disabled",
-    "status_locked",
-    "marketing_opt_out",
-)
-BILLING_FIELDS = (
-    *PREFERENCE_FIELDS,
-    "payment_method",
-    "billing_contact_id",
-    "currency_id",
-    "group_id",
-    "status",
-)
-EDITABLE_FIELDS = (*CONTACT_FIELDS, *BILLING_FIELDS)
 CUSTOM = "custom_fields"
 #: The refusals of a taken email, whichever path finds it (the check or the unique index).
 EMAIL_TAKEN = "another client has this email"
@@ -235,54 +220,88 @@ def _clean(client_id: int | None, changes: dict[str, Any], country: str) -> dict
 
 
 def _clean_field(name: str, value: Any, country: str, client_id: int | None) -> Any:
-    if name == "state":
-        return clean_state(value, country)
-    if name in TEXT_LIMITS:
-        required = name in ("first_name", "last_name")
-        return clean_text(value, TEXT_LIMITS[name], required=required)
-    if name == "email":
+    spec = FIELDS.get(name)
+    if spec is None:
+        raise FieldError("cannot be changed here")
+    if spec.kind == "email":
         email = clean_email(value)
         if emails_in_use([email_key(email)], except_client=client_id):
             raise FieldError(EMAIL_TAKEN)
         return email
-    if name == "country":
-        return clean_country(value)
-    if name == "phone":
-        return clean_phone(value, country)
-    if name == "language":
-        return clean_text(value, 35)
-    if name == "admin_notes":
-        return clean_text(value, NOTES_MAX, multiline=True)
-    if name in PREFERENCE_FIELDS:
+    if spec.kind == "tick":
         if not isinstance(value, bool):
             raise FieldError("must be ticked or not")
         return value
-    if name == "payment_method":
-        if value not in GATEWAYS:
-            raise FieldError(f"must be one of {', '.join(GATEWAYS)}")
-        return value
-    if name == "status":
-        if value not in {s.value for s in ClientStatus}:
-            raise FieldError("must be Active, Inactive or Closed")
-        return value
-    if name == "currency_id":
-        if Currency.get_or_none(Currency.id == value) is None:
-            raise FieldError("unknown currency")
-        return value
-    if name == "group_id":
-        if value is not None and ClientGroup.get_or_none(ClientGroup.id == value) is None:
-            raise FieldError("unknown client group")
-        return value
-    if name == "billing_contact_id":
-        if (
-            value is not None
-            and not Contact.select()
-            .where((Contact.id == value) & (Contact.client == client_id))
-            .exists()
-        ):
-            raise FieldError("must be one of this client's contacts")
-        return value
-    raise FieldError("cannot be changed here")
+    if spec.kind == "choice":
+        return _CHOICES[name](value, client_id)
+    return clean_value(spec, value, country)
+
+
+def clean_value(spec: ProfileField, value: Any, country: str) -> Any:
+    """A text, state, country, phone, email or notes value of ``spec`` cleaned for
+    storage (the same for clients and contacts); the phone and the state are read in
+    ``country`` (ISO 3166-1 alpha-2, or "").
+
+    Raises ``FieldError`` with the reason shown beside the field.
+    """
+    if spec.kind == "state":
+        return clean_state(value, country)
+    if spec.kind == "country":
+        return clean_country(value)
+    if spec.kind == "phone":
+        return clean_phone(value, country)
+    if spec.kind == "email":
+        return clean_email(value)
+    if spec.kind == "notes":
+        assert spec.max_length is not None
+        return clean_text(value, spec.max_length, multiline=True)
+    assert spec.kind == "text" and spec.max_length is not None, spec
+    return clean_text(value, spec.max_length, required=spec.required)
+
+
+def _payment_method(value: Any, client_id: int | None) -> str:
+    if value not in GATEWAYS:
+        raise FieldError(f"must be one of {', '.join(GATEWAYS)}")
+    return str(value)
+
+
+def _status(value: Any, client_id: int | None) -> str:
+    if value not in {s.value for s in ClientStatus}:
+        raise FieldError("must be Active, Inactive or Closed")
+    return str(value)
+
+
+def _currency(value: Any, client_id: int | None) -> Any:
+    if Currency.get_or_none(Currency.id == value) is None:
+        raise FieldError("unknown currency")
+    return value
+
+
+def _group(value: Any, client_id: int | None) -> Any:
+    if value is not None and ClientGroup.get_or_none(ClientGroup.id == value) is None:
+        raise FieldError("unknown client group")
+    return value
+
+
+def _billing_contact(value: Any, client_id: int | None) -> Any:
+    if (
+        value is not None
+        and not Contact.select()
+        .where((Contact.id == value) & (Contact.client == client_id))
+        .exists()
+    ):
+        raise FieldError("must be one of this client's contacts")
+    return value
+
+
+#: How each choice field is checked: (value, client id) -> the stored value.
+_CHOICES: dict[str, Callable[[Any, int | None], Any]] = {
+    "payment_method": _payment_method,
+    "status": _status,
+    "currency_id": _currency,
+    "group_id": _group,
+    "billing_contact_id": _billing_contact,
+}
 
 
 def _clean_custom(values: Any, errors: dict[str, str]) -> dict[int, str]:
@@ -500,9 +519,6 @@ def _write_custom(
 # --------------------------------------------------------------------------- contacts
 
 
-CONTACT_KEYS = ADDRESS_FIELDS
-
-
 def _clean_contact(
     client_id: int, values: dict[str, Any], contact_id: int | None, current_country: str = ""
 ) -> dict[str, Any]:
@@ -516,18 +532,7 @@ def _clean_contact(
         if key not in values:
             continue
         try:
-            if key == "email":
-                clean[key] = clean_email(values[key])
-            elif key == "country":
-                clean[key] = clean_country(values[key])
-            elif key == "phone":
-                clean[key] = clean_phone(values[key], country)
-            elif key == "state":
-                clean[key] = clean_state(values[key], country)
-            else:
-                clean[key] = clean_text(
-                    values[key], TEXT_LIMITS[key], required=key in ("first_name", "last_name")
-                )
+            clean[key] = clean_value(FIELDS[key], values[key], country)
         except FieldError as exc:
             errors[key] = str(exc)
     if "email" in clean and contact_email_in_use(

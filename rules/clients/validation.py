@@ -15,35 +15,10 @@ import pycountry
 import re2
 from email_validator import EmailNotValidError, validate_email
 
+from rules.errors import FieldError
 from store.keys import normalise_state
-from store.models.clients import (
-    ADDRESS_MAX,
-    CITY_MAX,
-    COMPANY_MAX,
-    EMAIL_MAX,
-    NAME_MAX,
-    POSTCODE_MAX,
-    STATE_MAX,
-    TAX_ID_MAX,
-)
+from store.models.clients import EMAIL_MAX, STATE_MAX
 from store.text import text_refusal
-
-
-class FieldError(ValueError):
-    """A single invalid value; the message is the reason shown beside the field."""
-
-
-TEXT_LIMITS: dict[str, int] = {
-    "first_name": NAME_MAX,
-    "last_name": NAME_MAX,
-    "company": COMPANY_MAX,
-    "address1": ADDRESS_MAX,
-    "address2": ADDRESS_MAX,
-    "city": CITY_MAX,
-    "state": STATE_MAX,
-    "postcode": POSTCODE_MAX,
-    "tax_id": TAX_ID_MAX,
-}
 
 
 def clean_text(

@@ -13,10 +13,9 @@ from functools import partial
 from typing import Any
 
 from rules.billing.automation import chunks
+from rules.clients.fields import TEXT_LIMITS
 from rules.clients.profile import emails_in_use
 from rules.clients.validation import (
-    TEXT_LIMITS,
-    FieldError,
     check_custom_value,
     check_pattern,
     clean_country,
@@ -26,6 +25,7 @@ from rules.clients.validation import (
     clean_text,
 )
 from rules.dates import parse_expiry
+from rules.errors import FieldError
 from rules.interchange.schema import (
     _COLOUR,
     _DOMAIN,

@@ -11,11 +11,12 @@ from typing import Any
 
 import pycountry
 
+from rules.clients.fields import FIELDS, PREFERENCE_FIELDS, PROFILE_FIELDS
 from rules.clients.validation import (
-    FieldError,
     clean_text,
 )
 from rules.dates import parse_date, parse_time
+from rules.errors import FieldError
 from store.models.clients import ADDRESS_FIELDS
 from store.money import MoneyError, format_decimal, parse_amount
 from store.settings import (
@@ -41,26 +42,11 @@ GROUP_KEYS = ("name", "colour", "discount_percent", "separate_invoices")
 TAX_KEYS = ("level", "name", "country", "state", "rate")
 CUSTOM_FIELD_KEYS = ("name", "type", "options", "required", "admin_only", "regex")
 ADDRESS_KEYS = ADDRESS_FIELDS
-PREFERENCE_KEYS = (
-    "late_fees_exempt",
-    "overdue_notices_disabled",
-    "tax_exempt",
-    "separate_invoices",
-    "cc_processing_disabled",
-    "status_locked",
-    "marketing_opt_out",
-)
+#: The profile's ticks (``rules.clients.fields``), by the same names in the document.
+PREFERENCE_KEYS = tuple(FIELDS[name].interchange or name for name in PREFERENCE_FIELDS)
 CLIENT_KEYS = (
     "id",
-    *ADDRESS_KEYS,
-    "tax_id",
-    "status",
-    "currency",
-    "group",
-    "payment_method",
-    "billing_contact",
-    *PREFERENCE_KEYS,
-    "admin_notes",
+    *(f.interchange for f in PROFILE_FIELDS if f.interchange),
     "custom_fields",
     "created_at",
     "last_login_at",

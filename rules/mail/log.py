@@ -91,8 +91,12 @@ class EmailMessage:
 
 
 def email_message(email_id: int) -> EmailMessage:
-    """The email ``email_id`` (a masked secret stays masked); ``RuleError`` when there is none."""
+    """The email ``email_id``; ``RuleError`` when there is none. A secret is never shown:
+    an email of a sensitive template (password, reset or invitation link) shows its
+    masked body even before delivery masks the stored one."""
     e = Email.get_or_none(Email.id == email_id)
     if e is None:
         raise RuleError(f"no email {email_id}")
+    if e.masked_body:
+        return EmailMessage(_entry(e), bool(e.marketing), e.message_id, e.masked_body, "")
     return EmailMessage(_entry(e), bool(e.marketing), e.message_id, e.body_text, e.body_html)

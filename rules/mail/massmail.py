@@ -8,13 +8,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from rules.accounts.permissions import require
 from rules.audit import Actor, record
 from rules.dates import parse_date
 from rules.errors import RuleError, ValidationError, transaction
 from rules.mail.marketing import CLOSED, OPTED_OUT, marketing_refusal
 from rules.mail.outbox import Notice, queue
 from rules.mail.templates import Rendered, client_context, company_context, get_template, render
+from rules.permissions import require
 from store.models import Addon, Client, ClientGroup, Currency, Domain, Service
 from store.models.enums import ACTIVE_DOMAIN_STATUSES, ACTIVE_SERVICE_STATUSES, ClientStatus
 from store.settings import load_settings

@@ -43,7 +43,8 @@ INVOICE_TEMPLATES = frozenset(
 #: Extra merge fields a template may use beyond client and company.
 TEMPLATE_EXTRAS: dict[str, tuple[str, ...]] = {
     "Automated Password Reset": ("new_password",),
-    "Password Reset Validation": ("reset_url",),
+    "Password Reset Validation": ("reset_url", "reset_token"),
+    "Portal Invitation": ("invite_url", "invite_token"),
     "Two-Factor Disabled": ("reason",),
 }
 SUBJECT_MAX = 255
@@ -251,7 +252,10 @@ def sample_context(template_name: str, settings: Settings | None = None) -> dict
     for extra in TEMPLATE_EXTRAS.get(template_name, ()):
         context[extra] = {
             "new_password": "Xy7-sample-Pw",
-            "reset_url": f"{settings.system_url}reset?token=sample",
+            "reset_url": f"{settings.system_url.rstrip('/')}/reset?token=sample-token",
+            "reset_token": "sample-token",
+            "invite_url": f"{settings.system_url.rstrip('/')}/reset?token=sample-token",
+            "invite_token": "sample-token",
             "reason": "lost device",
         }[extra]
     return context

@@ -1,6 +1,8 @@
-"""Staff accounts and password-reset tokens."""
+"""Staff accounts, password-reset and invitation tokens, login throttles."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from peewee import BooleanField, CharField, DateTimeField, ForeignKeyField, IntegerField
 
@@ -23,9 +25,14 @@ class PasswordResetToken(BaseModel):
     client = ForeignKeyField(Client, on_delete="CASCADE")
     #: SHA-256 of the token: the token itself only ever exists in the email.
     token_hash = CharField(max_length=64, unique=True)
+    #: "reset" (forgotten password, 2 hours) or "invite" (portal invitation, 7 days).
+    purpose = CharField(max_length=16, default="reset")
     created_at = DateTimeField(default=utcnow)
     expires_at = DateTimeField()
     used_at = DateTimeField(null=True)
+
+    if TYPE_CHECKING:
+        client_id: Any
 
     class Meta:
         indexes = ((("client", "created_at"), False),)

@@ -109,6 +109,7 @@ class Client(BaseModel):
         currency_id: Any
         group_id: Any
         billing_contact_id: Any
+        security_question_id: Any
 
     class Meta:
         indexes = (

@@ -601,9 +601,9 @@ def test_stored_amounts_keep_their_value_when_the_currency_s_shape_changes(db: s
     decimals cannot change under stored amounts, by the screen or by an import."""
     from rules.audit import SYSTEM_CLI
     from rules.clients.profile import update_client
-    from rules.clients.reference import save
     from rules.errors import ValidationError
     from rules.interchange.importer import import_document
+    from rules.interchange.reference import save
     from rules.interchange.schema import ImportError_
 
     usd = Currency.get_or_create(code="USD", defaults={"is_default": True})[0]
@@ -648,8 +648,8 @@ def test_stored_amounts_keep_their_value_when_the_currency_s_shape_changes(db: s
 )
 def test_an_exchange_rate_is_a_sane_positive_decimal(db: str, rate: str) -> None:
     from rules.audit import SYSTEM_CLI
-    from rules.clients.reference import save
     from rules.errors import ValidationError
+    from rules.interchange.reference import save
 
     row = {
         "code": "EUR",

@@ -17,9 +17,11 @@ import pytest
 
 from rules.audit import SYSTEM_CLI
 from rules.clients.profile import update_client
-from rules.clients.reference import save as save_reference
-from rules.clients.validation import FieldError, check_custom_value
-from rules.errors import RuleError, ValidationError
+from rules.clients.validation import (
+    check_custom_value,
+)
+from rules.errors import FieldError, RuleError, ValidationError
+from rules.interchange.reference import save as save_reference
 from rules.mail.delivery import SmtpTransport, flush, resend
 from rules.mail.outbox import Notice, queue
 from rules.mail.templates import TemplateRefused, save_template

@@ -45,6 +45,7 @@ TEMPLATE_NAMES = [
     "Password Reset Confirmation",
     "Two-Factor Disabled",
     "Mass Mail",
+    "Portal Invitation",
 ]
 
 
@@ -105,6 +106,7 @@ def test_default_templates_are_seeded(db: str) -> None:
     assert names == set(TEMPLATE_NAMES)
     assert EmailTemplate.get(name="Automated Password Reset").sensitive
     assert EmailTemplate.get(name="Password Reset Validation").sensitive
+    assert EmailTemplate.get(name="Portal Invitation").sensitive
     assert not EmailTemplate.get(name="Invoice Created").sensitive
 
 

@@ -11,9 +11,9 @@ import pytest
 from rules.audit import SYSTEM_CLI
 from rules.billing.cron import run_rules
 from rules.clients.profile import add_contact, create_client, update_client, update_contact
-from rules.clients.reference import save
 from rules.errors import ValidationError
 from rules.interchange.importer import import_document
+from rules.interchange.reference import save
 from rules.interchange.schema import ImportError_
 from store.models import Client, Contact, Currency, Invoice, Product, Service, TaxRule
 from store.settings import load_settings

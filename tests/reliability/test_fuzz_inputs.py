@@ -12,7 +12,7 @@ UnicodeEncodeError, RecursionError...) is a bug and fails the test. The doors:
   real ``gobiller import FILE`` runs;
 - every validator of ``rules.clients.validation`` and ``store.settings.validate_setting`` (and
   ``save_settings``) for every setting name;
-- the reference-data save (``rules.clients.reference.save``) for each kind;
+- the reference-data save (``rules.interchange.reference.save``) for each kind;
 - the staff-editable templates (``rules.mail.templates.check_template`` / ``save_template``);
 - command-line options through click's ``CliRunner``: ``cron --date/--only``, ``explain``,
   ``mail list --status``, ``mail mass --filter``, ``demo --clients``.
@@ -43,13 +43,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from rules.audit import SYSTEM_CLI
-from rules.clients.profile import validation
-from rules.clients.reference import KINDS
-from rules.clients.reference import save as save_reference
-from rules.errors import RuleError
+from rules.clients import validation
+from rules.errors import FieldError, RuleError
 from rules.interchange.checking import load_document
 from rules.interchange.export import build_export, dumps
 from rules.interchange.importer import import_document, import_file
+from rules.interchange.reference import KINDS
+from rules.interchange.reference import save as save_reference
 from rules.interchange.schema import ImportError_
 from rules.mail.templates import check_template, save_template
 from store.db import close_database, database, open_database
@@ -62,7 +62,7 @@ from tui.exits import Exit
 REFUSALS: tuple[type[BaseException], ...] = (
     RuleError,
     ImportError_,
-    validation.FieldError,
+    FieldError,
     SettingsError,
     click.ClickException,
 )

@@ -8,10 +8,10 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Checkbox, Input, Select, Static
 
-from rules.accounts.permissions import PermissionDenied
 from rules.audit import SYSTEM_CLI, Actor
 from rules.clients.profile import update_client
 from rules.errors import RuleError
+from rules.permissions import PermissionDenied
 from store.models import (
     Addon,
     AuditLog,
@@ -688,7 +688,7 @@ async def test_reference_data_screen(admin: str) -> None:
 
 
 async def test_currency_in_use_cannot_be_deleted(admin: str) -> None:
-    from rules.clients.reference import delete
+    from rules.interchange.reference import delete
     from store.models import Currency
 
     make_clients(1)

@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import pytest
 
-from rules.clients.validation import FieldError, check_custom_value, clean_text
+from rules.clients.validation import (
+    check_custom_value,
+    clean_text,
+)
+from rules.errors import FieldError
 from store.settings import SettingsError, validate_setting
 
 #: Characters no single-line value may hold: Zl, Zp, C0, DEL, C1 (NEL, CSI), bidi controls.

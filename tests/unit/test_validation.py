@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from rules.clients.validation import FieldError, clean_country, clean_email, clean_phone, clean_text
+from rules.clients.validation import (
+    clean_country,
+    clean_email,
+    clean_phone,
+    clean_text,
+)
+from rules.errors import FieldError
 
 
 def test_email_normalised() -> None:

@@ -43,7 +43,6 @@ from textual.widgets import (
 )
 from textual.worker import Worker, WorkerState
 
-from rules.accounts.permissions import allowed
 from rules.audit import Actor
 from rules.clients.profile import (
     BILLING_FIELDS,
@@ -69,6 +68,7 @@ from rules.clients.profile import (
 from rules.clients.validation import format_phone
 from rules.errors import RuleError, ValidationError
 from rules.mail.log import LogEntry, email_log
+from rules.permissions import allowed
 from store.models import ClientGroup, Contact, Currency, CustomField
 from store.models.clients import ADDRESS_FIELDS
 from store.models.enums import GATEWAYS, ClientStatus

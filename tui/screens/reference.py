@@ -27,8 +27,8 @@ from textual.widgets import (
 from textual.worker import Worker, WorkerState
 
 from rules.audit import Actor
-from rules.clients.reference import KINDS, delete, records, save
 from rules.errors import ValidationError
+from rules.interchange.reference import KINDS, delete, records, save
 from tui.background import failure_text, off_loop
 from tui.dialogs.confirm import ConfirmDialog
 

@@ -11,11 +11,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from rules.accounts.permissions import require
 from rules.audit import Actor, record
 from rules.errors import RuleError, ValidationError, transaction
 from rules.interchange.checking import check_document
 from rules.interchange.schema import ImportError_
+from rules.permissions import require
 from store.models import Client, ClientGroup, Currency, CustomField, TaxRule
 
 
