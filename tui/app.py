@@ -19,6 +19,7 @@ from rules.audit import Actor
 from rules.permissions import allowed
 from store.client_list import ListQuery, fetch_page
 from store.settings import load_settings
+from tui.background import failure_text, off_loop
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.password import LockScreen
 from tui.screens.client_list import ClientListScreen
@@ -33,7 +34,11 @@ class ClientFinder(Provider):
         app = self.app
         if not isinstance(app, StaffApp) or app.actor is None or len(query.strip()) < 2:
             return
-        rows = fetch_page(ListQuery(search=query), 0, 20)  # an indexed query: milliseconds
+        try:  # an indexed query, in a thread: the palette keeps taking keys meanwhile
+            rows = await off_loop(fetch_page, ListQuery(search=query), 0, 20)
+        except Exception as exc:  # a busy or failing database: said, the palette stays
+            app.notify(failure_text(exc), severity="error", markup=False)
+            return
         matcher = self.matcher(query)
         for row in rows:
             label = f"#{row.id} {row.first_name} {row.last_name} <{row.email}>"

@@ -367,6 +367,7 @@ class ClientEditor(Screen[None]):
         self.can_edit = allowed(actor, "client.edit_contact")
         self.saving = False
         self._early_keys: list[events.Key] = []
+        self._replaying = True  # until the keys typed before the first read are typed in
 
     # ------------------------------------------------------------------ layout
 
@@ -495,7 +496,7 @@ class ClientEditor(Screen[None]):
     def on_key(self, event: events.Key) -> None:
         """Keys typed before the first read lands are kept and typed into the form once
         it is filled (a fast typist's first letters are neither lost nor overwritten)."""
-        if self.loaded is None and (
+        if (self.loaded is None or self._replaying) and (
             event.is_printable or event.key in ("tab", "shift+tab", "backspace")
         ):
             self._early_keys.append(event)
@@ -536,8 +537,9 @@ class ClientEditor(Screen[None]):
             self.query_one(EmailTable).show(snap.emails)
         if first and self.loaded is not None:
             self.query_one("#tabs", TabbedContent).disabled = False
-            self.query_one("#f-first_name", Input).focus()
-            self._replay_early_keys()
+            first_name = self.query_one("#f-first_name", Input)
+            self.set_focus(first_name)  # now, not later: the kept keys follow its Focus
+            first_name.call_later(self._replay_early_keys)
         self.update_title()
 
     def _show_values(self, stored: dict[str, Any], base: dict[str, Any] | None) -> None:
@@ -562,18 +564,28 @@ class ClientEditor(Screen[None]):
         self.loaded = stored
 
     def _replay_early_keys(self) -> None:
-        keys, self._early_keys = self._early_keys, []
-        for key in keys:
+        """Type the kept keys as the focused field would have taken them: each runs in
+        the field's own queue after its Focus (which selects its text, so the first
+        letter replaces it, as typing into a field just tabbed to does). Keys arriving
+        meanwhile join the queue, so the order is kept."""
+        while self._early_keys:
+            key = self._early_keys.pop(0)
+            if key.key in ("tab", "shift+tab"):
+                self.focus_next() if key.key == "tab" else self.focus_previous()
+                if self.focused is not None:
+                    self.focused.call_later(self._replay_early_keys)  # after its Focus
+                    return
+                continue
             widget = self.focused
-            if key.key == "tab":
-                self.focus_next()
-            elif key.key == "shift+tab":
-                self.focus_previous()
-            elif isinstance(widget, Input):
+            if isinstance(widget, Input):
                 if key.key == "backspace":
                     widget.action_delete_left()
                 elif key.character:
-                    widget.insert_text_at_cursor(key.character)
+                    if widget.selection.is_empty:
+                        widget.insert_text_at_cursor(key.character)
+                    else:
+                        widget.replace(key.character, *widget.selection)
+        self._replaying = False
 
     def _fill(self, values: dict[str, Any]) -> None:
         """Set each widget whose value differs (an unchanged field keeps its cursor)."""
