@@ -6,9 +6,8 @@ import json
 from typing import Any
 
 from rules.audit import Actor, record
-from rules.errors import ValidationError, busy_is_refusal
+from rules.errors import ValidationError, transaction
 from rules.permissions import require
-from store.db import writer
 from store.settings import Settings, SettingsError, load_settings, save_settings, validate_setting
 
 
@@ -25,7 +24,7 @@ def update_settings(changes: dict[str, Any], actor: Actor) -> Settings:
     if errors:
         raise ValidationError(errors)
     before = load_settings()
-    with busy_is_refusal(), writer():
+    with transaction():
         saved = save_settings(clean)
         for name, value in clean.items():
             old = getattr(before, name)

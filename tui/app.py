@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import Any
 
-from textual import events
+from textual import events, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.command import Hit, Hits, Provider
@@ -19,6 +19,8 @@ from rules.audit import Actor
 from rules.permissions import allowed
 from store.client_list import ListQuery, fetch_page
 from store.settings import load_settings
+from tui.background import failure_text, off_loop
+from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.password import LockScreen
 from tui.screens.client_list import ClientListScreen
 from tui.screens.login import LoginScreen
@@ -33,7 +35,11 @@ class ClientFinder(Provider):
         app = self.app
         if not isinstance(app, StaffApp) or app.actor is None or len(query.strip()) < 2:
             return
-        rows = fetch_page(ListQuery(search=query), 0, 20)  # an indexed query: milliseconds
+        try:  # an indexed query, in a thread: the palette keeps taking keys meanwhile
+            rows = await off_loop(fetch_page, ListQuery(search=query), 0, 20)
+        except Exception as exc:  # a busy or failing database: said, the palette stays
+            app.notify(failure_text(exc), severity="error", markup=False)
+            return
         matcher = self.matcher(query)
         for row in rows:
             label = f"#{row.id} {row.first_name} {row.last_name} <{row.email}>"
@@ -100,9 +106,12 @@ class StaffApp(KeysInOrder, App[None]):
             and not self.locked
             and time.monotonic() - self.last_activity > self.lock_seconds
         ):
-            self.action_lock()
+            minutes = self.lock_seconds / 60
+            self.action_lock(f"Locked after {minutes:g} minute(s) of inactivity")
 
-    def action_lock(self) -> None:
+    def action_lock(self, reason: str = "Locked") -> None:
+        """Cover every screen until the password is typed; the screens underneath, and
+        their unsaved edits, stay as they are."""
         if self.actor is None or self.locked:
             return
         actor = self.actor
@@ -112,7 +121,28 @@ class StaffApp(KeysInOrder, App[None]):
             self.locked = False
             self.last_activity = time.monotonic()
 
-        self.push_screen(LockScreen(actor.name, partial(check_password, actor)), unlocked)
+        self.push_screen(LockScreen(actor.name, partial(check_password, actor), reason), unlocked)
+
+    async def action_quit(self) -> None:
+        """Every way out (ctrl+q, the command palette's Quit) asks first when a screen
+        holds unsaved edits, as Esc does in the editor."""
+        self._quit_when_confirmed()
+
+    @work(exclusive=True, group="quit")
+    async def _quit_when_confirmed(self) -> None:
+        unsaved = [s for s in self.screen_stack if getattr(s, "dirty", False)]
+        if unsaved:
+            where = ", ".join(getattr(s, "unsaved_label", "a form") for s in unsaved)
+            if not await self.push_screen_wait(
+                ConfirmDialog(
+                    "Unsaved changes",
+                    f"Quit GoBiller and discard your unsaved changes ({where})?",
+                    yes="Discard and quit",
+                    no="Stay",
+                )
+            ):
+                return
+        self.exit()
 
     def on_login_screen_logged_in(self, message: LoginScreen.LoggedIn) -> None:
         self.actor = message.actor

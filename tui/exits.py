@@ -48,7 +48,7 @@ def failure(exc: BaseException, database_file: str | None = None) -> tuple[int, 
     ``database_file`` is the SQLite file in use, so that a write failure can be told
     apart: a full disk or file-size limit from another I/O error.
     """
-    from rules.errors import DatabaseBusy, RuleError
+    from rules.errors import DatabaseBusy, DatabaseUnavailable, RuleError
     from store.config import ConfigError
     from store.faults import (
         CorruptDatabase,
@@ -61,6 +61,8 @@ def failure(exc: BaseException, database_file: str | None = None) -> tuple[int, 
     from store.locks import AlreadyRunning, LockUnavailable
     from store.migrate import SchemaMismatch
 
+    if isinstance(exc, DatabaseUnavailable):  # its exit code is its fault's (full, damaged…)
+        exc = exc.fault
     if isinstance(exc, click.UsageError):
         return Exit.USAGE, one_line(exc.format_message())
     if isinstance(exc, click.ClickException):

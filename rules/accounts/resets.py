@@ -45,7 +45,7 @@ from rules.accounts.passwords import generate_password, hash_password, verify_pa
 from rules.accounts.site_secret import site_secret
 from rules.accounts.throttle import TooManyAttempts
 from rules.audit import Actor, client_address, record
-from rules.errors import RuleError, ValidationError, busy_is_refusal
+from rules.errors import RuleError, ValidationError, transaction
 from rules.mail.outbox import Notice, queue
 from rules.mail.templates import get_template
 from rules.permissions import require
@@ -331,7 +331,7 @@ def redeem_token(
         raise
     checked_new_password(client, new_password)
     new_hash = hash_password(new_password)
-    with busy_is_refusal(), writer():
+    with transaction():
         used = (
             PasswordResetToken.update(used_at=now)
             .where(
@@ -401,7 +401,7 @@ def reset_and_send_password(client_id: int, actor: Actor, *, now: dt.datetime | 
     _enabled(template)
     password = generate_password()
     new_hash = hash_password(password)
-    with busy_is_refusal(), writer():
+    with transaction():
         Client.update(password_hash=new_hash, password_must_change=True).where(
             Client.id == client.id
         ).execute()
@@ -435,7 +435,7 @@ def send_portal_invitation(client_id: int, actor: Actor, *, now: dt.datetime | N
             f"client {client_id} already has a password: use Reset & Send Password instead"
         )
     _enabled(TEMPLATES[INVITE])
-    with busy_is_refusal(), writer():
+    with transaction():
         _issue(client.id, INVITE, now)
         record(actor, "client", client.id, "invitation_sent", client_id=client.id)
         return _last_email(client.id, TEMPLATES[INVITE])
@@ -459,7 +459,7 @@ def set_security_question(
     """
     client = check_current_password(session, current_password, now=now)
     if question_id is None:
-        with busy_is_refusal(), writer():
+        with transaction():
             Client.update(security_question=None, security_answer_hash="").where(
                 Client.id == client.id
             ).execute()
@@ -481,7 +481,7 @@ def set_security_question(
     if len(key) > ANSWER_MAX:
         raise ValidationError({"security_answer": f"at most {ANSWER_MAX} characters"})
     answer_hash = hash_password(key)
-    with busy_is_refusal(), writer():
+    with transaction():
         Client.update(security_question=question.id, security_answer_hash=answer_hash).where(
             Client.id == client.id
         ).execute()

@@ -21,10 +21,9 @@ import segno
 from rules.accounts.client_login import ClientSession, check_current_password
 from rules.accounts.totp import matching_step, new_codes, store_codes, totp_for
 from rules.audit import Actor, record
-from rules.errors import RuleError, busy_is_refusal
+from rules.errors import RuleError, transaction
 from rules.mail.outbox import Notice, queue
 from rules.permissions import require
-from store.db import writer
 from store.models import Client, TotpBackupCode, utcnow
 from store.settings import load_settings
 from store.text import text_refusal
@@ -93,7 +92,7 @@ def confirm_two_factor(
     if step is None:
         raise RuleError("that code is not right: check the time on your device and try again")
     codes = new_codes()
-    with busy_is_refusal(), writer():
+    with transaction():
         switched = (
             Client.update(totp_secret=secret, totp_last_step=step)
             .where((Client.id == client.id) & (Client.totp_secret == ""))
@@ -116,7 +115,7 @@ def new_backup_codes(
     if not client.totp_secret:
         raise RuleError("two-factor authentication is off")
     codes = new_codes()
-    with busy_is_refusal(), writer():
+    with transaction():
         store_codes(client.id, codes)
         record(session.actor, "client", client.id, "2fa_backup_codes", client_id=client.id)
     return codes
@@ -138,7 +137,7 @@ def disable_own_two_factor(
     secret and backup codes removed, audited ("2fa_disabled"). Raises ``WrongPassword``,
     ``LoginRefused``, ``RuleError`` when it is already off."""
     client = check_current_password(session, current_password, now=now)
-    with busy_is_refusal(), writer():
+    with transaction():
         if not _switch_off(client.id):
             raise RuleError("two-factor authentication is already off")
         record(
@@ -169,7 +168,7 @@ def disable_two_factor(client_id: int, reason: str, actor: Actor) -> None:
     refusal = text_refusal(reason)
     if refusal:
         raise RuleError(f"reason: {refusal}")
-    with busy_is_refusal(), writer():
+    with transaction():
         if not Client.select().where(Client.id == client_id).exists():
             raise RuleError(f"no client {client_id}")
         if not _switch_off(client_id):

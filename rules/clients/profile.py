@@ -13,8 +13,6 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
-from peewee import IntegrityError
-
 from rules.audit import Actor, record
 from rules.clients.currencies import rescale_client_amounts
 from rules.clients.fields import (
@@ -32,9 +30,8 @@ from rules.clients.validation import (
     clean_state,
     clean_text,
 )
-from rules.errors import FieldError, RuleError, ValidationError, busy_is_refusal
+from rules.errors import FieldError, RuleError, StoredDataConflict, ValidationError, transaction
 from rules.permissions import require
-from store.db import writer
 from store.keys import email_key, normalise_state
 from store.models import (
     Addon,
@@ -192,8 +189,9 @@ def contact_email_in_use(client_id: int, email: str, *, except_contact: int | No
     return bool(query.exists())
 
 
-def is_email_clash(exc: IntegrityError) -> bool:
-    """Whether a write failed on a unique email-key index (a clash that raced the check)."""
+def is_email_clash(exc: BaseException) -> bool:
+    """Whether a write was refused by a unique email-key index (a clash that raced the
+    check): a ``StoredDataConflict`` or the driver's ``IntegrityError``."""
     return "email_key" in str(exc)
 
 
@@ -354,7 +352,7 @@ def create_client(values: dict[str, Any], actor: Actor) -> Client:
         raise ValidationError({"billing_contact_id": "add contacts after creating the client"})
     custom_clean = _clean(None, {CUSTOM: custom}, "")[CUSTOM] if custom else {}
     try:
-        with busy_is_refusal(), writer():
+        with transaction():
             client = Client.create(**clean)
             record(
                 actor,
@@ -365,7 +363,7 @@ def create_client(values: dict[str, Any], actor: Actor) -> Client:
                 new_value=f"{client.first_name} {client.last_name} <{client.email}>",
             )
             _write_custom(client.id, custom_clean, {}, actor)
-    except IntegrityError as exc:
+    except StoredDataConflict as exc:
         if is_email_clash(exc):
             raise ValidationError({"email": EMAIL_TAKEN}) from exc
         raise
@@ -396,7 +394,7 @@ def update_client(
     custom = clean.pop(CUSTOM, {})
     try:
         return _save_client(client_id, expected_version, clean, custom, actor)
-    except IntegrityError as exc:
+    except StoredDataConflict as exc:
         if is_email_clash(exc):
             raise ValidationError({"email": EMAIL_TAKEN}) from exc
         raise
@@ -409,7 +407,7 @@ def _save_client(
     custom: dict[int, str],
     actor: Actor,
 ) -> SaveResult:
-    with busy_is_refusal(), writer():
+    with transaction():
         current = Client.get_by_id(client_id)
         if current.version != expected_version:
             raise StaleEdit(profile_values(current), current.version)
@@ -493,6 +491,11 @@ def _cascade_payment_method(client_id: int, old: str, new: str, actor: Actor) ->
 def _write_custom(
     client_id: int, values: dict[int, str], old: dict[int, str], actor: Actor
 ) -> None:
+    """Store and log each custom value that differs from ``old`` (a field left empty on a
+    new client, or unchanged, writes no row and no audit line)."""
+    values = {k: v for k, v in values.items() if v != old.get(k, "")}
+    if not values:
+        return
     names = {f.id: f.name for f in CustomField.select(CustomField.id, CustomField.name)}
     secret = {f.id for f in CustomField.select().where(CustomField.type == "password")}
     for field_id, value in values.items():
@@ -548,7 +551,7 @@ def add_contact(client_id: int, values: dict[str, Any], actor: Actor) -> Contact
     if missing:
         raise ValidationError(missing)
     try:
-        with busy_is_refusal(), writer():
+        with transaction():
             contact = Contact.create(client=client_id, **clean)
             record(
                 actor,
@@ -558,7 +561,7 @@ def add_contact(client_id: int, values: dict[str, Any], actor: Actor) -> Contact
                 client_id=client_id,
                 new_value=f"{contact.first_name} {contact.last_name} <{contact.email}>",
             )
-    except IntegrityError as exc:
+    except StoredDataConflict as exc:
         if is_email_clash(exc):
             raise ValidationError({"email": CONTACT_EMAIL_TAKEN}) from exc
         raise
@@ -575,7 +578,7 @@ def update_contact(contact_id: int, values: dict[str, Any], actor: Actor) -> Con
         clean["state"] = normalise_state(clean["country"], contact.state)
     try:
         _save_contact(contact, clean, actor)
-    except IntegrityError as exc:
+    except StoredDataConflict as exc:
         if is_email_clash(exc):
             raise ValidationError({"email": CONTACT_EMAIL_TAKEN}) from exc
         raise
@@ -584,7 +587,7 @@ def update_contact(contact_id: int, values: dict[str, Any], actor: Actor) -> Con
 
 def _save_contact(contact: Contact, clean: dict[str, Any], actor: Actor) -> None:
     contact_id = contact.id
-    with busy_is_refusal(), writer():
+    with transaction():
         for key, value in clean.items():
             if getattr(contact, key) != value:
                 record(
@@ -607,7 +610,7 @@ def remove_contact(contact_id: int, actor: Actor) -> None:
     contact = Contact.get_or_none(Contact.id == contact_id)
     if contact is None:
         raise RuleError(f"no contact {contact_id}")
-    with busy_is_refusal(), writer():
+    with transaction():
         Client.update(billing_contact=None, version=Client.version + 1).where(
             Client.billing_contact == contact_id
         ).execute()

@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from rules.audit import Actor, record
-from rules.errors import RuleError, ValidationError, busy_is_refusal
+from rules.errors import RuleError, ValidationError, transaction
 from rules.interchange.checking import check_document
 from rules.interchange.schema import ImportError_
 from rules.permissions import require
-from store.db import writer
 from store.models import Client, ClientGroup, Currency, CustomField, TaxRule
 
 
@@ -96,7 +95,7 @@ def save(kind: str, values: dict[str, Any], actor: Actor) -> None:
             .first()
         )
         order = existing.sort_order if existing else (top.sort_order + 1 if top else 0)
-    with busy_is_refusal(), writer():
+    with transaction():
         try:
             write_reference(plan)
         except ImportError_ as exc:  # e.g. decimals changed under stored amounts
@@ -130,7 +129,7 @@ def delete(kind: str, key: dict[str, Any], actor: Actor) -> None:
         raise RuleError("no such record")
     if model is Currency and Client.select().where(Client.currency == row.id).exists():
         raise RuleError(f"clients still use {row.code}: change their currency first")
-    with busy_is_refusal(), writer():
+    with transaction():
         row.delete_instance()
         record(
             actor,

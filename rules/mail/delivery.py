@@ -33,7 +33,7 @@ from typing import Any, Protocol
 from peewee import SQL, Select, fn
 
 from rules.audit import Actor, record
-from rules.errors import RuleError, busy_is_refusal
+from rules.errors import RuleError, transaction
 from rules.mail.marketing import marketing_refusal, refusal_for
 from rules.mail.sql import NOT_RENDERED
 from rules.mail.templates import MASK
@@ -692,7 +692,7 @@ def resend(email_id: int, actor: Actor) -> Email:
         refusal = refusal_for(original.client_id)
         if refusal:
             raise RuleError(f"email {email_id} is marketing and {refusal}: not resent")
-    with busy_is_refusal(), writer():
+    with transaction():
         now = utcnow()
         copy = Email.create(
             client=original.client_id,

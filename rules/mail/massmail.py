@@ -10,12 +10,11 @@ from typing import Any
 
 from rules.audit import Actor, record
 from rules.dates import parse_date
-from rules.errors import RuleError, ValidationError, busy_is_refusal
+from rules.errors import RuleError, ValidationError, transaction
 from rules.mail.marketing import CLOSED, OPTED_OUT, marketing_refusal
 from rules.mail.outbox import Notice, queue
 from rules.mail.templates import Rendered, client_context, company_context, get_template, render
 from rules.permissions import require
-from store.db import writer
 from store.models import Addon, Client, ClientGroup, Currency, Domain, Service
 from store.models.enums import ACTIVE_DOMAIN_STATUSES, ACTIVE_SERVICE_STATUSES, ClientStatus
 from store.settings import load_settings
@@ -156,7 +155,7 @@ def send_mass_mail(
         raise RuleError("no client matches these filters")
     batch = uuid.uuid4().hex[:12]
     notices = [Notice(client_id=i, unique_key=f"mass:{batch}:{i}") for i in plan.recipient_ids]
-    with busy_is_refusal(), writer():
+    with transaction():
         queued = queue(template_name, notices, marketing=marketing)
         record(
             actor,

@@ -14,9 +14,8 @@ from typing import Any
 from jinja2 import StrictUndefined, TemplateError
 
 from rules.audit import Actor, record
-from rules.errors import RuleError, busy_is_refusal
+from rules.errors import RuleError, transaction
 from rules.mail.sandbox import BudgetedSandbox, BudgetExceeded, render_budget, render_within
-from store.db import writer
 from store.models import (
     Client,
     Currency,
@@ -295,7 +294,7 @@ def save_template(
 ) -> EmailTemplate:
     """Create or update a template after ``check_template``; audited."""
     check_template(name, subject, body_text, body_html)
-    with busy_is_refusal(), writer():
+    with transaction():
         template = EmailTemplate.get_or_none(EmailTemplate.name == name)
         if template is None:
             template = EmailTemplate.create(

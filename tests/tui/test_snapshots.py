@@ -81,6 +81,8 @@ def test_client_profile_snapshot(snapshot_db: None, snap_compare: Any) -> None:
         await pilot.pause()
         await pilot.press("enter")
         await pilot.pause()
+        await pilot.app.workers.wait_for_complete()  # the client is read in a thread
+        await pilot.pause()
         pilot.app.screen.set_focus(None)
         await pilot.pause()
 

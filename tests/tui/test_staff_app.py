@@ -400,7 +400,9 @@ async def test_contact_errors_show_beside_the_fields_and_nothing_is_saved(admin:
         ):
             dialog.query_one(f"#contact-{name}", Input).value = value
         await pilot.press("ctrl+s")
-        await pilot.pause()  # (the dialog's worker runs until it closes: no settle here)
+        await pilot.pause()  # (the editor's worker runs until it closes: no settle here)
+        while dialog.saving:  # the rule runs in a thread
+            await pilot.pause(0.01)
         assert app.screen is dialog  # still open, with the reasons beside the fields
         email_error = str(dialog.query_one("#contact-email-error", Static).render())
         phone_error = str(dialog.query_one("#contact-phone-error", Static).render())
@@ -552,19 +554,19 @@ async def test_settings_screen_saves_all_or_nothing(admin: str) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await login(pilot)
         await pilot.press("f9")
-        await pilot.pause()
+        await settle(pilot)
         screen = app.screen
         assert isinstance(screen, SettingsScreen)
         screen.query_one("#s-invoice_days_before_due", Input).value = "21"
         screen.query_one("#s-daily_hour", Input).value = "25"
         await pilot.press("ctrl+s")
-        await pilot.pause()
+        await settle(pilot)
         assert "between 0 and 23" in str(screen.query_one("#err-daily_hour", Static).render())
         assert load_settings().invoice_days_before_due == 14  # nothing saved
         screen.query_one("#s-daily_hour", Input).value = "6"
         screen.query_one("#s-overdue_notice_days", Input).value = "2, 5, 0"
         await pilot.press("ctrl+s")
-        await pilot.pause()
+        await settle(pilot)
     saved = load_settings()
     assert (saved.invoice_days_before_due, saved.daily_hour, saved.overdue_notice_days) == (
         21,
@@ -652,7 +654,7 @@ async def test_reference_data_screen(admin: str) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await login(pilot)
         await pilot.press("f11")
-        await pilot.pause()
+        await settle(pilot)
         screen = app.screen
         assert isinstance(screen, ReferenceScreen)
         screen.query_one("#tabs").active = "tax_rules"  # type: ignore[attr-defined]
@@ -675,8 +677,10 @@ async def test_reference_data_screen(admin: str) -> None:
         for key, value in (("level", "3"), ("name", "Bad"), ("rate", "9.99999")):
             dialog.query_one(f"#r-{key}", Input).value = value
         await pilot.press("ctrl+s")
-        await pilot.pause()
-        await pilot.pause()
+        for _ in range(100):  # saved in a thread, then the dialog opens again
+            await pilot.pause(0.02)
+            if isinstance(app.screen, RecordDialog):
+                break
         assert isinstance(app.screen, RecordDialog)  # shown again with the errors
         await pilot.press("escape")
         await settle(pilot)

@@ -10,7 +10,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
-from rules.errors import RuleError
+from tui.background import failure_text, thread_connection
 from tui.widgets.error_line import ErrorLine
 
 
@@ -23,19 +23,23 @@ class LockScreen(ModalScreen[None]):
     the account refuses attempts.
     """
 
-    def __init__(self, username: str, check: Callable[[str], bool]) -> None:
+    def __init__(self, username: str, check: Callable[[str], bool], reason: str = "Locked") -> None:
+        """``reason`` is the title: "Locked" when staff locked it (ctrl+l), "Locked after
+        N minutes of inactivity" when the idle timer did."""
         super().__init__()
         self.username = username
         self.check = check
+        self.reason = reason
         #: While a password is checked, keys wait (``KeysInOrder``): typed after a wrong one,
         #: they go into the emptied field instead of being wiped with it.
         self.holds_keys = False
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static("Locked after inactivity", classes="dialog-title")
+            yield Static(self.reason, classes="dialog-title", id="lock-reason")
             yield Static(f"Password for {self.username}:", markup=False)
             yield Input(password=True, id="unlock-password")
+            yield Static("Your unsaved edits are kept.", classes="hint")
             yield ErrorLine(id="unlock-error")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -46,9 +50,10 @@ class LockScreen(ModalScreen[None]):
     @work(thread=True, exclusive=True)
     def verify(self, password: str) -> None:
         try:
-            ok = self.check(password)
-        except RuleError as exc:
-            self.app.call_from_thread(self._wrong, str(exc).capitalize())
+            with thread_connection():
+                ok = self.check(password)
+        except Exception as exc:  # a refusal, or a busy or failing database: shown here
+            self.app.call_from_thread(self._wrong, failure_text(exc).capitalize())
             return
         if ok:
             self.app.call_from_thread(self.dismiss, None)

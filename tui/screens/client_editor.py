@@ -1,22 +1,32 @@
 """The client profile editor: every field and setting of PRODUCT.md §1, keyboard first.
 
-Save Changes (ctrl+s) sends all edited fields to ``rules.clients.profile`` at once:
+Save Changes (ctrl+s) sends all edited fields to ``rules.clients`` at once:
 invalid fields are marked beside the field and nothing is saved; a payment
 method change shows how many records follow it and asks; a currency change on
 a client with history warns; a concurrent edit opens the conflict dialog.
+
+No query runs on the event loop (issue 11): opening reads the client in a thread
+worker that posts :class:`ClientLoaded`; saving runs the rule in a thread and posts
+:class:`ClientSaved`; one handler (``on_worker_state_changed``) shows any failure
+(a busy or failing database, a refused row, a bug) on the line under the title and
+leaves the form open with its edits. A save reloads only what it changed (the profile,
+the summary and the log; the services, domains and invoices too when the payment method
+cascaded), and never overwrites a field typed into while it ran.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import (
     Button,
@@ -31,11 +41,13 @@ from textual.widgets import (
     TabPane,
     TextArea,
 )
+from textual.worker import Worker, WorkerState
 
 from rules.audit import Actor
 from rules.clients.profile import (
     BILLING_FIELDS,
     CUSTOM,
+    SaveResult,
     StaleEdit,
     add_contact,
     addons_of,
@@ -51,15 +63,17 @@ from rules.clients.profile import (
     remove_contact,
     services_of,
     update_client,
+    update_contact,
 )
 from rules.clients.validation import format_phone
 from rules.errors import RuleError, ValidationError
-from rules.mail.log import email_log
+from rules.mail.log import LogEntry, email_log
 from rules.permissions import allowed
-from store.models import Client, ClientGroup, Currency, CustomField
+from store.models import ClientGroup, Contact, Currency, CustomField
 from store.models.clients import ADDRESS_FIELDS
 from store.models.enums import GATEWAYS, ClientStatus
 from store.money import format_money
+from tui.background import failure_text, off_loop, thread_connection
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.conflict import ConflictDialog
 from tui.dialogs.contact import ContactDialog
@@ -105,6 +119,194 @@ LABELS = (
 )
 
 
+#: Every part of the editor a read can fill; a save or a contact change re-reads a few.
+TAB_PARTS = ("summary", "contacts", "services", "domains", "invoices", "emails", "log")
+EVERYTHING = frozenset({"form", "profile", *TAB_PARTS})
+SELECTS = ("payment_method", "billing_contact_id", "currency_id", "group_id", "status")
+TABLE_COLUMNS = {
+    "contacts": ("ID", "Name", "Email", "Phone"),
+    "services": ("ID", "Product", "Domain", "Status", "Cycle", "Amount", "Next due", "Method"),
+    "domains": ("ID", "Domain", "Status", "Amount", "Next due", "Method"),
+    "invoices": ("Number", "Date", "Due", "Paid", "Status", "Total", "Method"),
+    "log": ("When", "Who", "Source", "Action", "Field", "Old → New"),
+}
+
+
+def iso(value: Any) -> str:
+    """Dates as YYYY-MM-DD and times as YYYY-MM-DD HH:MM (UTC), the one format of every
+    date on the editor (SQLite may hand back a date as its text: kept as is)."""
+    if value is None or value == "":
+        return ""
+    if hasattr(value, "hour"):
+        return f"{value:%Y-%m-%d %H:%M}"
+    if hasattr(value, "year"):
+        return f"{value:%Y-%m-%d}"
+    return str(value)[:16] if len(str(value)) > 10 else str(value)
+
+
+@dataclass(frozen=True)
+class FormChoices:
+    """What the form offers: custom fields, currencies, client groups."""
+
+    custom_fields: list[CustomField]
+    currencies: list[tuple[str, int]]
+    groups: list[tuple[str, int]]
+    default_currency_id: int | None
+
+
+@dataclass
+class ClientSnapshot:
+    """One read of a client for the editor; a part not asked for is None/absent."""
+
+    client_id: int | None
+    form: FormChoices | None = None
+    values: dict[str, Any] | None = None  # the stored profile values (rules' shapes)
+    version: int = 0
+    two_factor: bool = False
+    contact_options: list[tuple[str, int]] | None = None
+    summary: str | None = None
+    tables: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
+    emails: list[LogEntry] | None = None
+
+
+def new_client_values(default_currency_id: int | None) -> dict[str, Any]:
+    values: dict[str, Any] = {name: "" for name, _ in TEXT_FIELDS}
+    values |= {name: False for name, _, _ in PREFERENCES}
+    return values | {
+        "payment_method": "banktransfer",
+        "billing_contact_id": None,
+        "currency_id": default_currency_id,
+        "group_id": None,
+        "status": ClientStatus.ACTIVE.value,
+        "admin_notes": "",
+        CUSTOM: {},
+    }
+
+
+def read_client(actor: Actor, client_id: int | None, parts: Iterable[str]) -> ClientSnapshot:
+    """Read the ``parts`` of the editor (``EVERYTHING`` or some of it) through the rules.
+    Runs in a worker thread: never call it on the event loop."""
+    parts = frozenset(parts)
+    snap = ClientSnapshot(client_id)
+    if "form" in parts:
+        default = Currency.get_or_none(Currency.is_default) or Currency.select().first()
+        snap.form = FormChoices(
+            list(CustomField.select().order_by(CustomField.sort_order)),
+            [(c.code, c.id) for c in Currency.select().order_by(Currency.code)],
+            [(g.name, g.id) for g in ClientGroup.select().order_by(ClientGroup.name)],
+            default.id if default else None,
+        )
+    if client_id is None:
+        if "profile" in parts:
+            default_id = snap.form.default_currency_id if snap.form else None
+            snap.values = new_client_values(default_id)
+        return snap
+    client = get_client(client_id, actor)
+    contacts: list[Contact] | None = None
+    if parts & {"profile", "contacts"}:
+        contacts = contacts_of(client_id)
+    if "profile" in parts:
+        snap.values = profile_values(client)
+        snap.version = client.version
+        snap.two_factor = bool(client.two_factor_enabled)
+        snap.contact_options = [
+            (f"{c.first_name} {c.last_name} <{c.email}>", c.id) for c in contacts or []
+        ]
+    if "summary" in parts:
+        lines = [
+            f"#{client_id}  {client.first_name} {client.last_name}",
+            client.company,
+            client.email,
+            format_phone(client.phone),
+            f"Status: {client.status}" + ("  (locked)" if client.status_locked else ""),
+            f"Created: {iso(client.created_at)[:10]}",
+            "Last login: "
+            + (
+                f"{iso(client.last_login_at)} UTC from {client.last_login_ip}"
+                if client.last_login_at
+                else "never"
+            ),
+            "",
+            f"Admin notes:\n{client.admin_notes}" if client.admin_notes else "",
+        ]
+        snap.summary = "\n".join(s for s in lines if s != "")
+    if contacts is not None and "contacts" in parts:
+        snap.tables["contacts"] = [
+            (c.id, f"{c.first_name} {c.last_name}", c.email, format_phone(c.phone))
+            for c in contacts
+        ]
+    if parts & {"services", "domains", "invoices"}:
+        currency = Currency.get_by_id(client.currency_id)
+
+        def money(minor: int) -> str:
+            return format_money(minor, currency)
+
+        if "services" in parts:
+            snap.tables["services"] = [
+                (
+                    s.id,
+                    getattr(s, "product_name", ""),
+                    s.domain,
+                    s.status,
+                    s.billing_cycle,
+                    money(s.amount),
+                    iso(s.next_due_date),
+                    s.payment_method,
+                )
+                for s in services_of(client_id)
+            ] + [
+                (
+                    f"+{a.id}",
+                    a.name,
+                    "",
+                    a.status,
+                    a.billing_cycle,
+                    money(a.amount),
+                    iso(a.next_due_date),
+                    a.payment_method,
+                )
+                for a in addons_of(client_id)
+            ]
+        if "domains" in parts:
+            snap.tables["domains"] = [
+                (d.id, d.name, d.status, money(d.amount), iso(d.next_due_date), d.payment_method)
+                for d in domains_of(client_id)
+            ]
+        if "invoices" in parts:
+            snap.tables["invoices"] = [
+                (
+                    i.number,
+                    iso(i.date),
+                    iso(i.due_date),
+                    iso(i.date_paid),
+                    i.status,
+                    money(i.total),
+                    i.payment_method,
+                )
+                for i in invoices_of(client_id)
+            ]
+    if "emails" in parts:
+        snap.emails = email_log(client_id=client_id, limit=500)
+    if "log" in parts:
+        snap.tables["log"] = [
+            (
+                f"{a.at:%Y-%m-%d %H:%M:%S}",
+                a.actor_name,
+                a.source,
+                a.action,
+                a.field,
+                f"{a.old_value} → {a.new_value}" if a.field else a.new_value,
+            )
+            for a in audit_of(client_id)
+        ]
+    return snap
+
+
+def _display(values: dict[str, Any]) -> dict[str, Any]:
+    """Stored values as the form shows them (the phone as the list shows it)."""
+    return {**values, "phone": format_phone(values.get("phone") or "")}
+
+
 class ContactsTable(DataTable[Text]):
     BINDINGS = [
         Binding("a", "add", "Add contact", id="contacts.add"),
@@ -132,21 +334,49 @@ class ClientEditor(Screen[None]):
         ],
     ]
 
+    class ClientLoaded(Message):
+        """A read finished: ``base`` is the form as it was when the read began (fields
+        still equal to it take the stored value; fields typed into meanwhile stay), or
+        None to show the stored values as they are."""
+
+        def __init__(self, snapshot: ClientSnapshot, base: dict[str, Any] | None) -> None:
+            super().__init__()
+            self.snapshot = snapshot
+            self.base = base
+
+    class ClientSaved(Message):
+        """The rule saved: ``sent`` is the form as it was sent, ``snapshot`` the parts the
+        save changed, read back (None when reading them back failed)."""
+
+        def __init__(
+            self, result: SaveResult, sent: dict[str, Any], snapshot: ClientSnapshot | None
+        ) -> None:
+            super().__init__()
+            self.result = result
+            self.sent = sent
+            self.snapshot = snapshot
+
     def __init__(self, actor: Actor, client_id: int | None) -> None:
         super().__init__()
         self.actor = actor
         self.client_id = client_id
         self.version = 0
-        self.loaded: dict[str, Any] = {}
-        self.custom_fields = list(CustomField.select().order_by(CustomField.sort_order))
+        self.loaded: dict[str, Any] | None = None  # None until the first read lands
+        self.custom_fields: list[CustomField] = []
         self.can_bill = allowed(actor, "client.edit_billing")
         self.can_edit = allowed(actor, "client.edit_contact")
+        self.saving = False
+        #: Until the first read has filled the form, typed keys wait (``KeysInOrder``) and
+        #: are then typed into it: a fast typist's first letters are neither lost nor
+        #: overwritten by the read.
+        self.holds_keys = True
 
     # ------------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
         yield Static("", id="editor-title", markup=False)
-        with TabbedContent(initial="profile", id="tabs"):
+        yield ErrorLine(id="editor-error")
+        with TabbedContent(initial="profile", id="tabs", disabled=True):
             with TabPane("Summary", id="summary"):
                 yield Static("", id="summary-body", markup=False)
             with TabPane("Profile", id="profile"), VerticalScroll(id="profile-form"):
@@ -177,13 +407,11 @@ class ClientEditor(Screen[None]):
             yield Checkbox(
                 Text(f"{label}  ({key.upper()})"), id=f"f-{name}", disabled=not self.can_bill
             )
-        currencies = [(c.code, c.id) for c in Currency.select().order_by(Currency.code)]
-        groups = [(Text(g.name), g.id) for g in ClientGroup.select().order_by(ClientGroup.name)]
         for name, options, blank in (
             ("payment_method", [(g, g) for g in GATEWAYS], False),
             ("billing_contact_id", [], True),
-            ("currency_id", currencies, False),
-            ("group_id", groups, True),
+            ("currency_id", [("…", -1)], False),  # the currencies come with the first read
+            ("group_id", [], True),
         ):
             select: Select[Any] = Select(
                 options,
@@ -213,9 +441,24 @@ class ClientEditor(Screen[None]):
             Text(f"{label}  ({key.upper()})"), id=f"f-{name}", disabled=not self.can_bill
         )
         yield Checkbox("Two-Factor Authentication (read-only)", id="f-two_factor", disabled=True)
-        if self.custom_fields:
-            yield Static("Custom client fields", classes="section")
-        for spec in self.custom_fields:
+        yield Vertical(id="custom-fields")  # filled when the form's choices are read
+        yield Static("Admin notes", classes="section")
+        yield TextArea(id="f-admin_notes", disabled=not self.can_edit)
+        yield ErrorLine(id="err-admin_notes")
+        with Horizontal(classes="dialog-buttons"):
+            yield Button("Save Changes (ctrl+s)", id="save", variant="primary")
+
+    def _field(self, label: str, widget: Any, name: str) -> ComposeResult:
+        with Horizontal(classes="field"):
+            yield Label(label, classes="field-label", markup=False)
+            yield widget
+        yield ErrorLine(id=f"err-{name.replace('.', '-')}")
+
+    def _custom_widgets(self, specs: list[CustomField]) -> list[Any]:
+        widgets: list[Any] = []
+        if specs:
+            widgets.append(Static("Custom client fields", classes="section"))
+        for spec in specs:
             widget: Any
             if spec.type == "dropdown":
                 widget = Select(
@@ -229,77 +472,110 @@ class ClientEditor(Screen[None]):
             else:
                 widget = Input(id=f"c-{spec.id}", password=spec.type == "password", compact=True)
             widget.disabled = not self.can_edit
-            yield from self._field(
-                spec.name + (" *" if spec.required else ""), widget, f"{CUSTOM}.{spec.id}"
+            row = Horizontal(
+                Label(
+                    spec.name + (" *" if spec.required else ""), classes="field-label", markup=False
+                ),
+                widget,
+                classes="field",
             )
-        yield Static("Admin notes", classes="section")
-        yield TextArea(id="f-admin_notes", disabled=not self.can_edit)
-        yield ErrorLine(id="err-admin_notes")
-        with Horizontal(classes="dialog-buttons"):
-            yield Button("Save Changes (ctrl+s)", id="save", variant="primary")
-
-    def _field(self, label: str, widget: Any, name: str) -> ComposeResult:
-        with Horizontal(classes="field"):
-            yield Label(label, classes="field-label", markup=False)
-            yield widget
-        yield ErrorLine(id=f"err-{name.replace('.', '-')}")
+            widgets += [row, ErrorLine(id=f"err-{CUSTOM}-{spec.id}")]
+        return widgets
 
     # ------------------------------------------------------------------ loading
 
     def on_mount(self) -> None:
-        self.load()
-        self.query_one("#f-first_name", Input).focus()
+        self.update_title()
+        self.read(EVERYTHING)
 
-    def load(self) -> None:
-        """Fill the form from the database (or defaults for a new client)."""
-        if self.client_id is None:
-            currency = Currency.get_or_none(Currency.is_default) or Currency.select().first()
-            values: dict[str, Any] = {name: "" for name, _ in TEXT_FIELDS}
-            values |= {name: False for name, _, _ in PREFERENCES}
-            values |= {
-                "payment_method": "banktransfer",
-                "billing_contact_id": None,
-                "currency_id": currency.id if currency else None,
-                "group_id": None,
-                "status": ClientStatus.ACTIVE.value,
-                "admin_notes": "",
-                CUSTOM: {},
-            }
-            self.version = 0
-            two_factor = False
-        else:
-            client = get_client(self.client_id, self.actor)
-            values = profile_values(client)
-            self.version = client.version
-            two_factor = client.two_factor_enabled
-            self._load_tabs(client)
-        self.loaded = values
-        self._fill(values)
-        self.query_one("#f-two_factor", Checkbox).value = two_factor
-        self.clear_errors()
+    @work(thread=True, group="read", exit_on_error=False)
+    def read(self, parts: Iterable[str], base: dict[str, Any] | None = None) -> None:
+        """Read ``parts`` off the event loop; posts :class:`ClientLoaded`."""
+        with thread_connection():
+            snapshot = read_client(self.actor, self.client_id, parts)
+        self.post_message(self.ClientLoaded(snapshot, base))
+
+    async def on_client_editor_client_loaded(self, message: ClientLoaded) -> None:
+        await self._apply(message.snapshot, message.base)
+
+    async def _apply(self, snap: ClientSnapshot, base: dict[str, Any] | None) -> None:
+        first = self.loaded is None
+        if snap.form is not None:
+            with self.prevent(Select.Changed):
+                if snap.form.currencies:  # none configured: creating says so
+                    self.query_one("#f-currency_id", Select).set_options(snap.form.currencies)
+                self.query_one("#f-group_id", Select).set_options(
+                    [(Text(name), gid) for name, gid in snap.form.groups]
+                )
+            if first:
+                self.custom_fields = snap.form.custom_fields
+                await self.query_one("#custom-fields").mount_all(
+                    self._custom_widgets(self.custom_fields)
+                )
+        if snap.values is not None:
+            if snap.contact_options is not None:
+                with self.prevent(Select.Changed):
+                    self.query_one("#f-billing_contact_id", Select).set_options(
+                        [(Text(label), cid) for label, cid in snap.contact_options]
+                    )
+            self.version = snap.version
+            self.query_one("#f-two_factor", Checkbox).value = snap.two_factor
+            self._show_values(_display(snap.values), base)
+        if snap.summary is not None:
+            self.query_one("#summary-body", Static).update(snap.summary)
+        for name, rows in snap.tables.items():
+            self._table(f"#{name}-table", TABLE_COLUMNS[name], rows)
+        if snap.emails is not None:
+            self.query_one(EmailTable).show(snap.emails)
+        if first and self.loaded is not None:
+            self.query_one("#tabs", TabbedContent).disabled = False
+            first_name = self.query_one("#f-first_name", Input)
+            self.set_focus(first_name)  # now, not later: the held keys follow its Focus
+            self.holds_keys = False
         self.update_title()
 
+    def _show_values(self, stored: dict[str, Any], base: dict[str, Any] | None) -> None:
+        """Show ``stored``; with ``base``, a field the user changed since ``base`` keeps
+        what they typed (a read that lands late never overwrites newer typing)."""
+        if base is None or self.loaded is None:
+            self._fill(stored)
+        else:
+            form = self.read_form()
+            merged = {
+                k: (stored.get(k) if form.get(k) == base.get(k) else form.get(k))
+                for k in form
+                if k != CUSTOM
+            }
+            base_custom = base.get(CUSTOM, {})
+            stored_custom = stored.get(CUSTOM, {})
+            merged[CUSTOM] = {
+                k: (stored_custom.get(k, "") if v == base_custom.get(k, "") else v)
+                for k, v in form[CUSTOM].items()
+            }
+            self._fill(merged)
+        self.loaded = stored
+
     def _fill(self, values: dict[str, Any]) -> None:
+        """Set each widget whose value differs (an unchanged field keeps its cursor)."""
         with self.prevent(Input.Changed, Checkbox.Changed, Select.Changed, TextArea.Changed):
             for name, _ in TEXT_FIELDS:
-                self.query_one(f"#f-{name}", Input).value = str(values.get(name) or "")
+                box = self.query_one(f"#f-{name}", Input)
+                text = str(values.get(name) or "")
+                if box.value != text:
+                    box.value = text
             for name, _, _ in PREFERENCES:
-                self.query_one(f"#f-{name}", Checkbox).value = bool(values.get(name))
-            contacts = contacts_of(self.client_id) if self.client_id else []
-            contact_select = self.query_one("#f-billing_contact_id", Select)
-            contact_select.set_options(
-                [(Text(f"{c.first_name} {c.last_name} <{c.email}>"), c.id) for c in contacts]
-            )
-            for name in (
-                "payment_method",
-                "billing_contact_id",
-                "currency_id",
-                "group_id",
-                "status",
-            ):
+                tick = self.query_one(f"#f-{name}", Checkbox)
+                if tick.value != bool(values.get(name)):
+                    tick.value = bool(values.get(name))
+            for name in SELECTS:
                 value = values.get(name)
-                self.query_one(f"#f-{name}", Select).value = Select.NULL if value is None else value
-            self.query_one("#f-admin_notes", TextArea).text = values.get("admin_notes") or ""
+                select = self.query_one(f"#f-{name}", Select)
+                wanted = Select.NULL if value is None else value
+                if select.value != wanted:
+                    select.value = wanted
+            notes = self.query_one("#f-admin_notes", TextArea)
+            if notes.text != (values.get("admin_notes") or ""):
+                notes.text = values.get("admin_notes") or ""
             custom = values.get(CUSTOM, {})
             for spec in self.custom_fields:
                 widget = self.query_one(f"#c-{spec.id}")
@@ -308,116 +584,14 @@ class ClientEditor(Screen[None]):
                     widget.value = value == "on"
                 elif isinstance(widget, Select):
                     widget.value = value if value else Select.NULL
-                elif isinstance(widget, Input):
+                elif isinstance(widget, Input) and widget.value != value:
                     widget.value = value
-
-    def _load_tabs(self, client: Client) -> None:
-        cid = client.id
-        summary = [
-            f"#{cid}  {client.first_name} {client.last_name}",
-            client.company,
-            client.email,
-            format_phone(client.phone),
-            f"Status: {client.status}" + ("  (locked)" if client.status_locked else ""),
-            f"Created: {client.created_at:%Y-%m-%d}",
-            "Last login: "
-            + (
-                f"{client.last_login_at:%Y-%m-%d %H:%M} UTC from {client.last_login_ip}"
-                if client.last_login_at
-                else "never"
-            ),
-            "",
-            f"Admin notes:\n{client.admin_notes}" if client.admin_notes else "",
-        ]
-        self.query_one("#summary-body", Static).update("\n".join(s for s in summary if s != ""))
-        self._table(
-            "#contacts-table",
-            ("ID", "Name", "Email", "Phone"),
-            [
-                (c.id, f"{c.first_name} {c.last_name}", c.email, format_phone(c.phone))
-                for c in contacts_of(cid)
-            ],
-        )
-        currency = Currency.get_by_id(client.currency_id)
-
-        def money(minor: int) -> str:
-            return format_money(minor, currency)
-
-        self._table(
-            "#services-table",
-            ("ID", "Product", "Domain", "Status", "Cycle", "Amount", "Next due", "Method"),
-            [
-                (
-                    s.id,
-                    getattr(s, "product_name", ""),
-                    s.domain,
-                    s.status,
-                    s.billing_cycle,
-                    money(s.amount),
-                    s.next_due_date,
-                    s.payment_method,
-                )
-                for s in services_of(cid)
-            ]
-            + [
-                (
-                    f"+{a.id}",
-                    a.name,
-                    "",
-                    a.status,
-                    a.billing_cycle,
-                    money(a.amount),
-                    a.next_due_date,
-                    a.payment_method,
-                )
-                for a in addons_of(cid)
-            ],
-        )
-        self._table(
-            "#domains-table",
-            ("ID", "Domain", "Status", "Amount", "Next due", "Method"),
-            [
-                (d.id, d.name, d.status, money(d.amount), d.next_due_date, d.payment_method)
-                for d in domains_of(cid)
-            ],
-        )
-        self._table(
-            "#invoices-table",
-            ("Number", "Date", "Due", "Paid", "Status", "Total", "Method"),
-            [
-                (
-                    i.number,
-                    i.date,
-                    i.due_date,
-                    i.date_paid or "",
-                    i.status,
-                    money(i.total),
-                    i.payment_method,
-                )
-                for i in invoices_of(cid)
-            ],
-        )
-        self.query_one(EmailTable).show(email_log(client_id=cid, limit=500))
-        self._table(
-            "#log-table",
-            ("When", "Who", "Source", "Action", "Field", "Old → New"),
-            [
-                (
-                    f"{a.at:%Y-%m-%d %H:%M:%S}",
-                    a.actor_name,
-                    a.source,
-                    a.action,
-                    a.field,
-                    f"{a.old_value} → {a.new_value}" if a.field else a.new_value,
-                )
-                for a in audit_of(cid)
-            ],
-        )
 
     def _table(self, selector: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
         table = self.query_one(selector, DataTable)
-        table.clear(columns=True)
-        table.add_columns(*columns)
+        table.clear()  # the rows only: columns made again kept stale, cut-off cells
+        if not table.columns:
+            table.add_columns(*columns)
         for row in rows:
             table.add_row(*[Text("" if v is None else str(v)) for v in row])
 
@@ -429,7 +603,7 @@ class ClientEditor(Screen[None]):
         }
         for name, _, _ in PREFERENCES:
             values[name] = self.query_one(f"#f-{name}", Checkbox).value
-        for name in ("payment_method", "billing_contact_id", "currency_id", "group_id", "status"):
+        for name in SELECTS:
             value = self.query_one(f"#f-{name}", Select).value
             values[name] = None if value is Select.NULL else value
         values["admin_notes"] = self.query_one("#f-admin_notes", TextArea).text
@@ -447,6 +621,8 @@ class ClientEditor(Screen[None]):
 
     def changes(self) -> dict[str, Any]:
         """Only what the user edited, so support staff never send billing fields."""
+        if self.loaded is None:
+            return {}
         form = self.read_form()
         changed = {k: v for k, v in form.items() if k != CUSTOM and v != self.loaded.get(k)}
         old_custom = self.loaded.get(CUSTOM, {})
@@ -459,10 +635,21 @@ class ClientEditor(Screen[None]):
     def dirty(self) -> bool:
         return bool(self.changes())
 
+    @property
+    def unsaved_label(self) -> str:
+        """What the app's quit question names."""
+        return f"client #{self.client_id}" if self.client_id else "a new client"
+
     def update_title(self) -> None:
-        name = f"{self.loaded.get('first_name', '')} {self.loaded.get('last_name', '')}".strip()
+        loaded = self.loaded or {}
+        name = f"{loaded.get('first_name', '')} {loaded.get('last_name', '')}".strip()
         title = f"Client #{self.client_id}: {name}" if self.client_id else "New client"
-        marker = "  ● unsaved changes" if self.dirty else ""
+        if self.loaded is None:
+            marker = "  (opening…)"
+        elif self.saving:
+            marker = "  (saving…)"
+        else:
+            marker = "  ● unsaved changes" if self.dirty else ""
         self.query_one("#editor-title", Static).update(title + marker)
 
     @on(Input.Changed)
@@ -493,28 +680,64 @@ class ClientEditor(Screen[None]):
             target = f"#c-{name.split('.')[1]}" if name.startswith(CUSTOM) else f"#f-{name}"
             self.query_one(target).add_class("-invalid")
 
+    def show_failure(self, text: str) -> None:
+        """The line under the title says why the last action failed ("" clears it)."""
+        line = self.query_one("#editor-error", Static)
+        line.update(text)
+        line.set_class(bool(text), "-shown")
+        if text:
+            self.notify(text, severity="error", markup=False)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The one place a failed read or save is shown: the editor and its edits stay."""
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            self.holds_keys = False  # a failed first read: keys reach the screen (Esc leaves)
+            self.show_failure(failure_text(event.worker.error))
+
     # ------------------------------------------------------------------ actions
 
     def action_toggle_preference(self, name: str) -> None:
         box = self.query_one(f"#f-{name}", Checkbox)
-        if not box.disabled:
+        if not box.disabled and self.loaded is not None:
             box.toggle()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "save":
             self.action_save()
 
-    @work(exclusive=True, group="save")
-    async def action_save(self) -> None:
+    def action_save(self) -> None:
+        if self.loaded is None:
+            return
+        if self.saving:
+            self.notify("Still saving…")
+            return
+        self.saving = True
+        self.update_title()
+        self._save()
+
+    @work(group="save", exit_on_error=False)
+    async def _save(self) -> None:
+        try:
+            await self._save_steps()
+        finally:
+            self.saving = False
+            self.update_title()
+
+    async def _save_steps(self) -> None:
         changes = self.changes()
         if not changes:
             self.notify("Nothing to save")
             return
+        self.show_failure("")
+        sent = self.read_form()
         if self.client_id is None:
-            self._create(self.read_form())
+            await self._create(sent)
             return
+        assert self.loaded is not None
         if "payment_method" in changes:
-            count = payment_method_cascade(self.client_id, self.loaded["payment_method"])
+            count = await off_loop(
+                payment_method_cascade, self.client_id, self.loaded["payment_method"]
+            )
             if count.total and not await self.app.push_screen_wait(
                 ConfirmDialog(
                     "Change payment method",
@@ -527,7 +750,7 @@ class ClientEditor(Screen[None]):
             ):
                 return
         if "currency_id" in changes:
-            usage = currency_usage(self.client_id)
+            usage = await off_loop(currency_usage, self.client_id)
             if usage.in_use and not await self.app.push_screen_wait(
                 ConfirmDialog(
                     "Change currency",
@@ -538,12 +761,27 @@ class ClientEditor(Screen[None]):
                 )
             ):
                 return
-        await self._update(changes)
+        await self._update(changes, sent)
 
-    async def _update(self, changes: dict[str, Any]) -> None:
+    def _save_and_read(
+        self, client_id: int, version: int, changes: dict[str, Any]
+    ) -> tuple[SaveResult, ClientSnapshot | None]:
+        """In a worker thread: the rule, then a read of only what it changed."""
+        result = update_client(client_id, version, changes, self.actor)
+        parts = {"profile", "summary", "log"}
+        if result.cascaded:
+            parts |= {"services", "domains", "invoices"}
+        try:
+            return result, read_client(self.actor, client_id, parts)
+        except Exception:  # saved; the screen says the read back failed
+            return result, None
+
+    async def _update(self, changes: dict[str, Any], sent: dict[str, Any]) -> None:
         assert self.client_id is not None
         try:
-            result = update_client(self.client_id, self.version, changes, self.actor)
+            result, snapshot = await off_loop(
+                self._save_and_read, self.client_id, self.version, changes
+            )
         except ValidationError as exc:
             self.show_errors(exc.errors)
             self.notify(
@@ -551,67 +789,91 @@ class ClientEditor(Screen[None]):
             )
             return
         except StaleEdit as exc:
-            await self._conflict(changes, exc)
+            await self._conflict(changes, sent, exc)
             return
-        except RuleError as exc:
-            self.notify(str(exc), severity="error", markup=False)
-            return
-        self.load()
+        self.post_message(self.ClientSaved(result, sent, snapshot))
+
+    async def on_client_editor_client_saved(self, message: ClientSaved) -> None:
+        self.clear_errors()
+        result = message.result
+        if message.snapshot is None:  # saved, but the read back failed: keep the form
+            self.version = result.version
+            self.loaded = message.sent
+            self.show_failure("Saved; the stored values could not be read back: reopen the client")
+        else:
+            await self._apply(message.snapshot, message.sent)
         extra = (
             f"; {result.cascaded} records follow the new payment method" if result.cascaded else ""
         )
         self.notify(f"Saved {len(result.changed)} change(s){extra}")
 
-    async def _conflict(self, changes: dict[str, Any], stale: StaleEdit) -> None:
-        rows = []
-        for name, mine in changes.items():
+    async def _conflict(
+        self, changes: dict[str, Any], sent: dict[str, Any], stale: StaleEdit
+    ) -> None:
+        """Someone saved meanwhile: each field either side changed, mine beside theirs."""
+        assert self.loaded is not None
+        theirs = _display(stale.current)
+        rows: list[tuple[str, Any, Any]] = []
+        for name in dict.fromkeys([*changes, *(k for k in theirs if k != CUSTOM)]):
             if name == CUSTOM:
-                for field_id, value in mine.items():
-                    rows.append(
-                        (f"custom field {field_id}", value, stale.current[CUSTOM].get(field_id, ""))
-                    )
-            else:
-                rows.append((LABELS.get(name, name), mine, stale.current.get(name)))
+                continue
+            if name in changes or theirs.get(name) != self.loaded.get(name):
+                rows.append((LABELS.get(name, name), sent.get(name), theirs.get(name)))
+        names = {spec.id: spec.name for spec in self.custom_fields}
+        stored_custom = theirs.get(CUSTOM, {})
+        old_custom = self.loaded.get(CUSTOM, {})
+        for field_id in dict.fromkeys([*changes.get(CUSTOM, {}), *stored_custom]):
+            mine = sent[CUSTOM].get(field_id, "")
+            stored = stored_custom.get(field_id, "")
+            if field_id in changes.get(CUSTOM, {}) or stored != old_custom.get(field_id, ""):
+                rows.append((names.get(field_id, f"custom field {field_id}"), mine, stored))
         choice = await self.app.push_screen_wait(ConflictDialog(rows))
         if choice == "reload":
-            self.load()
+            self.version = stale.version
+            self._show_values(theirs, None)
+            self.update_title()
+            self.read({"summary", "log"})
             self.notify("Reloaded the stored values; your edits were discarded")
         elif choice == "reapply":
             self.version = stale.version
-            await self._update(changes)
+            await self._update(changes, sent)
 
-    def _create(self, values: dict[str, Any]) -> None:
-        values = {k: v for k, v in values.items() if v not in ("", None) or k in BILLING_FIELDS}
+    async def _create(self, sent: dict[str, Any]) -> None:
+        values = {k: v for k, v in sent.items() if v not in ("", None) or k in BILLING_FIELDS}
         values.pop("billing_contact_id", None)
         if not self.can_bill:
             values = {k: v for k, v in values.items() if k not in BILLING_FIELDS}
         try:
-            client = create_client(values, self.actor)
+            client = await off_loop(create_client, values, self.actor)
         except ValidationError as exc:
             self.show_errors(exc.errors)
             self.notify(
                 f"Nothing saved: {len(exc.errors)} field(s) need attention", severity="error"
             )
             return
-        except RuleError as exc:
-            self.notify(str(exc), severity="error", markup=False)
-            return
+        self.clear_errors()
         self.client_id = client.id
-        self.load()
+        self.read(EVERYTHING - {"form"}, base=sent)
         self.notify(f"Client #{client.id} created")
 
     @work(exclusive=True, group="leave")
     async def action_leave(self) -> None:
-        if self.dirty and not await self.app.push_screen_wait(
+        if await self.confirm_discard():
+            self.dismiss(None)
+
+    async def confirm_discard(self) -> bool:
+        """True when there is nothing unsaved, or staff chose to discard it."""
+        if not self.dirty:
+            return True
+        answer: bool = await self.app.push_screen_wait(
             ConfirmDialog(
                 "Unsaved changes",
                 "Leave this client and discard your unsaved changes?",
                 yes="Discard",
                 no="Stay",
             )
-        ):
-            return
-        self.dismiss(None)
+        )
+        return answer
 
     # ------------------------------------------------------------------ contacts
 
@@ -621,7 +883,7 @@ class ClientEditor(Screen[None]):
             return None
         return int(str(table.get_row_at(table.cursor_row)[0]))
 
-    @work(exclusive=True, group="contact")
+    @work(exclusive=True, group="contact", exit_on_error=False)
     async def add_contact(self) -> None:
         if self.client_id is None:
             self.notify("Save the new client before adding contacts", severity="warning")
@@ -631,15 +893,12 @@ class ClientEditor(Screen[None]):
             "Add contact", {}, lambda values: add_contact(client_id, values, self.actor)
         )
 
-    @work(exclusive=True, group="contact")
+    @work(exclusive=True, group="contact", exit_on_error=False)
     async def edit_contact(self) -> None:
-        from rules.clients.profile import update_contact
-        from store.models import Contact
-
         contact_id = self._selected_contact_id()
         if contact_id is None:
             return
-        contact = Contact.get_by_id(contact_id)
+        contact = await off_loop(Contact.get_by_id, contact_id)
         await self._contact_dialog(
             "Edit contact",
             {k: getattr(contact, k) for k in ADDRESS_FIELDS},
@@ -649,11 +908,12 @@ class ClientEditor(Screen[None]):
     async def _contact_dialog(
         self, title: str, values: dict[str, Any] | None, save: Callable[[dict[str, Any]], Any]
     ) -> None:
-        """The dialog saves (errors beside its fields); then reload the tabs."""
+        """The dialog saves (errors beside its fields); then re-read what a contact
+        changes: the table, the billing contact choices, the log."""
         if await self.app.push_screen_wait(ContactDialog(title, values, save)):
-            self._reload_keeping_edits()
+            self._reread_contacts()
 
-    @work(exclusive=True, group="contact")
+    @work(exclusive=True, group="contact", exit_on_error=False)
     async def remove_contact(self) -> None:
         contact_id = self._selected_contact_id()
         if contact_id is None:
@@ -662,22 +922,15 @@ class ClientEditor(Screen[None]):
             ConfirmDialog("Remove contact", f"Remove contact #{contact_id}?", yes="Remove")
         ):
             try:
-                remove_contact(contact_id, self.actor)
+                await off_loop(remove_contact, contact_id, self.actor)
             except RuleError as exc:
                 self.notify(str(exc), severity="error", markup=False)
                 return
-            self._reload_keeping_edits()
+            self._reread_contacts()
+
+    def _reread_contacts(self) -> None:
+        self.read({"profile", "contacts", "summary", "log"}, base=self.loaded)
 
     def on_email_table_resent(self) -> None:
         if self.client_id is not None:
-            self.query_one(EmailTable).show(email_log(client_id=self.client_id, limit=500))
-
-    def _reload_keeping_edits(self) -> None:
-        """Contacts changed (and maybe the version): reload, then put unsaved edits back."""
-        edits = self.changes()
-        self.load()
-        if edits:
-            merged = dict(self.read_form()) | {k: v for k, v in edits.items() if k != CUSTOM}
-            merged[CUSTOM] = self.read_form()[CUSTOM] | edits.get(CUSTOM, {})
-            self._fill(merged)
-            self.update_title()
+            self.read({"emails", "log"})

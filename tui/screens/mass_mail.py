@@ -2,9 +2,15 @@
 
 The message is a template (Jinja2, sandboxed): the composition is checked and
 saved into it before any preview, so what is previewed is what is sent.
+
+The choices, the template, the preview and the send are read and written in worker
+threads (no query on the event loop); a failure is shown on the error line and what
+was typed stays.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from rich.text import Text
 from textual import work
@@ -13,12 +19,14 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Checkbox, Footer, Input, Label, Select, Static, TextArea
+from textual.worker import Worker, WorkerState
 
 from rules.audit import Actor
 from rules.errors import RuleError
 from rules.mail.massmail import MassMailFilter, Preview, preview, send_mass_mail
 from rules.mail.templates import get_template, save_template
 from store.models import ClientGroup, Currency, EmailTemplate
+from tui.background import failure_text, off_loop, thread_connection
 from tui.dialogs.confirm import ConfirmDialog
 from tui.widgets.error_line import ErrorLine
 
@@ -48,10 +56,7 @@ class MassMailScreen(Screen[None]):
                     "group",
                     "Client group",
                     Select(
-                        [
-                            (Text(g.name), g.name)
-                            for g in ClientGroup.select().order_by(ClientGroup.name)
-                        ],
+                        [],
                         prompt="Any group",
                         id="mm-group",
                         compact=True,
@@ -66,7 +71,7 @@ class MassMailScreen(Screen[None]):
                     "currency",
                     "Currency",
                     Select(
-                        [(c.code, c.code) for c in Currency.select().order_by(Currency.code)],
+                        [],
                         prompt="Any currency",
                         id="mm-currency",
                         compact=True,
@@ -98,7 +103,7 @@ class MassMailScreen(Screen[None]):
             with Horizontal(classes="field"):
                 yield Label("Template", classes="field-label")
                 yield Select(
-                    [(t.name, t.name) for t in EmailTemplate.select().order_by(EmailTemplate.name)],
+                    [("Mass Mail", "Mass Mail")],  # every template comes with the first read
                     value="Mass Mail",
                     allow_blank=False,
                     id="mm-template",
@@ -118,14 +123,48 @@ class MassMailScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        self._load_template("Mass Mail")
+        self.read_choices()
+
+    @work(thread=True, group="massmail-read", exit_on_error=False)
+    def read_choices(self) -> None:
+        with thread_connection():
+            groups = [g.name for g in ClientGroup.select().order_by(ClientGroup.name)]
+            currencies = [c.code for c in Currency.select().order_by(Currency.code)]
+            templates = [t.name for t in EmailTemplate.select().order_by(EmailTemplate.name)]
+            template = get_template("Mass Mail")
+        self.app.call_from_thread(self._show_choices, groups, currencies, templates, template)
+
+    def _show_choices(
+        self, groups: list[str], currencies: list[str], templates: list[str], template: Any
+    ) -> None:
+        self.query_one("#mm-group", Select).set_options([(Text(g), g) for g in groups])
+        self.query_one("#mm-currency", Select).set_options([(c, c) for c in currencies])
+        chooser = self.query_one("#mm-template", Select)
+        with self.prevent(Select.Changed):
+            if templates:
+                chooser.set_options([(t, t) for t in templates])
+            chooser.value = template.name
+        self._show_template(template)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The one place a failed read, preview or send is shown; the screen stays."""
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            self._show_error(failure_text(event.worker.error))
+
+    def _show_error(self, text: str) -> None:
+        error = self.query_one("#mm-error", Static)
+        error.update(text)
+        error.set_class(bool(text), "-shown")
 
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "mm-template" and event.value is not Select.NULL:
             self._load_template(str(event.value))
 
-    def _load_template(self, name: str) -> None:
-        template = get_template(name)
+    @work(group="massmail-template", exclusive=True, exit_on_error=False)
+    async def _load_template(self, name: str) -> None:
+        self._show_template(await off_loop(get_template, name))
+
+    def _show_template(self, template: Any) -> None:
         self.query_one("#mm-subject", Input).value = template.subject
         self.query_one("#mm-body", TextArea).text = template.body_text
 
@@ -150,23 +189,19 @@ class MassMailScreen(Screen[None]):
                 pairs.append(f"{key}={choice}")
         return MassMailFilter.parse(pairs)
 
-    def _prepare(self) -> tuple[MassMailFilter, str, bool, Preview] | None:
-        """Check filters and message, save the message into its template, preview."""
-        error = self.query_one("#mm-error", Static)
-        error.remove_class("-shown")
+    async def _prepare(self) -> tuple[MassMailFilter, str, bool, Preview] | None:
+        """Check filters and message, save the message into its template, preview (the
+        rules run in a thread)."""
+        self._show_error("")
         name = str(self.query_one("#mm-template", Select).value)
         marketing = self.query_one("#mm-marketing", Checkbox).value
+        subject = self.query_one("#mm-subject", Input).value
+        body = self.query_one("#mm-body", TextArea).text
         try:
             flt = self._filter()
-            template = get_template(name)
-            subject = self.query_one("#mm-subject", Input).value
-            body = self.query_one("#mm-body", TextArea).text
-            if (subject, body) != (template.subject, template.body_text):
-                save_template(name, subject, body, template.body_html, self.actor)
-            plan = preview(flt, name, marketing=marketing)
+            plan = await off_loop(self._check_and_preview, flt, name, subject, body, marketing)
         except RuleError as exc:
-            error.update(str(exc))
-            error.add_class("-shown")
+            self._show_error(str(exc))
             return None
         sample = plan.sample
         text = (
@@ -178,12 +213,22 @@ class MassMailScreen(Screen[None]):
         self.query_one("#mm-preview", Static).update(text)
         return flt, name, marketing, plan
 
-    def action_preview(self) -> None:
-        self._prepare()
+    def _check_and_preview(
+        self, flt: MassMailFilter, name: str, subject: str, body: str, marketing: bool
+    ) -> Preview:
+        """In a worker thread: save an edited message into its template, then preview."""
+        template = get_template(name)
+        if (subject, body) != (template.subject, template.body_text):
+            save_template(name, subject, body, template.body_html, self.actor)
+        return preview(flt, name, marketing=marketing)
 
-    @work(exclusive=True, group="massmail")
+    @work(exclusive=True, group="massmail", exit_on_error=False)
+    async def action_preview(self) -> None:
+        await self._prepare()
+
+    @work(exclusive=True, group="massmail", exit_on_error=False)
     async def action_send(self) -> None:
-        prepared = self._prepare()
+        prepared = await self._prepare()
         if prepared is None:
             return
         flt, name, marketing, plan = prepared
@@ -200,8 +245,8 @@ class MassMailScreen(Screen[None]):
         ):
             return
         try:
-            queued = send_mass_mail(flt, name, self.actor, marketing=marketing)
+            queued = await off_loop(send_mass_mail, flt, name, self.actor, marketing=marketing)
         except RuleError as exc:
-            self.notify(str(exc), severity="error", markup=False)
+            self._show_error(str(exc))
             return
         self.notify(f"Queued {queued} email(s)")

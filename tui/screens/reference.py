@@ -1,4 +1,7 @@
-"""Currencies, Client Groups, Tax Rules and Custom Client Fields: list, add, edit, delete."""
+"""Currencies, Client Groups, Tax Rules and Custom Client Fields: list, add, edit, delete.
+
+Records are read, saved and deleted in worker threads (no query on the event loop); a
+failure, a busy database included, is named and the screen stays."""
 
 from __future__ import annotations
 
@@ -21,10 +24,12 @@ from textual.widgets import (
     TabbedContent,
     TabPane,
 )
+from textual.worker import Worker, WorkerState
 
 from rules.audit import Actor
-from rules.errors import RuleError, ValidationError
+from rules.errors import ValidationError
 from rules.interchange.reference import KINDS, delete, records, save
+from tui.background import failure_text, off_loop
 from tui.dialogs.confirm import ConfirmDialog
 
 BOOLEAN_KEYS = {"default", "separate_invoices", "required", "admin_only"}
@@ -110,6 +115,7 @@ class ReferenceScreen(Screen[None]):
     def __init__(self, actor: Actor) -> None:
         super().__init__()
         self.actor = actor
+        self.rows: dict[str, list[dict[str, Any]]] = {kind: [] for kind in KINDS}
 
     def compose(self) -> ComposeResult:
         yield Static(
@@ -123,14 +129,22 @@ class ReferenceScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        for kind in KINDS:
-            self.reload(kind)
+        self.reload_all()
 
-    def reload(self, kind: str) -> None:
+    @work(group="reference-read", exit_on_error=False)
+    async def reload_all(self) -> None:
+        for kind in KINDS:
+            await self.reload(kind)
+
+    async def reload(self, kind: str) -> None:
+        """Read one kind's records in a thread, then show them."""
+        rows = await off_loop(records, kind)
+        self.rows[kind] = rows
         table = self.query_one(f"#t-{kind}", RecordTable)
-        table.clear(columns=True)
-        table.add_columns(*KINDS[kind].keys)
-        for row in records(kind):
+        table.clear()
+        if not table.columns:
+            table.add_columns(*KINDS[kind].keys)
+        for row in rows:
             table.add_row(
                 *[
                     Text(", ".join(v) if isinstance(v, list) else str(v))
@@ -138,20 +152,25 @@ class ReferenceScreen(Screen[None]):
                 ]
             )
 
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The one place a failed read, save or delete is shown; the screen stays."""
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            self.notify(failure_text(event.worker.error), severity="error", markup=False)
+
     def _current(self) -> tuple[str, dict[str, Any] | None]:
         kind = str(self.query_one("#tabs", TabbedContent).active)
         table = self.query_one(f"#t-{kind}", RecordTable)
-        rows = records(kind)
-        if not rows or table.row_count == 0:
+        rows = self.rows[kind]
+        if not rows or table.row_count == 0 or table.cursor_row >= len(rows):
             return kind, None
         return kind, rows[table.cursor_row]
 
-    @work(exclusive=True, group="reference")
+    @work(exclusive=True, group="reference", exit_on_error=False)
     async def action_add(self) -> None:
         kind, _ = self._current()
         await self._edit(kind, {}, f"New: {KINDS[kind].name}")
 
-    @work(exclusive=True, group="reference")
+    @work(exclusive=True, group="reference", exit_on_error=False)
     async def action_edit(self) -> None:
         kind, row = self._current()
         if row is not None:
@@ -166,7 +185,7 @@ class ReferenceScreen(Screen[None]):
             if result is None:
                 return
             try:
-                save(kind, result, self.actor)
+                await off_loop(save, kind, result, self.actor)
             except ValidationError as exc:
                 values, errors = result, exc.errors
                 self.notify(
@@ -175,14 +194,11 @@ class ReferenceScreen(Screen[None]):
                     markup=False,
                 )
                 continue
-            except RuleError as exc:
-                self.notify(str(exc), severity="error", markup=False)
-                return
             break
-        self.reload(kind)
+        await self.reload(kind)
         self.notify("Saved")
 
-    @work(exclusive=True, group="reference")
+    @work(exclusive=True, group="reference", exit_on_error=False)
     async def action_remove(self) -> None:
         kind, row = self._current()
         if row is None:
@@ -192,9 +208,5 @@ class ReferenceScreen(Screen[None]):
             ConfirmDialog("Delete", f"Delete {key}?", yes="Delete")
         ):
             return
-        try:
-            delete(kind, key, self.actor)
-        except RuleError as exc:
-            self.notify(str(exc), severity="error", markup=False)
-            return
-        self.reload(kind)
+        await off_loop(delete, kind, key, self.actor)
+        await self.reload(kind)

@@ -1,20 +1,26 @@
-"""Automation and General Settings: every setting of PRODUCT.md §3 and the app's own."""
+"""Automation and General Settings: every setting of PRODUCT.md §3 and the app's own.
+
+The stored settings are read, and saved, in a worker thread (no query on the event
+loop); a failure (a busy database included) is shown and the typed values stay."""
 
 from __future__ import annotations
 
 from dataclasses import fields
 from typing import Any
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Checkbox, Footer, Input, Label, Select, Static
+from textual.worker import Worker, WorkerState
 
 from rules.audit import Actor
-from rules.errors import RuleError, ValidationError
+from rules.errors import ValidationError
 from rules.settings_admin import update_settings
 from store.settings import LATE_FEE_TYPES, STATUS_UPDATE_MODES, Settings, load_settings
+from tui.background import failure_text, off_loop, thread_connection
 from tui.widgets.error_line import ErrorLine
 
 AUTOMATION = (
@@ -69,19 +75,22 @@ class SettingsScreen(Screen[None]):
     def __init__(self, actor: Actor) -> None:
         super().__init__()
         self.actor = actor
-        self.loaded = load_settings()
+        self.loaded: Settings | None = None  # the stored settings, once read
+        self.saving = False
 
     def compose(self) -> ComposeResult:
         yield Static("Settings · ctrl+s saves all or nothing", id="editor-title")
+        yield ErrorLine(id="settings-error")
         general = [f.name for f in fields(Settings) if f.name not in AUTOMATION]
-        with VerticalScroll(id="profile-form"):
+        shapes = Settings()  # the defaults give each setting its kind of widget
+        with VerticalScroll(id="profile-form", disabled=True):
             for title, names in (
                 ("Automation Settings", AUTOMATION),
                 ("General Settings", general),
             ):
                 yield Static(title, classes="section")
                 for name in names:
-                    yield from self._field(name, getattr(self.loaded, name))
+                    yield from self._field(name, getattr(shapes, name))
         yield Footer()
 
     def _field(self, name: str, value: Any) -> ComposeResult:
@@ -107,7 +116,40 @@ class SettingsScreen(Screen[None]):
                 yield widget
         yield ErrorLine(id=f"err-{name}")
 
+    def on_mount(self) -> None:
+        self.read_stored()
+
+    @work(thread=True, group="settings", exit_on_error=False)
+    def read_stored(self) -> None:
+        with thread_connection():
+            stored = load_settings()
+        self.app.call_from_thread(self._show, stored)
+
+    def _show(self, stored: Settings) -> None:
+        self.loaded = stored
+        for f in fields(Settings):
+            widget = self.query_one(f"#s-{f.name}")
+            value = getattr(stored, f.name)
+            if isinstance(widget, Checkbox | Select):
+                widget.value = value
+            elif isinstance(widget, Input):
+                widget.value = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+        self.query_one("#profile-form").disabled = False
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A failed read or save is shown under the title; the typed values stay."""
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            self.show_failure(failure_text(event.worker.error))
+
+    def show_failure(self, text: str) -> None:
+        line = self.query_one("#settings-error", Static)
+        line.update(text)
+        line.set_class(bool(text), "-shown")
+        if text:
+            self.notify(text, severity="error", markup=False)
+
     def read(self) -> dict[str, Any]:
+        assert self.loaded is not None
         values: dict[str, Any] = {}
         for f in fields(Settings):
             widget = self.query_one(f"#s-{f.name}")
@@ -121,6 +163,9 @@ class SettingsScreen(Screen[None]):
         return {k: v for k, v in values.items() if v != getattr(self.loaded, k)}
 
     def action_save(self) -> None:
+        if self.loaded is None or self.saving:
+            return
+        self.show_failure("")
         for error in self.query(".error").results(Static):
             error.update("")
             error.remove_class("-shown")
@@ -128,8 +173,13 @@ class SettingsScreen(Screen[None]):
         if not changes:
             self.notify("Nothing to save")
             return
+        self.saving = True
+        self._save(changes)
+
+    @work(group="settings-save", exit_on_error=False)
+    async def _save(self, changes: dict[str, Any]) -> None:
         try:
-            self.loaded = update_settings(changes, self.actor)
+            self.loaded = await off_loop(update_settings, changes, self.actor)
         except ValidationError as exc:
             for name, reason in exc.errors.items():
                 error = self.query_one(f"#err-{name}", Static)
@@ -139,9 +189,8 @@ class SettingsScreen(Screen[None]):
                 f"Nothing saved: {len(exc.errors)} setting(s) need attention", severity="error"
             )
             return
-        except RuleError as exc:
-            self.notify(str(exc), severity="error", markup=False)
-            return
+        finally:
+            self.saving = False
         self.notify(f"Saved {len(changes)} setting(s)")
 
 

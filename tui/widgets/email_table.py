@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.text import Text
+from textual import work
 from textual.binding import Binding
 from textual.message import Message
 from textual.widgets import DataTable
+from textual.worker import Worker, WorkerState
 
 from rules.mail.log import LogEntry
 
@@ -57,21 +61,30 @@ class EmailTable(DataTable[Text]):
 
     def action_resend(self) -> None:
         email_id = self.selected_id()
-        if email_id is None:
-            return
-        from rules.errors import RuleError
-        from rules.mail.delivery import resend
-
         actor = getattr(self.app, "actor", None)
-        if actor is None:
-            return
-        try:
+        if email_id is not None and actor is not None:
+            self._resend(email_id, actor)
+
+    @work(thread=True, group="resend", exit_on_error=False)
+    def _resend(self, email_id: int, actor: Any) -> None:
+        """The rule runs in a thread (no query on the event loop); a refusal or a
+        database failure is named, the app stays."""
+        from rules.mail.delivery import resend
+        from tui.background import thread_connection
+
+        with thread_connection():
             copy = resend(email_id, actor)
-        except RuleError as exc:
-            self.notify(str(exc), severity="error", markup=False)
-            return
-        self.notify(f"Queued a copy (email {copy.id}) to {copy.to}", markup=False)
+        self.app.call_from_thread(
+            self.notify, f"Queued a copy (email {copy.id}) to {copy.to}", markup=False
+        )
         self.post_message(self.Resent())
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            from tui.background import failure_text
+
+            self.notify(failure_text(event.worker.error), severity="error", markup=False)
+        event.stop()  # shown here; the screen's own handler is for its own workers
 
     class Resent(Message):
         """A copy was queued: the owner reloads the log."""
