@@ -501,11 +501,10 @@ def mail_group() -> None:
 
 
 def _transport(obj: Context) -> Any:
-    from rules.mail.delivery import make_transport
+    from rules.mail.delivery import transport_for
     from store.settings import load_settings
 
-    cfg = obj.config()
-    return make_transport(cfg.smtp, cfg.maildir, load_settings())
+    return transport_for(obj.config(), load_settings())
 
 
 def flush_outbox(obj: Context, *, wait: bool = False) -> Any:

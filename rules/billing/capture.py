@@ -164,10 +164,10 @@ def _ask_for_new_cards(ctx: RunContext, lapsed: list[tuple[int, int, int]]) -> N
         return
     with writer():
         won = claim(ctx, CARD_EXPIRED, list(keys), outcome="asked")
-        asked = [keys[k] for k in keys if k in won]
-        queue("Credit Card Expired", asked, settings=ctx.settings)
-    for key in won:
-        notice = keys[key]
+        queue("Credit Card Expired", [keys[k] for k in keys if k in won], settings=ctx.settings)
+    for key, notice in keys.items():
+        if key not in won:
+            continue
         ctx.acted(
             RULE,
             notice.client_id,
