@@ -48,6 +48,7 @@ def explain(client_id: int, day: dt.date, settings: Settings) -> list[Explanatio
         reasons=True,
     )
     lines = []
+    creates = any(a.rule == "invoice" for a in summary.actions)
     bad_dates = summary.rules.get(DATE_CHECK)
     if bad_dates is not None:
         lines.append(Explanation(DATE_CHECK, False, "; ".join(bad_dates.errors)))
@@ -60,6 +61,8 @@ def explain(client_id: int, day: dt.date, settings: Settings) -> list[Explanatio
             reason = "; ".join(f"{s.subject}: {s.reason}" for s in skips)
         else:
             reason = _why_not(name, client, day, settings)
+            if creates and name in ("notice", "late_fee", "capture"):
+                reason += " (and the invoice this run creates is not due for it yet)"
         lines.append(Explanation(name, bool(acts), reason))
     return lines
 
