@@ -149,7 +149,12 @@ def run(ctx: RunContext) -> RuleTally:
         )
         groups[key].append(item)
     taxes = TaxTable()
-    for batch in chunks(list(groups.items()), 2000):
+    # Invoices take ids and numbers in one order (client, due date, method, item), not
+    # the order the database happened to return the items in: the same state gives the
+    # same invoices, so a dry run's invoice ids are the run's (PostgreSQL may scan in
+    # another order each time).
+    ordered = sorted(groups.items(), key=lambda group: (group[0][:3], group[0][3] or ("", 0)))
+    for batch in chunks(ordered, 2000):
         with writer():
             tally.acted += _write_invoices(ctx, batch, clients, taxes)
     return tally
