@@ -147,7 +147,9 @@ def _card_keys(lapsed: list[tuple[int, int, int]]) -> dict[tuple[str, str, dt.da
     """One ledger key (and message) per client and newest expired card: the client is
     asked once per card, not once a day or once per invoice."""
     keys: dict[tuple[str, str, dt.date], Notice] = {}
-    for client_id, invoice_id, card_id in lapsed:
+    # The message names the client's first such invoice (by id), whatever order the
+    # database returned them in: the same state gives the same message.
+    for client_id, invoice_id, card_id in sorted(lapsed):
         key = (f"client:{client_id}", f"card:{card_id}", EPOCH)
         keys.setdefault(key, Notice(client_id, invoice_id, unique_key=f"card_expired:{card_id}"))
     return keys
