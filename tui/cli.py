@@ -544,11 +544,10 @@ def mail_group() -> None:
 
 
 def _transport(obj: Context) -> Any:
-    from rules.mail.delivery import make_transport
+    from rules.mail.delivery import transport_for
     from store.settings import load_settings
 
-    cfg = obj.config()
-    return make_transport(cfg.smtp, cfg.maildir, load_settings())
+    return transport_for(obj.config(), load_settings())
 
 
 def flush_outbox(obj: Context, *, wait: bool = False) -> Any:
@@ -771,6 +770,23 @@ def mail_mass(
     _emit(as_json, data, text)
 
 
+#: ``rules.billing.cron.RULE_NAMES`` spelled out: importing it would load peewee and every
+#: rule for ``gobiller --help`` (a test checks the two agree).
+CRON_RULES = ("invoice", "notice", "late_fee", "capture", "status_update")
+
+
+class RuleChoice(click.Choice):
+    """``--only``: one of the rule names, or several separated by commas."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, tuple):
+            return value
+        return tuple(
+            super(RuleChoice, self).convert(part.strip(), param, ctx)
+            for part in str(value).split(",")
+        )
+
+
 @main.group("cron", invoke_without_command=True)
 @click.option(
     "--date",
@@ -779,14 +795,25 @@ def mail_mass(
     help="Business date to run in full (default: today in the configured timezone, "
     "daily rules from the daily hour on).",
 )
-@click.option("--dry-run", is_flag=True, help="Print every action it would take; change nothing.")
 @click.option(
-    "--only", help="Comma-separated rules: invoice, notice, late_fee, capture, status_update."
+    "--dry-run",
+    is_flag=True,
+    help="The run, rolled back: list every action it would take; change, charge and send nothing.",
+)
+@click.option(
+    "--only",
+    type=RuleChoice(CRON_RULES),
+    multiple=True,
+    help="Run only this rule (repeat, or separate with commas).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary.")
 @click.pass_context
 def cron(
-    ctx: click.Context, date_: dt.date | None, dry_run: bool, only: str | None, as_json: bool
+    ctx: click.Context,
+    date_: dt.date | None,
+    dry_run: bool,
+    only: tuple[tuple[str, ...], ...],
+    as_json: bool,
 ) -> None:
     """Run the billing rules, then deliver the outbox.
 
@@ -797,25 +824,12 @@ def cron(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from rules.billing.automation import business_date
-    from rules.billing.cron import RULE_NAMES, flush_and_finish, run_rules
-    from store.locks import AlreadyRunning, LockUnavailable, cron_lock
-    from store.models import utcnow
-    from store.settings import load_settings
+    from rules.billing.cron import run_cron
+    from store.locks import AlreadyRunning, LockUnavailable
 
     obj: Context = ctx.obj
     obj.open()
-    rules = tuple(r.strip() for r in only.split(",")) if only else RULE_NAMES
-    unknown = [r for r in rules if r not in RULE_NAMES]
-    if unknown:
-        raise click.UsageError(
-            f"unknown rule(s) {', '.join(unknown)}; choose from {', '.join(RULE_NAMES)}"
-        )
-    settings = load_settings()
-    if date_ is not None:
-        day, daily_due = date_, True
-    else:
-        day, daily_due = business_date(utcnow(), settings)
+    rules = tuple(name for names in only for name in names) or CRON_RULES
     # A progress bar on a terminal (a step per rule, then the outbox), none otherwise.
     bar = (
         click.progressbar(
@@ -829,21 +843,17 @@ def cron(
     )
     steps = 0
 
-    def progress(rule: str) -> None:
+    def progress(step: str) -> None:
         nonlocal steps
         if bar is not None:
-            bar.update(1 if steps else 0, rule)
+            bar.update(1 if steps else 0, step)
             steps += 1
 
     try:
-        with cron_lock(), bar if bar is not None else nullcontext():
-            summary = run_rules(
-                day, settings, dry_run=dry_run, only=rules, daily_due=daily_due, progress=progress
+        with bar if bar is not None else nullcontext():
+            summary = run_cron(
+                config=obj.config(), day=date_, only=rules, dry_run=dry_run, progress=progress
             )
-            if bar is not None:
-                bar.update(1, "mail")
-            if not dry_run:
-                flush_and_finish(summary, lambda: flush_outbox(obj))
             if bar is not None:
                 bar.update(1, "done")
     except AlreadyRunning as exc:
@@ -852,8 +862,7 @@ def cron(
         raise LockUnavailable(f"refusing to run without the cron lock: {exc}") from exc
     if as_json:
         data = summary.as_dict()
-        if dry_run:
-            data["plan"] = [p.__dict__ for p in summary.plan]
+        data["actions"] = summary.actions_as_dicts()
         click.echo(json.dumps(data, ensure_ascii=False))
     else:
         _print_summary(summary)
@@ -862,8 +871,14 @@ def cron(
 
 
 def _print_summary(summary: Any) -> None:
-    head = "Dry run for" if summary.dry_run else "Ran"
-    click.echo(f"{head} business date {summary.business_date}")
+    """The run's summary; a dry run's lists every action it would take, one a line."""
+    if summary.dry_run:
+        click.echo(
+            f"Dry run for business date {summary.business_date} (rolled back: nothing was "
+            "changed, charged or sent)"
+        )
+    else:
+        click.echo(f"Ran business date {summary.business_date}")
     if summary.quick_check:
         click.echo("  database file checked (SQLite quick_check): ok")
     if summary.daily_next is not None:
@@ -871,8 +886,12 @@ def _print_summary(summary: Any) -> None:
             "  daily rules skipped: this run came before the daily hour; they run at "
             f"{summary.daily_next:%Y-%m-%d %H:%M %Z} on the first run at or after it"
         )
-    for p in summary.plan:
-        click.echo(f"  would {p.rule:<13} client {p.client_id:<8} {p.subject:<18} {p.detail}")
+    if summary.dry_run:
+        for a in summary.actions:
+            click.echo(
+                f"  would {a.rule:<13} client {a.client_id:<8} {a.subject:<18} "
+                f"{a.stage:<12} {a.detail}"
+            )
     for name, tally in summary.rules.items():
         click.echo(
             f"  {name:<14} acted {tally.acted:>7}  skipped {tally.skipped:>7}  "
@@ -886,6 +905,7 @@ def _print_summary(summary: Any) -> None:
             f"  mail           sent {m['sent']}, retrying {m['retried']}, "
             f"failed {m['failed']}, skipped {m.get('skipped', 0)}, "
             f"held by the rate limit {m['deferred']}"
+            + (" (recorded, not delivered)" if summary.dry_run else "")
         )
 
 

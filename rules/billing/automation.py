@@ -3,6 +3,11 @@
 Each automatic action is claimed in the ledger by its unique key (rule, subject,
 stage, business date) in the same transaction as its effect; a claim that
 already exists means another run did it, so any number of runs act once.
+
+A rule has one implementation: it acts, and says what it did (``RunContext.acted``)
+at the point where it does it. The dry run and ``gobiller explain`` are that same run
+inside a transaction that is rolled back (``rules.billing.cron.run_cron``), so what
+they list is what a run does, by construction.
 """
 
 from __future__ import annotations
@@ -23,15 +28,38 @@ from store.settings import Settings
 CHUNK = 5000
 
 
-@dataclass(frozen=True)
-class PlannedAction:
-    """One thing a rule will do (or, in a dry run, would do)."""
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One thing a run did (rolled back: would do), recorded where the rule does it.
+
+    ``subject`` is what it acted on (``invoice:7``, ``client:3``), ``stage`` the step
+    (a notice stage, a new status, an invoice's due date) and ``detail`` says what, in
+    words, with money in the currency's format."""
 
     rule: str
     client_id: int
     subject: str
     stage: str
     detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "client_id": self.client_id,
+            "subject": self.subject,
+            "stage": self.stage,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """Why a rule left a candidate alone (kept only when asked: ``gobiller explain``)."""
+
+    rule: str
+    client_id: int
+    subject: str
+    reason: str
 
 
 @dataclass
@@ -54,18 +82,31 @@ class RuleTally:
 
 @dataclass
 class RunContext:
-    """One cron run: the business date, the settings in force, dry-run or not."""
+    """One cron run: the business date, the settings in force (read once per run), the
+    merchant gateways to charge through, and what the run did.
+
+    Rules never ask whether they are rolled back: a dry run differs only in the
+    gateways (recorders) and in the transaction around it."""
 
     business_date: dt.date
     settings: Settings
-    dry_run: bool = False
     run_id: int | None = None
     #: When set, only these clients are considered (``gobiller explain``).
     client_ids: Sequence[int] | None = None
-    plan: list[PlannedAction] = field(default_factory=list)
+    #: Gateway name -> gateway; None means ``rules.billing.gateways.MERCHANT_GATEWAYS``.
+    gateways: dict[str, Any] | None = None
+    actions: list[Action] = field(default_factory=list)
+    #: Why candidates were left alone; None (the default) keeps none.
+    skips: list[Skip] | None = None
 
-    def planned(self, action: PlannedAction) -> None:
-        self.plan.append(action)
+    def acted(self, rule: str, client_id: int, subject: str, stage: str, detail: str) -> None:
+        """Record one action, where the rule takes it (after its claim was won)."""
+        self.actions.append(Action(rule, client_id, subject, stage, detail))
+
+    def skipped(self, rule: str, client_id: int, subject: str, reason: str) -> None:
+        """Record why a candidate was left alone (when the run keeps reasons)."""
+        if self.skips is not None:
+            self.skips.append(Skip(rule, client_id, subject, reason))
 
 
 def business_date(now_utc: dt.datetime, settings: Settings) -> tuple[dt.date, bool]:

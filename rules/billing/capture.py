@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from rules.billing.automation import PlannedAction, RuleTally, RunContext, chunks, claim, in_window
+from rules.billing.automation import RuleTally, RunContext, chunks, claim, in_window
 from rules.billing.gateways import MERCHANT_GATEWAYS, Gateway
 from rules.billing.invoicing import advance_due_dates
 from rules.mail.outbox import Notice, queue
@@ -90,58 +90,52 @@ def candidates(ctx: RunContext, invoice_ids: list[int] | None = None) -> list[tu
 
 
 def run(ctx: RunContext, gateways: dict[str, Gateway] | None = None) -> RuleTally:
-    gateways = gateways or MERCHANT_GATEWAYS
+    """Charge the invoices due for capture through ``gateways`` (default: the run's,
+    ``ctx.gateways``, else ``MERCHANT_GATEWAYS``): replay unresolved attempts, ask clients
+    whose every card expired for a new one, then claim and charge (PRODUCT.md §3)."""
+    gateways = gateways or ctx.gateways or MERCHANT_GATEWAYS
     tally = RuleTally()
-    pending = {} if ctx.dry_run else _unresolved(ctx)
+    pending = _unresolved(ctx)
     due = []
     lapsed = []
     for row in candidates(ctx):
         invoice_id, client_id, _, _, _, _, disabled, token, newest = row
-        if disabled or invoice_id in pending:
-            tally.skipped += 1  # Disable CC Processing, or an attempt unresolved
+        subject = f"invoice:{invoice_id}"
+        if disabled:
+            tally.skipped += 1  # Disable CC Processing
+            ctx.skipped(RULE, client_id, subject, "CC processing disabled for this client")
+        elif invoice_id in pending:
+            tally.skipped += 1  # replayed below with the key of its first attempt
         elif token:
             due.append(row)
         else:
             tally.skipped += 1  # no valid card: never charge an expired one
+            ctx.skipped(
+                RULE,
+                client_id,
+                subject,
+                "no valid stored card" + (f" (card {newest} has expired)" if newest else ""),
+            )
             if newest:
                 lapsed.append((client_id, invoice_id, newest))
-    if ctx.dry_run:
-        currencies = {c.code: c for c in Currency.select()}
-        for invoice_id, client_id, total, method, code, *_ in due:
-            amount = format_money(total, currencies[code])
-            ctx.planned(
-                PlannedAction(
-                    RULE,
-                    client_id,
-                    f"invoice:{invoice_id}",
-                    "",
-                    f"charge {amount} through {method}",
-                )
-            )
-        for client_id, invoice_id, card_id in _not_asked(ctx, lapsed):
-            ctx.planned(
-                PlannedAction(
-                    RULE,
-                    client_id,
-                    f"invoice:{invoice_id}",
-                    "card_expired",
-                    f"no valid card (card {card_id} has expired): ask the client for a new one",
-                )
-            )
-        tally.acted = len(due)
-        return tally
     _ask_for_new_cards(ctx, lapsed)
+    if not (pending or due):
+        return tally
+    currencies = {c.code: c for c in Currency.select()}
     if pending:
-        _resolve(ctx, pending, gateways, tally)
+        _resolve(ctx, pending, gateways, tally, currencies)
     for batch in chunks(due):
         keys = [(f"invoice:{row[0]}", "", ctx.business_date) for row in batch]
         with writer():  # committed before any charge: a rerun never charges again
             won = claim(ctx, RULE, keys, outcome=CHARGING)
-        mine = [
-            (row, ctx.business_date) for row, key in zip(batch, keys, strict=True) if key in won
-        ]
+        mine = []
+        for row, key in zip(batch, keys, strict=True):
+            if key in won:
+                mine.append((row, ctx.business_date))
+            else:
+                ctx.skipped(RULE, row[1], key[0], f"already attempted on {ctx.business_date}")
         tally.skipped += len(batch) - len(mine)
-        _charge(ctx, mine, gateways, tally)
+        _charge(ctx, mine, gateways, tally, currencies)
     return tally
 
 
@@ -153,7 +147,9 @@ def _card_keys(lapsed: list[tuple[int, int, int]]) -> dict[tuple[str, str, dt.da
     """One ledger key (and message) per client and newest expired card: the client is
     asked once per card, not once a day or once per invoice."""
     keys: dict[tuple[str, str, dt.date], Notice] = {}
-    for client_id, invoice_id, card_id in lapsed:
+    # The message names the client's first such invoice (by id), whatever order the
+    # database returned them in: the same state gives the same message.
+    for client_id, invoice_id, card_id in sorted(lapsed):
         key = (f"client:{client_id}", f"card:{card_id}", EPOCH)
         keys.setdefault(key, Notice(client_id, invoice_id, unique_key=f"card_expired:{card_id}"))
     return keys
@@ -163,27 +159,6 @@ def _card_keys(lapsed: list[tuple[int, int, int]]) -> dict[tuple[str, str, dt.da
 EPOCH = dt.date(1970, 1, 1)
 
 
-def _not_asked(ctx: RunContext, lapsed: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
-    """The lapsed (client, invoice, card) whose client has not been asked about that card."""
-    if not lapsed:
-        return []
-    asked: Any = (
-        ActionLedger.select(ActionLedger.subject, ActionLedger.stage)
-        .where(
-            (ActionLedger.rule == CARD_EXPIRED)
-            & ActionLedger.subject.in_([f"client:{c}" for c, _, _ in lapsed])
-        )
-        .tuples()
-    )
-    done = set(asked)
-    wanted = []
-    for (subject, stage, _), notice in _card_keys(lapsed).items():
-        if (subject, stage) not in done:
-            card_id = int(stage.split(":", 1)[1])
-            wanted.append((notice.client_id, notice.invoice_id or 0, card_id))
-    return wanted
-
-
 def _ask_for_new_cards(ctx: RunContext, lapsed: list[tuple[int, int, int]]) -> None:
     """Claim and queue "Credit Card Expired" for clients whose every card has expired."""
     keys = _card_keys(lapsed)
@@ -191,7 +166,17 @@ def _ask_for_new_cards(ctx: RunContext, lapsed: list[tuple[int, int, int]]) -> N
         return
     with writer():
         won = claim(ctx, CARD_EXPIRED, list(keys), outcome="asked")
-        queue("Credit Card Expired", [keys[k] for k in keys if k in won])
+        queue("Credit Card Expired", [keys[k] for k in keys if k in won], settings=ctx.settings)
+    for key, notice in keys.items():
+        if key not in won:
+            continue
+        ctx.acted(
+            RULE,
+            notice.client_id,
+            f"invoice:{notice.invoice_id}",
+            CARD_EXPIRED,
+            f"no valid card ({key[1].replace(':', ' ')} has expired): ask the client for a new one",
+        )
 
 
 #: The ledger outcome of a claimed attempt whose result is not recorded yet.
@@ -221,7 +206,11 @@ def _unresolved(ctx: RunContext) -> dict[int, dt.date]:
 
 
 def _resolve(
-    ctx: RunContext, pending: dict[int, dt.date], gateways: dict[str, Gateway], tally: RuleTally
+    ctx: RunContext,
+    pending: dict[int, dt.date],
+    gateways: dict[str, Gateway],
+    tally: RuleTally,
+    currencies: dict[str, Currency],
 ) -> None:
     """Replay each unresolved attempt with its own idempotency key: the gateway answers
     with the first result (charging only if the first call never reached it)."""
@@ -230,7 +219,8 @@ def _resolve(
     if gone:
         with writer():
             _set_outcome(gone, "skipped")
-    _charge(ctx, [(rows[i], day) for i, day in pending.items() if i in rows], gateways, tally)
+    attempts = [(rows[i], day) for i, day in pending.items() if i in rows]
+    _charge(ctx, attempts, gateways, tally, currencies)
 
 
 def _charge(
@@ -238,6 +228,7 @@ def _charge(
     attempts: list[tuple[Any, dt.date]],
     gateways: dict[str, Gateway],
     tally: RuleTally,
+    currencies: dict[str, Currency],
 ) -> None:
     """Charge claimed invoices with no transaction open, recording results as they come.
 
@@ -259,6 +250,7 @@ def _charge(
                 if invoice_id not in unpaid:
                     results.skipped.append(invoice_id)
                     tally.skipped += 1
+                    ctx.skipped(RULE, client_id, f"invoice:{invoice_id}", "paid meanwhile")
                     continue
                 key = f"capture:{invoice_id}:{day.isoformat()}"
                 try:
@@ -270,6 +262,14 @@ def _charge(
                     tally.errors.append(f"invoice {invoice_id}: {exc}")
                     continue
                 tally.acted += 1
+                again = "" if day == ctx.business_date else f" (replaying the attempt of {day})"
+                ctx.acted(
+                    RULE,
+                    client_id,
+                    f"invoice:{invoice_id}",
+                    "",
+                    f"charge {format_money(total, currencies[code])} through {method}{again}",
+                )
                 if result.approved:
                     results.approved.append((row, result.transaction_id, key))
                 else:
@@ -314,7 +314,7 @@ def _commit(ctx: RunContext, results: _Results) -> None:
         return
     with writer():
         _record(ctx, results.approved)
-        queue("Credit Card Payment Failed", results.declined)
+        queue("Credit Card Payment Failed", results.declined, settings=ctx.settings)
         _set_outcome([row[0] for row, _, _ in results.approved], "approved")
         _set_outcome([n.invoice_id for n in results.declined if n.invoice_id], "declined")
         _set_outcome(results.skipped, "skipped")
@@ -346,6 +346,7 @@ def _record(ctx: RunContext, approved: list[tuple[Any, ...]]) -> None:
     queue(
         "Invoice Payment Confirmation",
         [Notice(c, i, unique_key=f"paid:{i}") for i, c in paid],
+        settings=ctx.settings,
     )
 
 

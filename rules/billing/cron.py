@@ -1,9 +1,15 @@
 """``gobiller cron``: every billing rule for one business date, then the outbox.
 
-Rules run in a fixed order (invoices first, so a reminder can follow on the same
-day), each set-based and chunked; every run is recorded for ``cron status``. The first
-daily run of each business date checks the SQLite file first and refuses a damaged
-one before writing anything.
+``run_cron`` is the one use case behind ``gobiller cron``, its dry run, ``gobiller
+explain`` and the staff app's Automation screen: it reads the settings once, takes the
+cron lock, runs the rules in a fixed order (invoices first, so a reminder can follow on
+the same day), each set-based and chunked, delivers the outbox and records the run for
+``cron status``. The first daily run of each business date checks the SQLite file
+first and refuses a damaged one before writing anything.
+
+A dry run is that same run inside one transaction that is rolled back, with the
+merchant gateways and the mail transport replaced by recorders: what it lists is what
+the run would do, by construction (there is no second, planning implementation).
 """
 
 from __future__ import annotations
@@ -12,24 +18,30 @@ import datetime as dt
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from rules.billing import capture, invoicing, late_fees, notices, status_update
 from rules.billing.automation import (
-    PlannedAction,
+    Action,
     RuleTally,
     RunContext,
+    Skip,
+    business_date,
     dates_outside_window,
     next_daily_run,
 )
-from rules.errors import DatabaseBusy, busy_is_refusal
-from rules.mail.delivery import FlushResult
+from rules.billing.gateways import Gateway, recording_gateways
+from rules.errors import DatabaseBusy, RuleError, busy_is_refusal
+from rules.mail.delivery import FlushResult, RecordingTransport, Transport, flush, transport_for
+from store.config import Config
 from store.db import is_sqlite, quick_check, writer
 from store.faults import CorruptDatabase, LockTimeout
+from store.locks import cron_lock
 from store.models import CronRun, utcnow
-from store.settings import Settings
+from store.settings import Settings, load_settings
 
 RULES: dict[str, Callable[[RunContext], RuleTally]] = {
     "invoice": invoicing.run,
@@ -45,11 +57,16 @@ DATE_CHECK = "date_check"
 
 @dataclass
 class CronSummary:
+    """What one run did (a dry run: would do): per rule a tally, every action in the
+    order taken, the outbox flush, and the run's record id."""
+
     business_date: dt.date
     dry_run: bool
     daily_due: bool
     rules: dict[str, RuleTally] = field(default_factory=dict)
-    plan: list[PlannedAction] = field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)
+    #: Why candidates were left alone (kept only when asked: ``gobiller explain``).
+    skips: list[Skip] = field(default_factory=list)
     mail: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     run_id: int | None = None
@@ -64,6 +81,8 @@ class CronSummary:
         return sum(t.failed for t in self.rules.values()) + mail
 
     def as_dict(self) -> dict[str, Any]:
+        """The summary as recorded in ``cron_run.counts`` (the actions are not: a run
+        can take millions; ``actions_as_dicts`` lists them)."""
         return {
             "business_date": self.business_date.isoformat(),
             "dry_run": self.dry_run,
@@ -77,18 +96,128 @@ class CronSummary:
             "quick_check": self.quick_check,
         }
 
+    def actions_as_dicts(self) -> list[dict[str, Any]]:
+        return [a.as_dict() for a in self.actions]
+
+
+class _RollBack(Exception):
+    """Ends the dry run's transaction (never escapes ``rolled_back``)."""
+
+
+@contextmanager
+def rolled_back() -> Iterator[None]:
+    """One write transaction around the block, always rolled back at its end: the
+    block's own transactions become savepoints inside it, so nothing it writes lasts
+    (rows, ledger claims, the invoice number sequence, which is a table row). Only
+    PostgreSQL's id sequences move on (``setval`` is not transactional): ids may skip,
+    invoice numbers never do. On SQLite the block holds the write lock throughout."""
+    try:
+        with writer():
+            yield
+            raise _RollBack
+    except _RollBack:
+        pass
+
+
+def run_cron(
+    *,
+    settings: Settings | None = None,
+    config: Config | None = None,
+    day: dt.date | None = None,
+    only: Sequence[str] = RULE_NAMES,
+    dry_run: bool = False,
+    client_ids: Sequence[int] | None = None,
+    deliver: bool = True,
+    reasons: bool = False,
+    progress: Callable[[str], None] | None = None,
+    now_utc: dt.datetime | None = None,
+) -> CronSummary:
+    """One cron run: the use case ``gobiller cron`` and the Automation screen call.
+
+    ``settings`` are those in force (read here, once, when not given); ``config`` the
+    configuration the outbox is delivered through (``[smtp]`` or the Maildir: nothing
+    is delivered without it, nor with ``deliver`` False). ``day`` runs that business
+    date in full; without it the date is today in the configured timezone (``now_utc``,
+    naive UTC, default the clock) and the daily rules wait for the daily hour (PRODUCT.md
+    §3). ``only`` names the rules to run, in their fixed order. ``client_ids`` restricts
+    every rule to those clients (``gobiller explain``); ``reasons`` keeps why each
+    candidate was left alone (``CronSummary.skips``). ``progress`` is told each step.
+
+    ``dry_run``: the same run inside a transaction rolled back at the end, with the
+    merchant gateways and the mail transport replaced by recorders; its run record,
+    ledger claims, emails and invoice numbers are rolled back with it.
+
+    Raises ``RuleError`` for an unknown rule name, ``store.locks.AlreadyRunning`` /
+    ``LockUnavailable`` when the cron lock is held or cannot be taken,
+    ``store.faults.CorruptDatabase`` when the day's first check finds damage (nothing
+    written), ``rules.errors.DatabaseBusy`` when another writer held the lock too long,
+    and the store's other faults (``DiskFull``...) as they come.
+    """
+    unknown = [name for name in only if name not in RULES]
+    if unknown:
+        raise RuleError(
+            f"unknown rule(s) {', '.join(unknown)}; choose from {', '.join(RULE_NAMES)}"
+        )
+    only = tuple(name for name in RULE_NAMES if name in only)
+    settings = settings if settings is not None else load_settings()
+    if day is None:
+        day, daily_due = business_date(now_utc or utcnow(), settings)
+    else:
+        daily_due = True
+    transport: Transport | None = None
+    gateways: dict[str, Gateway] | None = None
+    if dry_run:
+        transport = RecordingTransport() if deliver else None
+        gateways = recording_gateways()
+    elif deliver and config is not None:
+        transport = transport_for(config, settings)
+
+    def deliver_with(transport: Transport) -> Callable[[], FlushResult]:
+        def deliver_outbox() -> FlushResult:
+            if progress:
+                progress("mail")
+            return flush(transport, settings=settings)
+
+        return deliver_outbox
+
+    def one_run() -> CronSummary:
+        summary = run_rules(
+            day,
+            settings,
+            only=only,
+            daily_due=daily_due,
+            client_ids=client_ids,
+            progress=progress,
+            gateways=gateways,
+            reasons=reasons,
+            check_file=not dry_run,
+        )
+        summary.dry_run = dry_run
+        flush_and_finish(summary, deliver_with(transport) if transport is not None else None)
+        return summary
+
+    with cron_lock():
+        if not dry_run:
+            return one_run()
+        with busy_is_refusal(), rolled_back():
+            summary = one_run()
+    return summary
+
 
 def run_rules(
     business_date: dt.date,
     settings: Settings,
     *,
-    dry_run: bool = False,
-    only: tuple[str, ...] = RULE_NAMES,
+    only: Sequence[str] = RULE_NAMES,
     daily_due: bool = True,
-    client_ids: list[int] | None = None,
+    client_ids: Sequence[int] | None = None,
     progress: Callable[[str], None] | None = None,
+    gateways: dict[str, Gateway] | None = None,
+    reasons: bool = False,
+    check_file: bool = True,
 ) -> CronSummary:
-    """Run the chosen rules; record the run unless it is a dry run.
+    """Record the run, then run the chosen rules (``run_cron`` adds the lock, the outbox
+    and the dry run; tests and the benchmark call this part alone).
 
     ``daily_due`` False (a run before the daily hour) runs no rule: the summary says
     when they will (``daily_next``) and the run is recorded as not daily, so ``cron
@@ -96,7 +225,8 @@ def run_rules(
 
     Call it holding the cron lock (``store.locks.cron_lock``): a run still recorded as
     running is then one that died, and is recorded as crashed. The first daily run of a
-    business date on SQLite runs ``PRAGMA quick_check`` before writing anything.
+    business date on SQLite runs ``PRAGMA quick_check`` before writing anything
+    (``check_file``; a dry run writes nothing that lasts and skips it).
 
     Raises ``store.faults.CorruptDatabase`` when that check finds damage (nothing was
     written), ``rules.errors.DatabaseBusy`` when another writer held the lock too long,
@@ -104,22 +234,27 @@ def run_rules(
     whole or absent, and a rerun completes what was left.
     """
     started = time.perf_counter()
-    summary = CronSummary(business_date, dry_run, daily_due)
+    summary = CronSummary(business_date, False, daily_due)
     if not daily_due:
         summary.daily_next = next_daily_run(utcnow(), settings)
-    ctx = RunContext(business_date, settings, dry_run=dry_run, client_ids=client_ids)
-    if not dry_run:
-        checked = _check_file(business_date) if daily_due else False
-        with busy_is_refusal(), writer():
-            CronRun.update(outcome="crashed").where(CronRun.outcome == "running").execute()
-            run = CronRun.create(
-                business_date=business_date,
-                pid=os.getpid(),
-                daily_rules=daily_due,
-                quick_check=checked,
-            )
-        ctx.run_id = summary.run_id = run.id
-        summary.quick_check = checked
+    ctx = RunContext(
+        business_date,
+        settings,
+        client_ids=client_ids,
+        gateways=gateways,
+        skips=[] if reasons else None,
+    )
+    checked = _check_file(business_date) if daily_due and check_file else False
+    with busy_is_refusal(), writer():
+        CronRun.update(outcome="crashed").where(CronRun.outcome == "running").execute()
+        run = CronRun.create(
+            business_date=business_date,
+            pid=os.getpid(),
+            daily_rules=daily_due,
+            quick_check=checked,
+        )
+    ctx.run_id = summary.run_id = run.id
+    summary.quick_check = checked
     try:
         if daily_due:
             # Defence in depth: the rules skip dates outside the plausible window; the run
@@ -135,14 +270,13 @@ def run_rules(
                 tally.seconds = time.perf_counter() - rule_started
                 summary.rules[name] = tally
     except LockTimeout as exc:
-        if not dry_run:
-            _record_crash(summary)
+        _record_crash(summary)
         raise DatabaseBusy(str(exc)) from exc
     except BaseException:
-        if not dry_run:
-            _record_crash(summary)
+        _record_crash(summary)
         raise
-    summary.plan = ctx.plan
+    summary.actions = ctx.actions
+    summary.skips = ctx.skips or []
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -185,13 +319,13 @@ def finish(summary: CronSummary, outcome: str | None = None) -> None:
         ).where(CronRun.id == summary.run_id).execute()
 
 
-def flush_and_finish(summary: CronSummary, flush: Callable[[], FlushResult] | None) -> None:
+def flush_and_finish(summary: CronSummary, deliver: Callable[[], FlushResult] | None) -> None:
     """The outbox flush that ends a run, then the run's record; a flush that raises
     still records the run (as crashed) before the error goes on."""
     try:
-        if flush is not None:
+        if deliver is not None:
             with busy_is_refusal():
-                result = flush()
+                result = deliver()
             summary.mail = {
                 "sent": result.sent,
                 "retried": result.retried,

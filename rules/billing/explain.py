@@ -1,7 +1,10 @@
 """``gobiller explain CLIENT``: rule by rule, would the cron act, and if not, why not.
 
-The answer comes from the rules themselves (a dry run restricted to the client),
-so it cannot drift from what the cron does; the reasons add what blocked them.
+The answer is the cron's own run, rolled back (``run_cron(dry_run=True)``) and
+restricted to the client: what it lists is what a run does for that client, claims in
+the ledger included. The reasons come from the rules' own skips (exempt, disabled,
+already in the ledger, no valid card...); when a rule found nothing at all for the
+client, from the client's facts that put it out of the rule's reach.
 """
 
 from __future__ import annotations
@@ -11,8 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rules.billing import capture, late_fees, notices
-from rules.billing.automation import RunContext, dates_outside_window
-from rules.billing.cron import DATE_CHECK, RULES
+from rules.billing.cron import DATE_CHECK, RULE_NAMES, run_cron
 from rules.errors import RuleError
 from store.models import ActionLedger, Client, Invoice, StoredCard
 from store.models.enums import InvoiceStatus
@@ -28,24 +30,40 @@ class Explanation:
 
 
 def explain(client_id: int, day: dt.date, settings: Settings) -> list[Explanation]:
+    """For each rule (and the date check), whether a cron run for business date ``day``
+    acts for client ``client_id``, and what it does or why not.
+
+    Takes the cron lock for the rolled-back run: raises ``store.locks.AlreadyRunning``
+    while a cron runs, ``RuleError`` for an unknown client, and the faults of
+    ``run_cron``."""
     client = Client.get_or_none(Client.id == client_id)
     if client is None:
         raise RuleError(f"no client {client_id}")
-    lines = []
-    bad_dates = dates_outside_window(
-        RunContext(day, settings, dry_run=True, client_ids=[client_id])
+    summary = run_cron(
+        settings=settings,
+        day=day,
+        dry_run=True,
+        client_ids=[client_id],
+        deliver=False,
+        reasons=True,
     )
-    if bad_dates:
-        lines.append(Explanation(DATE_CHECK, False, "; ".join(bad_dates)))
-    for name, rule in RULES.items():
-        ctx = RunContext(day, settings, dry_run=True, client_ids=[client_id])
-        rule(ctx)
-        if ctx.plan:
-            lines.append(
-                Explanation(name, True, "; ".join(f"{p.subject}: {p.detail}" for p in ctx.plan))
-            )
+    lines = []
+    creates = any(a.rule == "invoice" for a in summary.actions)
+    bad_dates = summary.rules.get(DATE_CHECK)
+    if bad_dates is not None:
+        lines.append(Explanation(DATE_CHECK, False, "; ".join(bad_dates.errors)))
+    for name in RULE_NAMES:
+        acts = [a for a in summary.actions if a.rule == name]
+        skips = [s for s in summary.skips if s.rule == name]
+        if acts:
+            reason = "; ".join(f"{a.subject}: {a.detail}" for a in acts)
+        elif skips:
+            reason = "; ".join(f"{s.subject}: {s.reason}" for s in skips)
         else:
-            lines.append(Explanation(name, False, _why_not(name, client, day, settings)))
+            reason = _why_not(name, client, day, settings)
+            if creates and name in ("notice", "late_fee", "capture"):
+                reason += " (and the invoice this run creates is not due for it yet)"
+        lines.append(Explanation(name, bool(acts), reason))
     return lines
 
 
@@ -85,6 +103,9 @@ def _clocks(unpaid: list[Invoice], client: Client) -> str:
 
 
 def _why_not(rule: str, client: Client, day: dt.date, settings: Settings) -> str:
+    """Why ``rule`` had no candidate at all for ``client`` (the run found nothing to act
+    on or to skip): the rule switched off, or the facts that keep the client out of its
+    query (no unpaid invoice, status locked...), and the ledger's last action."""
     unpaid = list(
         Invoice.select().where(
             (Invoice.client == client.id) & (Invoice.status == InvoiceStatus.UNPAID)

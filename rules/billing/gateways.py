@@ -45,3 +45,25 @@ class SandboxCard:
 
 
 MERCHANT_GATEWAYS: dict[str, Gateway] = {"sandboxcard": SandboxCard()}
+
+
+class RecordingGateway:
+    """Charges nothing: keeps every capture asked of it and answers "approved", as the
+    gateway it stands for would for a valid card. The dry run's gateways
+    (``rules.billing.cron.run_cron``): the run takes its real path (transaction, paid
+    invoice, confirmation email) inside the transaction that is rolled back."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.captures: list[tuple[str, Decimal, str, str]] = []
+
+    def capture(
+        self, token: str, amount: Decimal, currency: str, idempotency_key: str
+    ) -> CaptureResult:
+        self.captures.append((token, amount, currency, idempotency_key))
+        return CaptureResult(True, f"dry-run:{idempotency_key}", "recorded, not charged")
+
+
+def recording_gateways() -> dict[str, Gateway]:
+    """A recorder in place of every merchant gateway."""
+    return {name: RecordingGateway(name) for name in MERCHANT_GATEWAYS}

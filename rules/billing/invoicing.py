@@ -18,7 +18,7 @@ from typing import Any
 from dateutil.relativedelta import relativedelta
 from peewee import JOIN, fn
 
-from rules.billing.automation import PlannedAction, RuleTally, RunContext, chunks, claim, in_window
+from rules.billing.automation import RuleTally, RunContext, chunks, claim, in_window
 from rules.billing.tax import TaxTable, compute
 from rules.mail.outbox import Notice, queue
 from store import sequences
@@ -148,21 +148,13 @@ def run(ctx: RunContext) -> RuleTally:
             (item.kind, item.id) if separate else None,
         )
         groups[key].append(item)
-    if ctx.dry_run:
-        for (client_id, due, method, _), members in groups.items():
-            ctx.planned(
-                PlannedAction(
-                    RULE,
-                    client_id,
-                    f"client:{client_id}",
-                    due.isoformat(),
-                    f"invoice {len(members)} item(s) due {due} by {method}",
-                )
-            )
-        tally.acted = len(groups)
-        return tally
     taxes = TaxTable()
-    for batch in chunks(list(groups.items()), 2000):
+    # Invoices take ids and numbers in one order (client, due date, method, item), not
+    # the order the database happened to return the items in: the same state gives the
+    # same invoices, so a dry run's invoice ids are the run's (PostgreSQL may scan in
+    # another order each time).
+    ordered = sorted(groups.items(), key=lambda group: (group[0][:3], group[0][3] or ("", 0)))
+    for batch in chunks(ordered, 2000):
         with writer():
             tally.acted += _write_invoices(ctx, batch, clients, taxes)
     return tally
@@ -178,13 +170,16 @@ def _write_invoices(
     """
     keys = [(f"{m.kind}:{m.id}", "", ctx.business_date) for _, members in batch for m in members]
     won = claim(ctx, RULE, keys)
-    batch = [
-        (
-            key,
-            [m for m in members if (f"{m.kind}:{m.id}", "", ctx.business_date) in won],
-        )
-        for key, members in batch
-    ]
+    kept = []
+    for key, members in batch:
+        mine = []
+        for m in members:
+            if (f"{m.kind}:{m.id}", "", ctx.business_date) in won:
+                mine.append(m)
+            else:
+                ctx.skipped(RULE, m.client_id, f"{m.kind}:{m.id}", "already invoiced today")
+        kept.append((key, mine))
+    batch = kept
     wanted = sum(1 for _, members in batch if members)
     if not wanted:
         return 0
@@ -272,11 +267,19 @@ def _write_invoices(
             notices.append(
                 Notice(client_id, invoice_id, unique_key=f"invoice_created:{invoice_id}")
             )
+        ctx.acted(
+            RULE,
+            client_id,
+            f"client:{client_id}",
+            due.isoformat(),
+            f"invoice {len(members)} item(s) due {due} by {method}"
+            + ("" if owed else " (nothing to pay: marked Paid)"),
+        )
     bulk_insert(Invoice, INVOICE_COLUMNS, invoices)
     bulk_insert(InvoiceItem, ITEM_COLUMNS, lines)
     reset_sequences((Invoice, InvoiceItem))
     advance_due_dates(paid_now)
-    queue("Invoice Created", notices)
+    queue("Invoice Created", notices, settings=ctx.settings)
     return len(invoices)
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from peewee import fn
 
-from rules.billing.automation import PlannedAction, RuleTally, RunContext, chunks, claim, in_window
+from rules.billing.automation import RuleTally, RunContext, chunks, claim, in_window
 from rules.billing.tax import recompute_invoices
 from store.bulk import bulk_insert
 from store.db import writer
@@ -102,41 +102,43 @@ def candidates(ctx: RunContext) -> list[tuple[Any, ...]]:
 
 
 def run(ctx: RunContext) -> RuleTally:
-    """Add the late fees due on the business date (dry run: plan them)."""
+    """Add the late fees due on the business date (a fixed number of queries)."""
     tally = RuleTally()
     due = []
     for row in candidates(ctx):
         invoice_id, client_id, since, subtotal, fees_exempt, _, decimals, rate, code = row
         if fees_exempt:
             tally.skipped += 1
+            ctx.skipped(RULE, client_id, f"invoice:{invoice_id}", "client is Late Fees exempt")
             continue
         fee = fee_for(subtotal, decimals, rate, ctx.settings)
         if fee <= 0:
             tally.skipped += 1  # nothing to add: no 0.00 line, the invoice's one fee kept
+            ctx.skipped(RULE, client_id, f"invoice:{invoice_id}", "the fee comes to 0")
             continue
         due.append((invoice_id, client_id, _date(since), fee, bool(row[5]), code))
-    if ctx.dry_run:
-        currencies = {c.code: c for c in Currency.select()}
-        for invoice_id, client_id, _, fee, _, code in due:
-            amount = format_money(fee, currencies[code])
-            ctx.planned(
-                PlannedAction(
-                    RULE, client_id, f"invoice:{invoice_id}", "", f"add late fee {amount}"
-                )
-            )
-        tally.acted = len(due)
+    if not due:
         return tally
+    currencies = {c.code: c for c in Currency.select()}
     for batch in chunks(due):
         with writer():
-            tally.acted += _apply(ctx, batch)
+            tally.acted += _apply(ctx, batch, currencies)
     return tally
 
 
-def _apply(ctx: RunContext, batch: Any) -> int:
+def _apply(ctx: RunContext, batch: Any, currencies: dict[str, Currency]) -> int:
     """Claim, add fee items and recompute the totals of a batch (a fixed number of queries)."""
     keys = [(f"invoice:{row[0]}", "", row[2]) for row in batch]
     won = claim(ctx, RULE, keys)
-    rows = [row for row, key in zip(batch, keys, strict=True) if key in won]
+    rows = []
+    for row, key in zip(batch, keys, strict=True):
+        invoice_id, client_id, since, fee, _, code = row
+        if key in won:
+            rows.append(row)
+            amount = format_money(fee, currencies[code])
+            ctx.acted(RULE, client_id, key[0], "", f"add late fee {amount}")
+        else:
+            ctx.skipped(RULE, client_id, key[0], f"late fee already added (overdue from {since})")
     if not rows:
         return 0
     order: dict[int, int] = defaultdict(int)

@@ -14,7 +14,7 @@ from typing import Any
 
 from peewee import SQL, Value, fn
 
-from rules.billing.automation import PlannedAction, RuleTally, RunContext, chunks, claim, in_window
+from rules.billing.automation import RuleTally, RunContext, chunks, claim, in_window
 from rules.mail.outbox import Notice, queue
 from store.db import database, is_postgres, writer
 from store.models import ActionLedger, Client, Invoice
@@ -161,22 +161,22 @@ def candidates(ctx: RunContext) -> list[tuple[int, int, str, dt.date, bool]]:
 
 
 def run(ctx: RunContext) -> RuleTally:
+    """Claim and queue the latest stage due of each unpaid invoice (a fixed number of
+    queries: one per stage to find them, then per chunk a claim and a queue per stage)."""
     tally = RuleTally()
     due: list[tuple[int, int, str, dt.date]] = []
     for invoice_id, client_id, stage, day, disabled in candidates(ctx):
         if stage != "reminder" and disabled:
             tally.skipped += 1  # Don't Send Overdue Emails
+            ctx.skipped(
+                RULE,
+                client_id,
+                f"invoice:{invoice_id}",
+                f"{TEMPLATES[stage]!r} not sent: overdue notices disabled for this client "
+                "(reminders still go)",
+            )
             continue
         due.append((invoice_id, client_id, stage, day))
-    if ctx.dry_run:
-        for invoice_id, client_id, stage, _ in due:
-            ctx.planned(
-                PlannedAction(
-                    RULE, client_id, f"invoice:{invoice_id}", stage, f"send {TEMPLATES[stage]!r}"
-                )
-            )
-        tally.acted = len(due)
-        return tally
     for batch in chunks(due):
         with writer():
             won = claim(ctx, RULE, [(f"invoice:{i}", stage, day) for i, _, stage, day in batch])
@@ -184,12 +184,34 @@ def run(ctx: RunContext) -> RuleTally:
             for invoice_id, client_id, stage, day in batch:
                 if (f"invoice:{invoice_id}", stage, day) not in won:
                     tally.skipped += 1
+                    ctx.skipped(
+                        RULE, client_id, f"invoice:{invoice_id}", f"{stage} for {day} already sent"
+                    )
                     continue
                 by_stage.setdefault(stage, []).append(
                     Notice(client_id, invoice_id, unique_key=f"notice:{invoice_id}:{stage}:{day}")
                 )
             for stage, notices in by_stage.items():
-                queued = queue(TEMPLATES[stage], notices)  # none when the template is disabled
+                # None when the template is disabled; a notice already in the outbox (same
+                # key) is not queued twice.
+                queued = queue(TEMPLATES[stage], notices, settings=ctx.settings)
                 tally.acted += queued
                 tally.skipped += len(notices) - queued
+                for notice in notices if queued else ():
+                    ctx.acted(
+                        RULE,
+                        notice.client_id,
+                        f"invoice:{notice.invoice_id}",
+                        stage,
+                        f"send {TEMPLATES[stage]!r}",
+                    )
+                if not queued:
+                    for notice in notices:
+                        ctx.skipped(
+                            RULE,
+                            notice.client_id,
+                            f"invoice:{notice.invoice_id}",
+                            f"{TEMPLATES[stage]!r} not queued: the template is disabled "
+                            "(or the email is already in the outbox)",
+                        )
     return tally

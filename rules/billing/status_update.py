@@ -15,7 +15,7 @@ from typing import Any
 from dateutil.relativedelta import relativedelta
 from peewee import fn
 
-from rules.billing.automation import PlannedAction, RuleTally, RunContext, chunks, claim
+from rules.billing.automation import RuleTally, RunContext, chunks, claim
 from store.bulk import bulk_insert
 from store.db import writer
 from store.models import ActionLedger, Addon, AuditLog, Client, Domain, Service, utcnow
@@ -78,21 +78,17 @@ def changes(ctx: RunContext) -> list[tuple[int, str, str]]:
 def run(ctx: RunContext) -> RuleTally:
     tally = RuleTally()
     moves = changes(ctx)
-    if ctx.dry_run:
-        for cid, old, new in moves:
-            ctx.planned(PlannedAction(RULE, cid, f"client:{cid}", new, f"{old} -> {new}"))
-        tally.acted = len(moves)
-        return tally
     for batch in chunks(moves):
         with writer():
             won = claim(
                 ctx, RULE, [(f"client:{cid}", new, ctx.business_date) for cid, _, new in batch]
             )
-            done = [
-                (cid, old, new)
-                for cid, old, new in batch
-                if (f"client:{cid}", new, ctx.business_date) in won
-            ]
+            done = []
+            for cid, old, new in batch:
+                if (f"client:{cid}", new, ctx.business_date) in won:
+                    done.append((cid, old, new))
+                else:  # a staff change since the rule's own change today stands
+                    ctx.skipped(RULE, cid, f"client:{cid}", f"already set {new} today")
             changed: set[int] = set()
             for old_status, target in (
                 (ClientStatus.INACTIVE, ClientStatus.ACTIVE),
@@ -122,7 +118,12 @@ def run(ctx: RunContext) -> RuleTally:
                     & (ActionLedger.run == ctx.run_id)
                     & ActionLedger.subject.in_(stale)
                 ).execute()
+            for cid, _, _ in done:
+                if cid not in changed:
+                    ctx.skipped(RULE, cid, f"client:{cid}", "changed by staff meanwhile")
             done = [move for move in done if move[0] in changed]
+            for cid, old, new in done:
+                ctx.acted(RULE, cid, f"client:{cid}", new, f"{old} -> {new}")
             stamp = utcnow().isoformat(" ")
             bulk_insert(
                 AuditLog,

@@ -47,7 +47,7 @@ from rules.mail.wire import (
     wire_bytes,
 )
 from rules.permissions import require
-from store.config import SmtpConfig
+from store.config import Config, SmtpConfig
 from store.db import database, is_postgres, is_sqlite, writer
 from store.files import FILE_MODE, fsync_folder, make_private_folder, reason
 from store.models import Client, Email, EmailTemplate, utcnow
@@ -243,9 +243,35 @@ def _classify(code: int, answer: bytes | str) -> Exception:
 
 
 def make_transport(smtp: SmtpConfig | None, maildir: Path, settings: Settings) -> Transport:
+    """SMTP when configured (sending as the company email), otherwise the Maildir."""
     if smtp is not None:
         return SmtpTransport(smtp, settings.company_email)
     return MaildirTransport(maildir)
+
+
+def transport_for(config: Config, settings: Settings) -> Transport:
+    """The transport the configuration names (``[smtp]`` / ``GOBILLER_SMTP_URL``, else
+    the ``[mail] maildir``): what ``gobiller cron``, ``mail flush`` and the staff app
+    deliver through (PRODUCT.md §4)."""
+    return make_transport(config.smtp, config.maildir, settings)
+
+
+class RecordingTransport:
+    """Delivers nothing: keeps (recipient, subject) of every message handed to it. The
+    dry run's transport (``rules.billing.cron.run_cron``), inside the rolled-back
+    transaction, so the run's flush is the real flush and no email leaves."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    def open(self) -> None:
+        return None
+
+    def send(self, message: EmailMessage, to: str) -> None:
+        self.sent.append((to, str(message["Subject"] or "")))
+
+    def close(self) -> None:
+        return None
 
 
 # --------------------------------------------------------------------------- messages
@@ -464,9 +490,11 @@ def flush(
     batch: int = 100,
     wait: bool = False,
     sleep: Callable[[float], None] = time.sleep,
+    settings: Settings | None = None,
 ) -> FlushResult:
-    """Deliver every email that is due; with ``wait``, pace marketing mail until none is left."""
-    settings = load_settings()
+    """Deliver every email that is due; with ``wait``, pace marketing mail until none is left.
+    ``settings``: those in force (read here when not given)."""
+    settings = settings or load_settings()
     sensitive = {t.name for t in EmailTemplate.select().where(EmailTemplate.sensitive)}
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     result = FlushResult()

@@ -40,7 +40,7 @@ from store.models import (
     utcnow,
 )
 from store.models.enums import EmailStatus
-from store.settings import load_settings
+from store.settings import Settings, load_settings
 
 #: Raw bulk insert: every NOT NULL column is given (peewee's defaults do not apply).
 OUTBOX_COLUMNS = (
@@ -79,6 +79,7 @@ def queue(
     *,
     marketing: bool = False,
     set_based: bool = True,
+    settings: Settings | None = None,
 ) -> int:
     """Render and queue ``notices`` in the caller's transaction; return how many were new.
 
@@ -86,14 +87,15 @@ def queue(
     is already queued is skipped. Templates ``rules.mail.sql`` can compile are
     written by one ``INSERT … SELECT`` (``set_based=False`` forces the other path,
     for tests); the rest are rendered here, reading clients, currencies, billing
-    contacts, invoices and items once each.
+    contacts, invoices and items once each. ``settings``: those in force (read here
+    when not given; a cron run passes the ones it read once).
     """
     if not notices:
         return 0
     template = get_template(template_name)
     if template.disabled:
         return 0
-    settings = load_settings()
+    settings = settings or load_settings()
     company = company_context(settings)
     is_invoice_mail = template_name in INVOICE_TEMPLATES
     stamp = utcnow().isoformat(" ")

@@ -128,7 +128,7 @@ def test_a_setting_of_zero_switches_its_rule_off_late_fee(
     save_settings(settings)
     day = dt.date(2026, 5, 15)
     inv = invoice(client(), dt.date(2026, 5, 10), subtotal=8_000)
-    plan = run(day, only=("late_fee",), dry_run=True).plan
+    plan = run(day, only=("late_fee",), dry_run=True).actions
     run(day, only=("late_fee",))
     assert plan == []
     assert InvoiceItem.select().where(InvoiceItem.type == "LateFee").count() == 0
@@ -206,7 +206,7 @@ def test_nothing_is_chased_that_is_not_owed_balance_reaches_zero(db: str) -> Non
     zero = invoice(client(), due, subtotal=0)  # an imported Unpaid 0.00
     for inv, amount in ((covered, 5_000), (partly, 2_000)):
         Transaction.create(client=owner, invoice=inv, gateway="banktransfer", amount_in=amount)
-    plan = run(due, dry_run=True).plan
+    plan = run(due, dry_run=True).actions
     assert {p.subject for p in plan if p.rule != "status_update"} == {f"invoice:{partly.id}"}
     for n in range(-8, 8):
         run(due + dt.timedelta(days=n), only=("notice", "late_fee", "capture"))
@@ -309,7 +309,7 @@ def test_a_fixed_amount_means_the_same_value_in_every_currency(
         "JPY": invoice(_in(client(), jpy), due, subtotal=1_000),
         "BHD": invoice(_in(client(), bhd), due, subtotal=1_000),
     }
-    plan = run(due + dt.timedelta(days=5), only=("late_fee",), dry_run=True).plan
+    plan = run(due + dt.timedelta(days=5), only=("late_fee",), dry_run=True).actions
     assert sorted(p.detail for p in plan) == [
         "add late fee 1.880 BHD",
         "add late fee 5.00 USD",
@@ -389,7 +389,7 @@ def test_an_expired_card_is_never_charged(db: str) -> None:
     a = invoice(only_expired, due, subtotal=4_500, method="sandboxcard")
     b = invoice(valid_and_newer_expired, due, subtotal=4_500, method="sandboxcard")
     c = invoice(until_month_end, due, subtotal=4_500, method="sandboxcard")
-    plan = run(due, only=("capture",), dry_run=True).plan
+    plan = run(due, only=("capture",), dry_run=True).actions
     assert {(p.subject, p.stage) for p in plan} == {
         (f"invoice:{a.id}", "card_expired"),
         (f"invoice:{b.id}", ""),

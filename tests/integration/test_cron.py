@@ -13,7 +13,7 @@ import pytest
 from playhouse.test_utils import count_queries
 
 from rules.billing.automation import business_date
-from rules.billing.cron import RULE_NAMES, run_rules
+from rules.billing.cron import RULE_NAMES, run_cron, run_rules
 from store.locks import cron_lock
 from store.models import (
     ActionLedger,
@@ -89,7 +89,12 @@ def invoice(
     return inv
 
 
-def run(day: dt.date = DAY, only: tuple[str, ...] = RULE_NAMES, **kw: Any) -> Any:
+def run(
+    day: dt.date = DAY, only: tuple[str, ...] = RULE_NAMES, dry_run: bool = False, **kw: Any
+) -> Any:
+    """The rules for ``day``; ``dry_run``: the whole run (``run_cron``), rolled back."""
+    if dry_run:
+        return run_cron(settings=load_settings(), day=day, only=only, dry_run=True, **kw)
     return run_rules(day, load_settings(), only=only, **kw)
 
 
@@ -590,7 +595,7 @@ def test_dry_run_changes_nothing_and_plans(db: str) -> None:
     before = _snapshot()
     summary = run(dry_run=True)
     assert _snapshot() == before
-    planned = {p.rule for p in summary.plan}
+    planned = {p.rule for p in summary.actions}
     assert {"invoice", "notice", "late_fee", "capture", "status_update"} <= planned
 
 

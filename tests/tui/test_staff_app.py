@@ -587,13 +587,17 @@ async def test_support_cannot_open_settings(admin: str) -> None:
         assert not isinstance(app.screen, SettingsScreen)
 
 
-async def test_automation_screen_plans_and_runs(admin: str) -> None:
+async def test_automation_screen_plans_and_runs(
+    admin: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """p shows the run rolled back; r asks first (n changes nothing), then runs."""
     import datetime as dt
 
-    from store.models import CronRun, Product
+    from store.models import CronRun, Invoice, Product
     from store.models import Service as Svc
     from tui.screens.automation import AutomationScreen
 
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))  # the Maildir goes here
     [c] = make_clients(1)
     Svc.create(
         client=c,
@@ -608,41 +612,90 @@ async def test_automation_screen_plans_and_runs(admin: str) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await login(pilot)
         await pilot.press("f10")
-        await pilot.pause()
+        await settle(pilot)
         screen = app.screen
         assert isinstance(screen, AutomationScreen)
         await pilot.press("p")
         await settle(pilot)
         status = str(screen.query_one("#automation-status", Static).render())
-        assert "Dry run for" in status
+        assert "Dry run for" in status  # its actions depend on the hour: the daily hour
+        assert Invoice.select().count() == 0 and CronRun.select().count() == 0
         await pilot.press("r")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmDialog)
+        await pilot.press("n")
+        await settle(pilot)
+        assert app.screen is screen and CronRun.select().count() == 0
+        await pilot.press("r")
+        await pilot.pause()
+        await pilot.press("y")
         await settle(pilot)
         assert "Ran " in str(screen.query_one("#automation-status", Static).render())
         assert screen.query_one("#runs").row_count == 1  # type: ignore[attr-defined]
     assert CronRun.select().count() == 1
 
 
-async def test_a_failing_run_is_reported_and_the_app_keeps_running(admin: str) -> None:
+async def test_the_automation_screen_reads_off_the_event_loop(admin: str) -> None:
+    """The health line and the run list are read in a thread worker: no query runs on
+    the event loop's thread while the screen opens and shows them."""
+    import logging
+    import threading
+
+    from tui.screens.automation import AutomationScreen
+
+    make_clients(1)
+    on_loop: list[str] = []
+
+    class Watch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if threading.current_thread() is threading.main_thread():
+                on_loop.append(str(record.msg))
+
+    app = StaffApp()
+    async with app.run_test(size=SIZE) as pilot:
+        await login(pilot)
+        watch = Watch()
+        logger = logging.getLogger("peewee")
+        logger.addHandler(watch)
+        level = logger.level
+        logger.setLevel(logging.DEBUG)
+        try:
+            await pilot.press("f10")
+            await settle(pilot)
+        finally:
+            logger.removeHandler(watch)
+            logger.setLevel(level)
+        screen = app.screen
+        assert isinstance(screen, AutomationScreen)
+        health = str(screen.query_one("#automation-health", Static).render())
+        assert health.startswith("WARNING: the daily rules have not run")
+    assert on_loop == []
+
+
+async def test_a_failing_run_is_reported_and_the_app_keeps_running(
+    admin: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from store.models import CronRun
     from tui.screens.automation import AutomationScreen
 
-    def flush() -> Any:
-        raise RuntimeError("relay [/refused]")
-
+    monkeypatch.chdir(tmp_path)  # the configuration the run reads is broken
+    (tmp_path / "gobiller.toml").write_text("[smtp\nhost = 'relay [/refused]'\n")
     make_clients(1)
-    app = StaffApp(flush=flush)
+    app = StaffApp()
     async with app.run_test(size=SIZE) as pilot:
         await login(pilot)
         await pilot.press("f10")
-        await pilot.pause()
+        await settle(pilot)
         await pilot.press("r")
+        await pilot.pause()
+        await pilot.press("y")
         await settle(pilot)
         screen = app.screen
         assert isinstance(screen, AutomationScreen)
         status = str(screen.query_one("#automation-status", Static).render())
-        assert status == "The run failed: relay [/refused]"
+        assert status.startswith("The run failed: ") and "gobiller.toml" in status, status
         assert app.is_running
-    assert CronRun.get().outcome == "crashed"  # the run is on record, not left "running"
+    assert CronRun.select().count() == 0
 
 
 async def test_reference_data_screen(admin: str) -> None:
