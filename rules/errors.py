@@ -99,9 +99,17 @@ def transaction() -> Iterator[None]:
     rolled back whole on any error), with every database failure raised as the
     :class:`RuleError` :func:`refusal_of` names, its cause chained. Nested calls are
     savepoints; only the outermost translates (an inner refusal passes through)."""
+    with database_refusals(), writer():
+        yield
+
+
+@contextmanager
+def database_refusals() -> Iterator[None]:
+    """Every database failure inside the block raised as the :class:`RuleError`
+    :func:`refusal_of` names (cause chained); for work that is not one ``writer`` block,
+    such as the cron run's delivery or its rolled-back dry run."""
     try:
-        with writer():
-            yield
+        yield
     except RuleError:
         raise
     except Exception as exc:
@@ -109,14 +117,3 @@ def transaction() -> Iterator[None]:
         if refusal is None:
             raise
         raise refusal from exc
-
-
-@contextmanager
-def busy_is_refusal() -> Iterator[None]:
-    """Only ``LockTimeout`` -> :class:`DatabaseBusy`, around one block. Superseded by
-    :func:`transaction`; kept only while ``rules/billing/cron.py`` (another branch's
-    file) still calls it: remove it when that file uses :func:`transaction`."""
-    try:
-        yield
-    except LockTimeout as exc:
-        raise DatabaseBusy(str(exc)) from exc

@@ -34,11 +34,11 @@ from rules.billing.automation import (
     next_daily_run,
 )
 from rules.billing.gateways import Gateway, recording_gateways
-from rules.errors import DatabaseBusy, RuleError, busy_is_refusal
+from rules.errors import RuleError, database_refusals, refusal_of, transaction
 from rules.mail.delivery import FlushResult, RecordingTransport, Transport, flush, transport_for
 from store.config import Config
 from store.db import is_sqlite, quick_check, writer
-from store.faults import CorruptDatabase, LockTimeout
+from store.faults import CorruptDatabase
 from store.locks import cron_lock
 from store.models import CronRun, utcnow
 from store.settings import Settings, load_settings
@@ -199,7 +199,7 @@ def run_cron(
     with cron_lock():
         if not dry_run:
             return one_run()
-        with busy_is_refusal(), rolled_back():
+        with database_refusals(), rolled_back():
             summary = one_run()
     return summary
 
@@ -245,7 +245,7 @@ def run_rules(
         skips=[] if reasons else None,
     )
     checked = _check_file(business_date) if daily_due and check_file else False
-    with busy_is_refusal(), writer():
+    with transaction():
         CronRun.update(outcome="crashed").where(CronRun.outcome == "running").execute()
         run = CronRun.create(
             business_date=business_date,
@@ -269,11 +269,11 @@ def run_rules(
                 tally = RULES[name](ctx)
                 tally.seconds = time.perf_counter() - rule_started
                 summary.rules[name] = tally
-    except LockTimeout as exc:
+    except BaseException as exc:
         _record_crash(summary)
-        raise DatabaseBusy(str(exc)) from exc
-    except BaseException:
-        _record_crash(summary)
+        refusal = refusal_of(exc) if isinstance(exc, Exception) else None
+        if refusal is not None:
+            raise refusal from exc
         raise
     summary.actions = ctx.actions
     summary.skips = ctx.skips or []
@@ -324,7 +324,7 @@ def flush_and_finish(summary: CronSummary, deliver: Callable[[], FlushResult] | 
     still records the run (as crashed) before the error goes on."""
     try:
         if deliver is not None:
-            with busy_is_refusal():
+            with database_refusals():
                 result = deliver()
             summary.mail = {
                 "sent": result.sent,
@@ -338,7 +338,7 @@ def flush_and_finish(summary: CronSummary, deliver: Callable[[], FlushResult] | 
     except BaseException:
         _record_crash(summary)
         raise
-    with busy_is_refusal():
+    with database_refusals():
         finish(summary)
 
 
