@@ -25,9 +25,10 @@ from textual.widgets import Input
 from rules.accounts.client_login import ClientSession, SecondFactorChallenge
 from tui.portal.forms import FormScreen
 from tui.widgets.control_pictures import ControlPictures
+from tui.widgets.keys_in_order import KeysInOrder
 
 
-class PortalApp(App[None]):
+class PortalApp(KeysInOrder, App[None]):
     """The client portal. ``reset_token`` (``gobiller portal --reset-token``) opens the
     reset page with the token filled in and checked; ``flush`` delivers the outbox after
     a step that queued an email (a reset link, a confirmation), in a thread worker:
@@ -38,22 +39,9 @@ class PortalApp(App[None]):
     ENABLE_COMMAND_PALETTE = False
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", id="portal.quit", priority=True),
-        # Focus moves are app-level priority bindings: they run as the key is read, so the
-        # keys after them in a burst go to the new field (see ``action_enter``).
-        Binding("tab", "next_field", "Next field", id="portal.next", show=False, priority=True),
-        Binding(
-            "shift+tab",
-            "previous_field",
-            "Previous field",
-            id="portal.previous",
-            show=False,
-            priority=True,
-        ),
+        # Enter in a form field that is not the last moves on, as Tab does (keys typed in a
+        # burst stay in order through ``KeysInOrder``, as in the staff app).
         Binding("enter", "enter", "Next field", id="portal.enter", show=False, priority=True),
-        # A newline is Enter typed before the terminal left line mode (keys sent as the
-        # portal starts, e.g. by a password manager over SSH): the terminal turned it into
-        # ctrl+j.
-        Binding("ctrl+j", "newline", "Enter", id="portal.newline", show=False, priority=True),
     ]
 
     def __init__(
@@ -83,38 +71,15 @@ class PortalApp(App[None]):
         )
         await self.push_screen(first)
 
-    # ------------------------------------------------------------------ keys in a burst
-
-    def action_next_field(self) -> None:
-        self.screen.focus_next()
-
-    def action_previous_field(self) -> None:
-        self.screen.focus_previous()
+    # ------------------------------------------------------------------ keys
 
     def action_enter(self) -> None:
-        """Enter in a form field that is not the last: the next field, at once.
-
-        Textual hands each key to the focused widget's queue as the app reads it, and a
-        key a widget does not handle (Tab) or a message it posts (Input.Submitted) travels
-        up through the queues of its parents, behind the keys read meanwhile: a focus
-        change made there comes too late for "email Enter password", whose password
-        would land in Email. A priority binding of the app runs before the next key is
-        read. Enter in the last field (or anywhere else) goes on to the widget: the
-        field's own queue holds its earlier keys, so the form is read complete.
-        """
+        """Enter in a form field that is not the last: the next field. Enter in the last
+        field (or anywhere else) goes on to the widget, which submits the form."""
         screen, focused = self.screen, self.focused
         if isinstance(screen, FormScreen) and isinstance(focused, Input):
             if screen.next_field((focused.id or "").removeprefix("f-")):
                 return
-        raise SkipAction()
-
-    def action_newline(self) -> None:
-        """ctrl+j in a form field: as Enter (the submit queued behind the field's keys)."""
-        screen, focused = self.screen, self.focused
-        if isinstance(screen, FormScreen) and isinstance(focused, Input):
-            if not screen.next_field((focused.id or "").removeprefix("f-")):
-                focused.call_later(focused.action_submit)
-            return
         raise SkipAction()
 
     # ------------------------------------------------------------------ moving around
