@@ -30,6 +30,8 @@ from store.models.clients import (
 
 #: How a value is checked and which widget edits it.
 Kind = Literal["text", "email", "phone", "country", "state", "tick", "choice", "notes"]
+#: Kinds typed on one line (the rest: ticks, choices and the multi-line notes).
+LINE_KINDS: tuple[Kind, ...] = ("text", "email", "phone", "country", "state")
 #: The permission (``rules.permissions``) a change to the field needs.
 Right = Literal["client.edit_contact", "client.edit_billing"]
 

@@ -44,8 +44,19 @@ from textual.widgets import (
 from textual.worker import Worker, WorkerState
 
 from rules.audit import Actor
-from rules.clients.profile import (
+from rules.clients.fields import (
+    ADMIN_NOTES,
     BILLING_FIELDS,
+    CONTACT,
+    LABELS,
+    LINE_KINDS,
+    MISC,
+    PROFILE_FIELDS,
+    SECTIONS,
+    ProfileField,
+    in_section,
+)
+from rules.clients.profile import (
     CUSTOM,
     SaveResult,
     StaleEdit,
@@ -80,43 +91,10 @@ from tui.dialogs.contact import ContactDialog
 from tui.widgets.email_table import EmailTable
 from tui.widgets.error_line import ErrorLine
 
-TEXT_FIELDS = (
-    ("first_name", "First name"),
-    ("last_name", "Last name"),
-    ("company", "Company"),
-    ("email", "Email address"),
-    ("address1", "Address 1"),
-    ("address2", "Address 2"),
-    ("city", "City"),
-    ("state", "State/Region"),
-    ("postcode", "Postcode"),
-    ("country", "Country (ISO code)"),
-    ("phone", "Phone number"),
-    ("tax_id", "Tax ID"),
-    ("language", "Language"),
-)
-#: Billing preferences with the function key that toggles each (shown in the footer).
-PREFERENCES = (
-    ("late_fees_exempt", "Late Fees: exempt", "f2"),
-    ("overdue_notices_disabled", "Don't Send Overdue Emails", "f3"),
-    ("tax_exempt", "Tax Exempt", "f4"),
-    ("separate_invoices", "Separate Invoices", "f5"),
-    ("cc_processing_disabled", "Disable CC Processing", "f6"),
-    ("status_locked", "Status Update: locked", "f7"),
-    ("marketing_opt_out", "Marketing Emails Opt-out", "f8"),
-)
-LABELS = (
-    dict(TEXT_FIELDS)
-    | {name: label for name, label, _ in PREFERENCES}
-    | {
-        "payment_method": "Payment Method",
-        "billing_contact_id": "Billing Contact",
-        "currency_id": "Currency",
-        "group_id": "Client Group",
-        "status": "Status",
-        "admin_notes": "Admin Notes",
-    }
-)
+#: The one-line fields of the profile (``rules.clients.fields``), in order: (name, label).
+TEXT_FIELDS = tuple((f.name, f.label) for f in PROFILE_FIELDS if f.kind in LINE_KINDS)
+#: The ticks with the function key that toggles each (shown in the footer).
+PREFERENCES = tuple((f.name, f.label, f.key or "") for f in PROFILE_FIELDS if f.kind == "tick")
 
 
 #: Every part of the editor a read can fill; a save or a contact change re-reads a few.
@@ -397,56 +375,55 @@ class ClientEditor(Screen[None]):
         yield Footer()
 
     def _compose_profile(self) -> ComposeResult:
-        yield Static("Contact details", classes="section")
-        for name, label in TEXT_FIELDS:
-            yield from self._field(
-                label, Input(id=f"f-{name}", disabled=not self.can_edit, compact=True), name
-            )
-        yield Static("Billing preferences", classes="section")
-        for name, label, key in PREFERENCES[:5]:
-            yield Checkbox(
-                Text(f"{label}  ({key.upper()})"), id=f"f-{name}", disabled=not self.can_bill
-            )
-        for name, options, blank in (
-            ("payment_method", [(g, g) for g in GATEWAYS], False),
-            ("billing_contact_id", [], True),
-            ("currency_id", [("…", -1)], False),  # the currencies come with the first read
-            ("group_id", [], True),
-        ):
+        """The profile's sections and fields as ``rules.clients.fields`` declares them; the
+        read-only two-factor tick ends Misc, custom fields come before Admin notes."""
+        for section in SECTIONS:
+            if section == ADMIN_NOTES:
+                yield Vertical(id="custom-fields")  # filled when the form's choices are read
+            yield Static(section, classes="section")
+            for spec in in_section(section):
+                yield from self._compose_field(spec)
+            if section == MISC:
+                yield Checkbox(
+                    "Two-Factor Authentication (read-only)", id="f-two_factor", disabled=True
+                )
+        with Horizontal(classes="dialog-buttons"):
+            yield Button("Save Changes (ctrl+s)", id="save", variant="primary")
+
+    def _compose_field(self, spec: ProfileField) -> ComposeResult:
+        locked = not (self.can_edit if spec.right == CONTACT else self.can_bill)
+        if spec.kind == "tick":
+            label = Text(f"{spec.label}  ({(spec.key or '').upper()})")
+            yield Checkbox(label, id=f"f-{spec.name}", disabled=locked)
+        elif spec.kind == "notes":
+            yield TextArea(id=f"f-{spec.name}", disabled=locked)
+            yield ErrorLine(id=f"err-{spec.name}")
+        elif spec.kind == "choice":
+            options, blank = self._choices(spec.name)
             select: Select[Any] = Select(
                 options,
-                id=f"f-{name}",
+                id=f"f-{spec.name}",
                 allow_blank=blank,
-                disabled=not self.can_bill,
+                disabled=locked,
                 prompt="None",
                 compact=True,
             )
-            yield from self._field(LABELS[name], select, name)
-        yield Static("Status", classes="section")
-        status: Select[str] = Select(
-            [(s.value, s.value) for s in ClientStatus],
-            id="f-status",
-            allow_blank=False,
-            disabled=not self.can_bill,
-            compact=True,
-        )
-        yield from self._field("Status", status, "status")
-        name, label, key = PREFERENCES[5]
-        yield Checkbox(
-            Text(f"{label}  ({key.upper()})"), id=f"f-{name}", disabled=not self.can_bill
-        )
-        yield Static("Misc", classes="section")
-        name, label, key = PREFERENCES[6]
-        yield Checkbox(
-            Text(f"{label}  ({key.upper()})"), id=f"f-{name}", disabled=not self.can_bill
-        )
-        yield Checkbox("Two-Factor Authentication (read-only)", id="f-two_factor", disabled=True)
-        yield Vertical(id="custom-fields")  # filled when the form's choices are read
-        yield Static("Admin notes", classes="section")
-        yield TextArea(id="f-admin_notes", disabled=not self.can_edit)
-        yield ErrorLine(id="err-admin_notes")
-        with Horizontal(classes="dialog-buttons"):
-            yield Button("Save Changes (ctrl+s)", id="save", variant="primary")
+            yield from self._field(spec.label, select, spec.name)
+        else:
+            box = Input(id=f"f-{spec.name}", disabled=locked, compact=True)
+            yield from self._field(spec.label, box, spec.name)
+
+    @staticmethod
+    def _choices(name: str) -> tuple[list[tuple[Any, Any]], bool]:
+        """A choice field's options before the first read, and whether it may be blank
+        (the currencies, groups and contacts come with the read)."""
+        if name == "payment_method":
+            return [(g, g) for g in GATEWAYS], False
+        if name == "status":
+            return [(s.value, s.value) for s in ClientStatus], False
+        if name == "currency_id":
+            return [("…", -1)], False
+        return [], True
 
     def _field(self, label: str, widget: Any, name: str) -> ComposeResult:
         with Horizontal(classes="field"):
