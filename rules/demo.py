@@ -33,6 +33,7 @@ from rules.billing.invoicing import CYCLE_MONTHS, INVOICE_COLUMNS, ITEM_COLUMNS,
 from rules.billing.late_fees import fee_for
 from rules.billing.notices import stage_dates
 from rules.billing.tax import TaxTable, compute
+from rules.clients.fields import PREFERENCE_FIELDS
 from rules.dates import DATE_MAX, DATE_MIN, WINDOW_TEXT
 from rules.errors import RuleError
 from store import sequences
@@ -220,6 +221,16 @@ SECURITY_QUESTIONS = [
     "What was your first car?",
 ]
 
+
+def _preference(name: str, method: str, r: Callable[[], float]) -> bool:
+    """A demo client's billing preference (``rules.clients.fields``): each ticked for about
+    one client in 20, marketing opt-out one in 10, Disable CC Processing only for card
+    payers."""
+    if name == "cc_processing_disabled":
+        return method == "sandboxcard" and r() < 0.05
+    return r() < (0.1 if name == "marketing_opt_out" else 0.05)
+
+
 CLIENT_COLUMNS = (
     "id",
     "first_name",
@@ -240,13 +251,7 @@ CLIENT_COLUMNS = (
     "group_id",
     "payment_method",
     "billing_contact_id",
-    "late_fees_exempt",
-    "overdue_notices_disabled",
-    "tax_exempt",
-    "separate_invoices",
-    "cc_processing_disabled",
-    "status_locked",
-    "marketing_opt_out",
+    *PREFERENCE_FIELDS,
     "admin_notes",
     "password_hash",
     "password_must_change",
@@ -871,13 +876,7 @@ def _build_chunk(
                 group_id,
                 method,
                 None,
-                r() < 0.05,
-                r() < 0.05,
-                r() < 0.05,
-                r() < 0.05,
-                method == "sandboxcard" and r() < 0.05,
-                r() < 0.05,
-                r() < 0.1,
+                *(_preference(name, method, r) for name in PREFERENCE_FIELDS),
                 "Prefers email contact.\nVerified by phone." if r() < 0.05 else "",
                 password_hash if r() < 0.01 else "",
                 False,
