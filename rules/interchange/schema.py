@@ -11,6 +11,7 @@ from typing import Any
 
 import pycountry
 
+from rules.billing.capture import TRANSACTION_COLUMNS
 from rules.clients.fields import FIELDS, PREFERENCE_FIELDS, PROFILE_FIELDS
 from rules.clients.validation import (
     clean_text,
@@ -101,16 +102,10 @@ INVOICE_KEYS = (
 )
 ITEM_KEYS = ("type", "description", "amount", "taxed", "related")
 RELATED_KEYS = ("type", "id", "due_date")
+#: A transaction's columns (``rules.billing.capture``), its invoice named by id.
 TRANSACTION_KEYS = (
     "invoice",
-    "gateway",
-    "transaction_id",
-    "idempotency_key",
-    "amount_in",
-    "amount_out",
-    "fees",
-    "description",
-    "date",
+    *(c for c in TRANSACTION_COLUMNS if c not in ("client_id", "invoice_id")),
 )
 EMAIL_KEYS = ("template", "to", "subject", "status", "created_at")
 LEDGER_KEYS = ("rule", "subject", "stage", "business_date", "outcome", "detail", "created_at")
