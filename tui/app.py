@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from functools import partial
-from typing import Any
 
 from textual import events, work
 from textual.app import App, SystemCommand
@@ -66,14 +65,11 @@ class StaffApp(KeysInOrder, App[None]):
         lock_minutes: float | None = None,
         actor: Actor | None = None,
         keymap: dict[str, str] | None = None,
-        flush: Callable[[], Any] | None = None,
     ) -> None:
         """``actor`` skips the login screen (benchmarks and snapshot tests); ``keymap`` maps
-        binding ids to keys (the ``[keys]`` table of gobiller.toml); ``flush`` delivers the
-        outbox after a cron run started from the Automation screen."""
+        binding ids to keys (the ``[keys]`` table of gobiller.toml)."""
         super().__init__()
         self.actor: Actor | None = actor
-        self.flush = flush
         if keymap:
             self.set_keymap(keymap)
         self.lock_seconds = 60 * (
@@ -203,7 +199,7 @@ class StaffApp(KeysInOrder, App[None]):
         if not allowed(self.actor, "settings"):
             self.notify("Only admins run the automation", severity="error")
             return
-        self.push_screen(AutomationScreen(self.flush))
+        self.push_screen(AutomationScreen())
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

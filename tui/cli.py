@@ -248,10 +248,7 @@ def main(ctx: click.Context, database: str | None) -> None:
         from tui.app import StaffApp  # only the app itself loads Textual
 
         keys = ctx.obj.config().table("keys")
-        StaffApp(
-            keymap={str(k): str(v) for k, v in keys.items()},
-            flush=lambda: flush_outbox(ctx.obj),
-        ).run()
+        StaffApp(keymap={str(k): str(v) for k, v in keys.items()}).run()
 
 
 @main.command("config")

@@ -8,7 +8,6 @@ a thread worker too, so no query runs on the event loop.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from rich.text import Text
 from textual import work
@@ -57,10 +56,9 @@ class AutomationScreen(Screen[None]):
             self.health = health
             self.runs = runs
 
-    def __init__(self, _flush: Any = None, *, config: Config | None = None) -> None:
+    def __init__(self, *, config: Config | None = None) -> None:
         """``config``: the configuration whose mail transport a run delivers through
-        (read when a run starts if not given). The first argument, the outbox flush the
-        app used to pass, is not used: ``run_cron`` delivers the outbox itself."""
+        (read when a run starts if not given); ``run_cron`` delivers the outbox itself."""
         super().__init__()
         self.config = config
 

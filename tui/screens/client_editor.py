@@ -12,14 +12,23 @@ worker that posts :class:`ClientLoaded`; saving runs the rule in a thread and po
 leaves the form open with its edits. A save reloads only what it changed (the profile,
 the summary and the log; the services, domains and invoices too when the payment method
 cascaded), and never overwrites a field typed into while it ran.
+
+The client's account (PRODUCT.md §1 Misc, §2), in Misc and the footer: Reset & Send
+Password (ctrl+r, asks first), Send portal invitation (ctrl+o, only while the client has
+no password), and the Two-Factor Authentication tick, which staff can only untick (Space
+on it, or ctrl+t: a reason and confirmation in ``DisableTwoFactorDialog``), never tick.
+Each runs its rule in a worker and re-reads the account part; the rules check the
+staff's role, and a refusal is shown on the same line as a failed save, the form's
+edits untouched.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from functools import partial
+from typing import Any, Self
 
 from rich.text import Text
 from textual import on, work
@@ -43,6 +52,8 @@ from textual.widgets import (
 )
 from textual.worker import Worker, WorkerState
 
+from rules.accounts.resets import INVITE_LIFETIME, reset_and_send_password, send_portal_invitation
+from rules.accounts.two_factor import disable_two_factor
 from rules.audit import Actor
 from rules.clients.fields import (
     ADMIN_NOTES,
@@ -79,8 +90,8 @@ from rules.clients.profile import (
 from rules.clients.validation import format_phone
 from rules.errors import RuleError, ValidationError
 from rules.mail.log import LogEntry, email_log
-from rules.permissions import allowed
-from store.models import ClientGroup, Contact, Currency, CustomField
+from rules.permissions import allowed, require
+from store.models import ClientGroup, Contact, Currency, CustomField, Email
 from store.models.clients import ADDRESS_FIELDS
 from store.models.enums import GATEWAYS, ClientStatus
 from store.money import format_money
@@ -88,6 +99,7 @@ from tui.background import failure_text, off_loop, thread_connection
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.conflict import ConflictDialog
 from tui.dialogs.contact import ContactDialog
+from tui.dialogs.two_factor import DisableTwoFactorDialog
 from tui.widgets.email_table import EmailTable
 from tui.widgets.error_line import ErrorLine
 
@@ -99,7 +111,10 @@ PREFERENCES = tuple((f.name, f.label, f.key or "") for f in PROFILE_FIELDS if f.
 
 #: Every part of the editor a read can fill; a save or a contact change re-reads a few.
 TAB_PARTS = ("summary", "contacts", "services", "domains", "invoices", "emails", "log")
-EVERYTHING = frozenset({"form", "profile", *TAB_PARTS})
+EVERYTHING = frozenset({"form", "profile", "account", *TAB_PARTS})
+TWO_FACTOR = "Two-Factor Authentication"
+#: What an account action (reset, invitation, 2FA off) changes, read back after it.
+ACCOUNT_PARTS = frozenset({"account", "summary", "emails", "log"})
 SELECTS = ("payment_method", "billing_contact_id", "currency_id", "group_id", "status")
 TABLE_COLUMNS = {
     "contacts": ("ID", "Name", "Email", "Phone"),
@@ -132,6 +147,15 @@ class FormChoices:
     default_currency_id: int | None
 
 
+@dataclass(frozen=True)
+class AccountState:
+    """The client's portal account as the editor shows it: two-factor on (the tick), and
+    whether a password is set (Send portal invitation is offered only without one)."""
+
+    two_factor: bool
+    has_password: bool
+
+
 @dataclass
 class ClientSnapshot:
     """One read of a client for the editor; a part not asked for is None/absent."""
@@ -140,7 +164,7 @@ class ClientSnapshot:
     form: FormChoices | None = None
     values: dict[str, Any] | None = None  # the stored profile values (rules' shapes)
     version: int = 0
-    two_factor: bool = False
+    account: AccountState | None = None
     contact_options: list[tuple[str, int]] | None = None
     summary: str | None = None
     tables: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
@@ -186,10 +210,11 @@ def read_client(actor: Actor, client_id: int | None, parts: Iterable[str]) -> Cl
     if "profile" in parts:
         snap.values = profile_values(client)
         snap.version = client.version
-        snap.two_factor = bool(client.two_factor_enabled)
         snap.contact_options = [
             (f"{c.first_name} {c.last_name} <{c.email}>", c.id) for c in contacts or []
         ]
+    if "account" in parts:  # from the row just read: no query of its own
+        snap.account = AccountState(bool(client.two_factor_enabled), bool(client.password_hash))
     if "summary" in parts:
         lines = [
             f"#{client_id}  {client.first_name} {client.last_name}",
@@ -280,6 +305,16 @@ def read_client(actor: Actor, client_id: int | None, parts: Iterable[str]) -> Cl
     return snap
 
 
+def reset_password_to(client_id: int, actor: Actor) -> str:
+    """Reset & Send Password, then the address the email goes to. In a worker thread."""
+    return str(Email.get_by_id(reset_and_send_password(client_id, actor)).to)
+
+
+def portal_invitation_to(client_id: int, actor: Actor) -> str:
+    """Send portal invitation, then the address the email goes to. In a worker thread."""
+    return str(Email.get_by_id(send_portal_invitation(client_id, actor)).to)
+
+
 def _display(values: dict[str, Any]) -> dict[str, Any]:
     """Stored values as the form shows them (the phone as the list shows it)."""
     return {**values, "phone": format_phone(values.get("phone") or "")}
@@ -302,10 +337,27 @@ class ContactsTable(DataTable[Text]):
         self.screen.remove_contact()  # type: ignore[attr-defined]
 
 
+class TwoFactorTick(Checkbox):
+    """The Two-Factor Authentication tick: staff can only untick it. Space (or a click)
+    on a ticked box asks the screen (``UntickAsked``); the value changes only once the
+    rule has switched two-factor off. On an unticked box it does nothing."""
+
+    class UntickAsked(Message):
+        """Staff asked to switch the client's two-factor off."""
+
+    def toggle(self) -> Self:
+        if self.value:
+            self.post_message(self.UntickAsked())
+        return self
+
+
 class ClientEditor(Screen[None]):
     BINDINGS = [
         Binding("ctrl+s", "save", "Save Changes", id="editor.save"),
         Binding("escape", "leave", "Back", id="editor.back"),
+        Binding("ctrl+r", "reset_password", "Reset password", id="editor.reset_password"),
+        Binding("ctrl+t", "untick_two_factor", "2FA off", id="editor.two_factor_off"),
+        Binding("ctrl+o", "portal_invitation", "Invite", id="editor.portal_invitation"),
         *[
             Binding(key, f"toggle_preference('{name}')", label.split(":")[0], id=f"editor.{name}")
             for name, label, key in PREFERENCES
@@ -344,6 +396,10 @@ class ClientEditor(Screen[None]):
         self.can_bill = allowed(actor, "client.edit_billing")
         self.can_edit = allowed(actor, "client.edit_contact")
         self.saving = False
+        #: The account part as last read (None until read, and for a new client).
+        self.account: AccountState | None = None
+        #: An account action is under way (a second one waits for it).
+        self.account_busy = False
         #: Until the first read has filled the form, typed keys wait (``KeysInOrder``) and
         #: are then typed into it: a fast typist's first letters are neither lost nor
         #: overwritten by the read.
@@ -376,7 +432,8 @@ class ClientEditor(Screen[None]):
 
     def _compose_profile(self) -> ComposeResult:
         """The profile's sections and fields as ``rules.clients.fields`` declares them; the
-        read-only two-factor tick ends Misc, custom fields come before Admin notes."""
+        two-factor tick and the account actions end Misc, custom fields come before Admin
+        notes."""
         for section in SECTIONS:
             if section == ADMIN_NOTES:
                 yield Vertical(id="custom-fields")  # filled when the form's choices are read
@@ -384,11 +441,18 @@ class ClientEditor(Screen[None]):
             for spec in in_section(section):
                 yield from self._compose_field(spec)
             if section == MISC:
-                yield Checkbox(
-                    "Two-Factor Authentication (read-only)", id="f-two_factor", disabled=True
-                )
+                yield from self._compose_account()
         with Horizontal(classes="dialog-buttons"):
             yield Button("Save Changes (ctrl+s)", id="save", variant="primary")
+
+    def _compose_account(self) -> ComposeResult:
+        """The two-factor tick (enabled only while on: staff may untick it) and the account
+        buttons, hidden until the account is read (a new client has none yet)."""
+        yield TwoFactorTick(TWO_FACTOR, id="f-two_factor", disabled=True)
+        with Horizontal(classes="dialog-buttons", id="account-actions") as row:
+            row.display = False
+            yield Button("Reset & Send Password (^R)", id="reset-password", compact=True)
+            yield Button("Send portal invitation (^O)", id="portal-invitation", compact=True)
 
     def _compose_field(self, spec: ProfileField) -> ComposeResult:
         locked = not (self.can_edit if spec.right == CONTACT else self.can_bill)
@@ -496,8 +560,9 @@ class ClientEditor(Screen[None]):
                         [(Text(label), cid) for label, cid in snap.contact_options]
                     )
             self.version = snap.version
-            self.query_one("#f-two_factor", Checkbox).value = snap.two_factor
             self._show_values(_display(snap.values), base)
+        if snap.account is not None:
+            self._show_account(snap.account)
         if snap.summary is not None:
             self.query_one("#summary-body", Static).update(snap.summary)
         for name, rows in snap.tables.items():
@@ -510,6 +575,19 @@ class ClientEditor(Screen[None]):
             self.set_focus(first_name)  # now, not later: the held keys follow its Focus
             self.holds_keys = False
         self.update_title()
+
+    def _show_account(self, account: AccountState) -> None:
+        """The tick shows two-factor and may be unticked only while it is on; the
+        invitation is offered only while the client has no password."""
+        self.account = account
+        tick = self.query_one("#f-two_factor", TwoFactorTick)
+        with self.prevent(Checkbox.Changed):
+            tick.value = account.two_factor
+        tick.disabled = not account.two_factor
+        tick.label = f"{TWO_FACTOR}  (^T off)" if account.two_factor else TWO_FACTOR
+        self.query_one("#account-actions").display = True
+        self.query_one("#portal-invitation").display = not account.has_password
+        self.refresh_bindings()
 
     def _show_values(self, stored: dict[str, Any], base: dict[str, Any] | None) -> None:
         """Show ``stored``; with ``base``, a field the user changed since ``base`` keeps
@@ -681,6 +759,129 @@ class ClientEditor(Screen[None]):
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "save":
             self.action_save()
+        elif event.button.id == "reset-password":
+            self.action_reset_password()
+        elif event.button.id == "portal-invitation":
+            self.action_portal_invitation()
+
+    # ------------------------------------------------------------------ account
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The account keys apply (and show in the footer) only when they can: reset once
+        the client is read, untick while two-factor is on, invite while no password."""
+        account = self.account
+        if action == "reset_password":
+            return account is not None
+        if action == "untick_two_factor":
+            return account is not None and account.two_factor
+        if action == "portal_invitation":
+            return account is not None and not account.has_password
+        return True
+
+    def _client_label(self) -> str:
+        loaded = self.loaded or {}
+        name = f"{loaded.get('first_name', '')} {loaded.get('last_name', '')}".strip()
+        return f"Client #{self.client_id} ({name})" if name else f"Client #{self.client_id}"
+
+    def _account_action(self, action: str) -> bool:
+        """Whether ``action`` may start now (one account action at a time)."""
+        if not self.check_action(action, ()) or self.client_id is None:
+            return False
+        if self.account_busy:
+            self.notify("Still working on the last account action…")
+            return False
+        self.account_busy = True
+        return True
+
+    def action_reset_password(self) -> None:
+        if self._account_action("reset_password"):
+            self._reset_password()
+
+    def action_untick_two_factor(self) -> None:
+        if self._account_action("untick_two_factor"):
+            self._untick_two_factor()
+
+    def on_two_factor_tick_untick_asked(self) -> None:
+        self.action_untick_two_factor()
+
+    def action_portal_invitation(self) -> None:
+        if self._account_action("portal_invitation"):
+            self._portal_invitation()
+
+    @work(group="account", exit_on_error=False)
+    async def _reset_password(self) -> None:
+        """Reset & Send Password (PRODUCT.md §2): asks, then the rule in a thread. A
+        refusal (the role, a Closed client, a disabled template) raises: the one failure
+        handler shows it."""
+        assert self.client_id is not None
+        client_id = self.client_id
+        try:
+            require(self.actor, "client.password")  # the rules' own check, before asking
+            email = (self.loaded or {}).get("email", "")
+            if not await self.app.push_screen_wait(
+                ConfirmDialog(
+                    "Reset & Send Password",
+                    f"Email {self._client_label()} a new generated password at {email}? "
+                    "The current password stops working now, and the client must change "
+                    "the new one at the next login.",
+                    yes="Reset and send",
+                )
+            ):
+                return
+            self.show_failure("")
+            to = await off_loop(reset_password_to, client_id, self.actor)
+        finally:
+            self.account_busy = False
+        self.notify(f"New password emailed to {to}", markup=False)
+        self.read(ACCOUNT_PARTS)
+
+    @work(group="account", exit_on_error=False)
+    async def _portal_invitation(self) -> None:
+        """Send portal invitation (PRODUCT.md §2): a set-password link, valid 7 days, for a
+        client with no password; asks first. Refusals as for the reset."""
+        assert self.client_id is not None
+        client_id = self.client_id
+        days = INVITE_LIFETIME.days
+        try:
+            require(self.actor, "client.password")
+            email = (self.loaded or {}).get("email", "")
+            if not await self.app.push_screen_wait(
+                ConfirmDialog(
+                    "Send portal invitation",
+                    f"Email {self._client_label()} a link to set a portal password at "
+                    f"{email}? The link is valid {days} days.",
+                    yes="Send",
+                )
+            ):
+                return
+            self.show_failure("")
+            to = await off_loop(portal_invitation_to, client_id, self.actor)
+        finally:
+            self.account_busy = False
+        self.notify(f"Portal invitation emailed to {to} (link valid {days} days)", markup=False)
+        self.read(ACCOUNT_PARTS)
+
+    @work(group="account", exit_on_error=False)
+    async def _untick_two_factor(self) -> None:
+        """Untick Two-Factor Authentication (PRODUCT.md §1): the dialog asks the reason and
+        runs the rule; cancelled, the tick stays on. Staff can never tick it on."""
+        assert self.client_id is not None
+        label = self._client_label()
+        disable = partial(disable_two_factor, self.client_id, actor=self.actor)
+        try:
+            require(self.actor, "client.2fa")  # the rules' own check, before asking
+            done = await self.app.push_screen_wait(DisableTwoFactorDialog(label, disable))
+        finally:
+            self.account_busy = False
+        if not done:
+            return
+        self.show_failure("")
+        if self.account is not None:
+            self._show_account(replace(self.account, two_factor=False))
+        self.notify(
+            f"Two-factor authentication is off for {label}; the client is emailed", markup=False
+        )
+        self.read(ACCOUNT_PARTS)
 
     def action_save(self) -> None:
         if self.loaded is None:
