@@ -832,7 +832,7 @@ class ClientEditor(Screen[None]):
             to = await off_loop(reset_password_to, client_id, self.actor)
         finally:
             self.account_busy = False
-        self.notify(f"New password emailed to {to}", markup=False)
+        self.notify(f"New password queued for {to} (sent at the next mail delivery)", markup=False)
         self.read(ACCOUNT_PARTS)
 
     @work(group="account", exit_on_error=False)
@@ -858,7 +858,7 @@ class ClientEditor(Screen[None]):
             to = await off_loop(portal_invitation_to, client_id, self.actor)
         finally:
             self.account_busy = False
-        self.notify(f"Portal invitation emailed to {to} (link valid {days} days)", markup=False)
+        self.notify(f"Portal invitation queued for {to} (link valid {days} days)", markup=False)
         self.read(ACCOUNT_PARTS)
 
     @work(group="account", exit_on_error=False)
@@ -879,7 +879,8 @@ class ClientEditor(Screen[None]):
         if self.account is not None:
             self._show_account(replace(self.account, two_factor=False))
         self.notify(
-            f"Two-factor authentication is off for {label}; the client is emailed", markup=False
+            f"Two-factor authentication is off for {label}; the client email is queued",
+            markup=False,
         )
         self.read(ACCOUNT_PARTS)
 
