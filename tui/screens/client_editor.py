@@ -79,6 +79,7 @@ from tui.dialogs.conflict import ConflictDialog
 from tui.dialogs.contact import ContactDialog
 from tui.widgets.email_table import EmailTable
 from tui.widgets.error_line import ErrorLine
+from tui.widgets.text_input import TextInput
 
 TEXT_FIELDS = (
     ("first_name", "First name"),
@@ -400,7 +401,7 @@ class ClientEditor(Screen[None]):
         yield Static("Contact details", classes="section")
         for name, label in TEXT_FIELDS:
             yield from self._field(
-                label, Input(id=f"f-{name}", disabled=not self.can_edit, compact=True), name
+                label, TextInput(id=f"f-{name}", disabled=not self.can_edit, compact=True), name
             )
         yield Static("Billing preferences", classes="section")
         for name, label, key in PREFERENCES[:5]:
@@ -470,7 +471,9 @@ class ClientEditor(Screen[None]):
             elif spec.type == "tickbox":
                 widget = Checkbox(Text(spec.name), id=f"c-{spec.id}")
             else:
-                widget = Input(id=f"c-{spec.id}", password=spec.type == "password", compact=True)
+                widget = TextInput(
+                    id=f"c-{spec.id}", password=spec.type == "password", compact=True
+                )
             widget.disabled = not self.can_edit
             row = Horizontal(
                 Label(
