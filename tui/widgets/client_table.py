@@ -7,6 +7,8 @@ costs. User text is drawn as plain segments: a name like ``[bold]`` shows as is.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -145,6 +147,10 @@ class ClientTable(ScrollView, can_focus=True):
         self._pages: OrderedDict[int, list[ListRow]] = OrderedDict()
         self._strips: dict[tuple[object, ...], Strip] = {}
         self.pages_read = 0
+        #: The query whose rows a frame last drew, and perf_counter() when that frame was
+        #: done (read by bench/tui.py: keystroke-to-repaint).
+        self.painted_query: ListQuery | None = None
+        self.painted_at = 0.0
 
     # -- data
 
@@ -213,6 +219,18 @@ class ClientTable(ScrollView, can_focus=True):
             self.refresh()
         if self.header is not None:
             self.header.widths = widths
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        lines = super().render_lines(crop)
+        if self.painted_query != self.query_spec:
+            self.painted_query = self.query_spec
+            # Once the frame drawing these rows is written out (it runs without yielding).
+            asyncio.get_running_loop().call_soon(self._frame_done, self.query_spec)
+        return lines
+
+    def _frame_done(self, query: ListQuery) -> None:
+        if self.painted_query == query:
+            self.painted_at = time.perf_counter()
 
     def render_line(self, y: int) -> Strip:
         index = self.scroll_offset.y + y
