@@ -8,6 +8,7 @@ trigram on SQLite, pg_trgm on PostgreSQL) instead of scanning the table.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import queue
 import threading
@@ -227,8 +228,9 @@ class ListReader:
     Textual runs thread workers on a pool of threads and peewee gives each thread its own
     connection, so a keystroke landing on a thread that had not searched yet paid for a
     cold connection (the schema parsed again, an empty page cache and memory map). The
-    list's reads go to this thread instead (``call`` blocks the calling worker until its
-    answer is in, in order); after ``warm()``, while no read waits, it runs ``warm_steps``.
+    list's reads go to this thread instead (``call`` blocks the calling thread until its
+    answer is in, in order; ``ask`` awaits it on the event loop); after ``warm()``, while
+    no read waits, it runs ``warm_steps``.
     """
 
     def __init__(self) -> None:
@@ -251,6 +253,19 @@ class ListReader:
         future: Future[T] = Future()
         self._put((future, fn, args))
         return future.result()
+
+    async def ask(self, fn: Callable[..., T], *args: Any) -> T:
+        """``call`` for a coroutine on an event loop: the answer comes straight back to the
+        loop (one thread hop each way, no thread in between). Cancelling the awaiting task
+        before the reader has started the read drops the read (a newer keystroke's search
+        makes the older one's read pointless)."""
+        future: Future[T] = Future()
+        self._put((future, fn, args))
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            future.cancel()  # now, not once the loop gets round to it: the reader may be free
+            raise
 
     def warm(self) -> None:
         """Start walking the search's pages between reads (``warm_steps``)."""

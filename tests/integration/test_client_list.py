@@ -261,3 +261,30 @@ def test_the_list_reader_answers_as_the_queries_do_and_warms_without_changing_th
     assert reader._thread is not None
     reader._thread.join(10)
     assert not reader._thread.is_alive()
+
+
+async def test_a_list_read_given_up_before_it_started_is_not_run(db: str) -> None:
+    """``ListReader.ask`` answers on the event loop as ``call`` does; a newer keystroke
+    cancels the older search's task, and its read, still queued behind another, is dropped
+    instead of run (a burst of keys reads once, not once per key)."""
+    import asyncio
+    import threading
+
+    _bulk_clients(30)
+    reader = ListReader()
+    q = ListQuery(search="Last00001")
+    assert await reader.ask(fetch_page, q, 0, 50) == fetch_page(q, 0, 50)
+    with pytest.raises(ZeroDivisionError):
+        await reader.ask(lambda: 1 // 0)
+    busy, ran = threading.Event(), []
+    blocker = asyncio.ensure_future(reader.ask(busy.wait, 10))
+    stale = asyncio.ensure_future(reader.ask(ran.append, "stale"))
+    await asyncio.sleep(0)  # both queued
+    stale.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stale
+    busy.set()
+    assert await blocker is True
+    assert await reader.ask(ran.append, "fresh") is None
+    assert ran == ["fresh"]
+    reader.close()

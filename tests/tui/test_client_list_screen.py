@@ -76,3 +76,42 @@ async def test_the_count_says_1_client_not_1_clients(admin: str) -> None:
         await pilot.pause(0.5)
         await _quiet(pilot)
         assert app.screen.query_one(InfoLine).text.startswith("2 clients · ")
+
+
+async def _drawn(pilot: Pilot[None], search: str) -> str:
+    """What the terminal shows once the frame that drew ``search``'s rows is done, before
+    its count arrives (the count repaints the whole list ``COUNT_DELAY`` later)."""
+    table = pilot.app.screen.query_one(ClientTable)
+    for _ in range(2000):
+        drawn = table.painted_query
+        if drawn is not None and drawn.search == search and table.painted_at:
+            break
+        await pilot.pause(0.002)
+    else:
+        raise AssertionError(f"the rows of {search!r} were never drawn")
+    update = pilot.app.screen._compositor.render_update(full=True)
+    return "\n".join("".join(strip.text for strip in line) for line in update.strips)
+
+
+async def test_each_search_shows_exactly_its_rows_when_only_some_lines_change(admin: str) -> None:
+    """A keystroke repaints only the lines whose row changed: what the terminal shows
+    (the compositor's lines, cached or not) is each search's rows, none left over from the
+    search before, and rows shared with the search before stay shown."""
+    for first, last in (("Ann", "Able"), ("Bob", "Baker"), ("Cid", "Cole"), ("Dee", "Dale")):
+        _client(first, last, f"{first.lower()}@example.com")
+    names = ("Able", "Baker", "Cole", "Dale")
+    app = StaffApp(lock_minutes=15, actor=ADMIN)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await _quiet(pilot)
+        await pilot.press("slash")
+        await pilot.pause(0.3)  # the count's repaint is done
+        await _quiet(pilot)
+        await pilot.press("a")  # Ann Able: the first line is the same
+        shown = await _drawn(pilot, "a")
+        assert [name in shown for name in names] == [True, False, False, False], shown
+        await pilot.press("backspace", "c")  # Cid Cole: the first line changes
+        shown = await _drawn(pilot, "c")
+        assert [name in shown for name in names] == [False, False, True, False], shown
+        await pilot.press("backspace")  # every row again
+        shown = await _drawn(pilot, "")
+        assert all(name in shown for name in names), shown

@@ -20,6 +20,7 @@ from textual.widgets import Button, Input, Label, Static
 from rules.errors import ValidationError
 from tui.background import failure_text, off_loop
 from tui.widgets.error_line import ErrorLine
+from tui.widgets.text_input import TextInput
 
 FIELDS = (
     ("first_name", "First name"),
@@ -60,7 +61,9 @@ class ContactDialog(ModalScreen[bool | None]):
             for name, label in FIELDS:
                 with Horizontal(classes="field"):
                     yield Label(label, classes="field-label")
-                    yield Input(str(self.values.get(name, "")), id=f"contact-{name}", compact=True)
+                    yield TextInput(
+                        str(self.values.get(name, "")), id=f"contact-{name}", compact=True
+                    )
                 yield ErrorLine(id=f"contact-{name}-error")
             yield ErrorLine(id="contact-error")
             with Horizontal(classes="dialog-buttons"):

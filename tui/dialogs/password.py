@@ -12,6 +12,7 @@ from textual.widgets import Input, Static
 
 from tui.background import failure_text, thread_connection
 from tui.widgets.error_line import ErrorLine
+from tui.widgets.text_input import TextInput
 
 
 class LockScreen(ModalScreen[None]):
@@ -38,7 +39,7 @@ class LockScreen(ModalScreen[None]):
         with Vertical(classes="dialog"):
             yield Static(self.reason, classes="dialog-title", id="lock-reason")
             yield Static(f"Password for {self.username}:", markup=False)
-            yield Input(password=True, id="unlock-password")
+            yield TextInput(password=True, id="unlock-password")
             yield Static("Your unsaved edits are kept.", classes="hint")
             yield ErrorLine(id="unlock-error")
 

@@ -23,6 +23,7 @@ from textual.widgets import Button, Input, Static
 from rules.accounts.two_factor import REASON_MAX
 from tui.background import failure_text, off_loop
 from tui.widgets.error_line import ErrorLine
+from tui.widgets.text_input import TextInput
 
 
 class DisableTwoFactorDialog(ModalScreen[bool]):
@@ -48,7 +49,7 @@ class DisableTwoFactorDialog(ModalScreen[bool]):
                 markup=False,
             )
             yield Static("Reason (required):")
-            yield Input(
+            yield TextInput(
                 id="two-factor-reason",
                 max_length=REASON_MAX,
                 placeholder="e.g. lost device, identity checked by phone",

@@ -32,6 +32,7 @@ from textual.worker import Worker, WorkerState
 
 from rules.errors import RuleError, ValidationError
 from tui.widgets.error_line import ErrorLine
+from tui.widgets.text_input import TextInput
 
 T = TypeVar("T")
 
@@ -104,7 +105,7 @@ class FormScreen(Screen[None]):
                 if field.choice:
                     yield Select[int]([], id=f"f-{field.name}", compact=True, prompt="Choose")
                     continue
-                yield Input(
+                yield TextInput(
                     id=f"f-{field.name}",
                     password=field.password,
                     placeholder=field.placeholder,

@@ -102,6 +102,7 @@ from tui.dialogs.contact import ContactDialog
 from tui.dialogs.two_factor import DisableTwoFactorDialog
 from tui.widgets.email_table import EmailTable
 from tui.widgets.error_line import ErrorLine
+from tui.widgets.text_input import TextInput
 
 #: The one-line fields of the profile (``rules.clients.fields``), in order: (name, label).
 TEXT_FIELDS = tuple((f.name, f.label) for f in PROFILE_FIELDS if f.kind in LINE_KINDS)
@@ -474,7 +475,7 @@ class ClientEditor(Screen[None]):
             )
             yield from self._field(spec.label, select, spec.name)
         else:
-            box = Input(id=f"f-{spec.name}", disabled=locked, compact=True)
+            box = TextInput(id=f"f-{spec.name}", disabled=locked, compact=True)
             yield from self._field(spec.label, box, spec.name)
 
     @staticmethod
@@ -511,7 +512,9 @@ class ClientEditor(Screen[None]):
             elif spec.type == "tickbox":
                 widget = Checkbox(Text(spec.name), id=f"c-{spec.id}")
             else:
-                widget = Input(id=f"c-{spec.id}", password=spec.type == "password", compact=True)
+                widget = TextInput(
+                    id=f"c-{spec.id}", password=spec.type == "password", compact=True
+                )
             widget.disabled = not self.can_edit
             row = Horizontal(
                 Label(

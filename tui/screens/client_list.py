@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import time
 from dataclasses import replace
+from functools import partial
 
 from rich.text import Text
 from textual import on, work
@@ -16,7 +18,6 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Input, Select
-from textual.worker import get_current_worker
 
 from store.client_list import (
     SEARCH_CAP,
@@ -29,9 +30,14 @@ from store.client_list import (
 )
 from store.models import ClientGroup
 from store.models.enums import ClientStatus
+from tui.frames import PromptFrames
 from tui.widgets.client_table import PAGE, ClientHeader, ClientTable
+from tui.widgets.text_input import TextInput
 
 COUNT_DELAY = 0.25
+#: A search whose results take longer than this says "Searching…" meanwhile (saying it at
+#: every keystroke cost a frame of its own, which the results then waited behind).
+SEARCHING_DELAY = 0.1
 #: Allocations between two young-generation collections while the list is open (700 by
 #: default: several collections per keystroke).
 GC_THRESHOLD = 20_000
@@ -51,7 +57,7 @@ class InfoLine(Widget):
         return Text(self.text, no_wrap=True, overflow="ellipsis")
 
 
-class ClientListScreen(Screen[None]):
+class ClientListScreen(PromptFrames, Screen[None]):
     BINDINGS = [
         Binding("slash", "search", "Search", id="list.search"),
         Binding("n", "new_client", "New client", id="list.new"),
@@ -83,16 +89,15 @@ class ClientListScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self.list_query = ListQuery()
-        #: perf_counter() of the last search edit and of the repaint that showed its results
-        #: (read by bench/tui.py: keystroke-to-repaint without the test harness).
+        #: perf_counter() of the last search edit (read by bench/tui.py with
+        #: ``repainted_at``: keystroke-to-repaint without the test harness).
         self.edited_at = 0.0
-        self.repainted_at = 0.0
         #: Searches and counts run on one thread with one warm connection (``ListReader``).
         self.reader = ListReader()
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="list-bar"):
-            yield Input(placeholder="/ search name, company, email, phone or id", id="search")
+            yield TextInput(placeholder="/ search name, company, email, phone or id", id="search")
             yield Select(
                 [(s.value, s.value) for s in ClientStatus], prompt="Any status", id="status"
             )
@@ -131,9 +136,9 @@ class ClientListScreen(Screen[None]):
     def on_unmount(self) -> None:
         self.reader.close()
 
-    @work(thread=True, exclusive=True, group="search")
-    def count_only(self, query: ListQuery) -> None:
-        self.post_message(self.Counted(query, self.reader.call(count, query)))
+    @work(exclusive=True, group="search")
+    async def count_only(self, query: ListQuery) -> None:
+        self.post_message(self.Counted(query, await self.reader.ask(count, query)))
 
     @property
     def table(self) -> ClientTable:
@@ -169,25 +174,32 @@ class ClientListScreen(Screen[None]):
         self.refresh_results()
 
     def refresh_results(self) -> None:
-        self.query_one(InfoLine).text = "Searching…"
         self.load(self.list_query)
+        self.set_timer(SEARCHING_DELAY, partial(self._searching, self.list_query))
 
-    @work(thread=True, exclusive=True, group="search")
-    def load(self, query: ListQuery) -> None:
-        """First page, then the count, off the UI thread; a newer search makes this stale."""
-        self.post_message(self.Results(query, self.reader.call(fetch_page, query, 0, PAGE)))
+    def _searching(self, query: ListQuery) -> None:
+        if query == self.list_query and self.table.query_spec != query:
+            self.query_one(InfoLine).text = "Searching…"
+
+    @work(exclusive=True, group="search")
+    async def load(self, query: ListQuery) -> None:
+        """First page, then the count, read by the list's reader thread (never on the event
+        loop); a newer search cancels this worker, and with it a read not started yet.
+
+        An async worker awaiting the reader: a thread worker in between cost two more
+        thread hops per keystroke, each waiting for the GIL while the loop painted."""
+        self.post_message(self.Results(query, await self.reader.ask(fetch_page, query, 0, PAGE)))
         # Count only once typing pauses: a count per keystroke would compete with the
-        # next keystroke's page for the CPU. A newer search cancels this worker.
-        time.sleep(COUNT_DELAY)
-        if not get_current_worker().is_cancelled:
-            self.post_message(self.Counted(query, self.reader.call(count, query)))
+        # next keystroke's page for the CPU.
+        await asyncio.sleep(COUNT_DELAY)
+        self.post_message(self.Counted(query, await self.reader.ask(count, query)))
 
     def on_client_list_screen_results(self, message: Results) -> None:
         if message.query != self.list_query:
             return  # a stale answer to an older keystroke
         self.table.set_query(message.query, len(message.page), message.page)
         self.query_one(InfoLine).text = "counting…"
-        self.call_after_refresh(self._painted)
+        self.paint_at_once()  # what the typist waits for: not behind the key's echo frame
 
     def on_client_list_screen_counted(self, message: Counted) -> None:
         if message.query != self.list_query:
@@ -201,8 +213,12 @@ class ClientListScreen(Screen[None]):
         )
         self.query_one(InfoLine).text = f"{shown} · sorted by {message.query.sort}"
 
-    def _painted(self) -> None:
-        self.repainted_at = time.perf_counter()
+    @property
+    def repainted_at(self) -> float:
+        """perf_counter() when the frame that drew the current search's rows was done; 0
+        while they are not drawn yet."""
+        table = self.table
+        return table.painted_at if table.painted_query == self.list_query else 0.0
 
     def action_search(self) -> None:
         self.query_one("#search", Input).focus()

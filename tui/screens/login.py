@@ -12,6 +12,7 @@ from textual.widgets import Button, Input, Label, Static
 from rules.accounts.staff import LoginFailed, authenticate
 from rules.audit import Actor, client_address
 from tui.widgets.error_line import ErrorLine
+from tui.widgets.text_input import TextInput
 
 
 class LoginScreen(Screen[None]):
@@ -32,9 +33,9 @@ class LoginScreen(Screen[None]):
         with Vertical(classes="dialog", id="login"):
             yield Static("GoBiller staff login", classes="dialog-title")
             yield Label("Username")
-            yield Input(id="username")
+            yield TextInput(id="username")
             yield Label("Password")
-            yield Input(password=True, id="password")
+            yield TextInput(password=True, id="password")
             yield ErrorLine(id="login-error")
             yield Button("Log in", id="login-button", variant="primary")
 

@@ -29,6 +29,7 @@ from store.models import ClientGroup, Currency, EmailTemplate
 from tui.background import failure_text, off_loop, thread_connection
 from tui.dialogs.confirm import ConfirmDialog
 from tui.widgets.error_line import ErrorLine
+from tui.widgets.text_input import TextInput
 
 
 class MassMailScreen(Screen[None]):
@@ -50,7 +51,7 @@ class MassMailScreen(Screen[None]):
                 (
                     "status",
                     "Statuses (comma-separated)",
-                    Input("Active", id="mm-status", compact=True),
+                    TextInput("Active", id="mm-status", compact=True),
                 ),
                 (
                     "group",
@@ -65,7 +66,7 @@ class MassMailScreen(Screen[None]):
                 (
                     "country",
                     "Countries (ISO, comma-separated)",
-                    Input(id="mm-country", compact=True),
+                    TextInput(id="mm-country", compact=True),
                 ),
                 (
                     "currency",
@@ -90,9 +91,13 @@ class MassMailScreen(Screen[None]):
                 (
                     "created_from",
                     "Created from (YYYY-MM-DD)",
-                    Input(id="mm-created_from", compact=True),
+                    TextInput(id="mm-created_from", compact=True),
                 ),
-                ("created_to", "Created to (YYYY-MM-DD)", Input(id="mm-created_to", compact=True)),
+                (
+                    "created_to",
+                    "Created to (YYYY-MM-DD)",
+                    TextInput(id="mm-created_to", compact=True),
+                ),
             ):
                 with Horizontal(classes="field"):
                     yield Label(label, classes="field-label")
@@ -111,7 +116,7 @@ class MassMailScreen(Screen[None]):
                 )
             with Horizontal(classes="field"):
                 yield Label("Subject", classes="field-label")
-                yield Input(id="mm-subject", compact=True)
+                yield TextInput(id="mm-subject", compact=True)
             yield TextArea(id="mm-body")
             yield ErrorLine(id="mm-error")
             yield Static("Preview", classes="section")

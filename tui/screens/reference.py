@@ -31,6 +31,7 @@ from rules.errors import ValidationError
 from rules.interchange.reference import KINDS, delete, records, save
 from tui.background import failure_text, off_loop
 from tui.dialogs.confirm import ConfirmDialog
+from tui.widgets.text_input import TextInput
 
 BOOLEAN_KEYS = {"default", "separate_invoices", "required", "admin_only"}
 NUMBER_KEYS = {"decimals", "level"}
@@ -72,7 +73,7 @@ class RecordDialog(ModalScreen[dict[str, Any] | None]):
                     )
                     with Horizontal(classes="field"):
                         yield Label(key.replace("_", " "), classes="field-label")
-                        yield Input(text, id=f"r-{key}", compact=True)
+                        yield TextInput(text, id=f"r-{key}", compact=True)
                 yield Static(self.errors.get(key, ""), classes="dialog error", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Save (ctrl+s)", id="save", variant="primary")

@@ -22,6 +22,7 @@ from rules.settings_admin import update_settings
 from store.settings import LATE_FEE_TYPES, STATUS_UPDATE_MODES, Settings, load_settings
 from tui.background import failure_text, off_loop, thread_connection
 from tui.widgets.error_line import ErrorLine
+from tui.widgets.text_input import TextInput
 
 AUTOMATION = (
     "invoice_days_before_due",
@@ -108,9 +109,9 @@ class SettingsScreen(Screen[None]):
                     compact=True,
                 )
             elif isinstance(value, list):
-                widget = Input(", ".join(map(str, value)), id=f"s-{name}", compact=True)
+                widget = TextInput(", ".join(map(str, value)), id=f"s-{name}", compact=True)
             else:
-                widget = Input(str(value), id=f"s-{name}", compact=True)
+                widget = TextInput(str(value), id=f"s-{name}", compact=True)
             with Horizontal(classes="field"):
                 yield Label(label, classes="field-label", markup=False)
                 yield widget

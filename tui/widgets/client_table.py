@@ -7,6 +7,8 @@ costs. User text is drawn as plain segments: a name like ``[bold]`` shows as is.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -145,11 +147,20 @@ class ClientTable(ScrollView, can_focus=True):
         self._pages: OrderedDict[int, list[ListRow]] = OrderedDict()
         self._strips: dict[tuple[object, ...], Strip] = {}
         self.pages_read = 0
+        #: The query whose rows a frame last drew, and perf_counter() when that frame was
+        #: done (read by bench/tui.py: keystroke-to-repaint).
+        self.painted_query: ListQuery | None = None
+        self.painted_at = 0.0
 
     # -- data
 
     def set_query(self, query: ListQuery, total: int, first_page: list[ListRow] | None) -> None:
-        """Show a new result set; ``first_page`` was fetched by the caller's worker."""
+        """Show a new result set; ``first_page`` was fetched by the caller's worker.
+
+        Only the lines whose row differs are repainted: consecutive keystrokes often show
+        the same first rows ("dang", "dange"), and a line costs Textual's compositor about
+        as much as it costs us to draw."""
+        before = self._shown()
         self.query_spec = query
         self.total = total
         self._pages.clear()
@@ -159,16 +170,34 @@ class ClientTable(ScrollView, can_focus=True):
         if self.scroll_offset.y:
             self.scroll_to(y=0, animate=False)
         self._resize(total)
-        self.refresh()
+        after = self._shown()
+        if before is None or after is None:
+            self.refresh()
+            return
+        changed = [y for y, (old, new) in enumerate(zip(before, after, strict=True)) if old != new]
+        for y in changed:
+            self.refresh_lines(y)
+        if not changed:  # what is on screen already shows these results
+            self.painted_query = query
+            asyncio.get_running_loop().call_soon(self._frame_done, query)
+
+    def _shown(self) -> list[ListRow | None] | None:
+        """The rows on screen, from the cached first page (None when that is not known
+        without a read: scrolled down, or the page is not cached)."""
+        page = self._pages.get(0)
+        if page is None or self.scroll_offset.y:
+            return None
+        shown = min(len(page), self.total)
+        return [page[y] if y < shown else None for y in range(self.size.height)]
 
     def _resize(self, total: int) -> None:
         """A new row count without a layout pass of the screen (a search's results differ
-        in length at every keystroke): only the scrollbar, always shown, is updated."""
+        in length at every keystroke): only the scrollbar, always shown, is updated; the
+        caller repaints the lines that changed."""
         size = Size(self.row_width, total)
         if size != self.virtual_size:
             self.set_reactive(ClientTable.virtual_size, size)
             self._scroll_update(size)
-            self.refresh()
 
     def set_total(self, total: int) -> None:
         """The count arrived after the first page: extend the scroll range, keep the cursor."""
@@ -213,6 +242,18 @@ class ClientTable(ScrollView, can_focus=True):
             self.refresh()
         if self.header is not None:
             self.header.widths = widths
+
+    def render_lines(self, crop: Region) -> list[Strip]:
+        lines = super().render_lines(crop)
+        if self.painted_query != self.query_spec:
+            self.painted_query = self.query_spec
+            # Once the frame drawing these rows is written out (it runs without yielding).
+            asyncio.get_running_loop().call_soon(self._frame_done, self.query_spec)
+        return lines
+
+    def _frame_done(self, query: ListQuery) -> None:
+        if self.painted_query == query:
+            self.painted_at = time.perf_counter()
 
     def render_line(self, y: int) -> Strip:
         index = self.scroll_offset.y + y
