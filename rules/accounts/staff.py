@@ -109,11 +109,11 @@ def authenticate(
             )
         raise LoginFailed("invalid username or password")
     actor = Actor(ActorType.STAFF, staff.username, source, staff.id, staff.role, address)
+    changes: dict[str, object] = {"last_login_at": now}
+    if needs_rehash(staff.password_hash):  # argon2 is slow: never inside the write lock
+        changes["password_hash"] = hash_password(password)
     with writer():
         throttle.record_success(throttle.STAFF, typed)
-        changes: dict[str, object] = {"last_login_at": now}
-        if needs_rehash(staff.password_hash):
-            changes["password_hash"] = hash_password(password)
         Staff.update(**changes).where(Staff.id == staff.id).execute()
         record(actor, "staff", staff.id, "login")
     return actor

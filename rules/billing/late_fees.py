@@ -106,7 +106,7 @@ def run(ctx: RunContext) -> RuleTally:
     tally = RuleTally()
     due = []
     for row in candidates(ctx):
-        invoice_id, client_id, since, subtotal, fees_exempt, _, decimals, rate, code = row
+        invoice_id, client_id, since, subtotal, fees_exempt, tax_exempt, decimals, rate, code = row
         if fees_exempt:
             tally.skipped += 1
             ctx.skipped(RULE, client_id, f"invoice:{invoice_id}", "client is Late Fees exempt")
@@ -116,7 +116,7 @@ def run(ctx: RunContext) -> RuleTally:
             tally.skipped += 1  # nothing to add: no 0.00 line, the invoice's one fee kept
             ctx.skipped(RULE, client_id, f"invoice:{invoice_id}", "the fee comes to 0")
             continue
-        due.append((invoice_id, client_id, _date(since), fee, bool(row[5]), code))
+        due.append((invoice_id, client_id, _date(since), fee, bool(tax_exempt), code))
     if not due:
         return tally
     currencies = {c.code: c for c in Currency.select()}

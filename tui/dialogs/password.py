@@ -54,7 +54,7 @@ class LockScreen(ModalScreen[None]):
             with thread_connection():
                 ok = self.check(password)
         except Exception as exc:  # a refusal, or a busy or failing database: shown here
-            self.app.call_from_thread(self._wrong, failure_text(exc).capitalize())
+            self.app.call_from_thread(self._wrong, failure_text(exc))
             return
         if ok:
             self.app.call_from_thread(self.dismiss, None)

@@ -22,6 +22,7 @@ from store.config import Config, load_config
 from store.locks import AlreadyRunning, LockUnavailable
 from store.models import CronRun, utcnow
 from store.settings import load_settings
+from tui.background import failure_text, thread_connection
 from tui.dialogs.confirm import ConfirmDialog
 
 PLAN_ROWS = 1000
@@ -84,11 +85,21 @@ class AutomationScreen(Screen[None]):
         )
         self.load_runs()
 
-    @work(thread=True, exclusive=True, group="automation-runs")
+    @work(thread=True, exclusive=True, group="automation-runs", exit_on_error=False)
     def load_runs(self) -> None:
-        """Read the schedule's health and the recent runs (in a thread worker)."""
-        health = daily_health(utcnow(), load_settings())
-        self.post_message(self.RunsLoaded(health.ok, health.message, recent_runs()))
+        """Read the schedule's health and the recent runs (in a thread worker); a database
+        failure is shown on the health line, never a crash."""
+        try:
+            with thread_connection():
+                health = daily_health(utcnow(), load_settings())
+                runs = recent_runs()
+        except Exception as exc:
+            self.app.call_from_thread(self._runs_failed, failure_text(exc))
+            return
+        self.post_message(self.RunsLoaded(health.ok, health.message, runs))
+
+    def _runs_failed(self, text: str) -> None:
+        self.query_one("#automation-health", Static).update(f"Could not read the runs: {text}")
 
     def on_automation_screen_runs_loaded(self, message: RunsLoaded) -> None:
         line = self.query_one("#automation-health", Static)

@@ -733,7 +733,7 @@ class ClientEditor(Screen[None]):
                 error.update(reason)
                 error.add_class("-shown")
             except Exception:  # a field without its own error line
-                self.notify(f"{LABELS.get(name, name)}: {reason}", severity="error")
+                self.notify(f"{LABELS.get(name, name)}: {reason}", severity="error", markup=False)
                 continue
             target = f"#c-{name.split('.')[1]}" if name.startswith(CUSTOM) else f"#f-{name}"
             self.query_one(target).add_class("-invalid")
