@@ -21,7 +21,6 @@ import datetime as dt
 import secrets
 import threading
 from dataclasses import dataclass, replace
-from functools import lru_cache
 from typing import NoReturn
 
 from rules.accounts import throttle
@@ -29,9 +28,10 @@ from rules.accounts.passwords import (
     check_new_password,
     hash_password,
     needs_rehash,
+    verify_or_pretend,
     verify_password,
 )
-from rules.accounts.throttle import TooManyAttempts
+from rules.accounts.throttle import LoginFailed, LoginRefused, TooManyAttempts
 from rules.accounts.totp import accept_code
 from rules.audit import Actor, client_address, record
 from rules.errors import FieldError, RuleError, ValidationError
@@ -64,15 +64,6 @@ SECOND_FACTOR_TRIES = 3
 #: ``Client.last_login_ip`` holds an IPv6 address at most.
 LOGIN_IP_MAX = 45
 AUDIT_NAME_MAX = 254
-
-
-class LoginFailed(RuleError):
-    """Wrong email or password, or a Closed client: always ``LOGIN_FAILED``."""
-
-
-class LoginRefused(LoginFailed, TooManyAttempts):
-    """The account waits ``retry_after`` more seconds after repeated failures ("too many
-    attempts, try again in N s"); the password was not checked."""
 
 
 class SecondFactorFailed(RuleError):
@@ -129,11 +120,6 @@ class _Pending:
 
 _pending: dict[str, _Pending] = {}
 _pending_lock = threading.Lock()
-
-
-@lru_cache(maxsize=1)
-def _dummy_hash() -> str:
-    return hash_password("not a real password, only for timing")
 
 
 def find_client(email: str) -> Client | None:
@@ -198,7 +184,7 @@ def login(
             _audit(client, typed, source, address, "login_refused", str(exc))
         raise LoginRefused(exc.retry_after) from None
     stored = client.password_hash if client is not None else ""
-    matches = verify_password(stored or _dummy_hash(), password) and bool(stored)
+    matches = verify_or_pretend(stored, password)
     if client is None or not matches or client.status == ClientStatus.CLOSED:
         why = "wrong password" if client is not None and stored else "no such account"
         if client is not None and matches:

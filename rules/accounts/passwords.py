@@ -22,7 +22,7 @@ import secrets
 import string
 import unicodedata
 from collections.abc import Iterable
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from argon2 import Parameters, PasswordHasher, profiles
@@ -76,6 +76,25 @@ def verify_password(stored_hash: str, password: str) -> bool:
         return _hasher.verify(stored_hash, password)
     except (VerificationError, InvalidHashError):
         return False
+
+
+def verify_or_pretend(stored_hash: str | None, password: str) -> bool:
+    """``verify_password``, doing the same argon2 work when there is no hash to check
+    (an unknown login, a client without a password or security answer): a check against
+    a decoy hash made with the current parameters, then False. So a known and an unknown
+    name cost the same time (OWASP Authentication Cheat Sheet, "login throttling" and
+    user enumeration). Never raises."""
+    if stored_hash:
+        return verify_password(stored_hash, password)
+    verify_password(_decoy_hash(_hasher), password)
+    return False
+
+
+@lru_cache(maxsize=2)
+def _decoy_hash(hasher: PasswordHasher) -> str:
+    """A hash of a password nobody has, made once per hasher (so after
+    ``use_hash_parameters`` it costs what a real hash costs)."""
+    return hasher.hash(secrets.token_urlsafe(16))
 
 
 def needs_rehash(stored_hash: str) -> bool:

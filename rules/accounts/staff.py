@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from functools import lru_cache
 
 from rules.accounts import throttle
 from rules.accounts.passwords import (
     check_new_password,
     hash_password,
     needs_rehash,
+    verify_or_pretend,
     verify_password,
 )
-from rules.accounts.throttle import TooManyAttempts
+from rules.accounts.throttle import LoginFailed, LoginRefused, TooManyAttempts
 from rules.audit import Actor, record
 from rules.errors import FieldError, RuleError, ValidationError
 from store.db import writer
@@ -43,16 +43,6 @@ def add_staff(username: str, password: str, role: str, actor: Actor) -> Staff:
         staff = Staff.create(username=username, password_hash=hash_password(password), role=role)
         record(actor, "staff", staff.id, "create", new_value=f"{username} ({role})")
     return staff
-
-
-class LoginFailed(RuleError):
-    """Wrong username or password (the message never says which); ``LoginRefused``, a
-    kind of this, when the account is made to wait after repeated failures."""
-
-
-class LoginRefused(LoginFailed, TooManyAttempts):
-    """The account refuses attempts for ``retry_after`` more seconds ("too many attempts,
-    try again in N s"); the password was not checked."""
 
 
 def _refused(exc: TooManyAttempts) -> LoginRefused:
@@ -99,9 +89,9 @@ def authenticate(
         with writer():
             _audit_attempt(staff, typed, source, address, "login_refused", str(exc))
         raise _refused(exc) from None
-    if staff is None:
-        verify_password(_dummy_hash(), password)  # same time whether or not the user exists
-    if staff is None or staff.disabled or not verify_password(staff.password_hash, password):
+    stored = staff.password_hash if staff is not None else None
+    # verify_or_pretend: the same argon2 work whether or not the user exists
+    if staff is None or not verify_or_pretend(stored, password) or staff.disabled:
         with writer():
             failures = throttle.record_failure(throttle.STAFF, typed, now)
             _audit_attempt(
@@ -121,7 +111,7 @@ def authenticate(
 
 def check_password(actor: Actor, password: str, *, now: dt.datetime | None = None) -> bool:
     """Unlock after the idle lock: the same staff member's password, under the same
-    throttle and audit as a login ("unlock_failed", "unlock_refused"). Raises
+    throttle and audit as a login ("unlock", "unlock_failed", "unlock_refused"). Raises
     ``LoginRefused`` while the account refuses attempts."""
     now = now or utcnow()
     staff = Staff.get_or_none(Staff.id == actor.id)
@@ -145,10 +135,7 @@ def check_password(actor: Actor, password: str, *, now: dt.datetime | None = Non
                 f"failure {failures} in a row",
             )
         return False
-    throttle.record_success(throttle.STAFF, actor.name)
+    with writer():
+        throttle.record_success(throttle.STAFF, actor.name)
+        record(actor, "staff", staff.id, "unlock")
     return True
-
-
-@lru_cache(maxsize=1)
-def _dummy_hash() -> str:
-    return hash_password("not a real password, only for timing")

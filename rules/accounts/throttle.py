@@ -28,6 +28,8 @@ from store.models import LoginThrottle, utcnow
 __all__ = [
     "CLIENT",
     "FREE_FAILURES",
+    "LoginFailed",
+    "LoginRefused",
     "MAX_DELAY",
     "STAFF",
     "TooManyAttempts",
@@ -50,6 +52,17 @@ class TooManyAttempts(RuleError):
     def __init__(self, retry_after: int) -> None:
         self.retry_after = retry_after
         super().__init__(f"too many attempts, try again in {retry_after} s")
+
+
+class LoginFailed(RuleError):
+    """A login that failed, staff or client, with a message that never says whether the
+    name or the password was wrong (each realm words it: ``rules.accounts.staff``,
+    ``rules.accounts.client_login.LOGIN_FAILED``)."""
+
+
+class LoginRefused(LoginFailed, TooManyAttempts):
+    """The account refuses attempts for ``retry_after`` more seconds after repeated
+    failures ("too many attempts, try again in N s"); the password was not checked."""
 
 
 def delay_after(failures: int) -> dt.timedelta:

@@ -155,6 +155,9 @@ def test_unthrottled_unlock_after_the_idle_lock_is_delayed_too(admin: str) -> No
     assert check_password(actor, STAFF_PASSWORD, now=T0 + dt.timedelta(seconds=1))
     actions = [r.action for r in AuditLog.select().order_by(AuditLog.id)]
     assert actions.count("unlock_failed") == 3 and actions.count("unlock_refused") == 1
+    # The unlock that succeeded is in the log too, last, with where it came from.
+    assert actions[-1] == "unlock"
+    assert AuditLog.select().order_by(AuditLog.id.desc()).get().address == WHERE
 
 
 def test_client_address_comes_from_ssh_connection() -> None:
