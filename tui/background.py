@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from rules.errors import DatabaseBusy, RuleError, refusal_of
 from store.db import database
+from tui.exits import Exit, failure, one_line
 
 T = TypeVar("T")
 
@@ -49,13 +50,18 @@ async def off_loop(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 BUSY = "The database is busy (another program is writing): nothing was saved; try again"
 
 
-def failure_text(exc: BaseException) -> str:
+def failure_text(exc: BaseException, *, internal: str = "nothing was saved") -> str:
     """One line for staff: a refusal in its own words, a database failure as the
-    ``RuleError`` it stands for ("busy, try again" for a held lock), anything else as an
-    internal error (the screen and its edits stay either way)."""
+    ``RuleError`` it stands for ("busy, try again" for a held lock), a configuration,
+    lock or storage failure as the command line words it (``tui.exits.failure``),
+    anything else as an internal error followed by ``internal`` (what became of the
+    work; the screen and its edits stay either way)."""
     refusal = exc if isinstance(exc, RuleError) else refusal_of(exc)
     if isinstance(refusal, DatabaseBusy):
         return BUSY
     if refusal is not None:
-        return " ".join(str(refusal).split())
-    return f"Internal error ({type(exc).__name__}: {' '.join(str(exc).split())}); nothing was saved"
+        return one_line(str(refusal))
+    code, text = failure(exc)  # the command line's words: configuration, locks, disk…
+    if code != Exit.SOFTWARE:
+        return text
+    return f"Internal error ({type(exc).__name__}: {one_line(str(exc))}); {internal}"

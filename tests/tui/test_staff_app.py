@@ -694,6 +694,7 @@ async def test_a_failing_run_is_reported_and_the_app_keeps_running(
         assert isinstance(screen, AutomationScreen)
         status = str(screen.query_one("#automation-status", Static).render())
         assert status.startswith("The run failed: ") and "gobiller.toml" in status, status
+        assert "Internal error" not in status, status  # a configuration error, worded so
         assert app.is_running
     assert CronRun.select().count() == 0
 

@@ -128,7 +128,7 @@ class AutomationScreen(Screen[None]):
             self.post_message(self.Finished(str(exc)))
             return
         except Exception as exc:  # shown on the screen; the app keeps running
-            self.post_message(self.Finished(f"The dry run failed: {exc}"))
+            self.post_message(self.Finished(f"The dry run failed: {failure_text(exc)}"))
             return
         self.post_message(self.Planned(summary))
 
@@ -179,7 +179,12 @@ class AutomationScreen(Screen[None]):
             self.post_message(self.Finished(str(exc)))
             return
         except Exception as exc:  # a failed run is reported, never closes the app
-            self.post_message(self.Finished(f"The run failed: {exc}"))
+            self.post_message(
+                self.Finished(
+                    "The run failed: "
+                    + failure_text(exc, internal="rules already finished keep their work")
+                )
+            )
             return
         acted = sum(t.acted for t in summary.rules.values())
         self.post_message(
