@@ -131,3 +131,6 @@ class Domain(BaseModel):
             (("client", "payment_method"), False),
             (("name",), False),
         )
+
+    if TYPE_CHECKING:
+        client_id: Any
