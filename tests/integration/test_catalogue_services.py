@@ -493,3 +493,58 @@ def test_money_is_decimal_in_minor_units_out(db: str) -> None:
     product = _product(usd, jpy)
     service = add_service(client.id, {"product_id": product.id, "amount": Decimal("7.5")}, BILLING)
     assert Service.get_by_id(service.id).amount == 750
+
+
+# ------------------------------------------------------------------ the command line
+
+
+def test_service_add_command_prices_from_the_catalogue_and_refuses_in_one_line(
+    databases: Any,
+) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from store.db import close_database
+
+    url = databases.new_url()
+    databases.open(url)
+    client, usd, jpy = _setup()
+    _product(usd, jpy)
+    close_database()
+
+    def gobiller(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "tui.cli", "--database", url, "service", "add", *args],
+            capture_output=True,
+            text=True,
+            env=os.environ,
+            timeout=120,
+        )
+
+    done = gobiller(str(client.id), "--product", "Starter", "--cycle", "Annually", "--json")
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert (data["amount"], data["currency"], data["status"]) == ("99.00", "USD", "Active")
+    text = gobiller(
+        str(client.id), "--product", "1", "--amount", "5.00", "--next-due", "2026-04-30"
+    )
+    assert text.returncode == 0 and "5.00 USD" in text.stdout and "2026-04-30" in text.stdout
+    refusals = [
+        (["--product", "Nope"], "--product"),
+        (["--product", "Starter", "--cycle", "Quarterly"], "--amount: no catalogue price"),
+        (["--product", "Starter", "--amount", "1.234"], "--amount"),
+        (["--product", "Starter", "--next-due", "2026-02-30"], "--next-due"),
+    ]
+    for args, words in refusals:
+        out = gobiller(str(client.id), *args, "--json")
+        assert out.returncode == 1, (args, out.stderr)
+        assert words in json.loads(out.stdout)["error"] and not out.stderr, args
+        plain = gobiller(str(client.id), *args)
+        assert plain.returncode == 1 and plain.stderr.count("\n") == 1, plain.stderr
+        assert "Traceback" not in plain.stderr
+    missing = gobiller("999", "--product", "Starter", "--json")
+    assert missing.returncode == 1 and "no client 999" in json.loads(missing.stdout)["error"]
+    databases.open(url)
+    assert Service.select().count() == 2
