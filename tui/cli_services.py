@@ -92,6 +92,7 @@ def add(
         ) from exc
     currency = Currency.get_by_id(Client.get_by_id(client_id).currency_id)
     price = format_price(service.amount, currency.decimals)
+    due = service.next_due_date.isoformat() if service.next_due_date else ""
     data = {
         "service": service.id,
         "client": client_id,
@@ -99,13 +100,13 @@ def add(
         "billing_cycle": service.billing_cycle,
         "amount": price,
         "currency": currency.code,
-        "next_due_date": service.next_due_date.isoformat(),
+        "next_due_date": due,
         "status": service.status,
         "payment_method": service.payment_method,
     }
     text = (
         f"Service {service.id}: {found.name} for client {client_id}, {service.billing_cycle} "
         f"{price} {currency.code}, {service.status}, next due "
-        f"{service.next_due_date.isoformat()} by {service.payment_method}."
+        f"{due} by {service.payment_method}."
     )
     click.echo(json.dumps(data, ensure_ascii=False) if as_json else text)
