@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 import idna
@@ -51,6 +52,7 @@ from store.models.enums import (
     PricingType,
     ServiceStatus,
 )
+from store.money import format_money
 from store.settings import load_settings
 
 NOTES_MAX = 10_000
@@ -69,6 +71,24 @@ class ClientBilling:
     decimals: int
     payment_method: str
     today: dt.date
+    prefix: str = ""
+    suffix: str = ""
+
+    def money(self, minor: int) -> str:
+        """``minor`` units as the screens show money in this client's currency."""
+        return format_money(
+            minor,
+            SimpleNamespace(
+                code=self.currency_code,
+                prefix=self.prefix,
+                suffix=self.suffix,
+                decimals=self.decimals,
+            ),
+        )
+
+    def text(self, minor: int) -> str:
+        """``minor`` units as a text box holds an amount ("9.99")."""
+        return format_price(minor, self.decimals)
 
 
 @dataclass(frozen=True)
@@ -156,7 +176,13 @@ def _date(value: Any) -> dt.date:
 def _client_billing(client_id: int) -> ClientBilling:
     row = (
         Client.select(
-            Client.id, Client.payment_method, Currency.id, Currency.code, Currency.decimals
+            Client.id,
+            Client.payment_method,
+            Currency.id,
+            Currency.code,
+            Currency.decimals,
+            Currency.prefix,
+            Currency.suffix,
         )
         .join(Currency)
         .where(Client.id == client_id)
@@ -166,7 +192,7 @@ def _client_billing(client_id: int) -> ClientBilling:
     if row is None:
         raise RuleError(f"no client {client_id}")
     today, _ = business_date(utcnow(), load_settings())
-    return ClientBilling(row[0], row[2], row[3], row[4], row[1], today)
+    return ClientBilling(row[0], row[2], row[3], row[4], row[1], today, row[5], row[6])
 
 
 def client_billing(client_id: int, actor: Actor) -> ClientBilling:
