@@ -328,11 +328,16 @@ def add_service(client_id: int, values: Mapping[str, Any], actor: Actor) -> Serv
         product = Product.get_or_none(Product.id == product_id)
         if product is None:
             errors["product_id"] = "no such product"
+    cycle = clean.get("billing_cycle", BillingCycle.MONTHLY)
+    amount = 0
+    if product is not None and not {"billing_cycle", "amount"} & set(errors):
+        try:  # with the other fields' errors: every refusal at once
+            amount = _amount_for(PricingType.PRODUCT, product.id, billing, cycle, clean)
+        except ValidationError as exc:
+            errors.update(exc.errors)
     if errors:
         raise ValidationError(errors)
     assert product is not None
-    cycle = clean.get("billing_cycle", BillingCycle.MONTHLY)
-    amount = _amount_for(PricingType.PRODUCT, product.id, billing, cycle, clean)
     due = clean.get("next_due_date", billing.today)
     with transaction():
         service = Service.create(
@@ -442,17 +447,20 @@ def add_addon(service_id: int, values: Mapping[str, Any], actor: Actor) -> Addon
         clean["name"] = catalogue.name
     elif "product_addon_id" not in errors:
         errors["name"] = "is required (or choose a product addon)"
+    cycle = clean.get("billing_cycle", service.billing_cycle)
+    amount = 0
+    if not {"billing_cycle", "amount", "product_addon_id"} & set(errors):
+        try:  # with the other fields' errors: every refusal at once
+            if catalogue is not None:
+                amount = _amount_for(PricingType.ADDON, catalogue.id, billing, cycle, clean)
+            elif cycle != BillingCycle.FREE:
+                if "amount" not in clean:
+                    raise ValidationError({"amount": "is required"})
+                amount = clean["amount"]
+        except ValidationError as exc:
+            errors.update(exc.errors)
     if errors:
         raise ValidationError(errors)
-    cycle = clean.get("billing_cycle", service.billing_cycle)
-    if catalogue is not None:
-        amount = _amount_for(PricingType.ADDON, catalogue.id, billing, cycle, clean)
-    elif cycle == BillingCycle.FREE:
-        amount = 0
-    elif "amount" in clean:
-        amount = clean["amount"]
-    else:
-        raise ValidationError({"amount": "is required"})
     due = clean.get("next_due_date", billing.today)
     with transaction():
         addon = Addon.create(
