@@ -51,7 +51,9 @@ from store.models import (
     Domain,
     Invoice,
     InvoiceItem,
+    Pricing,
     Product,
+    ProductAddon,
     SecurityQuestion,
     Service,
     Staff,
@@ -67,8 +69,11 @@ from store.models.enums import (
     DomainStatus,
     InvoiceStatus,
     ItemType,
+    PricingType,
+    ProductType,
     ServiceStatus,
 )
+from store.money import from_default_currency
 from store.queries import lookup
 from store.settings import Settings, load_settings, save_settings
 
@@ -300,6 +305,7 @@ ADDON_COLUMNS = (
     "id",
     "service_id",
     "client_id",
+    "product_addon_id",
     "name",
     "status",
     "billing_cycle",
@@ -401,8 +407,7 @@ def _reference_data() -> dict[str, Any]:
     CustomField.create(name="Reseller Password", type="password", admin_only=True, sort_order=3)
     for q in SECURITY_QUESTIONS:
         SecurityQuestion.create(question=q)
-    for name, _ in PRODUCTS:
-        Product.create(name=name)
+    _catalogue()
     return {
         "currency": lookup(Currency, Currency.code, Currency.id),
         "groups": [g.id for g in ClientGroup.select().order_by(ClientGroup.id)],
@@ -411,7 +416,52 @@ def _reference_data() -> dict[str, Any]:
         "fields": {f.name: f.id for f in CustomField.select()},
         "questions": [q.id for q in SecurityQuestion.select().order_by(SecurityQuestion.id)],
         "products": [p.id for p in Product.select().order_by(Product.id)],
+        "addons": {a.name: a.id for a in ProductAddon.select()},
     }
+
+
+#: Demo prices per billing cycle: the monthly price times the months, less a discount
+#: for paying ahead (basis points off).
+CYCLE_DISCOUNT_BP = {
+    BillingCycle.MONTHLY: 0,
+    BillingCycle.QUARTERLY: 0,
+    BillingCycle.SEMI_ANNUALLY: 300,
+    BillingCycle.ANNUALLY: 1000,
+    BillingCycle.BIENNIALLY: 1500,
+    BillingCycle.TRIENNIALLY: 2000,
+}
+
+
+def _catalogue() -> None:
+    """The demo products and product addons, priced in every demo currency and every
+    recurring cycle (converted from USD at the currency's rate), so the add dialogs and
+    ``gobiller service add`` price from the catalogue."""
+    currencies = list(Currency.select())
+    rows: list[dict[str, Any]] = []
+    entries: list[tuple[str, Any, str, int, dict[str, Any]]] = [
+        (PricingType.PRODUCT, Product, name, monthly, {"type": _product_type(name)})
+        for name, monthly in PRODUCTS
+    ] + [(PricingType.ADDON, ProductAddon, name, monthly, {}) for name, monthly in ADDONS]
+    for kind, model, name, monthly, extra in entries:
+        entry = model.create(name=name, **extra)
+        for currency in currencies:
+            for cycle, off_bp in CYCLE_DISCOUNT_BP.items():
+                usd = Decimal(monthly * CYCLE_MONTHS[cycle] * (10_000 - off_bp)) / 1_000_000
+                amount = from_default_currency(usd, currency.rate, currency.decimals)
+                rows.append(
+                    {
+                        "type": kind,
+                        "related_id": entry.id,
+                        "currency": currency.id,
+                        "billing_cycle": cycle,
+                        "amount": amount,
+                    }
+                )
+    Pricing.insert_many(rows).execute()
+
+
+def _product_type(name: str) -> str:
+    return ProductType.OTHER if name == "Dedicated Server" else ProductType.HOSTING
 
 
 def _due_near(day: dt.date, rng: random.Random) -> dt.date:
@@ -1021,6 +1071,7 @@ def _build_chunk(
                         counters["addon"],
                         sid,
                         cid,
+                        ref["addons"][name],
                         name,
                         astatus,
                         BillingCycle.MONTHLY,

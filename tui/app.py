@@ -191,6 +191,16 @@ class StaffApp(KeysInOrder, App[None]):
             return
         self.push_screen(ReferenceScreen(self.actor))
 
+    def action_catalogue(self) -> None:
+        from tui.screens.catalogue import CatalogueScreen
+
+        if self.actor is None:
+            return
+        if not allowed(self.actor, "settings"):
+            self.notify("Only admins change the products catalogue", severity="error")
+            return
+        self.push_screen(CatalogueScreen(self.actor))
+
     def action_automation(self) -> None:
         from tui.screens.automation import AutomationScreen
 
@@ -212,6 +222,11 @@ class StaffApp(KeysInOrder, App[None]):
                 "Setup",
                 "Currencies, client groups, tax rules, custom fields",
                 self.action_reference,
+            )
+            yield SystemCommand(
+                "Products",
+                "Products and product addons, priced per currency and cycle",
+                self.action_catalogue,
             )
             yield SystemCommand("Email log", "Every email sent or queued", self.action_email_log)
             yield SystemCommand(

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
-from peewee import JOIN, fn
+from peewee import JOIN, Value, fn
 
 from rules.billing.automation import RuleTally, RunContext, chunks, claim, in_window
 from rules.billing.tax import TaxTable, compute
@@ -33,6 +33,7 @@ from store.models import (
     Invoice,
     InvoiceItem,
     Product,
+    ProductAddon,
     Service,
     utcnow,
 )
@@ -53,38 +54,51 @@ class DueItem:
     amount: int
     due: dt.date
     payment_method: str
+    #: The product's or product addon's taxed flag (domains, and addons from no catalogue
+    #: addon, are taxed): tax applies only when it also applies to the client.
+    taxed: bool = True
 
 
 def _due_items(ctx: RunContext) -> list[DueItem]:
     """Everything due within the window and not yet invoiced for that due date (3 queries)."""
     horizon = ctx.business_date + dt.timedelta(days=ctx.settings.invoice_days_before_due)
     items: list[DueItem] = []
-    sources: list[tuple[str, Any, Any, Any]] = [
+    sources: list[tuple[str, Any, Any, Any, Any]] = [
         (
             "service",
             Service,
             Service.status.in_(ACTIVE_SERVICE_STATUSES) & Service.billing_cycle.not_in(NOT_BILLED),
             Product.name,
+            Product.taxed,
         ),
         (
             "addon",
             Addon,
             Addon.status.in_(ACTIVE_SERVICE_STATUSES) & Addon.billing_cycle.not_in(NOT_BILLED),
             Addon.name,
+            fn.COALESCE(ProductAddon.taxed, True),
         ),
-        ("domain", Domain, Domain.status.in_(ACTIVE_DOMAIN_STATUSES), Domain.name),
+        ("domain", Domain, Domain.status.in_(ACTIVE_DOMAIN_STATUSES), Domain.name, Value(True)),
     ]
-    for kind, model, active, label in sources:
+    for kind, model, active, label, taxed_flag in sources:
         billed = InvoiceItem.select(InvoiceItem.id).where(
             (InvoiceItem.related_type == kind)
             & (InvoiceItem.related_id == model.id)
             & (InvoiceItem.related_due_date == model.next_due_date)
         )
         query = model.select(
-            model.id, model.client, label, model.amount, model.next_due_date, model.payment_method
+            model.id,
+            model.client,
+            label,
+            model.amount,
+            model.next_due_date,
+            model.payment_method,
+            taxed_flag,
         )
         if model is Service:
             query = query.join(Product)
+        elif model is Addon:
+            query = query.join(ProductAddon, JOIN.LEFT_OUTER)
         query = query.where(
             active
             & in_window(model.next_due_date)  # never a year-0001 period (rules.dates)
@@ -93,13 +107,12 @@ def _due_items(ctx: RunContext) -> list[DueItem]:
         )
         if ctx.client_ids is not None:
             query = query.where(model.client.in_(list(ctx.client_ids)))
-        for id_, client_id, name, amount, due, method in query.tuples():
+        for id_, client_id, name, amount, due, method, taxed in query.tuples():
             due = due if isinstance(due, dt.date) else dt.date.fromisoformat(str(due))
             text = {"service": "Hosting", "addon": "Addon", "domain": "Domain renewal"}[kind]
+            description = f"{text}: {name} ({due:%d/%m/%Y})"
             items.append(
-                DueItem(
-                    kind, id_, client_id, f"{text}: {name} ({due:%d/%m/%Y})", amount, due, method
-                )
+                DueItem(kind, id_, client_id, description, amount, due, method, bool(taxed))
             )
     # Items already invoiced today (a payment earlier today may have moved their due date).
     done: Any = (
@@ -201,24 +214,24 @@ def _write_invoices(
         invoice_id = next(free_ids)
         taxable = not exempt and ctx.settings.tax_enabled
         rows = [
-            (m.amount, taxable, m.description, m.kind, m.id, m.due, ITEM_TYPES[m.kind])
+            (m.amount, taxable and m.taxed, m.description, m.kind, m.id, m.due, ITEM_TYPES[m.kind])
             for m in members
         ]
         if discount_bp:
             base = sum(m.amount for m in members)
             off = int(round_half_up(Decimal(base) * discount_bp / Decimal(10_000), 0))
-            if off:
-                rows.append(
-                    (
-                        -off,
-                        taxable,
-                        f"Client group discount: {group_name} ({Decimal(discount_bp) / 100}%)",
-                        None,
-                        None,
-                        None,
-                        "Item",
-                    )
-                )
+            # The discount is taxed as what it discounts: the part of it on untaxed
+            # items (an untaxed product) is an untaxed line of its own.
+            taxed_base = sum(m.amount for m in members if m.taxed)
+            off_taxed = (
+                off
+                if taxed_base == base
+                else int(round_half_up(Decimal(taxed_base) * discount_bp / Decimal(10_000), 0))
+            )
+            label = f"Client group discount: {group_name} ({Decimal(discount_bp) / 100}%)"
+            for part, taxed in ((off_taxed, taxable), (off - off_taxed, False)):
+                if part:
+                    rows.append((-part, taxed, label, None, None, None, "Item"))
         rates = taxes.rates_for(country, state, exempt=bool(exempt), settings=ctx.settings)
         totals = compute([(amount, taxed) for amount, taxed, *_ in rows], rates, ctx.settings)
         # Nothing to pay (a 0.00 service, a 100% discount): Paid at once and its items

@@ -22,6 +22,7 @@ from store.models import (
     Domain,
     Invoice,
     InvoiceItem,
+    Pricing,
     Service,
     Transaction,
 )
@@ -88,10 +89,11 @@ def rescale_client_amounts(client_id: int, old_decimals: int, new_decimals: int)
 
 
 def amounts_in_currency(currency_id: int) -> int:
-    """How many stored rows (services, addons, domains, invoices, items, transactions)
-    hold amounts in a currency, through their clients (a fixed number of queries)."""
+    """How many stored rows (services, addons, domains, invoices, items, transactions
+    through their clients, and the catalogue's prices in it) hold amounts in a currency
+    (a fixed number of queries)."""
     clients = Client.select(Client.id).where(Client.currency == currency_id)
-    return sum(
+    return Pricing.select().where(Pricing.currency == currency_id).count() + sum(
         model.select().where(_owner(model, clients)).count() for model, _ in _money_columns()
     )
 

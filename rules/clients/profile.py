@@ -44,7 +44,6 @@ from store.models import (
     CustomFieldValue,
     Domain,
     Invoice,
-    Product,
     Service,
     Transaction,
     utcnow,
@@ -630,25 +629,6 @@ def remove_contact(contact_id: int, actor: Actor) -> None:
 
 def contacts_of(client_id: int) -> list[Contact]:
     return list(Contact.select().where(Contact.client == client_id).order_by(Contact.id))
-
-
-def services_of(client_id: int, limit: int = 500) -> list[Any]:
-    return list(
-        Service.select(Service, Product.name.alias("product_name"))
-        .join(Product)
-        .where(Service.client == client_id)
-        .order_by(Service.id)
-        .limit(limit)
-        .objects()
-    )
-
-
-def addons_of(client_id: int, limit: int = 500) -> list[Addon]:
-    return list(Addon.select().where(Addon.client == client_id).order_by(Addon.id).limit(limit))
-
-
-def domains_of(client_id: int, limit: int = 500) -> list[Domain]:
-    return list(Domain.select().where(Domain.client == client_id).order_by(Domain.id).limit(limit))
 
 
 def invoices_of(client_id: int, limit: int = 500) -> list[Invoice]:

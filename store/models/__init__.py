@@ -8,9 +8,10 @@ from store.models.audit import ActionLedger, AuditLog, CronRun
 from store.models.auth import LoginThrottle, PasswordResetToken, Staff
 from store.models.base import BaseModel, MoneyField, utcnow
 from store.models.billing import Invoice, InvoiceItem, InvoiceSequence, Transaction
-from store.models.catalogue import Addon, Domain, Product, Service
+from store.models.catalogue import Addon, Domain, Pricing, Product, ProductAddon, Service
 from store.models.clients import Client, Contact, CustomFieldValue, StoredCard, TotpBackupCode
 from store.models.mail import Email, EmailTemplate
+from store.models.notes import ClientNote
 from store.models.settings import (
     ClientGroup,
     Currency,
@@ -33,9 +34,12 @@ ALL_MODELS: list[type[Model]] = [
     StoredCard,
     TotpBackupCode,
     Product,
+    ProductAddon,
+    Pricing,
     Service,
     Addon,
     Domain,
+    ClientNote,
     Invoice,
     InvoiceItem,
     Transaction,

@@ -21,6 +21,20 @@ class ServiceStatus(StrEnum):
     COMPLETED = "Completed"
 
 
+class ProductType(StrEnum):
+    """What a catalogue product is (WHMCS product types, reduced to what GoBiller bills)."""
+
+    HOSTING = "Hosting"
+    OTHER = "Other"
+
+
+class PricingType(StrEnum):
+    """What a price row prices (WHMCS ``tblpricing.type``)."""
+
+    PRODUCT = "product"
+    ADDON = "addon"
+
+
 class DomainStatus(StrEnum):
     PENDING = "Pending"
     PENDING_REGISTRATION = "Pending Registration"

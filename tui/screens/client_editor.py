@@ -67,23 +67,21 @@ from rules.clients.fields import (
     ProfileField,
     in_section,
 )
+from rules.clients.notes import sticky_notes_of
 from rules.clients.profile import (
     CUSTOM,
     SaveResult,
     StaleEdit,
     add_contact,
-    addons_of,
     audit_of,
     contacts_of,
     create_client,
     currency_usage,
-    domains_of,
     get_client,
     invoices_of,
     payment_method_cascade,
     profile_values,
     remove_contact,
-    services_of,
     update_client,
     update_contact,
 )
@@ -100,6 +98,10 @@ from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.conflict import ConflictDialog
 from tui.dialogs.contact import ContactDialog
 from tui.dialogs.two_factor import DisableTwoFactorDialog
+from tui.screens.client_tabs.domains import DomainsTab
+from tui.screens.client_tabs.notes import NotesTab
+from tui.screens.client_tabs.services import ServicesTab
+from tui.screens.client_tabs.working_tab import WorkingTab
 from tui.widgets.email_table import EmailTable
 from tui.widgets.error_line import ErrorLine
 from tui.widgets.text_input import TextInput
@@ -111,7 +113,7 @@ PREFERENCES = tuple((f.name, f.label, f.key or "") for f in PROFILE_FIELDS if f.
 
 
 #: Every part of the editor a read can fill; a save or a contact change re-reads a few.
-TAB_PARTS = ("summary", "contacts", "services", "domains", "invoices", "emails", "log")
+TAB_PARTS = ("summary", "contacts", "invoices", "emails", "log")
 EVERYTHING = frozenset({"form", "profile", "account", *TAB_PARTS})
 TWO_FACTOR = "Two-Factor Authentication"
 #: What an account action (reset, invitation, 2FA off) changes, read back after it.
@@ -119,8 +121,6 @@ ACCOUNT_PARTS = frozenset({"account", "summary", "emails", "log"})
 SELECTS = ("payment_method", "billing_contact_id", "currency_id", "group_id", "status")
 TABLE_COLUMNS = {
     "contacts": ("ID", "Name", "Email", "Phone"),
-    "services": ("ID", "Product", "Domain", "Status", "Cycle", "Amount", "Next due", "Method"),
-    "domains": ("ID", "Domain", "Status", "Amount", "Next due", "Method"),
     "invoices": ("Number", "Date", "Due", "Paid", "Status", "Total", "Method"),
     "log": ("When", "Who", "Source", "Action", "Field", "Old → New"),
 }
@@ -232,6 +232,10 @@ def read_client(actor: Actor, client_id: int | None, parts: Iterable[str]) -> Cl
             ),
             "",
             f"Admin notes:\n{client.admin_notes}" if client.admin_notes else "",
+            *(
+                f"Sticky note ({n.author}, {n.created_at:%Y-%m-%d}): {n.note}"
+                for n in sticky_notes_of(client_id, actor)
+            ),
         ]
         snap.summary = "\n".join(s for s in lines if s != "")
     if contacts is not None and "contacts" in parts:
@@ -239,43 +243,12 @@ def read_client(actor: Actor, client_id: int | None, parts: Iterable[str]) -> Cl
             (c.id, f"{c.first_name} {c.last_name}", c.email, format_phone(c.phone))
             for c in contacts
         ]
-    if parts & {"services", "domains", "invoices"}:
+    if "invoices" in parts:
         currency = Currency.get_by_id(client.currency_id)
 
         def money(minor: int) -> str:
             return format_money(minor, currency)
 
-        if "services" in parts:
-            snap.tables["services"] = [
-                (
-                    s.id,
-                    getattr(s, "product_name", ""),
-                    s.domain,
-                    s.status,
-                    s.billing_cycle,
-                    money(s.amount),
-                    iso(s.next_due_date),
-                    s.payment_method,
-                )
-                for s in services_of(client_id)
-            ] + [
-                (
-                    f"+{a.id}",
-                    a.name,
-                    "",
-                    a.status,
-                    a.billing_cycle,
-                    money(a.amount),
-                    iso(a.next_due_date),
-                    a.payment_method,
-                )
-                for a in addons_of(client_id)
-            ]
-        if "domains" in parts:
-            snap.tables["domains"] = [
-                (d.id, d.name, d.status, money(d.amount), iso(d.next_due_date), d.payment_method)
-                for d in domains_of(client_id)
-            ]
         if "invoices" in parts:
             snap.tables["invoices"] = [
                 (
@@ -420,9 +393,11 @@ class ClientEditor(Screen[None]):
                 yield Static("a add · e edit · d remove", classes="hint")
                 yield ContactsTable(id="contacts-table", cursor_type="row")
             with TabPane("Products/Services", id="services"):
-                yield DataTable(id="services-table", cursor_type="row")
+                yield ServicesTab(self.actor, self.client_id, id="services-tab")
             with TabPane("Domains", id="domains"):
-                yield DataTable(id="domains-table", cursor_type="row")
+                yield DomainsTab(self.actor, self.client_id, id="domains-tab")
+            with TabPane("Notes", id="notes"):
+                yield NotesTab(self.actor, self.client_id, id="notes-tab")
             with TabPane("Invoices", id="invoices"):
                 yield DataTable(id="invoices-table", cursor_type="row")
             with TabPane("Emails", id="emails"):
@@ -952,7 +927,7 @@ class ClientEditor(Screen[None]):
         result = update_client(client_id, version, changes, self.actor)
         parts = {"profile", "summary", "log"}
         if result.cascaded:
-            parts |= {"services", "domains", "invoices"}
+            parts |= {"invoices"}
         try:
             return result, read_client(self.actor, client_id, parts)
         except Exception:  # saved; the screen says the read back failed
@@ -984,10 +959,22 @@ class ClientEditor(Screen[None]):
             self.show_failure("Saved; the stored values could not be read back: reopen the client")
         else:
             await self._apply(message.snapshot, message.sent)
+        if result.cascaded or "currency_id" in result.changed:
+            self.reload_working_tabs()  # their methods or the currency they show changed
         extra = (
             f"; {result.cascaded} records follow the new payment method" if result.cascaded else ""
         )
         self.notify(f"Saved {len(result.changed)} change(s){extra}")
+
+    def reload_working_tabs(self) -> None:
+        """Each working tab reads its rows again (for this client: a new one has an id now)."""
+        for tab in self.query(WorkingTab):
+            tab.client_id = self.client_id
+            tab.reload()
+
+    def on_working_tab_changed(self, message: WorkingTab.Changed) -> None:
+        """A tab saved something: the summary and the activity log follow."""
+        self.read(message.parts)
 
     async def _conflict(
         self, changes: dict[str, Any], sent: dict[str, Any], stale: StaleEdit
@@ -1035,6 +1022,7 @@ class ClientEditor(Screen[None]):
             return
         self.clear_errors()
         self.client_id = client.id
+        self.reload_working_tabs()
         self.read(EVERYTHING - {"form"}, base=sent)
         self.notify(f"Client #{client.id} created")
 
