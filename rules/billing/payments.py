@@ -336,8 +336,8 @@ def refund(
 ) -> InvoiceState:
     """Refund money received on an invoice (WHMCS "Refund"): a negative transaction
     (``amount_out``) of ``amount`` (Decimal, at most the money received, net of earlier
-    refunds) through the gateway of its latest payment. A full refund makes the invoice
-    Refunded. The next due dates its payment moved do NOT move back (WHMCS does not
+    refunds) through the gateway of its latest payment. A full refund of a Paid invoice
+    makes it Refunded (an Unpaid one stays Unpaid: it is still owed). The next due dates its payment moved do NOT move back (WHMCS does not
     either): the audit row says so, and so do the screens. Raises ``ValidationError``,
     ``InvoiceRefused`` (nothing received to refund, or more than received),
     ``InvoiceChanged``, ``PermissionDenied``."""
@@ -374,7 +374,7 @@ def refund(
             description=f"Refund ({invoice.number})",
             date=dt.datetime.combine(day, dt.time()),
         )
-        full = minor == loaded.received
+        full = minor == loaded.received and invoice.status == InvoiceStatus.PAID
         changes: dict[str, Any] = {"status": InvoiceStatus.REFUNDED} if full else {}
         bump_version(loaded, **changes)
         record(
