@@ -337,8 +337,9 @@ def refund(
     """Refund money received on an invoice (WHMCS "Refund"): a negative transaction
     (``amount_out``) of ``amount`` (Decimal, at most the money received, net of earlier
     refunds) through the gateway of its latest payment. A full refund of a Paid invoice
-    makes it Refunded (an Unpaid one stays Unpaid: it is still owed). The next due dates its payment moved do NOT move back (WHMCS does not
-    either): the audit row says so, and so do the screens. Raises ``ValidationError``,
+    makes it Refunded (an Unpaid one stays Unpaid: it is still owed). The next due
+    dates its payment moved do NOT move back (WHMCS does not either): the audit row
+    says so, and so do the screens. Raises ``ValidationError``,
     ``InvoiceRefused`` (nothing received to refund, or more than received),
     ``InvoiceChanged``, ``PermissionDenied``."""
     require(actor, MONEY_RIGHT)
