@@ -100,6 +100,8 @@ class TransactionLine:
     amount_in: str
     amount_out: str
     description: str
+    #: Money going back to the client (``amount_out``), not received.
+    refund: bool
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,7 @@ class InvoiceDetail:
                     "amount_in": t.amount_in,
                     "amount_out": t.amount_out,
                     "description": t.description,
+                    "refund": t.refund,
                 }
                 for t in self.transactions
             ],
@@ -253,6 +256,7 @@ def invoice_detail(invoice_id: int, actor: Actor) -> InvoiceDetail:
             money(t.amount_in),
             money(t.amount_out),
             t.description,
+            t.amount_out > 0 and not t.amount_in,
         )
         for t in Transaction.select()
         .where(Transaction.invoice == invoice_id)
