@@ -26,13 +26,13 @@ from peewee import fn
 
 from rules.audit import Actor, record
 from rules.billing.invoicing import PAYABLE_STATUSES, mark_paid
-from rules.dates import DateOutOfWindow, check_date
+from rules.dates import DateOutOfWindow, check_date, parse_date
 from rules.errors import RuleError, ValidationError, transaction
 from rules.permissions import require
 from store.db import is_postgres
 from store.models import Client, Credit, Currency, Invoice, Transaction
 from store.models.enums import GATEWAYS, InvoiceStatus
-from store.money import format_money
+from store.money import MoneyError, format_money, parse_amount
 from store.queries import amount_paid, balance_due
 from store.settings import load_settings
 
@@ -582,3 +582,23 @@ def client_credit(client_id: int) -> int:
     return int(
         Client.select(fn.COALESCE(Client.credit, 0)).where(Client.id == client_id).scalar() or 0
     )
+
+
+def amount_from_text(text: str, field: str = "amount", *, allow_negative: bool = False) -> Decimal:
+    """An amount typed on a form ("9.99", "1,234.50") as a Decimal; ``ValidationError`` on
+    ``field`` for anything else (a float's exponent, letters). The currency's decimals
+    are checked by the rule that takes it."""
+    cleaned = str(text).strip().replace(",", "")
+    try:
+        return parse_amount(cleaned, 8, allow_negative=allow_negative)
+    except MoneyError as exc:
+        raise ValidationError({field: str(exc) if cleaned else "is required"}) from exc
+
+
+def date_from_text(text: str, field: str = "date") -> dt.date:
+    """A date typed on a form (YYYY-MM-DD, inside the window); ``ValidationError`` on
+    ``field`` otherwise."""
+    try:
+        return parse_date(str(text))
+    except ValueError as exc:
+        raise ValidationError({field: str(exc)}) from exc

@@ -651,15 +651,6 @@ def domains_of(client_id: int, limit: int = 500) -> list[Domain]:
     return list(Domain.select().where(Domain.client == client_id).order_by(Domain.id).limit(limit))
 
 
-def invoices_of(client_id: int, limit: int = 500) -> list[Invoice]:
-    return list(
-        Invoice.select()
-        .where(Invoice.client == client_id)
-        .order_by(Invoice.date.desc(), Invoice.id.desc())
-        .limit(limit)
-    )
-
-
 def audit_of(client_id: int, limit: int = 500) -> list[AuditLog]:
     return list(
         AuditLog.select()

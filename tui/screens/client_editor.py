@@ -79,7 +79,6 @@ from rules.clients.profile import (
     currency_usage,
     domains_of,
     get_client,
-    invoices_of,
     payment_method_cascade,
     profile_values,
     remove_contact,
@@ -100,6 +99,7 @@ from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.conflict import ConflictDialog
 from tui.dialogs.contact import ContactDialog
 from tui.dialogs.two_factor import DisableTwoFactorDialog
+from tui.screens.client_tabs.invoices import InvoicesTab
 from tui.widgets.email_table import EmailTable
 from tui.widgets.error_line import ErrorLine
 from tui.widgets.text_input import TextInput
@@ -111,7 +111,7 @@ PREFERENCES = tuple((f.name, f.label, f.key or "") for f in PROFILE_FIELDS if f.
 
 
 #: Every part of the editor a read can fill; a save or a contact change re-reads a few.
-TAB_PARTS = ("summary", "contacts", "services", "domains", "invoices", "emails", "log")
+TAB_PARTS = ("summary", "contacts", "services", "domains", "emails", "log")
 EVERYTHING = frozenset({"form", "profile", "account", *TAB_PARTS})
 TWO_FACTOR = "Two-Factor Authentication"
 #: What an account action (reset, invitation, 2FA off) changes, read back after it.
@@ -121,7 +121,6 @@ TABLE_COLUMNS = {
     "contacts": ("ID", "Name", "Email", "Phone"),
     "services": ("ID", "Product", "Domain", "Status", "Cycle", "Amount", "Next due", "Method"),
     "domains": ("ID", "Domain", "Status", "Amount", "Next due", "Method"),
-    "invoices": ("Number", "Date", "Due", "Paid", "Status", "Total", "Method"),
     "log": ("When", "Who", "Source", "Action", "Field", "Old → New"),
 }
 
@@ -239,7 +238,7 @@ def read_client(actor: Actor, client_id: int | None, parts: Iterable[str]) -> Cl
             (c.id, f"{c.first_name} {c.last_name}", c.email, format_phone(c.phone))
             for c in contacts
         ]
-    if parts & {"services", "domains", "invoices"}:
+    if parts & {"services", "domains"}:
         currency = Currency.get_by_id(client.currency_id)
 
         def money(minor: int) -> str:
@@ -275,19 +274,6 @@ def read_client(actor: Actor, client_id: int | None, parts: Iterable[str]) -> Cl
             snap.tables["domains"] = [
                 (d.id, d.name, d.status, money(d.amount), iso(d.next_due_date), d.payment_method)
                 for d in domains_of(client_id)
-            ]
-        if "invoices" in parts:
-            snap.tables["invoices"] = [
-                (
-                    i.number,
-                    iso(i.date),
-                    iso(i.due_date),
-                    iso(i.date_paid),
-                    i.status,
-                    money(i.total),
-                    i.payment_method,
-                )
-                for i in invoices_of(client_id)
             ]
     if "emails" in parts:
         snap.emails = email_log(client_id=client_id, limit=500)
@@ -424,7 +410,7 @@ class ClientEditor(Screen[None]):
             with TabPane("Domains", id="domains"):
                 yield DataTable(id="domains-table", cursor_type="row")
             with TabPane("Invoices", id="invoices"):
-                yield DataTable(id="invoices-table", cursor_type="row")
+                yield InvoicesTab(self.actor, self.client_id, id="invoices-tab")
             with TabPane("Emails", id="emails"):
                 yield EmailTable(id="emails-table")
             with TabPane("Log", id="log"):
@@ -952,7 +938,7 @@ class ClientEditor(Screen[None]):
         result = update_client(client_id, version, changes, self.actor)
         parts = {"profile", "summary", "log"}
         if result.cascaded:
-            parts |= {"services", "domains", "invoices"}
+            parts |= {"services", "domains"}
         try:
             return result, read_client(self.actor, client_id, parts)
         except Exception:  # saved; the screen says the read back failed
@@ -984,6 +970,8 @@ class ClientEditor(Screen[None]):
             self.show_failure("Saved; the stored values could not be read back: reopen the client")
         else:
             await self._apply(message.snapshot, message.sent)
+        if result.cascaded:  # unpaid invoices follow the new payment method
+            self.query_one(InvoicesTab).reload()
         extra = (
             f"; {result.cascaded} records follow the new payment method" if result.cascaded else ""
         )

@@ -1,0 +1,1 @@
+"""The client editor's working tabs, one module each."""
