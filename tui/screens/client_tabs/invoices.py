@@ -13,6 +13,8 @@ with the current balance. ``o`` is left free on both (the PDF viewer).
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -56,11 +58,16 @@ def _cells(row: InvoiceRow) -> tuple[Text, ...]:
     )
 
 
-def _load_tab(actor: Actor, client_id: int) -> tuple[list[InvoiceRow], ClientBilling]:
+def _load_tab(actor: Actor, client_id: int) -> tuple[list[InvoiceRow], ClientBilling, dt.date]:
     return (
         invoice_rules.list_invoices(actor, client_id=client_id),
         invoice_rules.client_billing(client_id, actor),
+        payments.business_today(),
     )
+
+
+def _load_invoice(actor: Actor, invoice_id: int) -> tuple[InvoiceDetail, dt.date]:
+    return invoice_rules.invoice_detail(invoice_id, actor), payments.business_today()
 
 
 class InvoicesTab(Vertical):
@@ -85,6 +92,7 @@ class InvoicesTab(Vertical):
         self.client_id = client_id
         self.rows: list[InvoiceRow] = []
         self.billing: ClientBilling | None = None
+        self.today: dt.date | None = None
         self.can_bill = allowed(actor, "client.edit_billing")
 
     def compose(self) -> ComposeResult:
@@ -112,7 +120,7 @@ class InvoicesTab(Vertical):
             self.query_one("#invoices-credit", Static).update("Save the new client first.")
             return
         try:
-            rows, billing = await off_loop(_load_tab, self.actor, self.client_id)
+            rows, billing, self.today = await off_loop(_load_tab, self.actor, self.client_id)
         except Exception as exc:  # shown beside the table; the editor stays
             self.show_failure(failure_text(exc))
             return
@@ -135,10 +143,11 @@ class InvoicesTab(Vertical):
         if event.row_key.value is not None:
             self.open_invoice(int(event.row_key.value))
 
-    @work(group="invoices-open")
-    async def open_invoice(self, invoice_id: int) -> None:
-        await self.app.push_screen_wait(InvoiceScreen(self.actor, invoice_id))
-        self.reload()
+    def open_invoice(self, invoice_id: int) -> None:
+        def closed(_changed: bool | None) -> None:
+            self.reload()
+
+        self.app.push_screen(InvoiceScreen(self.actor, invoice_id), closed)
 
     def _refuse_without_right(self) -> bool:
         if self.client_id is None:
@@ -149,13 +158,11 @@ class InvoicesTab(Vertical):
             return True
         return False
 
-    @work(group="invoices-dialog")
-    async def action_new_invoice(self) -> None:
-        if self._refuse_without_right():
+    def action_new_invoice(self) -> None:
+        if self._refuse_without_right() or self.today is None:
             return
-        client_id, actor = self.client_id, self.actor
+        client_id, actor, today = self.client_id, self.actor, self.today
         assert client_id is not None
-        today = await off_loop(payments.business_today)
 
         def save(values: dict[str, Any]) -> Any:
             errors: dict[str, str] = {}
@@ -193,20 +200,18 @@ class InvoicesTab(Vertical):
             FormField("date", "Invoice date", today.isoformat()),
             FormField("due_date", "Due date", today.isoformat()),
         ]
-        state = await self.app.push_screen_wait(
-            MoneyFormDialog(
-                "New invoice",
-                fields,
-                save,
-                note="One item now; add more on the invoice (a).",
-            )
-        )
-        if state:
-            self.app.notify(f"Invoice {state.number} created ({state.balance_text})")
-            self.reload()
 
-    @work(group="invoices-dialog")
-    async def action_add_credit(self) -> None:
+        def done(state: Any) -> None:
+            if state:
+                self.app.notify(f"Invoice {state.number} created ({state.balance_text})")
+                self.reload()
+
+        dialog = MoneyFormDialog(
+            "New invoice", fields, save, note="One item now; add more on the invoice (a)."
+        )
+        self.app.push_screen(dialog, done)
+
+    def action_add_credit(self) -> None:
         if self._refuse_without_right():
             return
         client_id, actor = self.client_id, self.actor
@@ -216,16 +221,13 @@ class InvoicesTab(Vertical):
             amount = payments.amount_from_text(values["amount"])
             return payments.add_credit(client_id, amount, values["description"], actor)
 
-        done = await self.app.push_screen_wait(
-            MoneyFormDialog(
-                "Add credit",
-                [FormField("amount", "Amount"), FormField("description", "Description")],
-                save,
-            )
-        )
-        if done is not None:
-            self.app.notify("Credit added")
-            self.reload()
+        def done(result: Any) -> None:
+            if result is not None:
+                self.app.notify("Credit added")
+                self.reload()
+
+        fields = [FormField("amount", "Amount"), FormField("description", "Description")]
+        self.app.push_screen(MoneyFormDialog("Add credit", fields, save), done)
 
 
 def _signed_amount(text: str, field: str) -> Decimal:
@@ -258,6 +260,7 @@ class InvoiceScreen(Screen[bool]):
         self.actor = actor
         self.invoice_id = invoice_id
         self.detail: InvoiceDetail | None = None
+        self.today: dt.date | None = None
         self.changed = False
 
     def compose(self) -> ComposeResult:
@@ -283,7 +286,7 @@ class InvoiceScreen(Screen[bool]):
     @work(group="invoice-read", exclusive=True)
     async def reload(self) -> None:
         try:
-            detail = await off_loop(invoice_rules.invoice_detail, self.invoice_id, self.actor)
+            detail, self.today = await off_loop(_load_invoice, self.actor, self.invoice_id)
         except Exception as exc:
             self.show_failure(failure_text(exc))
             return
@@ -335,20 +338,30 @@ class InvoiceScreen(Screen[bool]):
             return None
         return self.detail
 
-    async def _form(self, title: str, fields: list[FormField], save: Any, note: str = "") -> Any:
-        result = await self.app.push_screen_wait(MoneyFormDialog(title, fields, save, note))
-        if result is not None:
-            self.changed = True
-            self.reload()
-        return result
+    def _form(
+        self,
+        title: str,
+        fields: list[FormField],
+        save: Any,
+        note: str = "",
+        then: Callable[[Any], None] | None = None,
+    ) -> None:
+        """Open the form; once saved, read the invoice again and call ``then(result)``."""
 
-    @work(group="invoice-action")
-    async def action_pay(self) -> None:
+        def done(result: Any) -> None:
+            if result is not None:
+                self.changed = True
+                self.reload()
+                if then is not None:
+                    then(result)
+
+        self.app.push_screen(MoneyFormDialog(title, fields, save, note), done)
+
+    def action_pay(self) -> None:
         detail = self._ready()
-        if detail is None:
+        if detail is None or self.today is None:
             return
-        actor, invoice_id, version = self.actor, self.invoice_id, detail.version
-        today = await off_loop(payments.business_today)
+        actor, invoice_id, version, today = self.actor, self.invoice_id, detail.version, self.today
         balance = Decimal(detail.balance_minor).scaleb(-detail.currency_decimals)
 
         def save(values: dict[str, Any]) -> Any:
@@ -377,7 +390,7 @@ class InvoiceScreen(Screen[bool]):
         gateway = (
             detail.row.payment_method if detail.row.payment_method in GATEWAYS else "banktransfer"
         )
-        result = await self._form(
+        self._form(
             f"Record payment: invoice {detail.row.number}",
             [
                 FormField("gateway", "Gateway", gateway, "choice", GATEWAYS),
@@ -387,7 +400,10 @@ class InvoiceScreen(Screen[bool]):
             ],
             save,
             note=f"Balance {detail.row.balance}",
+            then=self._paid,
         )
+
+    def _paid(self, result: Any) -> None:
         if isinstance(result, payments.PaymentResult):
             if result.already_recorded:
                 self.app.notify(
@@ -401,8 +417,7 @@ class InvoiceScreen(Screen[bool]):
             else:
                 self.app.notify(f"Payment recorded; balance {result.state.balance_text}")
 
-    @work(group="invoice-action")
-    async def action_refund(self) -> None:
+    def action_refund(self) -> None:
         detail = self._ready()
         if detail is None:
             return
@@ -412,17 +427,18 @@ class InvoiceScreen(Screen[bool]):
             amount = payments.amount_from_text(values["amount"])
             return payments.refund(invoice_id, amount, actor, values["transaction_id"], version)
 
-        result = await self._form(
+        def then(result: Any) -> None:
+            self.app.notify(f"Refunded; invoice {result.status}. {NOT_MOVED_BACK}")
+
+        self._form(
             f"Refund: invoice {detail.row.number}",
             [FormField("amount", "Amount"), FormField("transaction_id", "Transaction ID")],
             save,
             note=NOT_MOVED_BACK,
+            then=then,
         )
-        if result is not None:
-            self.app.notify(f"Refunded; invoice {result.status}. {NOT_MOVED_BACK}")
 
-    @work(group="invoice-action")
-    async def action_add_item(self) -> None:
+    def action_add_item(self) -> None:
         detail = self._ready()
         if detail is None:
             return
@@ -434,7 +450,7 @@ class InvoiceScreen(Screen[bool]):
                 invoice_id, values["description"], amount, bool(values["taxed"]), actor, version
             )
 
-        await self._form(
+        self._form(
             f"Add item: invoice {detail.row.number}",
             [
                 FormField("description", "Description"),
@@ -444,20 +460,31 @@ class InvoiceScreen(Screen[bool]):
             save,
         )
 
-    @work(group="invoice-action")
-    async def action_remove_item(self) -> None:
+    def action_remove_item(self) -> None:
         detail = self._ready()
         if detail is None or not detail.items:
             return
         table = self.query_one("#invoice-items", DataTable)
         item = detail.items[min(table.cursor_row, len(detail.items) - 1)]
-        asked = ConfirmDialog("Remove item", f"Remove {item.description} ({item.amount})?")
-        if not await self.app.push_screen_wait(asked):
-            return
-        await self._act(
-            invoice_rules.remove_item, self.invoice_id, item.id, self.actor, detail.version
+        self._confirm(
+            ConfirmDialog("Remove item", f"Remove {item.description} ({item.amount})?"),
+            invoice_rules.remove_item,
+            self.invoice_id,
+            item.id,
+            self.actor,
+            detail.version,
         )
 
+    def _confirm(self, dialog: ConfirmDialog, rule: Any, *args: Any) -> None:
+        """Ask; on yes, run ``rule(*args)`` in a worker."""
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._act(rule, *args)
+
+        self.app.push_screen(dialog, answered)
+
+    @work(group="invoice-action")
     async def _act(self, rule: Any, *args: Any) -> Any:
         try:
             state = await off_loop(rule, *args)
@@ -468,28 +495,23 @@ class InvoiceScreen(Screen[bool]):
         self.reload()
         return state
 
-    @work(group="invoice-action")
-    async def action_cancel_invoice(self) -> None:
+    def action_cancel_invoice(self) -> None:
         detail = self._ready()
         if detail is None:
             return
         asked = ConfirmDialog("Cancel invoice", f"Mark invoice {detail.row.number} Cancelled?")
-        if await self.app.push_screen_wait(asked):
-            await self._act(payments.cancel, self.invoice_id, self.actor, detail.version)
+        self._confirm(asked, payments.cancel, self.invoice_id, self.actor, detail.version)
 
-    @work(group="invoice-action")
-    async def action_mark_unpaid(self) -> None:
+    def action_mark_unpaid(self) -> None:
         detail = self._ready()
         if detail is None:
             return
         asked = ConfirmDialog(
             "Mark unpaid", f"Mark invoice {detail.row.number} Unpaid? {NOT_MOVED_BACK}"
         )
-        if await self.app.push_screen_wait(asked):
-            await self._act(payments.mark_unpaid, self.invoice_id, self.actor, detail.version)
+        self._confirm(asked, payments.mark_unpaid, self.invoice_id, self.actor, detail.version)
 
-    @work(group="invoice-action")
-    async def action_apply_credit(self) -> None:
+    def action_apply_credit(self) -> None:
         detail = self._ready()
         if detail is None:
             return
@@ -501,7 +523,7 @@ class InvoiceScreen(Screen[bool]):
             amount = payments.amount_from_text(values["amount"])
             return payments.apply_credit(invoice_id, amount, actor, version)
 
-        await self._form(
+        self._form(
             f"Apply credit: invoice {detail.row.number}",
             [FormField("amount", "Amount", f"{default:f}")],
             save,
