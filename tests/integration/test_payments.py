@@ -416,3 +416,23 @@ def test_credit_keeps_its_value_when_the_currency_changes_decimals(db: str) -> N
     assert Client.get_by_id(bill.client_id).credit == 25_000
     assert Invoice.get_by_id(bill.id).credit == 15_000
     assert sorted(c.amount for c in Credit.select()) == [-15_000, 40_000]
+
+
+def test_mark_paid_costs_the_same_queries_for_one_invoice_or_many(db: str) -> None:
+    """Set-based (ARCHITECTURE.md): marking five invoices paid costs what one costs."""
+    from playhouse.test_utils import count_queries
+
+    from rules.billing.invoicing import mark_paid
+    from store.db import writer
+
+    counts = []
+    for size in (1, 5):
+        bills = [_cron_invoice()[0] for _ in range(size)]
+        for bill in bills:
+            Transaction.create(
+                client=bill.client_id, invoice=bill.id, gateway="mailin", amount_in=bill.total
+            )
+        with writer(), count_queries() as counter:
+            assert len(mark_paid([b.id for b in bills], PAID_ON)) == size
+        counts.append(counter.count)
+    assert counts[0] == counts[1]
