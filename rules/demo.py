@@ -28,7 +28,7 @@ from rules.accounts.passwords import generate_password, hash_password
 from rules.accounts.staff import add_staff
 from rules.audit import SYSTEM_CLI
 from rules.billing.automation import RunContext, business_date
-from rules.billing.capture import CARD_EXPIRED, EPOCH
+from rules.billing.capture import CARD_EXPIRED, EPOCH, TRANSACTION_COLUMNS
 from rules.billing.invoicing import CYCLE_MONTHS, INVOICE_COLUMNS, ITEM_COLUMNS, ITEM_TYPES
 from rules.billing.late_fees import fee_for
 from rules.billing.notices import stage_dates
@@ -59,6 +59,7 @@ from store.models import (
     Staff,
     StoredCard,
     TaxRule,
+    Transaction,
     utcnow,
 )
 from store.models.enums import (
@@ -538,6 +539,8 @@ class _Billing:
         self.invoices: list[tuple[Any, ...]] = []
         self.items: list[tuple[Any, ...]] = []
         self.ledger: list[tuple[Any, ...]] = []
+        #: The money received on paid invoices (their balance is zero, as the rules read it).
+        self.transactions: list[tuple[Any, ...]] = []
         self.asked: set[int] = set()  # cards whose client was asked for a new one
         self.stamp = dt.datetime.combine(today, dt.time(9, 0)).isoformat(" ")
 
@@ -629,6 +632,20 @@ class _Billing:
             status, date_paid = InvoiceStatus.PAID, due
             if not payer.card:
                 date_paid = max(issued, due - dt.timedelta(days=self.rng.randrange(0, 10)))
+            self.transactions.append(
+                (
+                    payer.id,
+                    iid,
+                    payer.method,
+                    f"demo-{iid}",
+                    None,
+                    totals.total,
+                    0,
+                    0,
+                    f"Invoice Payment ({iid})",
+                    f"{date_paid.isoformat()} 09:00:00",
+                )
+            )
         else:
             status, date_paid = InvoiceStatus.UNPAID, None
             for stage, day in stage_dates(due, self.ctx, issued).items():
@@ -751,8 +768,9 @@ class _Billing:
             (Invoice, INVOICE_COLUMNS, self.invoices),
             (InvoiceItem, ITEM_COLUMNS, self.items),
             (ActionLedger, LEDGER_COLUMNS, self.ledger),
+            (Transaction, TRANSACTION_COLUMNS, self.transactions),
         ]
-        self.invoices, self.items, self.ledger = [], [], []
+        self.invoices, self.items, self.ledger, self.transactions = [], [], [], []
         return rows
 
 

@@ -31,9 +31,37 @@ def amount_paid(invoice_id: Any) -> Any:
 
 
 def balance_due() -> Any:
-    """SQL: an invoice's balance (total less money received), in minor units. Reminders,
-    notices, late fees and captures act only while it is above zero (PRODUCT.md §3)."""
-    return Invoice.total - amount_paid(Invoice.id)
+    """SQL: an invoice's balance, in minor units: its total less the credit applied to it
+    and the money received (payments in less refunds out). The one definition of what a
+    client still owes on an invoice: what capture charges, what a payment may pay at
+    most, what screens and emails call the balance; reminders, notices, late fees and
+    captures act only while it is above zero (PRODUCT.md §3)."""
+    return Invoice.total - Invoice.credit - amount_paid(Invoice.id)
+
+
+def balance_due_sql(invoice: str) -> str:
+    """:func:`balance_due` as plain SQL over the invoice table aliased ``invoice`` (for
+    statements written by hand, such as ``rules.mail.sql``'s ``INSERT … SELECT``); a test
+    checks the two agree."""
+    return (
+        f'({invoice}."total" - {invoice}."credit" - (SELECT CAST(COALESCE(SUM(t."amount_in" - '
+        f't."amount_out"), 0) AS BIGINT) FROM "transaction" t WHERE t."invoice_id" = '
+        f'{invoice}."id"))'
+    )
+
+
+def balances(invoice_ids: list[int]) -> dict[int, int]:
+    """``{invoice id: balance}`` (:func:`balance_due`, minor units) of invoices, one query
+    per 10,000 ids."""
+    found: dict[int, int] = {}
+    for start in range(0, len(invoice_ids), 10_000):
+        rows: Any = (
+            Invoice.select(Invoice.id, balance_due())
+            .where(Invoice.id.in_(invoice_ids[start : start + 10_000]))
+            .tuples()
+        )
+        found.update((invoice_id, int(balance)) for invoice_id, balance in rows)
+    return found
 
 
 def overdue_from() -> Any:

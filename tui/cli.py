@@ -20,6 +20,7 @@ import click
 
 from store.config import ConfigError, hide_password, load_config
 from tui.cli_accounts import client_group
+from tui.cli_invoices import invoice_group
 from tui.cli_portal import portal
 from tui.cli_services import service_group
 from tui.exits import Exit, failure, show_traceback
@@ -1063,6 +1064,7 @@ def _refuse(as_json: bool, message: str, code: int) -> NoReturn:
 
 
 main.add_command(client_group)
+main.add_command(invoice_group)
 main.add_command(portal)
 main.add_command(service_group)
 

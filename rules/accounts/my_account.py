@@ -59,7 +59,7 @@ def my_account(session: ClientSession) -> MyAccount:
     """The summary of ``session``'s client for the portal's home screen.
 
     Unpaid invoices are those in status Unpaid with a balance above zero (total less
-    money received, ``store.queries.balance_due``), oldest due first, at most
+    credit applied and money received, ``store.queries.balance_due``), oldest due first, at most
     ``UNPAID_SHOWN``. Raises ``LoginFailed`` when the client is gone or was Closed since
     the login (PRODUCT.md §1: "Closed: cannot log in to the client area")."""
     row = (

@@ -19,7 +19,7 @@ from typing import Any
 
 from rules.billing.automation import RuleTally, RunContext, chunks, claim, in_window
 from rules.billing.gateways import MERCHANT_GATEWAYS, Gateway
-from rules.billing.invoicing import advance_due_dates
+from rules.billing.invoicing import mark_paid
 from rules.mail.outbox import Notice, queue
 from store.bulk import bulk_insert
 from store.db import database, writer
@@ -331,23 +331,7 @@ def _record(ctx: RunContext, approved: list[tuple[Any, ...]]) -> None:
         for (invoice_id, client_id, total, method, *_), txn, idempotency in approved
     ]
     bulk_insert(Transaction, TRANSACTION_COLUMNS, transactions, skip_conflicts=True)
-    updated: Any = (
-        Invoice.update(status=InvoiceStatus.PAID, date_paid=ctx.business_date)
-        .where(
-            Invoice.id.in_([row[0] for row, _, _ in approved])
-            & (Invoice.status == InvoiceStatus.UNPAID)
-        )
-        .returning(Invoice.id, Invoice.client)
-        .tuples()
-        .execute()
-    )
-    paid = [(invoice_id, client_id) for invoice_id, client_id in updated]
-    advance_due_dates([invoice_id for invoice_id, _ in paid])
-    queue(
-        "Invoice Payment Confirmation",
-        [Notice(c, i, unique_key=f"paid:{i}") for i, c in paid],
-        settings=ctx.settings,
-    )
+    mark_paid([row[0] for row, _, _ in approved], ctx.business_date, settings=ctx.settings)
 
 
 TRANSACTION_COLUMNS = (

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
 
 from rules.billing import capture, late_fees, notices
 from rules.billing.cron import DATE_CHECK, RULE_NAMES, run_cron
 from rules.errors import RuleError
 from store.models import ActionLedger, Client, Invoice, StoredCard
 from store.models.enums import InvoiceStatus
-from store.queries import amount_paid
+from store.queries import balances
 from store.settings import Settings
 
 
@@ -85,14 +84,9 @@ def _clocks(unpaid: list[Invoice], client: Client) -> str:
     """What moves the overdue clock of the client's unpaid invoices: one issued after its
     due date counts from its date; one with nothing owing is never chased."""
     notes = []
-    rows: Any = (
-        Invoice.select(Invoice.id, amount_paid(Invoice.id))
-        .where(Invoice.id.in_([i.id for i in unpaid]))
-        .tuples()
-    )
-    paid = {invoice_id: int(amount or 0) for invoice_id, amount in rows}
+    owed = balances([i.id for i in unpaid])
     for invoice in unpaid:
-        if invoice.total - int(paid.get(invoice.id, 0)) <= 0:
+        if owed.get(invoice.id, invoice.total) <= 0:
             notes.append(f"invoice #{invoice.number} has nothing owing, so it is not chased")
         elif invoice.date > invoice.due_date:
             notes.append(

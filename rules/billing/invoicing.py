@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -37,8 +38,15 @@ from store.models import (
     Service,
     utcnow,
 )
-from store.models.enums import ACTIVE_DOMAIN_STATUSES, ACTIVE_SERVICE_STATUSES, BillingCycle
+from store.models.enums import (
+    ACTIVE_DOMAIN_STATUSES,
+    ACTIVE_SERVICE_STATUSES,
+    BillingCycle,
+    InvoiceStatus,
+)
 from store.money import round_half_up
+from store.queries import balance_due
+from store.settings import Settings
 
 RULE = "invoice"
 ITEM_TYPES = {"service": "Hosting", "addon": "Addon", "domain": "Domain"}
@@ -246,8 +254,8 @@ def _write_invoices(
                 next(numbers),
                 ctx.business_date.isoformat(),
                 due.isoformat(),
-                None if owed else ctx.business_date.isoformat(),
-                "Unpaid" if owed else "Paid",
+                None,
+                "Unpaid",  # nothing owed: marked Paid by ``mark_paid`` below
                 method,
                 totals.subtotal,
                 totals.tax,
@@ -291,7 +299,7 @@ def _write_invoices(
     bulk_insert(Invoice, INVOICE_COLUMNS, invoices)
     bulk_insert(InvoiceItem, ITEM_COLUMNS, lines)
     reset_sequences((Invoice, InvoiceItem))
-    advance_due_dates(paid_now)
+    mark_paid(paid_now, ctx.business_date, settings=ctx.settings, confirm=False)
     queue("Invoice Created", notices, settings=ctx.settings)
     return len(invoices)
 
@@ -380,6 +388,59 @@ def next_due_date(current: dt.date, cycle: str, anchor_day: int | None) -> dt.da
     if months is None:
         return None
     return current + relativedelta(months=months, day=anchor_day or current.day)
+
+
+#: Invoice statuses a payment (or credit) may settle: Unpaid, and the two WHMCS statuses
+#: of an unpaid invoice waiting on someone else (a gateway's confirmation, a collector).
+PAYABLE_STATUSES = (
+    InvoiceStatus.UNPAID,
+    InvoiceStatus.PAYMENT_PENDING,
+    InvoiceStatus.COLLECTIONS,
+)
+
+
+def mark_paid(
+    invoice_ids: Sequence[int],
+    day: dt.date,
+    *,
+    settings: Settings | None = None,
+    confirm: bool = True,
+) -> list[tuple[int, int]]:
+    """The one way an invoice becomes Paid: those of ``invoice_ids`` still payable
+    (``PAYABLE_STATUSES``) whose balance (``store.queries.balance_due``: total less
+    credit and money received) is zero or less become Paid on ``day`` (a business date),
+    their version bumped; each item they bill moves to its next due date
+    (:func:`advance_due_dates`) and, with ``confirm``, "Invoice Payment Confirmation" is
+    queued once per invoice (unique key ``paid:{id}``). Returns (invoice id, client id)
+    of the invoices this call marked Paid, so two payments racing for one invoice mark
+    it (and renew it, and confirm it) once: the UPDATE is guarded by status and balance.
+
+    Call inside the transaction that recorded the payment, capture or credit; a fixed
+    number of queries. Used by staff payments and credit (``rules.billing.payments``),
+    card capture and 0.00 invoices (created Paid at once, WHMCS), PRODUCT.md §3.
+    """
+    if not invoice_ids:
+        return []
+    updated: Any = (
+        Invoice.update(status=InvoiceStatus.PAID, date_paid=day, version=Invoice.version + 1)
+        .where(
+            Invoice.id.in_(list(invoice_ids))
+            & Invoice.status.in_(list(PAYABLE_STATUSES))
+            & (balance_due() <= 0)
+        )
+        .returning(Invoice.id, Invoice.client)
+        .tuples()
+        .execute()
+    )
+    paid = sorted((invoice_id, client_id) for invoice_id, client_id in updated)
+    advance_due_dates([invoice_id for invoice_id, _ in paid])
+    if confirm:
+        queue(
+            "Invoice Payment Confirmation",
+            [Notice(c, i, unique_key=f"paid:{i}") for i, c in paid],
+            settings=settings,
+        )
+    return paid
 
 
 def advance_due_dates(invoice_ids: list[int]) -> None:

@@ -18,6 +18,7 @@ from rules.errors import ValidationError
 from store.models import (
     Addon,
     Client,
+    Credit,
     Currency,
     Domain,
     Invoice,
@@ -34,14 +35,18 @@ def _money_columns() -> list[tuple[Any, tuple[str, ...]]]:
         (Service, ("amount",)),
         (Addon, ("amount",)),
         (Domain, ("amount",)),
-        (Invoice, ("subtotal", "tax", "tax2", "total")),
+        (Invoice, ("subtotal", "tax", "tax2", "total", "credit")),
         (InvoiceItem, ("amount",)),
         (Transaction, ("amount_in", "amount_out", "fees")),
+        (Credit, ("amount",)),
+        (Client, ("credit",)),
     ]
 
 
 def _owner(model: Any, clients: Any) -> Any:
     """A condition: rows of ``model`` belonging to the clients in ``clients`` (a query)."""
+    if model is Client:  # a client's own credit balance: a stored amount once not zero
+        return Client.id.in_(clients) & (Client.credit != 0)
     if model is InvoiceItem:
         return InvoiceItem.invoice.in_(
             Invoice.select(Invoice.id).where(Invoice.client.in_(clients))

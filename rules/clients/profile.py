@@ -631,15 +631,6 @@ def contacts_of(client_id: int) -> list[Contact]:
     return list(Contact.select().where(Contact.client == client_id).order_by(Contact.id))
 
 
-def invoices_of(client_id: int, limit: int = 500) -> list[Invoice]:
-    return list(
-        Invoice.select()
-        .where(Invoice.client == client_id)
-        .order_by(Invoice.date.desc(), Invoice.id.desc())
-        .limit(limit)
-    )
-
-
 def audit_of(client_id: int, limit: int = 500) -> list[AuditLog]:
     return list(
         AuditLog.select()

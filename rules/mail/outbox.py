@@ -40,6 +40,7 @@ from store.models import (
     utcnow,
 )
 from store.models.enums import EmailStatus
+from store.queries import balances
 from store.settings import Settings, load_settings
 
 #: Raw bulk insert: every NOT NULL column is given (peewee's defaults do not apply).
@@ -126,6 +127,7 @@ def queue(
     }
     invoice_ids = sorted({n.invoice_id for n in notices if n.invoice_id})
     invoices = {i.id: i for i in _chunked(Invoice, Invoice.id, invoice_ids, INVOICE_FIELDS)}
+    owed = balances(invoice_ids)
     items: dict[int, list[InvoiceItem]] = {}
     for item in _chunked(InvoiceItem, InvoiceItem.invoice, invoice_ids, ITEM_FIELDS):
         items.setdefault(item.invoice_id, []).append(item)
@@ -153,7 +155,7 @@ def queue(
                 template.subject,
                 template.body_text,
                 template.body_html,
-                _notice_context(notice, client, company, invoices, items, currencies),
+                _notice_context(notice, client, company, invoices, items, currencies, owed),
             )
         except TemplateOverBudget as exc:
             over_budget = exc
@@ -198,6 +200,7 @@ def _notice_context(
     invoices: dict[int, Any],
     items: dict[int, list[InvoiceItem]],
     currencies: dict[int, Currency],
+    owed: dict[int, int],
 ) -> dict[str, Any]:
     context: dict[str, Any] = {"client": client_context(client), "company": company}
     if notice.invoice_id is not None:
@@ -206,6 +209,7 @@ def _notice_context(
             invoice,
             sorted(items.get(invoice.id, []), key=lambda i: (i.sort_order, i.id)),
             currencies[client.currency_id],
+            owed.get(invoice.id),
         )
     context.update(notice.extras)
     return context

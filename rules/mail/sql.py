@@ -34,6 +34,7 @@ from rules.mail.sandbox import OUTPUT_MAX, render_budget, render_within
 from rules.mail.templates import merge_field_env
 from store.bulk import insert_rows
 from store.db import database
+from store.queries import balance_due_sql
 
 #: SQL of each ``client.<field>`` (aliases: c client, i invoice, cur currency).
 CLIENT_FIELDS = {
@@ -65,7 +66,7 @@ INVOICE_MONEY = {
     "tax": "i.tax",
     "tax2": "i.tax2",
     "total": "i.total",
-    "balance": "i.total",  # queued notices carry no payments: the balance is the total
+    "balance": balance_due_sql("i"),  # total - credit - money received, as everywhere
 }
 INVOICE_TRUTH = {"tax_raw": "(i.tax != 0)", "tax2_raw": "(i.tax2 != 0)"}
 #: How the reason of an email that failed before it was rendered begins.

@@ -189,9 +189,14 @@ def client_context(client: Client) -> dict[str, Any]:
 
 
 def invoice_context(
-    invoice: Invoice, items: Sequence[InvoiceItem], currency: Currency, paid: int = 0
+    invoice: Invoice,
+    items: Sequence[InvoiceItem],
+    currency: Currency,
+    balance: int | None = None,
 ) -> dict[str, Any]:
-    """The ``invoice`` merge fields; amounts as ``store.money.format_money`` writes them."""
+    """The ``invoice`` merge fields; amounts as ``store.money.format_money`` writes them.
+    ``balance``: the invoice's balance in minor units (``store.queries.balance_due``: total
+    less credit and money received); the total when not given (a sample)."""
     return {
         "number": invoice.number,
         "date": str(invoice.date),  # a date, or its ISO text as SQLite returns it
@@ -205,7 +210,7 @@ def invoice_context(
         "tax_raw": invoice.tax,
         "tax2_raw": invoice.tax2,
         "total": format_money(invoice.total, currency),
-        "balance": format_money(invoice.total - paid, currency),
+        "balance": format_money(invoice.total if balance is None else balance, currency),
         "items": [
             {"description": i.description, "amount": format_money(i.amount, currency)}
             for i in items

@@ -7,7 +7,7 @@ from peewee import Model
 from store.models.audit import ActionLedger, AuditLog, CronRun
 from store.models.auth import LoginThrottle, PasswordResetToken, Staff
 from store.models.base import BaseModel, MoneyField, utcnow
-from store.models.billing import Invoice, InvoiceItem, InvoiceSequence, Transaction
+from store.models.billing import Credit, Invoice, InvoiceItem, InvoiceSequence, Transaction
 from store.models.catalogue import Addon, Domain, Pricing, Product, ProductAddon, Service
 from store.models.clients import Client, Contact, CustomFieldValue, StoredCard, TotpBackupCode
 from store.models.mail import Email, EmailTemplate
@@ -43,6 +43,7 @@ ALL_MODELS: list[type[Model]] = [
     Invoice,
     InvoiceItem,
     Transaction,
+    Credit,
     InvoiceSequence,
     EmailTemplate,
     Email,

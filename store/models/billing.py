@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from peewee import (
     BigIntegerField,
     BooleanField,
@@ -35,7 +37,14 @@ class Invoice(BaseModel):
     tax_rate2_e4 = IntegerField(default=0)
     notes = TextField(default="")
     created_at = DateTimeField(default=utcnow)
+    #: Optimistic lock: every change of the invoice (payment, item, status) bumps it.
     version = IntegerField(default=1)
+    #: Credit applied to the invoice from the client's credit balance, minor units: the
+    #: balance is total - credit - money received (``store.queries.balance_due``).
+    credit = MoneyField(default=0)
+
+    if TYPE_CHECKING:
+        client_id: Any
 
     class Meta:
         indexes = (
@@ -76,6 +85,19 @@ class Transaction(BaseModel):
     fees = MoneyField(default=0)
     description = TextField(default="")
     date = DateTimeField(default=utcnow)
+
+
+class Credit(BaseModel):
+    """One movement of a client's credit balance (WHMCS ``tblcredit``): ``amount`` in
+    minor units, positive when credit is added, negative when it is applied to
+    ``invoice``; ``date`` is the business date. ``Client.credit`` is their sum."""
+
+    client = ForeignKeyField(Client, backref="credits", on_delete="RESTRICT")
+    date = DateField()
+    description = TextField(default="")
+    amount = MoneyField()
+    invoice = ForeignKeyField(Invoice, null=True, backref="credits", on_delete="SET NULL")
+    created_at = DateTimeField(default=utcnow)
 
 
 class InvoiceSequence(BaseModel):

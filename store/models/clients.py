@@ -16,7 +16,7 @@ from peewee import (
 )
 
 from store.keys import EMAIL_KEY_MAX, client_search_text, email_key
-from store.models.base import BaseModel, utcnow
+from store.models.base import BaseModel, MoneyField, utcnow
 from store.models.enums import ClientStatus
 from store.models.settings import ClientGroup, Currency, CustomField, SecurityQuestion
 
@@ -102,6 +102,9 @@ class Client(BaseModel):
     last_login_ip = CharField(max_length=45, default="")
     #: Optimistic lock: every save bumps it; a save with a stale version is refused.
     version = IntegerField(default=1)
+    #: The client's credit balance, minor units (WHMCS "Credit Balance"): added by staff,
+    #: applied to invoices; the ledger is ``store.models.billing.Credit`` (migration 0022).
+    credit = MoneyField(default=0)
     #: ``store.keys.client_search_text``: what the list search indexes (migration 0006).
     search_text = TextField(default="")
 

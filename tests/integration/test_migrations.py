@@ -29,7 +29,7 @@ def _legacy_row(model: Any, **values: Any) -> None:
     fields = [
         f
         for f in model._meta.sorted_fields
-        if f.name not in ("email_key", "search_text") and (f.name in values or not f.null)
+        if f.name not in ("email_key", "search_text", "credit") and (f.name in values or not f.null)
     ]
     row = [
         values[f.name] if f.name in values else (f.default() if callable(f.default) else f.default)

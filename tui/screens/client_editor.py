@@ -78,7 +78,6 @@ from rules.clients.profile import (
     create_client,
     currency_usage,
     get_client,
-    invoices_of,
     payment_method_cascade,
     profile_values,
     remove_contact,
@@ -92,13 +91,13 @@ from rules.permissions import allowed, require
 from store.models import ClientGroup, Contact, Currency, CustomField, Email
 from store.models.clients import ADDRESS_FIELDS
 from store.models.enums import GATEWAYS, ClientStatus
-from store.money import format_money
 from tui.background import failure_text, off_loop, thread_connection
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.conflict import ConflictDialog
 from tui.dialogs.contact import ContactDialog
 from tui.dialogs.two_factor import DisableTwoFactorDialog
 from tui.screens.client_tabs.domains import DomainsTab
+from tui.screens.client_tabs.invoices import InvoicesTab
 from tui.screens.client_tabs.notes import NotesTab
 from tui.screens.client_tabs.services import ServicesTab
 from tui.screens.client_tabs.working_tab import WorkingTab
@@ -113,7 +112,7 @@ PREFERENCES = tuple((f.name, f.label, f.key or "") for f in PROFILE_FIELDS if f.
 
 
 #: Every part of the editor a read can fill; a save or a contact change re-reads a few.
-TAB_PARTS = ("summary", "contacts", "invoices", "emails", "log")
+TAB_PARTS = ("summary", "contacts", "emails", "log")
 EVERYTHING = frozenset({"form", "profile", "account", *TAB_PARTS})
 TWO_FACTOR = "Two-Factor Authentication"
 #: What an account action (reset, invitation, 2FA off) changes, read back after it.
@@ -121,7 +120,6 @@ ACCOUNT_PARTS = frozenset({"account", "summary", "emails", "log"})
 SELECTS = ("payment_method", "billing_contact_id", "currency_id", "group_id", "status")
 TABLE_COLUMNS = {
     "contacts": ("ID", "Name", "Email", "Phone"),
-    "invoices": ("Number", "Date", "Due", "Paid", "Status", "Total", "Method"),
     "log": ("When", "Who", "Source", "Action", "Field", "Old → New"),
 }
 
@@ -243,25 +241,6 @@ def read_client(actor: Actor, client_id: int | None, parts: Iterable[str]) -> Cl
             (c.id, f"{c.first_name} {c.last_name}", c.email, format_phone(c.phone))
             for c in contacts
         ]
-    if "invoices" in parts:
-        currency = Currency.get_by_id(client.currency_id)
-
-        def money(minor: int) -> str:
-            return format_money(minor, currency)
-
-        if "invoices" in parts:
-            snap.tables["invoices"] = [
-                (
-                    i.number,
-                    iso(i.date),
-                    iso(i.due_date),
-                    iso(i.date_paid),
-                    i.status,
-                    money(i.total),
-                    i.payment_method,
-                )
-                for i in invoices_of(client_id)
-            ]
     if "emails" in parts:
         snap.emails = email_log(client_id=client_id, limit=500)
     if "log" in parts:
@@ -399,7 +378,7 @@ class ClientEditor(Screen[None]):
             with TabPane("Notes", id="notes"):
                 yield NotesTab(self.actor, self.client_id, id="notes-tab")
             with TabPane("Invoices", id="invoices"):
-                yield DataTable(id="invoices-table", cursor_type="row")
+                yield InvoicesTab(self.actor, self.client_id, id="invoices-tab")
             with TabPane("Emails", id="emails"):
                 yield EmailTable(id="emails-table")
             with TabPane("Log", id="log"):
@@ -926,8 +905,6 @@ class ClientEditor(Screen[None]):
         """In a worker thread: the rule, then a read of only what it changed."""
         result = update_client(client_id, version, changes, self.actor)
         parts = {"profile", "summary", "log"}
-        if result.cascaded:
-            parts |= {"invoices"}
         try:
             return result, read_client(self.actor, client_id, parts)
         except Exception:  # saved; the screen says the read back failed
@@ -971,10 +948,17 @@ class ClientEditor(Screen[None]):
         for tab in self.query(WorkingTab):
             tab.client_id = self.client_id
             tab.reload()
+        invoices = self.query_one(InvoicesTab)
+        invoices.client_id = self.client_id
+        invoices.reload()
 
     def on_working_tab_changed(self, message: WorkingTab.Changed) -> None:
-        """A tab saved something: the summary and the activity log follow."""
+        """A tab saved something: the summary and the activity log follow; after money
+        moved, the services, addons and domains it renewed too."""
         self.read(message.parts)
+        if message.renewals:
+            for tab in self.query(WorkingTab):
+                tab.reload()
 
     async def _conflict(
         self, changes: dict[str, Any], sent: dict[str, Any], stale: StaleEdit

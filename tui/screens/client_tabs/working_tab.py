@@ -35,11 +35,14 @@ class WorkingTab(Vertical):
 
     class Changed(Message):
         """Something of the client changed: the editor re-reads ``parts`` (its summary
-        and activity log)."""
+        and activity log). ``renewals``: money moved (a payment, credit, a refund), so
+        what the invoices bill may have moved to its next due date: the other working
+        tabs read their rows again too."""
 
-        def __init__(self, parts: frozenset[str]) -> None:
+        def __init__(self, parts: frozenset[str], *, renewals: bool = False) -> None:
             super().__init__()
             self.parts = parts
+            self.renewals = renewals
 
     def __init__(self, actor: Actor, client_id: int | None, *, id: str | None = None) -> None:
         super().__init__(id=id, classes="working-tab")
