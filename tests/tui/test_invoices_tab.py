@@ -15,7 +15,7 @@ from store.models import AuditLog, Client, Email, Invoice, Product, Service, Tra
 from tests.conftest import STAFF_PASSWORD
 from tests.tui.test_staff_app import login, make_clients, open_first_client, settle
 from tui.app import StaffApp
-from tui.dialogs.money_form import MoneyFormDialog
+from tui.dialogs.form import FormDialog, widget_id
 from tui.screens.client_tabs.invoices import InvoiceScreen, InvoicesTab
 
 SMALL = (80, 24)
@@ -77,11 +77,11 @@ async def _open_invoice(pilot: Pilot[None], tab: InvoicesTab) -> InvoiceScreen:
     return screen
 
 
-async def _fill(pilot: Pilot[None], values: dict[str, str]) -> MoneyFormDialog:
+async def _fill(pilot: Pilot[None], values: dict[str, str]) -> FormDialog:
     dialog = pilot.app.screen
-    assert isinstance(dialog, MoneyFormDialog)
+    assert isinstance(dialog, FormDialog)
     for name, value in values.items():
-        dialog.query_one(f"#form-{name}", Input).value = value
+        dialog.query_one(f"#{widget_id(name)}", Input).value = value
     await pilot.press("ctrl+s")
     await settle(pilot)
     return dialog
@@ -103,7 +103,7 @@ async def test_recording_a_payment_checks_the_amount_then_pays_and_renews(admin:
         await settle(pilot)
         dialog = await _fill(pilot, {"amount": "25.001"})
         assert app.screen is dialog  # refused: the dialog stays, nothing recorded
-        assert "decimal place" in _text(dialog, "#form-amount-error")
+        assert "decimal place" in _text(dialog, "#ff-amount-error")
         await _fill(pilot, {"amount": "30"})
         assert "add the rest" in _text(dialog, "#form-error")
         await _fill(pilot, {"amount": "25.00", "transaction_id": "BT-1"})
@@ -149,7 +149,7 @@ async def test_refund_add_and_remove_items_cancel_and_mark_unpaid(admin: str) ->
         await pilot.press("a")
         await settle(pilot)
         dialog = await _fill(pilot, {"description": "", "amount": "5"})
-        assert "is required" in _text(dialog, "#form-description-error")
+        assert "is required" in _text(dialog, "#ff-description-error")
         await _fill(pilot, {"description": "Extra IP", "amount": "5.00"})
         assert Invoice.get_by_id(bill.id).total == 3_000
         screen.query_one("#invoice-items", DataTable).move_cursor(row=1)
@@ -200,9 +200,9 @@ async def test_new_invoice_and_credit_from_the_tab(admin: str) -> None:
         await pilot.press("n")
         await settle(pilot)
         dialog = await _fill(pilot, {"description": "", "amount": "x", "due_date": "2026-13-01"})
-        assert "is required" in _text(dialog, "#form-description-error")
-        assert "not a decimal" in _text(dialog, "#form-amount-error")
-        assert "YYYY-MM-DD" in _text(dialog, "#form-due_date-error")
+        assert "is required" in _text(dialog, "#ff-description-error")
+        assert "not a decimal" in _text(dialog, "#ff-amount-error")
+        assert "YYYY-MM-DD" in _text(dialog, "#ff-due_date-error")
         await _fill(
             pilot,
             {
@@ -239,5 +239,5 @@ async def test_support_staff_see_invoices_but_cannot_change_them(admin: str) -> 
         await settle(pilot)
         await pilot.press("n")
         await settle(pilot)
-        assert not isinstance(app.screen, MoneyFormDialog)
+        assert not isinstance(app.screen, FormDialog)
     assert Transaction.select().count() == 0 and Invoice.select().count() == 1

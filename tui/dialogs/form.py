@@ -60,11 +60,14 @@ class FormDialog(ModalScreen[Any]):
         save: Callable[[dict[str, Any]], Any],
         *,
         hint: Callable[[dict[str, Any]], dict[str, str]] | None = None,
+        note: str = "",
     ) -> None:
         """``save`` takes the values by field name (text as typed, a select's value, a
         tick's bool) and runs in a thread; ``hint`` (on the event loop, no queries)
-        gives text fields new placeholders when a select changes (the catalogue price)."""
+        gives text fields new placeholders when a select changes (the catalogue price);
+        ``note`` is a line under the title (what the form will do)."""
         super().__init__()
+        self.note = note
         self.title_text = title
         self.fields = list(fields)
         self.save = save
@@ -74,6 +77,8 @@ class FormDialog(ModalScreen[Any]):
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog wide form-dialog"):
             yield Static(self.title_text, classes="dialog-title", markup=False)
+            if self.note:
+                yield Static(self.note, id="form-note", markup=False)
             for spec in self.fields:
                 yield from self._compose_field(spec)
                 yield ErrorLine(id=f"{widget_id(spec.name)}-error")

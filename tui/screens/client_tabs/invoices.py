@@ -35,7 +35,7 @@ from rules.permissions import allowed
 from store.models.enums import GATEWAYS
 from tui.background import failure_text, off_loop
 from tui.dialogs.confirm import ConfirmDialog
-from tui.dialogs.money_form import FormField, MoneyFormDialog
+from tui.dialogs.form import FormDialog, FormField
 from tui.screens.client_tabs.working_tab import WorkingTab
 from tui.widgets.error_line import ErrorLine
 
@@ -206,9 +206,9 @@ class InvoicesTab(Vertical):
         fields = [
             FormField("description", "Item"),
             FormField("amount", "Amount"),
-            FormField("taxed", "Taxed", True, "tick"),
-            FormField("date", "Invoice date", today.isoformat()),
-            FormField("due_date", "Due date", today.isoformat()),
+            FormField("taxed", "Taxed", "tick", True),
+            FormField("date", "Invoice date", value=today.isoformat()),
+            FormField("due_date", "Due date", value=today.isoformat()),
         ]
 
         def done(state: Any) -> None:
@@ -216,7 +216,7 @@ class InvoicesTab(Vertical):
                 self.app.notify(f"Invoice {state.number} created ({state.balance_text})")
                 self.changed()
 
-        dialog = MoneyFormDialog(
+        dialog = FormDialog(
             "New invoice", fields, save, note="One item now; add more on the invoice (a)."
         )
         self.app.push_screen(dialog, done)
@@ -237,7 +237,7 @@ class InvoicesTab(Vertical):
                 self.changed()
 
         fields = [FormField("amount", "Amount"), FormField("description", "Description")]
-        self.app.push_screen(MoneyFormDialog("Add credit", fields, save), done)
+        self.app.push_screen(FormDialog("Add credit", fields, save), done)
 
 
 def _signed_amount(text: str, field: str) -> Decimal:
@@ -365,7 +365,7 @@ class InvoiceScreen(Screen[bool]):
                 if then is not None:
                     then(result)
 
-        self.app.push_screen(MoneyFormDialog(title, fields, save, note), done)
+        self.app.push_screen(FormDialog(title, fields, save, note=note), done)
 
     def action_pay(self) -> None:
         detail = self._ready()
@@ -403,9 +403,9 @@ class InvoiceScreen(Screen[bool]):
         self._form(
             f"Record payment: invoice {detail.row.number}",
             [
-                FormField("gateway", "Gateway", gateway, "choice", GATEWAYS),
-                FormField("amount", "Amount", f"{balance:f}"),
-                FormField("date", "Date", today.isoformat()),
+                FormField("gateway", "Gateway", "select", gateway, [(g, g) for g in GATEWAYS]),
+                FormField("amount", "Amount", value=f"{balance:f}"),
+                FormField("date", "Date", value=today.isoformat()),
                 FormField("transaction_id", "Transaction ID"),
             ],
             save,
@@ -465,7 +465,7 @@ class InvoiceScreen(Screen[bool]):
             [
                 FormField("description", "Description"),
                 FormField("amount", "Amount"),
-                FormField("taxed", "Taxed", True, "tick"),
+                FormField("taxed", "Taxed", "tick", True),
             ],
             save,
         )
@@ -535,7 +535,7 @@ class InvoiceScreen(Screen[bool]):
 
         self._form(
             f"Apply credit: invoice {detail.row.number}",
-            [FormField("amount", "Amount", f"{default:f}")],
+            [FormField("amount", "Amount", value=f"{default:f}")],
             save,
             note=f"Client credit {detail.client_credit}; balance {detail.row.balance}",
         )
