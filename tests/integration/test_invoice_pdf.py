@@ -1,0 +1,411 @@
+"""Invoice PDFs (issue 13): what they print, in the currency's own format, for any name;
+read-only at a fixed cost; attached to the invoice emails when they are delivered."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import mailbox
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from pathlib import Path
+
+import pytest
+from playhouse.test_utils import assert_query_count
+
+from rules.audit import SYSTEM_CLI
+from rules.billing import invoice_pdf
+from rules.billing.invoice_pdf import (
+    InvoiceNotFound,
+    find_invoice_id,
+    render_invoice_pdf,
+    tax_rate_text,
+)
+from rules.mail.delivery import FlushResult, MaildirTransport, SmtpTransport, flush, resend
+from rules.mail.outbox import Notice, queue
+from store.config import SmtpConfig
+from store.db import writer
+from store.models import (
+    Client,
+    Contact,
+    Currency,
+    Email,
+    Invoice,
+    InvoiceItem,
+    Transaction,
+    utcnow,
+)
+from store.money import format_money
+from store.settings import save_settings
+from tests.conftest import SmtpRecorder
+
+
+def _pypdf_text(data: bytes) -> str:
+    from pypdf import PdfReader
+
+    return "\n".join(page.extract_text() or "" for page in PdfReader(io.BytesIO(data)).pages)
+
+
+def _pdftotext(data: bytes) -> str:
+    """The text poppler's ``pdftotext`` reads (the Done-when tool). In CI it must be there
+    (``.ci/run`` installs poppler-utils): a missing tool fails there instead of skipping."""
+    if shutil.which("pdftotext") is None:
+        if os.environ.get("CI"):
+            pytest.fail("pdftotext (poppler-utils) is not installed: .ci/run installs it")
+        pytest.skip("pdftotext (poppler-utils) is not installed; the pypdf test still runs")
+    done = subprocess.run(
+        ["pdftotext", "-layout", "-", "-"], input=data, capture_output=True, check=True
+    )
+    return done.stdout.decode("utf-8")
+
+
+EXTRACTORS: dict[str, Callable[[bytes], str]] = {"pypdf": _pypdf_text, "pdftotext": _pdftotext}
+
+
+def _bhd() -> Currency:
+    return Currency.create(code="BHD", prefix="BD ", suffix="", decimals=3, rate="0.376")
+
+
+def _client(currency: Currency, n: int = 1, **extra: object) -> Client:
+    return Client.create(
+        first_name=extra.pop("first_name", f"Ana{n}"),
+        last_name=extra.pop("last_name", "Núñez"),
+        email=f"ana{n}@example.com",
+        currency=currency,
+        address1="Building 12, Road 3",
+        city="Manama",
+        postcode="317",
+        country="BH",
+        tax_id="BH-VAT-200",
+        **extra,
+    )
+
+
+def _two_level_invoice(client: Client, number: str = "INV-2026-00042") -> Invoice:
+    """Two items, 10% then 5% compound, in BHD (3 decimals): 1,234.567 + 100.000."""
+    invoice = Invoice.create(
+        client=client,
+        number=number,
+        date=dt.date(2026, 11, 1),
+        due_date=dt.date(2026, 11, 15),
+        payment_method="banktransfer",
+        subtotal=1_334_567,
+        tax=133_457,
+        tax2=73_401,
+        total=1_541_425,
+        tax_rate1_e4=100_000,
+        tax_rate2_e4=50_000,
+    )
+    InvoiceItem.create(
+        invoice=invoice, type="Hosting", description="VPS 8GB (01/11 - 30/11)", amount=1_234_567
+    )
+    InvoiceItem.create(invoice=invoice, type="Item", description="Setup fee", amount=100_000)
+    return invoice
+
+
+@pytest.mark.parametrize("extract", sorted(EXTRACTORS))
+def test_pdf_shows_the_screens_totals_number_status_items_and_tax_rates(
+    db: str, extract: str
+) -> None:
+    save_settings(
+        {
+            "company_name": "Gulf Hosting W.L.L.",
+            "company_address": "Seef District, Manama, Bahrain",
+            "bank_transfer_instructions": "IBAN BH67 BMAG 0000 1299 1234 56",
+            "tax_compound": True,
+        }
+    )
+    currency = _bhd()
+    invoice = _two_level_invoice(_client(currency))
+    Transaction.create(
+        client=invoice.client, invoice=invoice, gateway="banktransfer", amount_in=500_000
+    )
+    text = EXTRACTORS[extract](render_invoice_pdf(invoice.id))
+    flat = " ".join(text.split())
+    for minor in (1_334_567, 133_457, 73_401, 1_541_425, 1_234_567, 100_000, 500_000, 1_041_425):
+        assert format_money(minor, currency) in flat  # BD 1,541.425: the screen's string
+    for words in (
+        "INV-2026-00042",
+        "UNPAID",
+        "VPS 8GB (01/11 - 30/11)",
+        "Setup fee",
+        "Tax 10.00%",
+        "Tax 5.00% (compound)",
+        "Gulf Hosting W.L.L.",
+        "Seef District, Manama, Bahrain",
+        "IBAN BH67 BMAG 0000 1299 1234 56",
+        "Bahrain",  # the country's name, not its code
+        "BH-VAT-200",
+        "2026-11-15",
+    ):
+        assert words in flat, words
+
+
+def test_pdf_is_addressed_to_the_billing_contact(db: str) -> None:
+    currency = _bhd()
+    client = _client(currency)
+    contact = Contact.create(
+        client=client,
+        first_name="Layla",
+        last_name="Accounts",
+        email="accounts@example.com",
+        address1="PO Box 9",
+        country="SA",
+    )
+    client.billing_contact = contact
+    client.save()
+    flat = " ".join(_pypdf_text(render_invoice_pdf(_two_level_invoice(client).id)).split())
+    assert "Layla Accounts" in flat and "Saudi Arabia" in flat
+    assert "Ana1" not in flat
+
+
+def test_pdf_payment_instructions_follow_the_payment_method(db: str) -> None:
+    save_settings({"company_name": "Acme", "company_address": "1 Main St, Springfield"})
+    currency = _bhd()
+    client = _client(currency)
+    invoice = _two_level_invoice(client)
+    for method, expected in (
+        ("mailin", "send your payment to Acme, 1 Main St, Springfield"),
+        ("sandboxcard", "card on file will be charged"),
+        ("banktransfer", "Ask us for our bank details"),
+    ):
+        Invoice.update(payment_method=method).where(Invoice.id == invoice.id).execute()
+        flat = " ".join(_pypdf_text(render_invoice_pdf(invoice.id)).split())
+        assert expected in flat, method
+    Invoice.update(
+        status="Paid", date_paid=dt.date(2026, 11, 3), payment_method="sandboxcard"
+    ).where(Invoice.id == invoice.id).execute()
+    flat = " ".join(_pypdf_text(render_invoice_pdf(invoice.id)).split())
+    assert "PAID" in flat and "Paid by card on 2026-11-03" in flat
+
+
+def test_pdf_rendering_is_read_only_at_a_fixed_number_of_queries(db: str) -> None:
+    from store.settings import load_settings
+
+    currency = _bhd()
+    small = _two_level_invoice(_client(currency, 1), "A-1")
+    big = _two_level_invoice(_client(currency, 2), "A-2")
+    for n in range(40):
+        InvoiceItem.create(invoice=big, type="Item", description=f"Line {n}", amount=n)
+        Transaction.create(client=big.client, invoice=big, gateway="mailin", amount_in=1)
+    settings = load_settings()
+    for invoice in (small, big):
+        with assert_query_count(2):  # the invoice with its client and payments; its items
+            render_invoice_pdf(invoice.id, settings)
+        with assert_query_count(3):  # and the settings
+            render_invoice_pdf(invoice.id)
+    assert "Line 39" in _pypdf_text(render_invoice_pdf(big.id))
+
+
+def test_unknown_invoice_is_a_clear_refusal(db: str) -> None:
+    with pytest.raises(InvoiceNotFound, match="no invoice 424242"):
+        render_invoice_pdf(424242)
+    with pytest.raises(InvoiceNotFound, match="no invoice numbered 'X-1'"):
+        find_invoice_id("X-1")
+
+
+@pytest.mark.parametrize(
+    ("rate_e4", "text"), [(100_000, "10.00%"), (88_750, "8.875%"), (0, "0.00%"), (5, "0.0005%")]
+)
+def test_tax_rates_print_with_two_to_four_decimals(rate_e4: int, text: str) -> None:
+    assert tax_rate_text(rate_e4) == text
+
+
+UNICODE_NAMES = [
+    ("محمد", "العلي"),  # Arabic (right to left)
+    ("王", "小明"),  # CJK: not in the font
+    ("Zoë", "Ångström-Łukasiewicz"),  # accents, Latin Extended
+    ("Ана", "Петрова"),  # Cyrillic
+    ("Νίκος", "Παπαδόπουλος"),  # Greek
+    ("Ane\u0301", "e\u0308"),  # combining marks (NFC makes them one character)
+    ("😀 Party", "👨‍👩‍👧 Family"),  # emoji and a zero-width joiner
+    ("שרה", "Levi (עברית) mixed"),  # Hebrew mixed with Latin
+    ("\u200b\u200f", "W" * 100),  # invisible marks, and the longest name (wider than a line)
+]
+
+
+@pytest.mark.parametrize(("first", "last"), UNICODE_NAMES)
+def test_unicode_names_never_break_the_pdf(db: str, first: str, last: str) -> None:
+    save_settings({"company_name": "Société Générale d'Hébergement 株式会社"})
+    currency = _bhd()
+    client = _client(currency, first_name=first, last_name=last, company=f"{last} Ltd")
+    invoice = _two_level_invoice(client)
+    InvoiceItem.create(
+        invoice=invoice, type="Item", description=f"Domain {first}.example", amount=0
+    )
+    long = f"{first} {last} renewal, " * 150  # a description longer than a page
+    InvoiceItem.create(invoice=invoice, type="Item", description=long, amount=1)
+    data = render_invoice_pdf(invoice.id)
+    assert data.startswith(b"%PDF-")
+    flat = " ".join(_pypdf_text(data).split())
+    assert "INV-2026-00042" in flat and format_money(1_541_425, currency) in flat
+    assert "Société Générale d'Hébergement" in flat  # what the font lacks is ?, the rest stays
+
+
+def test_consecutive_pdfs_each_embed_their_own_characters(db: str) -> None:
+    """Each PDF gets its own copy of the font (fpdf2 subsets a font in place): a PDF made
+    after another with other characters still shows all of its own."""
+    currency = _bhd()
+    names = [("Ана", "Петрова"), ("Νίκος", "Παπαδόπουλος"), ("Zoë", "Ørsted"), ("Ана", "Петрова")]
+    invoices = [
+        _two_level_invoice(_client(currency, n, first_name=a, last_name=b), f"C-{n}")
+        for n, (a, b) in enumerate(names)
+    ]
+    for (first, last), invoice in zip(names, invoices, strict=True):
+        flat = " ".join(_pdftotext_or_pypdf(render_invoice_pdf(invoice.id)).split())
+        assert f"{first} {last}" in flat
+
+
+def _pdftotext_or_pypdf(data: bytes) -> str:
+    return _pdftotext(data) if shutil.which("pdftotext") else _pypdf_text(data)
+
+
+# --------------------------------------------------------------------------- emails
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = utcnow() + dt.timedelta(seconds=1)  # just after the emails were queued
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+def _queue_invoice_emails(invoice: Invoice) -> None:
+    """What the cron queues: "Invoice Created" on invoicing, the confirmation on payment,
+    with the keys ``rules.billing.invoicing`` and ``rules.billing.capture`` give them."""
+    client_id, invoice_id = invoice.client_id, invoice.id
+    with writer():
+        queue(
+            "Invoice Created",
+            [Notice(client_id, invoice_id, unique_key=f"invoice_created:{invoice_id}")],
+        )
+        queue(
+            "Invoice Payment Confirmation",
+            [Notice(client_id, invoice_id, unique_key=f"paid:{invoice_id}")],
+        )
+        queue("Password Reset Confirmation", [Notice(client_id)])
+
+
+def _pdf_attachments(message: EmailMessage) -> list[tuple[str, bytes]]:
+    return [
+        (str(part.get_filename()), part.get_content())
+        for part in message.iter_attachments()
+        if part.get_content_type() == "application/pdf"
+    ]
+
+
+def _delivered(
+    how: str, tmp_path: Path, smtp: tuple[SmtpRecorder, SmtpConfig]
+) -> tuple[FlushResult, list[EmailMessage]]:
+    recorder, config = smtp
+    if how == "smtp":
+        result = flush(SmtpTransport(config, "billing@example.com"), now=Clock())
+        return result, recorder.parsed()
+    result = flush(MaildirTransport(tmp_path / "Maildir"), now=Clock())
+    box = mailbox.Maildir(str(tmp_path / "Maildir"), create=False)
+    parsed = [message_from_bytes(box.get_bytes(key), policy=default_policy) for key in box.keys()]
+    return result, [m for m in parsed if isinstance(m, EmailMessage)]
+
+
+@pytest.mark.parametrize("how", ["smtp", "maildir"])
+def test_invoice_emails_carry_the_invoice_pdf(
+    db: str, how: str, tmp_path: Path, smtp_server: tuple[SmtpRecorder, SmtpConfig]
+) -> None:
+    currency = _bhd()
+    invoice = _two_level_invoice(_client(currency, first_name="Zoë"), "INV 2026/7")
+    _queue_invoice_emails(invoice)
+    result, messages = _delivered(how, tmp_path, smtp_server)
+    assert (result.sent, result.failed) == (3, 0), result.errors
+    by_template = {str(m["X-GoBiller-Template"]): m for m in messages}
+    assert _pdf_attachments(by_template["Password Reset Confirmation"]) == []
+    for template in ("Invoice Created", "Invoice Payment Confirmation"):
+        message = by_template[template]
+        [(filename, data)] = _pdf_attachments(message)
+        assert filename == "Invoice-INV-2026-7.pdf"
+        assert data.startswith(b"%PDF-")
+        flat = " ".join(_pypdf_text(data).split())
+        assert "INV 2026/7" in flat and format_money(1_541_425, currency) in flat
+        assert "Dear Zoë" in message.get_body(("plain",)).get_content()  # the body is kept
+
+
+def test_the_pdf_is_rendered_when_the_email_leaves(
+    db: str, tmp_path: Path, smtp_server: tuple[SmtpRecorder, SmtpConfig]
+) -> None:
+    """Not stored per email: the PDF shows the invoice as it is at delivery (paid since)."""
+    invoice = _two_level_invoice(_client(_bhd()))
+    _queue_invoice_emails(invoice)
+    Invoice.update(status="Paid", date_paid=dt.date(2026, 11, 2)).where(
+        Invoice.id == invoice.id
+    ).execute()
+    _result, messages = _delivered("smtp", tmp_path, smtp_server)
+    for message in messages:
+        for _name, data in _pdf_attachments(message):
+            assert "PAID" in _pypdf_text(data) and "UNPAID" not in _pypdf_text(data)
+
+
+@pytest.mark.parametrize("how", ["smtp", "maildir"])
+def test_an_invoice_pdf_that_cannot_be_built_fails_only_its_email(
+    db: str,
+    how: str,
+    tmp_path: Path,
+    smtp_server: tuple[SmtpRecorder, SmtpConfig],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    currency = _bhd()
+    good = _two_level_invoice(_client(currency, 1), "GOOD-1")
+    broken = _two_level_invoice(_client(currency, 2), "BROKEN-1")
+    _queue_invoice_emails(good)
+    _queue_invoice_emails(broken)
+    Email.create(  # an email whose invoice is gone (deleted by hand in the database)
+        client=good.client_id,
+        template="Invoice Created",
+        to="ana1@example.com",
+        subject="Invoice",
+        body_text="Dear Ana",
+        unique_key="invoice_created:999",
+        next_attempt_at=utcnow(),
+    )
+    draw = invoice_pdf.draw_invoice_pdf
+
+    def failing_draw(doc: invoice_pdf.InvoiceDocument) -> bytes:
+        if doc.number == "BROKEN-1":
+            raise RuntimeError("the font file is damaged")
+        return draw(doc)
+
+    monkeypatch.setattr(invoice_pdf, "draw_invoice_pdf", failing_draw)
+    result, messages = _delivered(how, tmp_path, smtp_server)
+    assert (result.sent, result.failed) == (4, 3), result.errors
+    failed = {e.unique_key: e.last_error for e in Email.select().where(Email.status == "failed")}
+    assert set(failed) == {
+        f"invoice_created:{broken.id}",
+        f"paid:{broken.id}",
+        "invoice_created:999",
+    }
+    assert "the font file is damaged" in failed[f"paid:{broken.id}"]
+    assert "no invoice 999" in failed["invoice_created:999"]
+    sent = [name for m in messages for name, _ in _pdf_attachments(m)]
+    assert sent == ["Invoice-GOOD-1.pdf"] * 2
+
+
+def test_a_resent_invoice_email_still_carries_its_pdf(
+    db: str, tmp_path: Path, smtp_server: tuple[SmtpRecorder, SmtpConfig]
+) -> None:
+    invoice = _two_level_invoice(_client(_bhd()), "R-1")
+    with writer():
+        queue(
+            "Invoice Created",
+            [Notice(invoice.client_id, invoice.id, f"invoice_created:{invoice.id}")],
+        )
+    _delivered("smtp", tmp_path, smtp_server)
+    resend(Email.get().id, SYSTEM_CLI)
+    recorder = smtp_server[0]
+    recorder.messages.clear()
+    result, [message] = _delivered("smtp", tmp_path, smtp_server)
+    assert result.sent == 1
+    assert [name for name, _ in _pdf_attachments(message)] == ["Invoice-R-1.pdf"]
