@@ -20,6 +20,7 @@ import click
 
 from store.config import ConfigError, hide_password, load_config
 from tui.cli_accounts import client_group
+from tui.cli_pdf import invoice_pdf
 from tui.cli_portal import portal
 from tui.exits import Exit, failure, show_traceback
 
@@ -1063,6 +1064,17 @@ def _refuse(as_json: bool, message: str, code: int) -> NoReturn:
 
 main.add_command(client_group)
 main.add_command(portal)
+
+
+# TEMPORARY (issue 13, helper C's branch): `invoice pdf` lives here until helper B's
+# `invoice` group (tui/cli_invoices.py) is merged; then `invoice_group.add_command(invoice_pdf)`
+# there and this group goes.
+@main.group("invoice")
+def invoice_group() -> None:
+    """Invoices: write one as a PDF."""
+
+
+invoice_group.add_command(invoice_pdf)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

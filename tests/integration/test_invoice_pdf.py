@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 import mailbox
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from email import message_from_bytes
 from email.message import EmailMessage
@@ -409,3 +411,42 @@ def test_a_resent_invoice_email_still_carries_its_pdf(
     result, [message] = _delivered("smtp", tmp_path, smtp_server)
     assert result.sent == 1
     assert [name for name, _ in _pdf_attachments(message)] == ["Invoice-R-1.pdf"]
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def _gobiller(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tui.cli", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_invoice_pdf_command_writes_the_pdf_and_refuses_in_one_line(
+    db: str, tmp_path: Path
+) -> None:
+    currency = _bhd()
+    _two_level_invoice(_client(currency))
+    target = tmp_path / "invoice.pdf"
+    done = _gobiller("--database", db, "invoice", "pdf", "INV-2026-00042", str(target), "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {
+        "invoice": "INV-2026-00042",
+        "file": str(target),
+        "bytes": target.stat().st_size,
+    }
+    assert format_money(1_541_425, currency) in _pypdf_text(target.read_bytes())
+    assert target.stat().st_mode & 0o077 == 0  # readable by its owner only
+
+    unknown = _gobiller("--database", db, "invoice", "pdf", "NOPE-1", str(target), "--json")
+    assert (unknown.returncode, json.loads(unknown.stdout)) == (
+        1,
+        {"error": "no invoice numbered 'NOPE-1'"},
+    )
+    unwritable = _gobiller(
+        "--database", db, "invoice", "pdf", "INV-2026-00042", str(tmp_path / "no" / "x.pdf")
+    )
+    assert unwritable.returncode == 73 and unwritable.stdout == ""
+    assert unwritable.stderr.strip().splitlines() == [
+        f"Error: cannot write {tmp_path / 'no' / 'x.pdf'}: no such folder {tmp_path / 'no'}"
+    ]
