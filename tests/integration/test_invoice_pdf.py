@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from email import message_from_bytes
 from email.message import EmailMessage
@@ -45,6 +46,7 @@ from store.models import (
 from store.money import format_money
 from store.settings import save_settings
 from tests.conftest import SmtpRecorder
+from tui.open_file import Opened, open_invoice_pdf, open_pdf, system_viewer
 
 
 def _pypdf_text(data: bytes) -> str:
@@ -450,3 +452,63 @@ def test_invoice_pdf_command_writes_the_pdf_and_refuses_in_one_line(
     assert unwritable.stderr.strip().splitlines() == [
         f"Error: cannot write {tmp_path / 'no' / 'x.pdf'}: no such folder {tmp_path / 'no'}"
     ]
+
+
+# --------------------------------------------------------------------------- opening
+
+
+@pytest.mark.parametrize(
+    ("platform", "env", "installed", "expected"),
+    [
+        ("darwin", {}, {"open"}, "open"),
+        ("linux", {"DISPLAY": ":0"}, {"xdg-open"}, "xdg-open"),
+        ("linux", {"WAYLAND_DISPLAY": "wayland-0"}, {"xdg-open"}, "xdg-open"),
+        ("linux", {}, {"xdg-open"}, None),  # plain SSH: no display to show it on
+        ("linux", {"DISPLAY": ":0"}, set(), None),  # no xdg-utils
+    ],
+)
+def test_system_viewer_only_where_a_display_can_show_it(
+    platform: str, env: dict[str, str], installed: set[str], expected: str | None
+) -> None:
+    def which(name: str) -> str | None:
+        return f"/usr/bin/{name}" if name in installed else None
+
+    assert system_viewer(env, platform, which) == expected
+
+
+def test_without_a_viewer_the_pdf_is_saved_privately_and_the_message_says_where(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "data" / "invoices"
+    opened = open_pdf(b"%PDF-1.4 x", "Invoice-7.pdf", folder=folder, find_viewer=lambda: None)
+    assert opened == Opened(folder / "Invoice-7.pdf", None)
+    assert opened.message == f"No viewer on this terminal: saved to {folder / 'Invoice-7.pdf'}"
+    assert (folder / "Invoice-7.pdf").read_bytes() == b"%PDF-1.4 x"
+    assert folder.stat().st_mode & 0o777 == 0o700
+    assert (folder / "Invoice-7.pdf").stat().st_mode & 0o777 == 0o600
+
+
+def test_the_viewer_is_started_on_the_saved_file(tmp_path: Path) -> None:
+    seen = tmp_path / "seen"
+    viewer = tmp_path / "viewer"
+    viewer.write_text(f'#!/bin/sh\nprintf "%s" "$1" > "{seen}.tmp" && mv "{seen}.tmp" "{seen}"\n')
+    viewer.chmod(0o700)
+    opened = open_pdf(b"%PDF-1.4 y", "Invoice-8.pdf", folder=tmp_path, viewer=str(viewer))
+    assert opened.viewer == str(viewer) and "Opened Invoice-8.pdf with" in opened.message
+    deadline = time.monotonic() + 10
+    while not seen.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert seen.read_text() == str(tmp_path / "Invoice-8.pdf")
+
+
+def test_a_viewer_that_cannot_start_leaves_the_file_saved(tmp_path: Path) -> None:
+    opened = open_pdf(b"%PDF", "Invoice-9.pdf", folder=tmp_path, viewer=str(tmp_path / "none"))
+    assert opened == Opened(tmp_path / "Invoice-9.pdf", None)
+    assert opened.path.read_bytes() == b"%PDF"
+
+
+def test_open_invoice_pdf_renders_and_saves_the_invoice(db: str, tmp_path: Path) -> None:
+    invoice = _two_level_invoice(_client(_bhd()), "INV/9")
+    opened = open_invoice_pdf(invoice.id, folder=tmp_path)
+    assert opened.path == tmp_path / "Invoice-INV-9.pdf"
+    assert "INV/9" in _pypdf_text(opened.path.read_bytes())
