@@ -2,8 +2,9 @@
 
     python bench/invoice_pdf.py [--invoices 50] [--items 5] [--database URL]
 
-Makes ``--invoices`` invoices of ``--items`` items each for a Latin-named client and for
-one whose name needs the full font (Arabic, Cyrillic), then times
+Makes ``--invoices`` invoices of ``--items`` items each for a Latin-named client, one
+whose name needs the full font (Arabic, Cyrillic) and one who needs the CJK fallback
+font, then times
 ``rules.billing.invoice_pdf.render_invoice_pdf`` (queries and drawing) for each kind.
 The first render of a process (reading the fonts) is timed apart. The last line is one
 JSON object. ``--database`` takes an EMPTY database (SQLite or PostgreSQL).
@@ -69,12 +70,13 @@ def main() -> None:
     upgrade()
     latin = make_invoices("José", "Núñez", args.invoices, args.items, "L")
     other = make_invoices("محمد", "Петров", args.invoices, args.items, "U")
+    cjk = make_invoices("王小明", "Tanaka", args.invoices, args.items, "C")
     settings = load_settings()
     started = time.perf_counter()
     render_invoice_pdf(latin[0], settings)
     first_ms = (time.perf_counter() - started) * 1000
     result: dict[str, float] = {"first_render_ms": round(first_ms, 1)}
-    for name, ids in (("latin", latin), ("full_font", other)):
+    for name, ids in (("latin", latin), ("full_font", other), ("cjk_fallback", cjk)):
         times = []
         for invoice_id in ids:
             started = time.perf_counter()

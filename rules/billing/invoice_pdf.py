@@ -6,11 +6,13 @@ billing contact and payments; its items; the settings, unless given), then pure 
 with fpdf2. Amounts are ``store.money.format_money`` strings, the very text the screens
 and emails show, in the client's currency (its prefix, suffix and decimals).
 
-Text is drawn with the DejaVu Sans font shipped in ``rules/billing/fonts`` (Bitstream
-Vera licence, see its LICENSE): Latin, Greek, Cyrillic, Arabic, Hebrew and more. A
-character the font has no glyph for (CJK, emoji...) is printed as ``?``, so any name
-renders and never raises; Arabic and Hebrew are reordered right to left by fpdf2 but not
-shaped (letters stand in their isolated forms).
+Text is drawn with DejaVu Sans, shipped in ``rules/billing/fonts`` (Bitstream Vera
+licence, LICENSE-DejaVu there): Latin, Greek, Cyrillic, Arabic, Hebrew and more; Chinese
+and Japanese characters with Droid Sans Fallback beside it (Apache 2.0), read only for a
+document that needs it. A character neither has a glyph for (Korean Hangul, most emoji)
+is printed as ``?``, so any name renders and never raises. Arabic and Hebrew are ordered
+right to left (fpdf2's bidi algorithm) without contextual shaping (HarfBuzz, fpdf2's
+optional shaper, is not a dependency).
 """
 
 from __future__ import annotations
@@ -42,6 +44,10 @@ FONT_FILES = {"": "DejaVuSans.ttf", "B": "DejaVuSans-Bold.ttf"}
 #: to embed.
 LATIN_FONT_FILES = {"": "DejaVuSans-Latin.ttf", "B": "DejaVuSans-Bold-Latin.ttf"}
 FAMILY = "DejaVu"
+#: For the characters DejaVu Sans lacks: CJK ideographs, kana (regular only: bold text
+#: falls back to it too).
+FALLBACK_FILE = "DroidSansFallbackFull.ttf"
+FALLBACK_FAMILY = "Fallback"
 #: What stands for a character the font cannot draw.
 MISSING_GLYPH = "?"
 
@@ -282,28 +288,35 @@ def invoice_pdf_attachment(invoice_id: int, settings: Settings | None = None) ->
 
 
 class _FontKit:
-    """One family (regular and bold) parsed once per process. fpdf2 parses a TrueType font
-    on every ``add_font`` (tens of milliseconds) and subsets it in place when it writes
-    the PDF, so each document gets a copy of the parsed font with its own ``TTFont``
-    opened on the cached bytes (cheap: tables load lazily) and its own subset."""
+    """A family (regular and bold, and optionally a fallback font) parsed once per
+    process. fpdf2 parses a TrueType font on every ``add_font`` (tens of milliseconds) and
+    subsets it in place when it writes the PDF, so each document gets a copy of the
+    parsed fonts, each with its own ``TTFont`` opened on the cached bytes (cheap: tables
+    load lazily) and its own subset."""
 
-    def __init__(self, files: dict[str, str]) -> None:
+    def __init__(self, files: dict[str, str], fallback: str | None = None) -> None:
         from fpdf import FPDF
 
         proto = FPDF()
         for style, name in files.items():
             proto.add_font(FAMILY, style, str(FONT_FOLDER / name))
-        self.prototypes: dict[str, Any] = dict(proto.fonts)
-        self.data = {key: Path(f.ttffile).read_bytes() for key, f in self.prototypes.items()}
+        fonts: dict[str, Any] = proto.fonts
         drawable: set[int] | None = None
-        for font in self.prototypes.values():
+        for font in fonts.values():
             keys = set(font.cmap)
             drawable = keys if drawable is None else drawable & keys
-        #: The code points both styles have a glyph for.
-        self.drawable = frozenset(drawable or ())
+        drawable = drawable or set()
+        self.fallback = fallback is not None
+        if fallback is not None:
+            proto.add_font(FALLBACK_FAMILY, "", str(FONT_FOLDER / fallback))
+            drawable |= set(fonts[FALLBACK_FAMILY.lower()].cmap)
+        self.prototypes = dict(fonts)
+        self.data = {key: Path(f.ttffile).read_bytes() for key, f in self.prototypes.items()}
+        #: The code points it draws in both styles.
+        self.drawable = frozenset(drawable)
 
     def install(self, pdf: Any) -> None:
-        """Give ``pdf`` its own copy of the family (as ``add_font`` would)."""
+        """Give ``pdf`` its own copy of the fonts (as ``add_font`` would)."""
         from fontTools import ttLib
         from fpdf.fonts import SubsetMap
 
@@ -316,6 +329,13 @@ class _FontKit:
             font.missing_glyphs = []
             font.subset = SubsetMap(font)
             pdf.fonts[key] = font
+        if self.fallback:
+            pdf.set_fallback_fonts([FALLBACK_FAMILY], exact_match=False)
+
+
+@lru_cache(maxsize=1)
+def _latin() -> _FontKit:
+    return _FontKit(LATIN_FONT_FILES)
 
 
 @lru_cache(maxsize=1)
@@ -324,23 +344,30 @@ def _full() -> _FontKit:
 
 
 @lru_cache(maxsize=1)
-def _latin() -> _FontKit:
-    return _FontKit(LATIN_FONT_FILES)
+def _with_fallback() -> _FontKit:
+    return _FontKit(FONT_FILES, FALLBACK_FILE)
+
+
+#: Characters that would break a line: printed as a space (every text is one line).
+_LINE_BREAKS = frozenset("\t\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 
 
 def drawable_text(text: str) -> str:
-    """``text`` as the PDF prints it: NFC, one line, each character the font has no glyph
-    for replaced by ``MISSING_GLYPH`` (never an exception, never a silently missing
-    character)."""
-    drawable = _full().drawable
+    """``text`` as the PDF prints it: NFC, one line, invisible controls and format marks
+    dropped, each character no shipped font has a glyph for replaced by
+    ``MISSING_GLYPH`` (never an exception, never a silently missing character). The
+    larger fonts are read only when a character needs them."""
     out = []
     for ch in unicodedata.normalize("NFC", text):
-        if ch in "\t\n\r\x0b\x0c\x85\u2028\u2029":
+        code = ord(ch)
+        if ch in _LINE_BREAKS:
             out.append(" ")
-        elif ord(ch) in drawable:
+        elif code in _latin().drawable or code in _full().drawable:
             out.append(ch)
         elif unicodedata.category(ch) in ("Cc", "Cf"):
-            continue  # invisible controls and format marks: nothing to draw
+            continue  # nothing to draw
+        elif code in _with_fallback().drawable:
+            out.append(ch)
         else:
             out.append(MISSING_GLYPH)
     return "".join(out)
@@ -368,16 +395,18 @@ def _printed(doc: InvoiceDocument) -> InvoiceDocument:
 
 
 def _kit_for(doc: InvoiceDocument) -> _FontKit:
-    """The Latin subsets when they draw every character of ``doc`` (most invoices: a few
-    milliseconds to embed), otherwise the full font."""
-    latin = _latin().drawable
+    """The smallest fonts that draw every character of ``doc`` (already
+    ``drawable_text``): the Latin subsets (most invoices: a few milliseconds to embed),
+    else DejaVu Sans, else DejaVu Sans with the CJK fallback."""
     texts = [doc.number, doc.date, doc.due_date, doc.date_paid, doc.status]
     texts += [doc.company_name, doc.company_address, doc.company_email, *doc.bill_to]
     texts += [t for item in doc.items for t in (item.description, item.amount)]
     texts += [t for row in doc.totals for t in row] + list(doc.payment_instructions)
-    if all(ord(ch) in latin for text in texts for ch in text):
-        return _latin()
-    return _full()
+    used = {ord(ch) for text in texts for ch in text}
+    for kit in (_latin, _full):
+        if used <= kit().drawable:
+            return kit()
+    return _with_fallback()
 
 
 STATUS_COLOURS: dict[str, tuple[int, int, int]] = {

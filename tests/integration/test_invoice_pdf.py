@@ -222,7 +222,7 @@ def test_tax_rates_print_with_two_to_four_decimals(rate_e4: int, text: str) -> N
 
 UNICODE_NAMES = [
     ("محمد", "العلي"),  # Arabic (right to left)
-    ("王", "小明"),  # CJK: not in the font
+    ("王", "小明"),  # CJK: from the fallback font
     ("Zoë", "Ångström-Łukasiewicz"),  # accents, Latin Extended
     ("Ана", "Петрова"),  # Cyrillic
     ("Νίκος", "Παπαδόπουλος"),  # Greek
@@ -248,7 +248,14 @@ def test_unicode_names_never_break_the_pdf(db: str, first: str, last: str) -> No
     assert data.startswith(b"%PDF-")
     flat = " ".join(_pypdf_text(data).split())
     assert "INV-2026-00042" in flat and format_money(1_541_425, currency) in flat
-    assert "Société Générale d'Hébergement" in flat  # what the font lacks is ?, the rest stays
+    assert "Société Générale d'Hébergement 株式会社" in flat
+
+
+def test_cjk_names_are_drawn_and_characters_no_font_has_are_question_marks(db: str) -> None:
+    """Chinese and Japanese from the fallback font; Korean Hangul (in neither font) as ?."""
+    client = _client(_bhd(), first_name="王小明", last_name="김민준", company="東京都 株式会社")
+    flat = " ".join(_pypdf_text(render_invoice_pdf(_two_level_invoice(client).id)).split())
+    assert "王小明 ???" in flat and "東京都 株式会社" in flat
 
 
 def _embedded_fonts(data: bytes) -> list[bytes]:

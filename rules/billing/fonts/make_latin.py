@@ -5,7 +5,7 @@ The Latin files hold what most invoices print (Basic Latin, Latin-1, Latin Exten
 and B, general punctuation, currency symbols) without hinting or layout tables: an
 invoice drawn with them is written in a fraction of the time the full font needs
 (``rules.billing.invoice_pdf`` picks the full font only for text beyond them). They are
-subsets of DejaVu Sans under its licence (LICENSE beside this file)."""
+subsets of DejaVu Sans under its licence (LICENSE-DejaVu beside this file)."""
 
 from __future__ import annotations
 
