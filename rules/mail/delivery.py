@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import mailbox
 import os
-import re
 import smtplib
 import socket
 import ssl
@@ -35,6 +34,7 @@ from peewee import SQL, Select, fn
 
 from rules.audit import Actor, record
 from rules.errors import RuleError, transaction
+from rules.mail import attachments
 from rules.mail.marketing import marketing_refusal, refusal_for
 from rules.mail.sql import NOT_RENDERED
 from rules.mail.templates import MASK
@@ -289,22 +289,11 @@ def message_id(email: Email, settings: Settings) -> str:
     return f"<gobiller.{email.id}.{email.created_at:%Y%m%d%H%M%S}@{domain or 'gobiller.invalid'}>"
 
 
-#: The emails that carry their invoice's PDF (issue 13), rendered when they are delivered.
-INVOICE_PDF_TEMPLATES = frozenset({"Invoice Created", "Invoice Payment Confirmation"})
-#: An invoice email's ``unique_key`` names its invoice: ``<kind>:<invoice id>[:<more>]``
-#: (``invoice_created:12``, ``paid:12``; a resent copy ``resend:12:<random>``).
-_INVOICE_KEY = re.compile(r"[a-z_]+:([0-9]+)(?::|$)")
-
-
 def invoice_of(email: Email) -> int | None:
-    """The id of the invoice an email is about, when it is one that carries the invoice's
-    PDF ("Invoice Created", "Invoice Payment Confirmation"); None otherwise. Read from its
-    ``unique_key`` (the outbox has no invoice column: the key is what makes it once per
-    invoice)."""
-    if email.template not in INVOICE_PDF_TEMPLATES or not email.unique_key:
-        return None
-    found = _INVOICE_KEY.match(email.unique_key)
-    return int(found.group(1)) if found else None
+    """The id of the invoice whose PDF ``email`` carries ("Invoice Created", "Invoice
+    Payment Confirmation"), read from its ``unique_key`` (``rules.mail.attachments``);
+    None for any other email."""
+    return attachments.invoice_of(email.template, email.unique_key)
 
 
 def attach_invoice_pdf(message: EmailMessage, invoice_id: int, settings: Settings) -> None:
@@ -772,7 +761,9 @@ def resend(email_id: int, actor: Actor) -> Email:
             body_html=original.body_html,
             marketing=original.marketing,
             # A copy of an invoice email still carries its invoice's PDF.
-            unique_key=None if invoice_id is None else f"resend:{invoice_id}:{uuid.uuid4().hex}",
+            unique_key=None
+            if invoice_id is None
+            else attachments.invoice_key("resend", invoice_id),
             created_at=now,
             next_attempt_at=now,
         )

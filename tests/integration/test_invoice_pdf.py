@@ -419,6 +419,28 @@ def test_an_invoice_pdf_that_cannot_be_built_fails_only_its_email(
     assert sent == ["Invoice-GOOD-1.pdf"] * 2
 
 
+def test_invoice_emails_queued_by_any_caller_carry_the_pdf(
+    db: str, tmp_path: Path, smtp_server: tuple[SmtpRecorder, SmtpConfig]
+) -> None:
+    """Whoever queues the email (a staff payment without a key, a caller with a key of its
+    own, the set-based or the rendered path), it names its invoice and carries the PDF;
+    a caller's key still queues once."""
+    invoice = _two_level_invoice(_client(_bhd()), "K-1")
+    client_id = invoice.client_id
+    with writer():
+        queue("Invoice Payment Confirmation", [Notice(client_id, invoice.id)])
+        for _twice in range(2):
+            queue(
+                "Invoice Payment Confirmation",
+                [Notice(client_id, invoice.id, unique_key="staff-payment:77")],
+                set_based=False,
+            )
+    assert Email.select().count() == 2
+    result, messages = _delivered("smtp", tmp_path, smtp_server)
+    assert result.sent == 2
+    assert [n for m in messages for n, _ in _pdf_attachments(m)] == ["Invoice-K-1.pdf"] * 2
+
+
 def test_a_resent_invoice_email_still_carries_its_pdf(
     db: str, tmp_path: Path, smtp_server: tuple[SmtpRecorder, SmtpConfig]
 ) -> None:
