@@ -145,6 +145,7 @@ def load_invoice_document(invoice_id: int, settings: Settings | None = None) -> 
             Invoice.tax_rate1_e4,
             Invoice.tax_rate2_e4,
             Client.tax_id,
+            Client.cc_processing_disabled,
             Currency.code,
             Currency.prefix,
             Currency.suffix,
@@ -208,7 +209,16 @@ def load_invoice_document(invoice_id: int, settings: Settings | None = None) -> 
         items=tuple(InvoiceLine(text, money(amount)) for text, amount in items),
         totals=tuple(totals),
         payment_instructions=payment_instructions(
-            row["status"], row["payment_method"], balance, date_paid, row["number"], settings
+            PaymentFacts(
+                status=row["status"],
+                payment_method=row["payment_method"],
+                balance=balance,
+                number=row["number"],
+                due_date=_date_text(row["due_date"]),
+                date_paid=date_paid,
+                card_charged=not row["cc_processing_disabled"],
+            ),
+            settings,
         ),
     )
 
@@ -237,32 +247,52 @@ def _bill_to_fields(row: Any) -> tuple[str, ...]:
     return tuple(line for line in lines if line)
 
 
-def payment_instructions(
-    status: str,
-    payment_method: str,
-    balance: int,
-    date_paid: str,
-    number: str,
-    settings: Settings,
-) -> tuple[str, ...]:
-    """How this invoice is (or was) paid, by payment method: bank transfer prints the
-    ``bank_transfer_instructions`` setting, mail-in the company's address, a merchant
-    gateway that the card on file is charged (WHMCS's invoice payment box)."""
-    if status == InvoiceStatus.PAID:
-        by_card = " by card" if payment_method in MERCHANT_GATEWAYS else ""
-        return (f"Paid{by_card} on {date_paid}. Thank you." if date_paid else "Paid. Thank you.",)
-    if status in (InvoiceStatus.CANCELLED, InvoiceStatus.REFUNDED) or balance <= 0:
+@dataclass(frozen=True)
+class PaymentFacts:
+    """What decides an invoice's payment box."""
+
+    status: str
+    payment_method: str
+    #: Still owed, in minor units (``invoice_balance``).
+    balance: int
+    number: str
+    #: ISO dates; ``date_paid`` "" while unpaid.
+    due_date: str
+    date_paid: str
+    #: False when the client has Disable CC Processing (PRODUCT.md §1): never captured.
+    card_charged: bool
+
+
+def payment_instructions(facts: PaymentFacts, settings: Settings) -> tuple[str, ...]:
+    """How this invoice is (or was) paid, by payment method, as WHMCS's invoice payment
+    box: bank transfer prints the ``bank_transfer_instructions`` setting, mail-in the
+    company's address, a merchant gateway the day the card on file is charged (the due
+    date less ``capture_days_before_due``, PRODUCT.md §3) or, for a client with Disable CC
+    Processing, to pay in the client area. Nothing for a Cancelled or Refunded invoice or
+    one with nothing left to pay."""
+    if facts.status == InvoiceStatus.PAID:
+        by_card = " by card" if facts.payment_method in MERCHANT_GATEWAYS else ""
+        when = f" on {facts.date_paid}" if facts.date_paid else ""
+        return (f"Paid{by_card}{when}. Thank you.",)
+    if facts.status in (InvoiceStatus.CANCELLED, InvoiceStatus.REFUNDED) or facts.balance <= 0:
         return ()
-    quote = f"Please quote invoice number {number} with your payment."
-    if payment_method == "banktransfer":
+    quote = f"Please quote invoice number {facts.number} with your payment."
+    if facts.payment_method == "banktransfer":
         how = settings.bank_transfer_instructions or "Ask us for our bank details."
         return ("Pay by bank transfer:", how, quote)
-    if payment_method == "mailin":
+    if facts.payment_method == "mailin":
         to = ", ".join(p for p in (settings.company_name, settings.company_address) if p)
         return ("Pay by mail: send your payment to", to, quote)
-    if payment_method in MERCHANT_GATEWAYS:
-        return ("The card on file will be charged on the due date.",)
-    return (f"Payment method: {payment_method}.", quote)
+    if facts.payment_method in MERCHANT_GATEWAYS:
+        if not facts.card_charged:
+            return (f"Please pay this invoice by card in the client area: {settings.system_url}",)
+        try:
+            due = dt.date.fromisoformat(facts.due_date)
+        except ValueError:
+            return ("The card on file will be charged automatically.",)
+        day = due - dt.timedelta(days=settings.capture_days_before_due)
+        return (f"The card on file will be charged automatically on {day.isoformat()}.",)
+    return (f"Payment method: {facts.payment_method}.", quote)
 
 
 def render_invoice_pdf(invoice_id: int, settings: Settings | None = None) -> bytes:

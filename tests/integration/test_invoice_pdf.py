@@ -175,12 +175,20 @@ def test_pdf_payment_instructions_follow_the_payment_method(db: str) -> None:
     invoice = _two_level_invoice(client)
     for method, expected in (
         ("mailin", "send your payment to Acme, 1 Main St, Springfield"),
-        ("sandboxcard", "card on file will be charged"),
+        ("sandboxcard", "card on file will be charged automatically on 2026-11-15"),
         ("banktransfer", "Ask us for our bank details"),
     ):
         Invoice.update(payment_method=method).where(Invoice.id == invoice.id).execute()
         flat = " ".join(_pypdf_text(render_invoice_pdf(invoice.id)).split())
         assert expected in flat, method
+    save_settings({"capture_days_before_due": 3})
+    Client.update(cc_processing_disabled=True).where(Client.id == client.id).execute()
+    Invoice.update(payment_method="sandboxcard").where(Invoice.id == invoice.id).execute()
+    flat = " ".join(_pypdf_text(render_invoice_pdf(invoice.id)).split())
+    assert "pay this invoice by card in the client area" in flat
+    Client.update(cc_processing_disabled=False).where(Client.id == client.id).execute()
+    flat = " ".join(_pypdf_text(render_invoice_pdf(invoice.id)).split())
+    assert "charged automatically on 2026-11-12" in flat  # 3 days before it is due
     Invoice.update(
         status="Paid", date_paid=dt.date(2026, 11, 3), payment_method="sandboxcard"
     ).where(Invoice.id == invoice.id).execute()
