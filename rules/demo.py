@@ -369,6 +369,8 @@ def _reference_data() -> dict[str, Any]:
     save_settings(
         {
             "company_name": "Demo Hosting Ltd",
+            "company_address": "1 Demo Street, Springfield, SP1 2AB, United Kingdom",
+            "bank_transfer_instructions": "Demo Bank, sort code 00-00-00, account 12345678",
             "system_url": "https://billing.demo.test/",
             "timezone": DEMO_TIMEZONE,
         }

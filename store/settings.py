@@ -54,6 +54,11 @@ class Settings:
     #: zero-padded ``{seq:05d}`` (e.g. ``INV-{year}-{seq:05d}``), as WHMCS's custom
     #: invoice number format.
     invoice_number_format: str = "{seq}"
+    #: Printed under the company name on invoice PDFs (one line, as every text setting).
+    company_address: str = ""
+    #: What a client paying by bank transfer needs (bank, account, IBAN...): printed on
+    #: the PDF of an invoice whose payment method is ``banktransfer``.
+    bank_transfer_instructions: str = ""
     # Beyond the interchange document (not exported): mail and the staff app.
     company_email: str = "billing@example.com"
     signature: str = ""
@@ -73,7 +78,7 @@ class Settings:
 SETTING_NAMES: tuple[str, ...] = tuple(f.name for f in fields(Settings))
 #: The settings the interchange document carries (PRODUCT.md §5), in its order.
 INTERCHANGE_SETTINGS: tuple[str, ...] = SETTING_NAMES[
-    : SETTING_NAMES.index("invoice_number_format") + 1
+    : SETTING_NAMES.index("bank_transfer_instructions") + 1
 ]
 _DEFAULTS = Settings()
 

@@ -1068,5 +1068,6 @@ main.add_command(invoice_group)
 main.add_command(portal)
 main.add_command(service_group)
 
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -15,6 +15,8 @@ from typing import Any
 
 import click
 
+from tui.cli_pdf import invoice_pdf
+
 #: As ``tui.cli.RECORD_ID``: positive and within a 64-bit integer column.
 CLIENT_ID = click.IntRange(1, 2**63 - 1)
 #: ``store.models.enums.InvoiceStatus`` spelled out: importing it would load peewee (a
@@ -195,3 +197,6 @@ def invoice_pay(
     else:
         text = f"Payment recorded on invoice {state.number}; balance {state.balance_text}."
     _emit(as_json, data, text)
+
+
+invoice_group.add_command(invoice_pdf)

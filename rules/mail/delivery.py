@@ -34,6 +34,7 @@ from peewee import SQL, Select, fn
 
 from rules.audit import Actor, record
 from rules.errors import RuleError, transaction
+from rules.mail import attachments
 from rules.mail.marketing import marketing_refusal, refusal_for
 from rules.mail.sql import NOT_RENDERED
 from rules.mail.templates import MASK
@@ -288,13 +289,33 @@ def message_id(email: Email, settings: Settings) -> str:
     return f"<gobiller.{email.id}.{email.created_at:%Y%m%d%H%M%S}@{domain or 'gobiller.invalid'}>"
 
 
+def invoice_of(email: Email) -> int | None:
+    """The id of the invoice whose PDF ``email`` carries ("Invoice Created", "Invoice
+    Payment Confirmation"), read from its ``unique_key`` (``rules.mail.attachments``);
+    None for any other email."""
+    return attachments.invoice_of(email.template, email.unique_key)
+
+
+def attach_invoice_pdf(message: EmailMessage, invoice_id: int, settings: Settings) -> None:
+    """Attach invoice ``invoice_id``'s PDF (``Invoice-<number>.pdf``), rendered now from
+    the invoice as it stands (never stored per email). Raises whatever rendering raises
+    (``InvoiceNotFound``...): the caller fails that email alone (PRODUCT.md §4)."""
+    from rules.billing.invoice_pdf import invoice_pdf_attachment
+
+    filename, data = invoice_pdf_attachment(invoice_id, settings)
+    message.add_attachment(data, maintype="application", subtype="pdf", filename=filename)
+
+
 def build_message(email: Email, settings: Settings) -> EmailMessage:
     """The message for ``email``: From the company (``company_name`` as a display name,
     ``company_email``), To the stored address, both as ``Address`` objects whose domain is
-    its A-label; headers are written by ``rules.mail.wire`` (PRODUCT.md §4).
+    its A-label; headers are written by ``rules.mail.wire`` (PRODUCT.md §4). "Invoice
+    Created" and "Invoice Payment Confirmation" carry their invoice's PDF
+    (``attach_invoice_pdf``, issue 13).
 
-    Raises ``PermanentError`` with the reason for an address that has no wire form or a
-    header that cannot be written: that email fails alone.
+    Raises ``PermanentError`` with the reason for an address that has no wire form, a
+    header that cannot be written or an invoice PDF that cannot be made: that email fails
+    alone.
     """
     try:
         sender = mail_address(settings.company_email)
@@ -319,6 +340,14 @@ def build_message(email: Email, settings: Settings) -> EmailMessage:
             msg.add_alternative(email.body_html, subtype="html")
     except (ValueError, LookupError, MessageError) as exc:
         raise PermanentError(f"cannot be written as the standards say: {exc}") from exc
+    invoice_id = invoice_of(email)
+    if invoice_id is not None:
+        try:
+            attach_invoice_pdf(msg, invoice_id, settings)
+        except Exception as exc:  # noqa: BLE001  (this email fails alone, with the reason)
+            raise PermanentError(
+                f"cannot attach the PDF of invoice {invoice_id}: {_reason(exc)}"
+            ) from exc
     return msg
 
 
@@ -720,6 +749,7 @@ def resend(email_id: int, actor: Actor) -> Email:
         refusal = refusal_for(original.client_id)
         if refusal:
             raise RuleError(f"email {email_id} is marketing and {refusal}: not resent")
+    invoice_id = invoice_of(original)
     with transaction():
         now = utcnow()
         copy = Email.create(
@@ -730,6 +760,10 @@ def resend(email_id: int, actor: Actor) -> Email:
             body_text=original.body_text,
             body_html=original.body_html,
             marketing=original.marketing,
+            # A copy of an invoice email still carries its invoice's PDF.
+            unique_key=None
+            if invoice_id is None
+            else attachments.invoice_key("resend", invoice_id),
             created_at=now,
             next_attempt_at=now,
         )

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from collections import namedtuple
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
 from rules.errors import RuleError
 from rules.mail import sql as mail_sql
+from rules.mail.attachments import INVOICE_PDF_TEMPLATES, invoice_key, invoice_of
 from rules.mail.sql import NOT_RENDERED
 from rules.mail.templates import (
     INVOICE_TEMPLATES,
@@ -93,6 +94,8 @@ def queue(
     """
     if not notices:
         return 0
+    if template_name in INVOICE_PDF_TEMPLATES:
+        notices = [_naming_its_invoice(template_name, n) for n in notices]
     template = get_template(template_name)
     if template.disabled:
         return 0
@@ -191,6 +194,18 @@ def queue(
         )
     with writer():  # a savepoint inside the caller's transaction
         return bulk_insert(Email, OUTBOX_COLUMNS, rows, skip_conflicts=True)
+
+
+def _naming_its_invoice(template_name: str, notice: Notice) -> Notice:
+    """``notice`` with a unique key that names its invoice (``rules.mail.attachments``),
+    so the email carries the invoice's PDF whoever queued it: a notice without a key gets
+    a fresh one; a key of the caller's is kept inside the new one, so queuing it twice
+    is still a no-op."""
+    if notice.invoice_id is None or invoice_of(template_name, notice.unique_key) is not None:
+        return notice
+    if notice.unique_key is None:
+        return replace(notice, unique_key=invoice_key("invoice", notice.invoice_id))
+    return replace(notice, unique_key=f"invoice:{notice.invoice_id}:{notice.unique_key}"[:200])
 
 
 def _notice_context(

@@ -209,7 +209,7 @@ def test_smtp_delivery_with_headers(
     assert message["Subject"] == "Invoice #1001 from Demo Hosting"
     assert message["Message-ID"] == email.message_id
     assert email.message_id.endswith("@demo.example>")
-    body = message.get_content()
+    body = message.get_body(("plain",)).get_content()  # beside the invoice's PDF
     assert "Total: $12.00 USD" in body and "VPS 2GB" in body and "Dear Ana1" in body
     assert recorder.messages[0].mail_from == "billing@demo.example"
     assert (email.status, email.attempts, email.sent_at) == ("sent", 1, clock.now)

@@ -39,7 +39,13 @@ def test_bad_characters_are_refused_in_single_line_fields(char: str) -> None:
         clean_text(value, 100)
     with pytest.raises(FieldError):
         check_custom_value("text", [], "", False, value)
-    for setting in ("company_name", "system_url", "signature"):
+    for setting in (
+        "company_name",
+        "system_url",
+        "signature",
+        "company_address",
+        "bank_transfer_instructions",
+    ):
         with pytest.raises(SettingsError):
             validate_setting(setting, value)
 

@@ -59,6 +59,8 @@ LABELS = {
     "system_url": "System URL",
     "allow_marketing_opt_out": "Clients may opt out of marketing email",
     "company_email": "Company email (From)",
+    "company_address": "Company address (invoice PDFs)",
+    "bank_transfer_instructions": "Bank transfer instructions (invoice PDFs)",
     "signature": "Email signature",
     "mail_rate_limit": "Mass mail: emails per window",
     "mail_rate_window_seconds": "Mass mail: window (seconds)",
