@@ -241,3 +241,51 @@ async def test_support_staff_see_invoices_but_cannot_change_them(admin: str) -> 
         await settle(pilot)
         assert not isinstance(app.screen, FormDialog)
     assert Transaction.select().count() == 0 and Invoice.select().count() == 1
+
+
+async def test_o_saves_the_invoice_pdf_without_a_display_and_says_where(
+    admin: str, tmp_path: Any, monkeypatch: Any
+) -> None:
+    """Over SSH there is no viewer: `o` on the tab and on the invoice screen saves the PDF
+    privately in the data folder's invoices/ and the message says where."""
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    _client_with_invoice()
+    app = StaffApp()
+    notes: list[str] = []
+    async with app.run_test(size=SMALL) as pilot:
+        app.notify = lambda message, **_: notes.append(str(message))  # type: ignore[method-assign]
+        await login(pilot)
+        tab = await _invoices_tab(pilot)
+        await pilot.press("o")
+        await settle(pilot)
+        screen = await _open_invoice(pilot, tab)
+        await pilot.press("o")
+        await settle(pilot)
+        assert app.screen is screen
+    saved = list((tmp_path / "data").rglob("Invoice-INV-1.pdf"))
+    assert len(saved) == 1 and saved[0].read_bytes().startswith(b"%PDF")
+    said = [n for n in notes if "saved to" in n]
+    assert len(said) == 2 and all(str(saved[0]) in n for n in said), notes
+
+
+async def test_a_payment_moves_the_services_tab_to_the_next_due_date(admin: str) -> None:
+    """Paying renews what the invoice bills; the Products/Services tab shows it on return."""
+    _owner, _bill, hosting = _client_with_invoice()
+    app = StaffApp()
+    async with app.run_test(size=SMALL) as pilot:
+        await login(pilot)
+        tab = await _invoices_tab(pilot)
+        await _open_invoice(pilot, tab)
+        await pilot.press("p")
+        await settle(pilot)
+        await _fill(pilot, {"amount": "25.00"})
+        await pilot.press("escape")
+        await settle(pilot)
+        from tui.screens.client_tabs.services import ServicesTab
+
+        services = app.screen.query_one(ServicesTab)
+        cells = [str(c) for c in services.query_one(DataTable).get_row_at(0)]
+        assert "2026-04-24" in cells, cells
+    assert Service.get_by_id(hosting.id).next_due_date == dt.date(2026, 4, 24)

@@ -36,6 +36,7 @@ from store.models.enums import GATEWAYS
 from tui.background import failure_text, off_loop
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.form import FormDialog, FormField
+from tui.open_file import open_invoice_pdf
 from tui.screens.client_tabs.working_tab import WorkingTab
 from tui.widgets.error_line import ErrorLine
 
@@ -84,6 +85,7 @@ class InvoicesTab(Vertical):
     BINDINGS = [
         Binding("n", "new_invoice", "New invoice", id="invoices.new"),
         Binding("c", "add_credit", "Add credit", id="invoices.add_credit"),
+        Binding("o", "open_pdf", "PDF", id="invoices.open_pdf"),
         Binding("f5", "reload", "Reload", id="invoices.reload"),
     ]
 
@@ -99,7 +101,9 @@ class InvoicesTab(Vertical):
     def compose(self) -> ComposeResult:
         yield Static("", id="invoices-credit", markup=False)
         yield Static(
-            "Enter open · n new invoice · c add credit · F5 reload", classes="hint", markup=False
+            "Enter open · o PDF · n new invoice · c add credit · F5 reload",
+            classes="hint",
+            markup=False,
         )
         yield ErrorLine(id="invoices-error")
         table: DataTable[Text] = DataTable(id="invoices-table", cursor_type="row")
@@ -138,6 +142,12 @@ class InvoicesTab(Vertical):
 
     def action_reload(self) -> None:
         self.reload()
+
+    def action_open_pdf(self) -> None:
+        """The selected invoice's PDF, in the system viewer or saved (``tui.open_file``)."""
+        table = self.query_one("#invoices-table", DataTable)
+        if table.row_count:
+            open_pdf_of(self, self.rows[table.cursor_row].id)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
@@ -240,6 +250,22 @@ class InvoicesTab(Vertical):
         self.app.push_screen(FormDialog("Add credit", fields, save), done)
 
 
+async def _open_pdf(owner: InvoicesTab | InvoiceScreen, invoice_id: int) -> None:
+    """Render and open the PDF off the event loop; say where it went, or why not."""
+    try:
+        opened = await off_loop(open_invoice_pdf, invoice_id)
+    except Exception as exc:  # shown beside the table; nothing else changed
+        owner.show_failure(failure_text(exc, internal="no PDF was written"))
+        return
+    owner.show_failure("")
+    owner.app.notify(opened.message)
+
+
+def open_pdf_of(owner: InvoicesTab | InvoiceScreen, invoice_id: int) -> None:
+    """Open invoice ``invoice_id``'s PDF in a worker of ``owner`` (the tab or the screen)."""
+    owner.run_worker(_open_pdf(owner, invoice_id), group="invoice-pdf", exclusive=True)
+
+
 def _signed_amount(text: str, field: str) -> Decimal:
     return payments.amount_from_text(text, field, allow_negative=True)
 
@@ -263,6 +289,7 @@ class InvoiceScreen(Screen[bool]):
         Binding("x", "cancel_invoice", "Cancel", id="invoice.cancel"),
         Binding("u", "mark_unpaid", "Unpaid", id="invoice.mark_unpaid"),
         Binding("c", "apply_credit", "Credit", id="invoice.apply_credit"),
+        Binding("o", "open_pdf", "PDF", id="invoice.open_pdf"),
     ]
 
     def __init__(self, actor: Actor, invoice_id: int) -> None:
@@ -336,6 +363,10 @@ class InvoiceScreen(Screen[bool]):
                 Text(t.amount_out if t.refund else "", justify="right"),
                 Text(t.description),
             )
+
+    def action_open_pdf(self) -> None:
+        """This invoice's PDF, in the system viewer or saved (``tui.open_file``)."""
+        open_pdf_of(self, self.invoice_id)
 
     def action_back(self) -> None:
         self.dismiss(self.changed)
