@@ -316,3 +316,37 @@ async def test_the_products_catalogue_screen_adds_and_edits_prices(admin: str) -
         _set(dialog, **{"price.USD.Monthly": ""})
         await _save(pilot, dialog)
     assert [(p.billing_cycle, p.amount) for p in Pricing.select()] == [("Annually", 12000)]
+
+
+async def test_the_editor_tabs_are_reached_from_the_keyboard(admin: str) -> None:
+    """alt+→ / alt+← move between the editor's tabs,
+    wrapping round, with the focus inside the new tab so its own keys work at once."""
+    _client()
+    _catalogue()
+    app = StaffApp()
+    async with app.run_test(size=SMALL) as pilot:
+        await login(pilot)
+        editor = await open_first_client(pilot)
+        await settle(pilot)
+        tabs: Any = editor.query_one("#tabs")
+        assert tabs.active == "profile"
+        seen = []
+        for _ in range(3):
+            await pilot.press("alt+right")
+            await settle(pilot)
+            seen.append(tabs.active)
+        assert seen == ["contacts", "services", "domains"]
+        assert app.focused is editor.query_one("#domains-table", DataTable)
+        await pilot.press("alt+left")
+        await settle(pilot)
+        assert tabs.active == "services"
+        await _dialog(pilot, "a")  # the tab's own key, with no focus step in between
+        await pilot.press("escape")
+        await settle(pilot)
+        for _ in range(3):
+            await pilot.press("alt+left")
+            await settle(pilot)
+        assert tabs.active == "summary"
+        await pilot.press("alt+left")  # wraps round to the last tab
+        await settle(pilot)
+        assert tabs.active == "log"

@@ -311,6 +311,8 @@ class ClientEditor(Screen[None]):
         Binding("ctrl+r", "reset_password", "Reset password", id="editor.reset_password"),
         Binding("ctrl+t", "untick_two_factor", "2FA off", id="editor.two_factor_off"),
         Binding("ctrl+o", "portal_invitation", "Invite", id="editor.portal_invitation"),
+        Binding("alt+right", "switch_tab(1)", "Next tab", show=False, id="editor.next_tab"),
+        Binding("alt+left", "switch_tab(-1)", "Previous tab", show=False, id="editor.previous_tab"),
         *[
             Binding(key, f"toggle_preference('{name}')", label.split(":")[0], id=f"editor.{name}")
             for name, label, key in PREFERENCES
@@ -656,6 +658,7 @@ class ClientEditor(Screen[None]):
         loaded = self.loaded or {}
         name = f"{loaded.get('first_name', '')} {loaded.get('last_name', '')}".strip()
         title = f"Client #{self.client_id}: {name}" if self.client_id else "New client"
+        title += "  (alt+←/→ tabs)"
         if self.loaded is None:
             marker = "  (opening…)"
         elif self.saving:
@@ -663,6 +666,26 @@ class ClientEditor(Screen[None]):
         else:
             marker = "  ● unsaved changes" if self.dirty else ""
         self.query_one("#editor-title", Static).update(title + marker)
+
+    def action_switch_tab(self, step: int) -> None:
+        """The next (``step`` 1) or previous (-1) tab, wrapping round, with the focus in it
+        so its own keys work at once (a working tab's table, the profile's first field)."""
+        tabs = self.query_one("#tabs", TabbedContent)
+        if tabs.disabled:
+            return
+        panes = [pane for pane in tabs.query(TabPane) if pane.id]
+        names = [pane.id for pane in panes]
+        index = (names.index(tabs.active) + step) % len(panes) if tabs.active in names else 0
+        tabs.active = str(names[index])
+        target = next(
+            (
+                w
+                for w in panes[index].query("*")
+                if w.focusable and not isinstance(w, VerticalScroll)
+            ),
+            None,
+        )
+        self.set_focus(target)
 
     @on(Input.Changed)
     @on(Checkbox.Changed)
