@@ -199,6 +199,15 @@ async def test_edit_a_service_and_add_an_addon(admin: str) -> None:
         table = editor.query_one("#services-table", DataTable)
         assert table.row_count == 2
         assert "+ Backups" in str(table.get_row_at(1)[1])
+        table.move_cursor(row=1)  # on the addon: e edits the addon, A adds to its service
+        dialog = await _dialog(pilot, "e")
+        assert dialog.query_one(f"#{widget_id('name')}", Input).value == "Backups"
+        await pilot.press("escape")
+        await settle(pilot)
+        dialog = await _dialog(pilot, "A")
+        assert "service " + str(Service.get().id) in dialog.title_text
+        await pilot.press("escape")
+        await settle(pilot)
     service = Service.get()
     assert (service.amount, service.anchor_day, service.notes) == (1250, 30, "moved to node 7")
     addon = Addon.get()
