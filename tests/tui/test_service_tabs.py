@@ -325,3 +325,32 @@ async def test_the_products_catalogue_screen_adds_and_edits_prices(admin: str) -
         _set(dialog, **{"price.USD.Monthly": ""})
         await _save(pilot, dialog)
     assert [(p.billing_cycle, p.amount) for p in Pricing.select()] == [("Annually", 12000)]
+
+
+async def test_the_first_service_sold_in_the_app_makes_a_currency_change_warn(admin: str) -> None:
+    """PRODUCT.md §1: the first order fixes the currency; after it the select warns."""
+    from tui.dialogs.confirm import ConfirmDialog
+
+    client = _client()
+    eur = Currency.create(code="EUR", prefix="€")
+    _catalogue()
+    app = StaffApp()
+    async with app.run_test(size=SIZE) as pilot:
+        editor = await _tab(pilot, "services")
+        dialog = await _dialog(pilot, "a")
+        await _save(pilot, dialog)
+        assert Service.select().count() == 1
+        editor.query_one("#tabs").active = "profile"  # type: ignore[attr-defined]
+        await pilot.pause()
+        editor.query_one("#f-currency_id", Select).value = eur.id
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        for _ in range(300):
+            await pilot.pause(0.01)
+            if isinstance(app.screen, ConfirmDialog):
+                break
+        warning = app.screen
+        assert isinstance(warning, ConfirmDialog) and "1 services" in warning.message
+        await pilot.press("n")
+        await settle(pilot)
+    assert Client.get_by_id(client.id).currency_id != eur.id
