@@ -190,7 +190,7 @@ def _write_prices(
         (p.currency_id, p.billing_cycle): p.amount
         for p in Pricing.select().where((Pricing.type == kind) & (Pricing.related_id == related_id))
     }
-    codes = {c.id: c.code for c in Currency.select()}
+    currencies = {c.id: (c.code, c.decimals) for c in Currency.select()}
     gone = [key for key in old if key not in prices] if replace else []
     for currency_id, cycle in gone:
         Pricing.delete().where(
@@ -231,9 +231,9 @@ def _write_prices(
                 entity,
                 related_id,
                 "price",
-                field=f"{codes.get(key[0], key[0])} {key[1]}",
-                old_value="" if before is None else str(before),
-                new_value="" if after is None else str(after),
+                field=f"{currencies[key[0]][0]} {key[1]}",
+                old_value="" if before is None else format_price(before, currencies[key[0]][1]),
+                new_value="" if after is None else format_price(after, currencies[key[0]][1]),
             )
 
 

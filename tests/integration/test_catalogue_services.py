@@ -127,7 +127,7 @@ def test_catalogue_prices_per_currency_and_cycle_are_audited(db: str) -> None:
     )
     rows = _audit("product")
     assert ("update", "name", "Starter", "Starter Plus") in rows
-    assert ("price", "USD Monthly", "999", "1250") in rows
+    assert ("price", "USD Monthly", "9.99", "12.50") in rows  # in the currency's decimals
     assert ("price", "JPY Monthly", "1200", "") in rows
 
 

@@ -199,6 +199,15 @@ async def test_edit_a_service_and_add_an_addon(admin: str) -> None:
         table = editor.query_one("#services-table", DataTable)
         assert table.row_count == 2
         assert "+ Backups" in str(table.get_row_at(1)[1])
+        table.move_cursor(row=1)  # on the addon: e edits the addon, A adds to its service
+        dialog = await _dialog(pilot, "e")
+        assert dialog.query_one(f"#{widget_id('name')}", Input).value == "Backups"
+        await pilot.press("escape")
+        await settle(pilot)
+        dialog = await _dialog(pilot, "A")
+        assert "service " + str(Service.get().id) in dialog.title_text
+        await pilot.press("escape")
+        await settle(pilot)
     service = Service.get()
     assert (service.amount, service.anchor_day, service.notes) == (1250, 30, "moved to node 7")
     addon = Addon.get()
@@ -350,3 +359,32 @@ async def test_the_editor_tabs_are_reached_from_the_keyboard(admin: str) -> None
         await pilot.press("alt+left")  # wraps round to the last tab
         await settle(pilot)
         assert tabs.active == "log"
+
+
+async def test_the_first_service_sold_in_the_app_makes_a_currency_change_warn(admin: str) -> None:
+    """PRODUCT.md §1: the first order fixes the currency; after it the select warns."""
+    from tui.dialogs.confirm import ConfirmDialog
+
+    client = _client()
+    eur = Currency.create(code="EUR", prefix="€")
+    _catalogue()
+    app = StaffApp()
+    async with app.run_test(size=SIZE) as pilot:
+        editor = await _tab(pilot, "services")
+        dialog = await _dialog(pilot, "a")
+        await _save(pilot, dialog)
+        assert Service.select().count() == 1
+        editor.query_one("#tabs").active = "profile"  # type: ignore[attr-defined]
+        await pilot.pause()
+        editor.query_one("#f-currency_id", Select).value = eur.id
+        await pilot.pause()
+        await pilot.press("ctrl+s")
+        for _ in range(300):
+            await pilot.pause(0.01)
+            if isinstance(app.screen, ConfirmDialog):
+                break
+        warning = app.screen
+        assert isinstance(warning, ConfirmDialog) and "1 services" in warning.message
+        await pilot.press("n")
+        await settle(pilot)
+    assert Client.get_by_id(client.id).currency_id != eur.id
