@@ -247,9 +247,15 @@ def record_payment(
     key = payment_key(invoice_id, gateway, reference, expected_version)
     with transaction():
         loaded = load_invoice(invoice_id)
+        minor = _positive(amount, loaded.currency)
         if key:
             earlier = Transaction.get_or_none(Transaction.idempotency_key == key)
-            if earlier is not None:
+            # The same payment again (same reference, or the same form sent twice): a
+            # different amount or gateway under one form version is another payment made
+            # on a stale screen, refused below as changed.
+            if earlier is not None and (
+                reference or (earlier.amount_in, earlier.gateway) == (minor, gateway)
+            ):
                 return PaymentResult(
                     _state_of(loaded.invoice, loaded.currency, loaded.balance),
                     earlier.id,
@@ -258,7 +264,6 @@ def record_payment(
                 )
         check_version(loaded, expected_version)
         invoice = loaded.invoice
-        minor = _positive(amount, loaded.currency)
         if invoice.status not in PAYABLE_STATUSES:
             raise InvoiceRefused(
                 f"invoice {invoice.number} is {invoice.status}: only Unpaid, Payment Pending "

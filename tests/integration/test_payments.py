@@ -436,3 +436,17 @@ def test_mark_paid_costs_the_same_queries_for_one_invoice_or_many(db: str) -> No
             assert len(mark_paid([b.id for b in bills], PAID_ON)) == size
         counts.append(counter.count)
     assert counts[0] == counts[1]
+
+
+def test_two_staff_on_one_screen_version_with_different_amounts_are_not_one_payment(
+    db: str,
+) -> None:
+    """Same version read, no reference, different amounts: the second is refused as
+    changed (not reported "already recorded")."""
+    bill, _ = _cron_invoice()
+    payments.record_payment(bill.id, Decimal("10"), "mailin", PAID_ON, "", BILLING, bill.version)
+    with pytest.raises(payments.InvoiceChanged):
+        payments.record_payment(
+            bill.id, Decimal("20"), "mailin", PAID_ON, "", BILLING, bill.version
+        )
+    assert _balance(bill.id) == 9_000
