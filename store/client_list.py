@@ -168,9 +168,12 @@ def fetch_page(q: ListQuery, offset: int, limit: int) -> list[ListRow]:
         ClientGroup.colour,
     ).join(ClientGroup, JOIN.LEFT_OUTER, on=(Client.group == ClientGroup.id))
     query = _filtered(query, q).order_by(*_order(q)).limit(limit).offset(offset)
+    # The driver's rows as they come, one conversion (the creation time): peewee's row
+    # wrapper converted nine values a row, a third of a millisecond of a 200-row page.
+    created = Client.created_at.python_value
     return [
-        ListRow(r[0], r[1], r[2], r[3], r[4], r[5], r[7] or "", r[8] or "", r[6])
-        for r in query.tuples()
+        ListRow(r[0], r[1], r[2], r[3], r[4], r[5], r[7] or "", r[8] or "", created(r[6]))
+        for r in Client._meta.database.execute(query).fetchall()
     ]
 
 
