@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Iterable, Sequence
 from functools import partial
@@ -19,12 +20,16 @@ from rules.permissions import allowed
 from store.client_list import ListQuery, fetch_page
 from store.settings import load_settings
 from tui.background import failure_text, off_loop
+from tui.collector import collect_again
 from tui.dialogs.confirm import ConfirmDialog
 from tui.dialogs.password import LockScreen
 from tui.screens.client_list import ClientListScreen
 from tui.screens.login import LoginScreen
 from tui.widgets.control_pictures import ControlPictures
 from tui.widgets.keys_in_order import KeysInOrder
+
+#: Seconds after which garbage is collected again even if no screen said it was painted.
+STARTED_WITHIN = 1.0
 
 
 class ClientFinder(Provider):
@@ -68,6 +73,7 @@ class StaffApp(KeysInOrder, App[None]):
     ) -> None:
         """``actor`` skips the login screen (benchmarks and snapshot tests); ``keymap`` maps
         binding ids to keys (the ``[keys]`` table of gobiller.toml)."""
+        gc.disable()  # until the first screen is painted (``tui.collector``)
         super().__init__()
         self.actor: Actor | None = actor
         if keymap:
@@ -90,6 +96,10 @@ class StaffApp(KeysInOrder, App[None]):
         else:
             self.push_screen(ClientListScreen())
         self.set_interval(5, self.check_lock)
+        self.set_timer(STARTED_WITHIN, collect_again)  # whichever screen came first
+
+    def on_unmount(self) -> None:
+        collect_again()
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key | events.MouseDown):

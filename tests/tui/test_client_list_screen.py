@@ -157,3 +157,27 @@ async def test_garbage_is_collected_between_frames_never_while_a_search_is_await
         await pilot.press("escape", "n")  # the editor: the collector's own pace again
         await _quiet(pilot)
         assert gc.get_threshold()[0] == 700
+
+
+async def test_no_garbage_is_collected_before_the_first_screen_is_painted(admin: str) -> None:
+    """Start-up collected garbage at the collector's own pace: a full collection of all
+    that was imported (25-50 ms) and middle-generation ones landed before the list's first
+    frame. None runs now until the first screen is painted; then the collector is on."""
+    before_painted: list[int] = []
+    app = StaffApp(lock_minutes=15, actor=ADMIN)
+
+    def seen(phase: str, info: dict[str, Any]) -> None:
+        screen = app.screen if app.is_running and app.screen_stack else None
+        painted = isinstance(screen, ClientListScreen) and screen.settled
+        if phase == "start" and not painted:
+            before_painted.append(info["generation"])
+
+    gc.callbacks.append(seen)
+    try:
+        async with app.run_test(size=(100, 24)) as pilot:
+            await _quiet(pilot)
+            assert isinstance(app.screen, ClientListScreen) and app.screen.settled
+            assert gc.isenabled()
+    finally:
+        gc.callbacks.remove(seen)
+    assert before_painted == []

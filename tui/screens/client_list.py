@@ -30,6 +30,7 @@ from store.client_list import (
 )
 from store.models import ClientGroup
 from store.models.enums import ClientStatus
+from tui.collector import collect_again
 from tui.frames import PromptFrames
 from tui.widgets.client_table import PAGE, ClientHeader, ClientTable
 from tui.widgets.text_input import TextInput
@@ -140,13 +141,13 @@ class ClientListScreen(PromptFrames, Screen[None]):
 
     def _settle(self) -> None:
         """Once the list is painted, move the app's long-lived objects out of the garbage
-        collector's reach (full collections then scan only what typing creates, instead
-        of pausing a keystroke's repaint for tens of milliseconds) and collect the young
-        generation less often: a keystroke's search and repaint allocate a few thousand
-        objects. No ``gc.collect()`` first: a full collection of everything imported takes
-        ~150 ms and held the first frame back (what little startup garbage is frozen with
-        the rest stays). Then the reader warms the search's pages while nobody types."""
-        gc.freeze()
+        collector's reach and let it run again (``collect_again``: full collections then
+        scan only what typing creates, instead of pausing a keystroke's repaint for tens of
+        milliseconds), collected between frames from now on. No ``gc.collect()`` first: a
+        full collection of everything imported takes ~150 ms and held the first frame back
+        (what little startup garbage is frozen with the rest stays). Then the reader warms
+        the search's pages while nobody types."""
+        collect_again()
         self.settled = True
         self._collect_between_frames(True)
         self.reader.warm()
