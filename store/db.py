@@ -135,12 +135,16 @@ def open_database(url: str, *, create_dirs: bool = True) -> Database:
 def _peewee_postgres_driver() -> None:
     """What peewee sets up when it finds psycopg2 at its import (peewee.py's ``import
     psycopg2`` block and ``Psycopg2Adapter``'s transaction states), done when the first
-    PostgreSQL database opens instead. Raises ``ImportError`` without the driver."""
+    PostgreSQL database opens instead. Without the driver it does nothing: peewee then
+    raises its ``ImproperlyConfigured`` on connecting, as when it found none at import."""
     orm: Any = peewee  # attributes peewee defines only when it finds the driver
     if orm.psycopg2 is not None:
         return
-    import psycopg2
-    from psycopg2 import extensions, extras
+    try:
+        import psycopg2
+        from psycopg2 import extensions, extras
+    except ImportError:
+        return
 
     orm.psycopg2 = psycopg2
     orm.pg_extensions = extensions
