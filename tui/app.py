@@ -91,10 +91,11 @@ class StaffApp(KeysInOrder, App[None]):
         return [*super().get_line_filters(), self.control_pictures]
 
     def on_mount(self) -> None:
-        if self.actor is None:
-            self.push_screen(LoginScreen())
-        else:
-            self.push_screen(ClientListScreen())
+        # Once the app's mount is over: a screen pushed during it is laid out and rendered
+        # inside Textual's start-up batch, a frame never shown, then all again.
+        self.call_later(
+            self.push_screen, LoginScreen() if self.actor is None else ClientListScreen()
+        )
         self.set_interval(5, self.check_lock)
         self.set_timer(STARTED_WITHIN, collect_again)  # whichever screen came first
 

@@ -181,3 +181,26 @@ async def test_no_garbage_is_collected_before_the_first_screen_is_painted(admin:
     finally:
         gc.callbacks.remove(seen)
     assert before_painted == []
+
+
+async def test_the_first_screen_is_rendered_once_in_a_frame_that_is_shown(
+    admin: str, monkeypatch: Any
+) -> None:
+    """The list pushed while the app mounted was laid out and rendered inside Textual's
+    start-up batch, a frame never written to the terminal, then rendered all again."""
+    from textual.screen import Screen
+
+    unseen: list[str] = []
+    real = Screen._compositor_refresh
+
+    def refresh(screen: Screen[Any]) -> None:
+        if screen.app._batch_count:
+            unseen.append(type(screen).__name__)
+        real(screen)
+
+    monkeypatch.setattr(Screen, "_compositor_refresh", refresh)
+    app = StaffApp(lock_minutes=15, actor=ADMIN)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await _quiet(pilot)
+        assert isinstance(app.screen, ClientListScreen)
+    assert "ClientListScreen" not in unseen
