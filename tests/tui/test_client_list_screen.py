@@ -204,3 +204,41 @@ async def test_the_first_screen_is_rendered_once_in_a_frame_that_is_shown(
         await _quiet(pilot)
         assert isinstance(app.screen, ClientListScreen)
     assert "ClientListScreen" not in unseen
+
+
+async def test_the_list_draws_its_lines_as_textuals_styles_cache_would(admin: str) -> None:
+    """The table hands its rows' lines to the compositor itself (``_plain_lines``),
+    without Textual's per-line styles pass; what it returns is segment for segment what
+    that pass returns, for any crop, with and without focus, and with a control character
+    in the data (the line filters still apply). A table with a border takes Textual's way."""
+    from textual.geometry import Region
+    from textual.widget import Widget
+
+    from store.db import database, writer
+
+    _client("Ann", "Able", "ann@example.com", group="Resellers")
+    _client("Bob", "Baker", "bob@example.com")
+    with writer():  # around the validators, as tests/tui/test_terminal_escapes.py does
+        database.execute_sql(
+            f"UPDATE client SET first_name = {database.param} WHERE first_name = 'Ann'",
+            ("Ann\x1b]2;x\x07",),
+        )
+    app = StaffApp(lock_minutes=15, actor=ADMIN)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await _quiet(pilot)
+        table = app.screen.query_one(ClientTable)
+        width = table.region.width
+        for focused in (True, False):
+            (table if focused else app.screen.query_one("#search")).focus()
+            await _quiet(pilot)
+            assert table._plain_box()
+            for crop in (Region(0, 0, width, 4), Region(0, 1, width, 2), Region(7, 0, 30, 3)):
+                ours = table.render_lines(crop)
+                table._styles_cache.clear()
+                textuals = Widget.render_lines(table, crop)
+                assert [(list(s), s.cell_length) for s in ours] == [
+                    (list(s), s.cell_length) for s in textuals
+                ], (focused, crop)
+                assert "\x1b" not in "".join(s.text for s in ours)
+        table.styles.border = ("solid", "red")
+        assert not table._plain_box()
