@@ -280,22 +280,21 @@ class ListReader:
 
     def call(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` on the reader's thread; its result, or its exception raised here."""
+        return self.submit(fn, *args).result()
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        """``fn(*args)`` queued on the reader's thread now; its answer, once in, in the
+        future returned (cancelling it before the reader has started drops the read)."""
         future: Future[T] = Future()
         self._put((future, fn, args))
-        return future.result()
+        return future
 
     async def ask(self, fn: Callable[..., T], *args: Any) -> T:
         """``call`` for a coroutine on an event loop: the answer comes straight back to the
         loop (one thread hop each way, no thread in between). Cancelling the awaiting task
         before the reader has started the read drops the read (a newer keystroke's search
         makes the older one's read pointless)."""
-        future: Future[T] = Future()
-        self._put((future, fn, args))
-        try:
-            return await asyncio.wrap_future(future)
-        except asyncio.CancelledError:
-            future.cancel()  # now, not once the loop gets round to it: the reader may be free
-            raise
+        return await answer(self.submit(fn, *args))
 
     def warm(self) -> None:
         """Start walking the search's pages between reads (``warm_steps``)."""
@@ -334,3 +333,13 @@ class ListReader:
                     future.set_exception(exc)
         finally:
             Client._meta.database.close()
+
+
+async def answer(future: Future[T]) -> T:
+    """Await a ``ListReader.submit`` future on the event loop; cancelled, the read is
+    dropped at once if the reader has not started it."""
+    try:
+        return await asyncio.wrap_future(future)
+    except asyncio.CancelledError:
+        future.cancel()  # now, not once the loop gets round to it: the reader may be free
+        raise

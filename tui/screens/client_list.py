@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+from concurrent.futures import Future
 from dataclasses import replace
 from functools import partial
 
@@ -25,6 +26,7 @@ from store.client_list import (
     ListQuery,
     ListReader,
     ListRow,
+    answer,
     count,
     fetch_page,
 )
@@ -110,6 +112,7 @@ class ClientListScreen(PromptFrames, Screen[None]):
         self.edited_at = 0.0
         #: Searches and counts run on one thread with one warm connection (``ListReader``).
         self.reader = ListReader()
+        self._first_page: Future[list[ListRow]] | None = None
         self.collects_between_frames = False
         self.settled = False
 
@@ -207,7 +210,13 @@ class ClientListScreen(PromptFrames, Screen[None]):
         self.refresh_results()
 
     def refresh_results(self) -> None:
-        self.load(self.list_query)
+        # The read is queued now, before the frame that echoes the key is painted (the
+        # reader searches while the loop paints; queued by the worker, it waited for that
+        # frame, ~1 ms); the one queued by the key before is dropped if not started.
+        if self._first_page is not None:
+            self._first_page.cancel()
+        self._first_page = self.reader.submit(fetch_page, self.list_query, 0, PAGE)
+        self.load(self.list_query, self._first_page)
         self.set_timer(SEARCHING_DELAY, partial(self._searching, self.list_query))
 
     def _searching(self, query: ListQuery) -> None:
@@ -215,13 +224,14 @@ class ClientListScreen(PromptFrames, Screen[None]):
             self.query_one(InfoLine).text = "Searching…"
 
     @work(exclusive=True, group="search")
-    async def load(self, query: ListQuery) -> None:
-        """First page, then the count, read by the list's reader thread (never on the event
-        loop); a newer search cancels this worker, and with it a read not started yet.
+    async def load(self, query: ListQuery, first_page: Future[list[ListRow]]) -> None:
+        """First page (queued on the list's reader thread by ``refresh_results``), then the
+        count, read by the reader (never on the event loop); a newer search cancels this
+        worker, and with it a read not started yet.
 
         An async worker awaiting the reader: a thread worker in between cost two more
         thread hops per keystroke, each waiting for the GIL while the loop painted."""
-        self.post_message(self.Results(query, await self.reader.ask(fetch_page, query, 0, PAGE)))
+        self.post_message(self.Results(query, await answer(first_page)))
         # Count only once typing pauses: a count per keystroke would compete with the
         # next keystroke's page for the CPU.
         await asyncio.sleep(COUNT_DELAY)
