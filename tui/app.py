@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from functools import partial
@@ -30,6 +31,8 @@ from tui.widgets.keys_in_order import KeysInOrder
 
 #: Seconds after which garbage is collected again even if no screen said it was painted.
 STARTED_WITHIN = 1.0
+#: Seconds a thread runs Python before another waiting for the interpreter gets it.
+SWITCH_INTERVAL = 0.0005
 
 
 class ClientFinder(Provider):
@@ -74,6 +77,11 @@ class StaffApp(KeysInOrder, App[None]):
         """``actor`` skips the login screen (benchmarks and snapshot tests); ``keymap`` maps
         binding ids to keys (the ``[keys]`` table of gobiller.toml)."""
         gc.disable()  # until the first screen is painted (``tui.collector``)
+        # A thread that wakes (the list's reader with a keystroke's search, Textual's writer
+        # with a frame) waits for the event loop's thread to hand over the interpreter at
+        # most this long, not the default 5 ms: a frame written 5-30 ms late, a search
+        # started only once the key's echo was painted.
+        sys.setswitchinterval(SWITCH_INTERVAL)
         super().__init__()
         self.actor: Actor | None = actor
         if keymap:
