@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Iterable, Sequence
 from functools import partial
+from typing import TYPE_CHECKING
 
 from textual import events, work
 from textual.app import App, SystemCommand
@@ -15,19 +16,18 @@ from textual.command import Hit, Hits, Provider
 from textual.filter import LineFilter
 from textual.screen import Screen
 
-from rules.accounts.staff import check_password
 from rules.audit import Actor
 from rules.permissions import allowed
 from store.client_list import ListQuery, fetch_page
 from store.settings import load_settings
 from tui.background import failure_text, off_loop
 from tui.collector import collect_again
-from tui.dialogs.confirm import ConfirmDialog
-from tui.dialogs.password import LockScreen
 from tui.screens.client_list import ClientListScreen
-from tui.screens.login import LoginScreen
 from tui.widgets.control_pictures import ControlPictures
 from tui.widgets.keys_in_order import KeysInOrder
+
+if TYPE_CHECKING:
+    from tui.screens.login import LoginScreen
 
 #: Seconds after which garbage is collected again even if no screen said it was painted.
 STARTED_WITHIN = 1.0
@@ -101,9 +101,12 @@ class StaffApp(KeysInOrder, App[None]):
     def on_mount(self) -> None:
         # Once the app's mount is over: a screen pushed during it is laid out and rendered
         # inside Textual's start-up batch, a frame never shown, then all again.
-        self.call_later(
-            self.push_screen, LoginScreen() if self.actor is None else ClientListScreen()
-        )
+        if self.actor is None:
+            from tui.screens.login import LoginScreen  # with the password hasher
+
+            self.call_later(self.push_screen, LoginScreen())
+        else:
+            self.call_later(self.push_screen, ClientListScreen())
         self.set_interval(5, self.check_lock)
         self.set_timer(STARTED_WITHIN, collect_again)  # whichever screen came first
 
@@ -129,6 +132,9 @@ class StaffApp(KeysInOrder, App[None]):
         their unsaved edits, stay as they are."""
         if self.actor is None or self.locked:
             return
+        from rules.accounts.staff import check_password
+        from tui.dialogs.password import LockScreen
+
         actor = self.actor
         self.locked = True
 
@@ -147,6 +153,8 @@ class StaffApp(KeysInOrder, App[None]):
     async def _quit_when_confirmed(self) -> None:
         unsaved = [s for s in self.screen_stack if getattr(s, "dirty", False)]
         if unsaved:
+            from tui.dialogs.confirm import ConfirmDialog
+
             where = ", ".join(getattr(s, "unsaved_label", "a form") for s in unsaved)
             if not await self.push_screen_wait(
                 ConfirmDialog(
