@@ -3,12 +3,15 @@ version does not know (a newer GoBiller's, or another program's database)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
-
-from playhouse.migrations import Runner
+from typing import TYPE_CHECKING
 
 from store.db import database
+
+if TYPE_CHECKING:
+    from playhouse.migrations import Runner
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 TABLE = "schema_migration"
@@ -28,7 +31,17 @@ class MigrationState:
 
 
 def _runner() -> Runner:
+    # peewee's runner (and its schema migrator, which imports the PostgreSQL driver) only
+    # when a migration is to run: every start checks, few migrate.
+    from playhouse.migrations import Runner
+
     return Runner(database.obj, directory=str(MIGRATIONS_DIR), table_name=TABLE)
+
+
+def _order(name: str) -> tuple[int, str]:
+    """A migration's place, as peewee's runner orders them (its leading number, then name)."""
+    number = re.match(r"\d+", name)
+    return (int(number.group()) if number else -1, name)
 
 
 def upgrade() -> list[str]:
@@ -45,9 +58,13 @@ def upgrade() -> list[str]:
 
 def status() -> list[MigrationState]:
     """Every shipped migration and every one recorded in the database, in order."""
+    shipped = {path.stem for path in MIGRATIONS_DIR.glob("[0-9]*.py")}
+    applied: set[str] = set()
+    if TABLE in _tables():  # the runner's history table, read as the runner reads it
+        applied = {name for (name,) in database.execute_sql(f'SELECT "name" FROM "{TABLE}"')}
     return [
-        MigrationState(m.name, m.applied is not None, m.path is not None)
-        for m in _runner().status()
+        MigrationState(name, name in applied, name in shipped)
+        for name in sorted(shipped | applied, key=_order)
     ]
 
 

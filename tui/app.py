@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import gc
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from functools import partial
+from typing import TYPE_CHECKING
 
 from textual import events, work
 from textual.app import App, SystemCommand
@@ -13,18 +16,23 @@ from textual.command import Hit, Hits, Provider
 from textual.filter import LineFilter
 from textual.screen import Screen
 
-from rules.accounts.staff import check_password
 from rules.audit import Actor
 from rules.permissions import allowed
 from store.client_list import ListQuery, fetch_page
 from store.settings import load_settings
 from tui.background import failure_text, off_loop
-from tui.dialogs.confirm import ConfirmDialog
-from tui.dialogs.password import LockScreen
+from tui.collector import collect_again
 from tui.screens.client_list import ClientListScreen
-from tui.screens.login import LoginScreen
 from tui.widgets.control_pictures import ControlPictures
 from tui.widgets.keys_in_order import KeysInOrder
+
+if TYPE_CHECKING:
+    from tui.screens.login import LoginScreen
+
+#: Seconds after which garbage is collected again even if no screen said it was painted.
+STARTED_WITHIN = 1.0
+#: Seconds a thread runs Python before another waiting for the interpreter gets it.
+SWITCH_INTERVAL = 0.0005
 
 
 class ClientFinder(Provider):
@@ -68,6 +76,12 @@ class StaffApp(KeysInOrder, App[None]):
     ) -> None:
         """``actor`` skips the login screen (benchmarks and snapshot tests); ``keymap`` maps
         binding ids to keys (the ``[keys]`` table of gobiller.toml)."""
+        gc.disable()  # until the first screen is painted (``tui.collector``)
+        # A thread that wakes (the list's reader with a keystroke's search, Textual's writer
+        # with a frame) waits for the event loop's thread to hand over the interpreter at
+        # most this long, not the default 5 ms: a frame written 5-30 ms late, a search
+        # started only once the key's echo was painted.
+        sys.setswitchinterval(SWITCH_INTERVAL)
         super().__init__()
         self.actor: Actor | None = actor
         if keymap:
@@ -85,11 +99,19 @@ class StaffApp(KeysInOrder, App[None]):
         return [*super().get_line_filters(), self.control_pictures]
 
     def on_mount(self) -> None:
+        # Once the app's mount is over: a screen pushed during it is laid out and rendered
+        # inside Textual's start-up batch, a frame never shown, then all again.
         if self.actor is None:
-            self.push_screen(LoginScreen())
+            from tui.screens.login import LoginScreen  # with the password hasher
+
+            self.call_later(self.push_screen, LoginScreen())
         else:
-            self.push_screen(ClientListScreen())
+            self.call_later(self.push_screen, ClientListScreen())
         self.set_interval(5, self.check_lock)
+        self.set_timer(STARTED_WITHIN, collect_again)  # whichever screen came first
+
+    def on_unmount(self) -> None:
+        collect_again()
 
     async def on_event(self, event: events.Event) -> None:
         if isinstance(event, events.Key | events.MouseDown):
@@ -110,6 +132,9 @@ class StaffApp(KeysInOrder, App[None]):
         their unsaved edits, stay as they are."""
         if self.actor is None or self.locked:
             return
+        from rules.accounts.staff import check_password
+        from tui.dialogs.password import LockScreen
+
         actor = self.actor
         self.locked = True
 
@@ -128,6 +153,8 @@ class StaffApp(KeysInOrder, App[None]):
     async def _quit_when_confirmed(self) -> None:
         unsaved = [s for s in self.screen_stack if getattr(s, "dirty", False)]
         if unsaved:
+            from tui.dialogs.confirm import ConfirmDialog
+
             where = ", ".join(getattr(s, "unsaved_label", "a form") for s in unsaved)
             if not await self.push_screen_wait(
                 ConfirmDialog(

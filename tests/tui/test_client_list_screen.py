@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+from typing import Any
+
 from textual.pilot import Pilot
 
 from rules.audit import SYSTEM_CLI, Actor
@@ -9,7 +12,7 @@ from rules.clients.profile import create_client
 from store.models import ClientGroup, Currency
 from store.models.enums import ActorType, Source
 from tui.app import StaffApp
-from tui.screens.client_list import InfoLine
+from tui.screens.client_list import ClientListScreen, InfoLine
 from tui.widgets.client_table import ClientHeader, ClientTable
 
 ADMIN = Actor(ActorType.STAFF, "admin", Source.TUI, 1, "admin")
@@ -115,3 +118,127 @@ async def test_each_search_shows_exactly_its_rows_when_only_some_lines_change(ad
         await pilot.press("backspace")  # every row again
         shown = await _drawn(pilot, "")
         assert all(name in shown for name in names), shown
+
+
+async def test_garbage_is_collected_between_frames_never_while_a_search_is_awaited(
+    admin: str,
+) -> None:
+    """While the list is shown, the collector does not stop a keystroke's search or repaint
+    (a young collection the collector started by itself took 3-20 ms in the bench, inside
+    a keystroke): garbage is collected once the frame showing the results is painted. Other
+    screens get the collector's default back."""
+    for n in range(30):
+        _client(f"Ann{n}", f"Lee{n}", f"ann{n}@example.com")
+    app = StaffApp(lock_minutes=15, actor=ADMIN)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await _quiet(pilot)
+        screen = app.screen
+        assert isinstance(screen, ClientListScreen)
+        during_search: list[str] = []
+        collections = 0
+
+        def seen(phase: str, info: dict[str, Any]) -> None:
+            nonlocal collections
+            if phase == "start":
+                collections += 1
+                if screen.table.painted_query != screen.list_query:
+                    during_search.append(screen.list_query.search)
+
+        gc.callbacks.append(seen)
+        try:
+            await pilot.press("slash")
+            for _ in range(8):
+                await pilot.press(*"lee1", "backspace", "backspace", "backspace", "backspace")
+                await _quiet(pilot)
+        finally:
+            gc.callbacks.remove(seen)
+        assert collections > 0
+        assert during_search == []
+        await pilot.press("escape", "n")  # the editor: the collector's own pace again
+        await _quiet(pilot)
+        assert gc.get_threshold()[0] == 700
+
+
+async def test_no_garbage_is_collected_before_the_first_screen_is_painted(admin: str) -> None:
+    """Start-up collected garbage at the collector's own pace: a full collection of all
+    that was imported (25-50 ms) and middle-generation ones landed before the list's first
+    frame. None runs now until the first screen is painted; then the collector is on."""
+    before_painted: list[int] = []
+    app = StaffApp(lock_minutes=15, actor=ADMIN)
+
+    def seen(phase: str, info: dict[str, Any]) -> None:
+        screen = app.screen if app.is_running and app.screen_stack else None
+        painted = isinstance(screen, ClientListScreen) and screen.settled
+        if phase == "start" and not painted:
+            before_painted.append(info["generation"])
+
+    gc.callbacks.append(seen)
+    try:
+        async with app.run_test(size=(100, 24)) as pilot:
+            await _quiet(pilot)
+            assert isinstance(app.screen, ClientListScreen) and app.screen.settled
+            assert gc.isenabled()
+    finally:
+        gc.callbacks.remove(seen)
+    assert before_painted == []
+
+
+async def test_the_first_screen_is_rendered_once_in_a_frame_that_is_shown(
+    admin: str, monkeypatch: Any
+) -> None:
+    """The list pushed while the app mounted was laid out and rendered inside Textual's
+    start-up batch, a frame never written to the terminal, then rendered all again."""
+    from textual.screen import Screen
+
+    unseen: list[str] = []
+    real = Screen._compositor_refresh
+
+    def refresh(screen: Screen[Any]) -> None:
+        if screen.app._batch_count:
+            unseen.append(type(screen).__name__)
+        real(screen)
+
+    monkeypatch.setattr(Screen, "_compositor_refresh", refresh)
+    app = StaffApp(lock_minutes=15, actor=ADMIN)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await _quiet(pilot)
+        assert isinstance(app.screen, ClientListScreen)
+    assert "ClientListScreen" not in unseen
+
+
+async def test_the_list_draws_its_lines_as_textuals_styles_cache_would(admin: str) -> None:
+    """The table hands its rows' lines to the compositor itself (``_plain_lines``),
+    without Textual's per-line styles pass; what it returns is segment for segment what
+    that pass returns, for any crop, with and without focus, and with a control character
+    in the data (the line filters still apply). A table with a border takes Textual's way."""
+    from textual.geometry import Region
+    from textual.widget import Widget
+
+    from store.db import database, writer
+
+    _client("Ann", "Able", "ann@example.com", group="Resellers")
+    _client("Bob", "Baker", "bob@example.com")
+    with writer():  # around the validators, as tests/tui/test_terminal_escapes.py does
+        database.execute_sql(
+            f"UPDATE client SET first_name = {database.param} WHERE first_name = 'Ann'",
+            ("Ann\x1b]2;x\x07",),
+        )
+    app = StaffApp(lock_minutes=15, actor=ADMIN)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await _quiet(pilot)
+        table = app.screen.query_one(ClientTable)
+        width = table.region.width
+        for focused in (True, False):
+            (table if focused else app.screen.query_one("#search")).focus()
+            await _quiet(pilot)
+            assert table._plain_box()
+            for crop in (Region(0, 0, width, 4), Region(0, 1, width, 2), Region(7, 0, 30, 3)):
+                ours = table.render_lines(crop)
+                table._styles_cache.clear()
+                textuals = Widget.render_lines(table, crop)
+                assert [(list(s), s.cell_length) for s in ours] == [
+                    (list(s), s.cell_length) for s in textuals
+                ], (focused, crop)
+                assert "\x1b" not in "".join(s.text for s in ours)
+        table.styles.border = ("solid", "red")
+        assert not table._plain_box()
