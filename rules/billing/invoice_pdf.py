@@ -6,25 +6,28 @@ billing contact and payments; its items; the settings, unless given), then pure 
 with fpdf2. Amounts are ``store.money.format_money`` strings, the very text the screens
 and emails show, in the client's currency (its prefix, suffix and decimals).
 
-Text is drawn with DejaVu Sans, shipped in ``rules/billing/fonts`` (Bitstream Vera
-licence, LICENSE-DejaVu there): Latin, Greek, Cyrillic, Arabic, Hebrew and more; Chinese
-and Japanese characters with Droid Sans Fallback beside it (Apache 2.0), read only for a
-document that needs it. A character neither has a glyph for (Korean Hangul, most emoji)
-is printed as ``?``, so any name renders and never raises. Arabic and Hebrew are ordered
-right to left (fpdf2's bidi algorithm) without contextual shaping (HarfBuzz, fpdf2's
-optional shaper, is not a dependency).
+Text is drawn with DejaVu Sans (Bitstream Vera licence) and, for the Chinese and
+Japanese characters it lacks, Droid Sans Fallback (Apache 2.0), shipped in
+``rules/billing/fonts`` cut into pieces (``fonts/make_fonts.py``): a PDF embeds the Latin
+piece and only the pieces its characters need, which keeps a PDF in tens of
+milliseconds whatever the script. A character neither font has (Korean Hangul, most
+emoji) is printed as ``?``, so any name renders and never raises. Arabic and Hebrew are
+ordered right to left (fpdf2's bidi algorithm) without contextual shaping (HarfBuzz,
+fpdf2's optional shaper, is not a dependency).
 """
 
 from __future__ import annotations
 
+import bisect
 import copy
 import datetime as dt
 import io
+import json
 import re
 import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -39,15 +42,10 @@ from store.queries import amount_paid, balance_due
 from store.settings import Settings, load_settings
 
 FONT_FOLDER = Path(__file__).with_name("fonts")
-FONT_FILES = {"": "DejaVuSans.ttf", "B": "DejaVuSans-Bold.ttf"}
-#: Subsets of the same (``fonts/make_latin.py``), enough for most invoices and far faster
-#: to embed.
+#: What most invoices print (``fonts/make_fonts.py``); every other character is in a
+#: piece listed in ``fonts/index.json``, embedded only by a PDF that uses it.
 LATIN_FONT_FILES = {"": "DejaVuSans-Latin.ttf", "B": "DejaVuSans-Bold-Latin.ttf"}
 FAMILY = "DejaVu"
-#: For the characters DejaVu Sans lacks: CJK ideographs, kana (regular only: bold text
-#: falls back to it too).
-FALLBACK_FILE = "DroidSansFallbackFull.ttf"
-FALLBACK_FAMILY = "Fallback"
 #: What stands for a character the font cannot draw.
 MISSING_GLYPH = "?"
 
@@ -294,65 +292,96 @@ def invoice_pdf_attachment(invoice_id: int, settings: Settings | None = None) ->
 # --------------------------------------------------------------------------- drawing
 
 
-class _FontKit:
-    """A family (regular and bold, and optionally a fallback font) parsed once per
-    process. fpdf2 parses a TrueType font on every ``add_font`` (tens of milliseconds) and
-    subsets it in place when it writes the PDF, so each document gets a copy of the
-    parsed fonts, each with its own ``TTFont`` opened on the cached bytes (cheap: tables
-    load lazily) and its own subset."""
+class _FontFile:
+    """One font file, parsed once per process. fpdf2 parses a TrueType font on every
+    ``add_font`` and cuts it down in place when it writes the PDF, so each document gets
+    a copy of the parsed font with its own ``TTFont`` opened on the cached bytes (cheap:
+    tables load lazily) and its own subset."""
 
-    def __init__(self, files: dict[str, str], fallback: str | None = None) -> None:
+    def __init__(self, family: str, style: str, name: str) -> None:
         from fpdf import FPDF
 
         proto = FPDF()
-        for style, name in files.items():
-            proto.add_font(FAMILY, style, str(FONT_FOLDER / name))
+        proto.add_font(family, style, str(FONT_FOLDER / name))
         fonts: dict[str, Any] = proto.fonts
-        drawable: set[int] | None = None
-        for font in fonts.values():
-            keys = set(font.cmap)
-            drawable = keys if drawable is None else drawable & keys
-        drawable = drawable or set()
-        self.fallback = fallback is not None
-        if fallback is not None:
-            proto.add_font(FALLBACK_FAMILY, "", str(FONT_FOLDER / fallback))
-            drawable |= set(fonts[FALLBACK_FAMILY.lower()].cmap)
-        self.prototypes = dict(fonts)
-        self.data = {key: Path(f.ttffile).read_bytes() for key, f in self.prototypes.items()}
-        #: The code points it draws in both styles.
-        self.drawable = frozenset(drawable)
+        [(self.key, self.proto)] = fonts.items()
+        self.data = (FONT_FOLDER / name).read_bytes()
+        #: The code points it has a glyph for.
+        self.codes = frozenset(self.proto.cmap)
 
-    def install(self, pdf: Any) -> None:
-        """Give ``pdf`` its own copy of the fonts (as ``add_font`` would)."""
+    def install(self, pdf: Any, number: int) -> None:
+        """Give ``pdf`` its own copy of the font (as ``add_font`` would), as its
+        ``number``-th font."""
         from fontTools import ttLib
         from fpdf.fonts import SubsetMap
 
-        for key, proto in self.prototypes.items():
-            font = copy.copy(proto)
-            font.ttfont = ttLib.TTFont(io.BytesIO(self.data[key]), recalcTimestamp=False, lazy=True)
-            for table in ("GSUB", "GPOS", "GDEF"):  # unused without shaping; slow to subset
-                if table in font.ttfont:
-                    del font.ttfont[table]
-            font.missing_glyphs = []
-            font.subset = SubsetMap(font)
-            pdf.fonts[key] = font
-        if self.fallback:
-            pdf.set_fallback_fonts([FALLBACK_FAMILY], exact_match=False)
+        font = copy.copy(self.proto)
+        font.i = number
+        font.ttfont = ttLib.TTFont(io.BytesIO(self.data), recalcTimestamp=False, lazy=True)
+        font.missing_glyphs = []
+        font.subset = SubsetMap(font)
+        pdf.fonts[self.key] = font
+
+
+@cache
+def _font_file(family: str, style: str, name: str) -> _FontFile:
+    return _FontFile(family, style, name)
+
+
+def _latin() -> tuple[_FontFile, ...]:
+    return tuple(_font_file(FAMILY, style, name) for style, name in LATIN_FONT_FILES.items())
 
 
 @lru_cache(maxsize=1)
-def _latin() -> _FontKit:
-    return _FontKit(LATIN_FONT_FILES)
+def _latin_codes() -> frozenset[int]:
+    regular, bold = _latin()
+    return regular.codes & bold.codes
+
+
+@dataclass(frozen=True)
+class _Piece:
+    """A piece of the fonts (``fonts/index.json``): the characters ``first``..``last``,
+    one file per style."""
+
+    number: int
+    first: int
+    last: int
+    files: tuple[tuple[str, str], ...]
+
+    @property
+    def family(self) -> str:
+        return f"piece{self.number}"  # lower case: fpdf2 strips B and I to find styles
+
+    def fonts(self) -> tuple[_FontFile, ...]:
+        return tuple(_font_file(self.family, style, name) for style, name in self.files)
 
 
 @lru_cache(maxsize=1)
-def _full() -> _FontKit:
-    return _FontKit(FONT_FILES)
+def _pieces() -> tuple[tuple[tuple[int, ...], tuple[_Piece, ...]], ...]:
+    """The pieces in runs that do not overlap (the DejaVu pieces' ranges overlap the
+    fallback's), each in character order with its pieces' first characters (for
+    bisection)."""
+    listed = json.loads((FONT_FOLDER / "index.json").read_text(encoding="utf-8"))
+    runs: list[list[_Piece]] = []
+    for n, row in enumerate(sorted(listed, key=lambda row: row["first"]), 1):
+        piece = _Piece(n, row["first"], row["last"], tuple(sorted(row["files"].items())))
+        run = next((r for r in runs if r[-1].last < piece.first), None)
+        if run is None:
+            runs.append([piece])
+        else:
+            run.append(piece)
+    return tuple((tuple(p.first for p in run), tuple(run)) for run in runs)
 
 
-@lru_cache(maxsize=1)
-def _with_fallback() -> _FontKit:
-    return _FontKit(FONT_FILES, FALLBACK_FILE)
+def _piece_for(code: int) -> _Piece | None:
+    """The piece that draws character ``code``, or None when no shipped font has it."""
+    for firsts, pieces in _pieces():
+        n = bisect.bisect_right(firsts, code) - 1
+        if n >= 0 and code <= pieces[n].last:
+            piece = pieces[n]
+            if any(code in font.codes for font in piece.fonts()):
+                return piece
+    return None
 
 
 #: Characters that would break a line: printed as a space (every text is one line).
@@ -362,18 +391,18 @@ _LINE_BREAKS = frozenset("\t\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 def drawable_text(text: str) -> str:
     """``text`` as the PDF prints it: NFC, one line, invisible controls and format marks
     dropped, each character no shipped font has a glyph for replaced by
-    ``MISSING_GLYPH`` (never an exception, never a silently missing character). The
-    larger fonts are read only when a character needs them."""
+    ``MISSING_GLYPH`` (never an exception, never a silently missing character)."""
+    latin = _latin_codes()
     out = []
     for ch in unicodedata.normalize("NFC", text):
         code = ord(ch)
         if ch in _LINE_BREAKS:
             out.append(" ")
-        elif code in _latin().drawable or code in _full().drawable:
+        elif code in latin:
             out.append(ch)
         elif unicodedata.category(ch) in ("Cc", "Cf"):
             continue  # nothing to draw
-        elif code in _with_fallback().drawable:
+        elif _piece_for(code) is not None:
             out.append(ch)
         else:
             out.append(MISSING_GLYPH)
@@ -401,19 +430,21 @@ def _printed(doc: InvoiceDocument) -> InvoiceDocument:
     )
 
 
-def _kit_for(doc: InvoiceDocument) -> _FontKit:
-    """The smallest fonts that draw every character of ``doc`` (already
-    ``drawable_text``): the Latin subsets (most invoices: a few milliseconds to embed),
-    else DejaVu Sans, else DejaVu Sans with the CJK fallback."""
+def _install_fonts(pdf: Any, doc: InvoiceDocument) -> None:
+    """The Latin fonts, and as fallbacks the pieces that draw the other characters of
+    ``doc`` (already ``drawable_text``)."""
     texts = [doc.number, doc.date, doc.due_date, doc.date_paid, doc.status]
     texts += [doc.company_name, doc.company_address, doc.company_email, *doc.bill_to]
     texts += [t for item in doc.items for t in (item.description, item.amount)]
     texts += [t for row in doc.totals for t in row] + list(doc.payment_instructions)
-    used = {ord(ch) for text in texts for ch in text}
-    for kit in (_latin, _full):
-        if used <= kit().drawable:
-            return kit()
-    return _with_fallback()
+    latin = _latin_codes()
+    needed = {ord(ch) for text in texts for ch in text} - latin
+    pieces = sorted({p for p in map(_piece_for, needed) if p is not None}, key=lambda p: p.first)
+    fonts = [*_latin(), *(font for piece in pieces for font in piece.fonts())]
+    for number, font in enumerate(fonts, 1):
+        font.install(pdf, number)
+    if pieces:
+        pdf.set_fallback_fonts([p.family for p in pieces], exact_match=False)
 
 
 STATUS_COLOURS: dict[str, tuple[int, int, int]] = {
@@ -431,7 +462,7 @@ def draw_invoice_pdf(doc: InvoiceDocument) -> bytes:
     pdf = FPDF(format="A4", unit="mm")
     pdf.set_creator("GoBiller")
     pdf.set_title(f"Invoice {doc.number}")
-    _kit_for(doc).install(pdf)
+    _install_fonts(pdf, doc)
     pdf.set_auto_page_break(True, margin=15)
     pdf.add_page()
     width = pdf.epw

@@ -311,8 +311,7 @@ def test_consecutive_pdfs_each_embed_their_own_characters(db: str) -> None:
         assert f"{first} {last}" in " ".join(_pypdf_text(data).split())
         after_others[invoice.id] = _embedded_fonts(data)
     for invoice in invoices:
-        invoice_pdf._full.cache_clear()  # as in a new process
-        invoice_pdf._latin.cache_clear()
+        invoice_pdf._font_file.cache_clear()  # as in a new process
         assert _embedded_fonts(render_invoice_pdf(invoice.id)) == after_others[invoice.id]
 
 
