@@ -24,10 +24,9 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widget import Widget
 
-from store.client_list import ListQuery, ListRow, fetch_page
+from store.client_list import PAGE, ListQuery, ListRow, fetch_page
 from tui.terminal_text import visible_controls
 
-PAGE = 200
 CACHE_PAGES = 16
 #: Rendered rows kept (a few screens' worth).
 STRIP_CACHE = 512
