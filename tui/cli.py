@@ -20,6 +20,9 @@ import click
 
 from store.config import ConfigError, hide_password, load_config
 from tui.cli_accounts import client_group
+from tui.cli_common import DATE, RECORD_ID
+from tui.cli_common import emit as _emit
+from tui.cli_common import refuse as _refuse
 from tui.cli_invoices import invoice_group
 from tui.cli_portal import portal
 from tui.cli_services import service_group
@@ -81,30 +84,6 @@ class Context:
         return url
 
 
-class DateParam(click.ParamType):
-    """A ``YYYY-MM-DD`` option inside the plausible window (``rules.dates``): a date such
-    as 0001-01-01 is refused with the reason, before anything runs."""
-
-    name = "YYYY-MM-DD"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, dt.date):
-            return value
-        from rules.dates import parse_date
-
-        try:
-            return parse_date(value)
-        except ValueError as exc:
-            self.fail(f"{value!r}: {exc}", param, ctx)
-
-
-DATE = DateParam()
-#: A record id on the command line (a client, an email): positive and within the 64-bit
-#: integer columns of SQLite and PostgreSQL, so a longer number is refused as a usage
-#: error rather than overflowing the database driver.
-RECORD_ID = click.IntRange(1, 2**63 - 1)
-
-
 def _bad_connection_option(exc: Exception) -> bool:
     """Whether ``exc`` is the PostgreSQL driver refusing the URL itself (an unknown
     connection option such as ``?sslmod=``): the configuration, not the server."""
@@ -135,10 +114,6 @@ def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> N
     if value and not ctx.resilient_parsing:
         click.echo(f"gobiller {_version()}")
         ctx.exit(0)
-
-
-def _emit(as_json: bool, data: dict[str, Any], text: str) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False) if as_json else text)
 
 
 def _fail(as_json: bool, message: str) -> NoReturn:
@@ -1052,15 +1027,6 @@ def restore_cmd(obj: Context, file: Path, force: bool, as_json: bool) -> None:
         _refuse(as_json, f"restore refused: {exc}", Exit.DATAERR)
     upgrade()  # a backup from an older version is brought up to date
     _emit(as_json, {"file": str(file), "restored": True}, f"Restored from {file}.")
-
-
-def _refuse(as_json: bool, message: str, code: int) -> NoReturn:
-    """One clear line (``{"error": ...}`` with --json) on standard error, and exit ``code``."""
-    if as_json:
-        click.echo(json.dumps({"error": message}, ensure_ascii=False))
-    else:
-        click.echo(f"Error: {message}", err=True)
-    sys.exit(code)
 
 
 main.add_command(client_group)

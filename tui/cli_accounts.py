@@ -9,18 +9,14 @@ group of ``tui.cli``. Never imports Textual.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 
-#: As ``tui.cli.RECORD_ID``: positive and within a 64-bit integer column.
-CLIENT_ID = click.IntRange(1, 2**63 - 1)
+from tui.cli_common import RECORD_ID as CLIENT_ID
+from tui.cli_common import emit as _emit
+
 QUEUED = "it leaves with the next `gobiller mail flush` or cron run"
-
-
-def _emit(as_json: bool, data: dict[str, Any], text: str) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False) if as_json else text)
 
 
 @click.group("client")

@@ -15,10 +15,11 @@ from typing import Any
 
 import click
 
+from tui.cli_common import DATE
+from tui.cli_common import RECORD_ID as CLIENT_ID
+from tui.cli_common import emit as _emit
 from tui.cli_pdf import invoice_pdf
 
-#: As ``tui.cli.RECORD_ID``: positive and within a 64-bit integer column.
-CLIENT_ID = click.IntRange(1, 2**63 - 1)
 #: ``store.models.enums.InvoiceStatus`` spelled out: importing it would load peewee (a
 #: test checks the two agree).
 INVOICE_STATUSES = (
@@ -32,10 +33,6 @@ INVOICE_STATUSES = (
 )
 #: ``store.models.enums.GATEWAYS`` spelled out, likewise.
 GATEWAY_NAMES = ("banktransfer", "mailin", "sandboxcard")
-
-
-def _emit(as_json: bool, data: Any, text: str) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False) if as_json else text)
 
 
 class AmountParam(click.ParamType):
@@ -55,23 +52,6 @@ class AmountParam(click.ParamType):
         if not amount.is_finite() or any(c not in "0123456789.-" for c in text):
             self.fail(f"{value!r} is not an amount such as 9.99", param, ctx)
         return amount
-
-
-class DateParam(click.ParamType):
-    """A ``YYYY-MM-DD`` date inside the plausible window (``rules.dates``), as
-    ``tui.cli.DATE`` (which this module cannot import: ``tui.cli`` imports it)."""
-
-    name = "YYYY-MM-DD"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, dt.date):
-            return value
-        from rules.dates import parse_date
-
-        try:
-            return parse_date(value)
-        except ValueError as exc:
-            self.fail(f"{value!r}: {exc}", param, ctx)
 
 
 @click.group("invoice")
@@ -144,7 +124,7 @@ def invoice_show(obj: Any, number: str, as_json: bool) -> None:
 @click.argument("number")
 @click.option("--amount", type=AmountParam(), required=True, help="Amount received, e.g. 9.99.")
 @click.option("--gateway", type=click.Choice(GATEWAY_NAMES), required=True)
-@click.option("--date", "date_", type=DateParam(), help="Date received (default: today).")
+@click.option("--date", "date_", type=DATE, help="Date received (default: today).")
 @click.option(
     "--transaction-id",
     default="",

@@ -10,19 +10,12 @@ imports Textual.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
-
-def _refuse(as_json: bool, message: str, code: int) -> NoReturn:
-    if as_json:
-        click.echo(json.dumps({"error": message}, ensure_ascii=False))
-    else:
-        click.echo(f"Error: {message}", err=True)
-    sys.exit(code)
+from tui.cli_common import refuse as _refuse
 
 
 @click.command("pdf")

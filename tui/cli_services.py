@@ -15,8 +15,8 @@ from typing import Any
 
 import click
 
-#: As ``tui.cli.RECORD_ID``: positive and within a 64-bit integer column.
-CLIENT_ID = click.IntRange(1, 2**63 - 1)
+from tui.cli_common import RECORD_ID as CLIENT_ID
+
 #: PRODUCT.md §5 billing cycles, spelled as stored (``store.models.enums.BillingCycle``).
 CYCLES = (
     "Free",
