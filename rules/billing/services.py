@@ -235,6 +235,39 @@ def _clean_item(
     return clean
 
 
+def _free_costs_nothing(clean: dict[str, Any], cycle: str, errors: dict[str, str]) -> None:
+    """A Free item's recurring amount is 0 (PRODUCT.md §5 billing cycles): a typed
+    non-zero amount is refused on ``amount``; none typed becomes 0."""
+    if cycle == BillingCycle.FREE:
+        if clean.get("amount", 0) != 0:
+            errors["amount"] = "a Free item costs 0"
+        clean["amount"] = 0
+
+
+def _save_changes(
+    model: Any,
+    entity: str,
+    item_id: int,
+    clean: Mapping[str, Any],
+    billing: ClientBilling,
+    actor: Actor,
+) -> Any:
+    """Write the fields of ``clean`` that differ from the stored row of ``model``
+    (a service, addon or domain), each audited old -> new in the same transaction; a new
+    next due date also becomes the anchor day (PRODUCT.md §3). Returns the row as stored.
+    Raises ``RuleError`` when the row is gone."""
+    with transaction():
+        row = model.get_or_none(model.id == item_id)
+        if row is None:
+            raise RuleError(f"no {entity} {item_id}")
+        changed = _audit_changes(actor, entity, row, clean, billing)
+        if "next_due_date" in changed:
+            changed["anchor_day"] = changed["next_due_date"].day
+        if changed:
+            model.update(**changed).where(model.id == item_id).execute()
+    return model.get_by_id(item_id)
+
+
 def _text_value(value: Any, decimals: int, name: str) -> str:
     if value is None:
         return ""
@@ -392,23 +425,10 @@ def update_service(service_id: int, values: Mapping[str, Any], actor: Actor) -> 
     errors: dict[str, str] = {}
     clean = _clean_item(values, billing, statuses=ServiceStatus, cycles=True, errors=errors)
     clean.update(_clean_service_text(values, errors))
-    cycle = clean.get("billing_cycle", current.billing_cycle)
-    if cycle == BillingCycle.FREE:
-        if clean.get("amount", 0) != 0:
-            errors["amount"] = "a Free item costs 0"
-        clean["amount"] = 0
+    _free_costs_nothing(clean, clean.get("billing_cycle", current.billing_cycle), errors)
     if errors:
         raise ValidationError(errors)
-    with transaction():
-        row = Service.get_or_none(Service.id == service_id)
-        if row is None:
-            raise RuleError(f"no service {service_id}")
-        changed = _audit_changes(actor, "service", row, clean, billing)
-        if "next_due_date" in changed:
-            changed["anchor_day"] = changed["next_due_date"].day
-        if changed:
-            Service.update(**changed).where(Service.id == service_id).execute()
-    return Service.get_by_id(service_id)
+    return _save_changes(Service, "service", service_id, clean, billing, actor)
 
 
 # --------------------------------------------------------------------------- addons
@@ -503,22 +523,10 @@ def update_addon(addon_id: int, values: Mapping[str, Any], actor: Actor) -> Addo
             clean["name"] = clean_text(values["name"], ADDON_NAME_MAX, required=True)
         except FieldError as exc:
             errors["name"] = str(exc)
-    if clean.get("billing_cycle", current.billing_cycle) == BillingCycle.FREE:
-        if clean.get("amount", 0) != 0:
-            errors["amount"] = "a Free item costs 0"
-        clean["amount"] = 0
+    _free_costs_nothing(clean, clean.get("billing_cycle", current.billing_cycle), errors)
     if errors:
         raise ValidationError(errors)
-    with transaction():
-        row = Addon.get_or_none(Addon.id == addon_id)
-        if row is None:
-            raise RuleError(f"no addon {addon_id}")
-        changed = _audit_changes(actor, "addon", row, clean, billing)
-        if "next_due_date" in changed:
-            changed["anchor_day"] = changed["next_due_date"].day
-        if changed:
-            Addon.update(**changed).where(Addon.id == addon_id).execute()
-    return Addon.get_by_id(addon_id)
+    return _save_changes(Addon, "addon", addon_id, clean, billing, actor)
 
 
 # --------------------------------------------------------------------------- domains
@@ -582,16 +590,7 @@ def update_domain(domain_id: int, values: Mapping[str, Any], actor: Actor) -> Do
             errors["name"] = str(exc)
     if errors:
         raise ValidationError(errors)
-    with transaction():
-        row = Domain.get_or_none(Domain.id == domain_id)
-        if row is None:
-            raise RuleError(f"no domain {domain_id}")
-        changed = _audit_changes(actor, "domain", row, clean, billing)
-        if "next_due_date" in changed:
-            changed["anchor_day"] = changed["next_due_date"].day
-        if changed:
-            Domain.update(**changed).where(Domain.id == domain_id).execute()
-    return Domain.get_by_id(domain_id)
+    return _save_changes(Domain, "domain", domain_id, clean, billing, actor)
 
 
 # --------------------------------------------------------------------------- reading
