@@ -35,6 +35,7 @@ from rules.interchange.schema import (
     CARD_KEYS,
     CLIENT_KEYS,
     CONTACT_KEYS,
+    CREDIT_KEYS,
     CURRENCY_KEYS,
     CUSTOM_FIELD_KEYS,
     DOCUMENT,
@@ -395,6 +396,7 @@ def _check_clients(
         )
         client["created_at"] = ck.field(rec, "created_at", path, _time)
         client["last_login_at"] = ck.field(rec, "last_login_at", path, _time)
+        client["credit"] = ck.field(rec, "credit", path, _money(decimals), 0)
         client["custom_fields"] = _custom_values(
             ck, rec.get("custom_fields", {}), f"{path}.custom_fields", custom
         )
@@ -505,6 +507,16 @@ def _check_clients(
                 ("gateway", "date"),
             )
         ]
+        client["credits"] = [
+            _credit(ck, r, p, decimals, refs, cid)
+            for p, r in _records(
+                ck, rec.get("credits", []), f"{path}.credits", CREDIT_KEYS, ("date", "amount")
+            )
+        ]
+        if client["credits"] and isinstance(client["credit"], int):
+            moved = [c["amount"] for c in client["credits"]]
+            if all(isinstance(a, int) for a in moved) and sum(moved) != client["credit"]:
+                ck.fail(f"{path}.credit", "must equal the sum of the credits' amounts")
         client["emails"] = [
             {
                 "template": ck.field(r, "template", p, _text(100, required=True, strip=False)),
@@ -596,6 +608,7 @@ def _invoice(
         "tax": ck.field(rec, "tax", path, money, 0),
         "tax2": ck.field(rec, "tax2", path, money, 0),
         "total": ck.field(rec, "total", path, money),
+        "credit": ck.field(rec, "credit", path, _money(decimals), 0),
         # None: not in the document, read back from the amounts when written.
         "tax_rate1_e4": ck.field(rec, "tax_rate", path, _percent(4)),
         "tax_rate2_e4": ck.field(rec, "tax_rate2", path, _percent(4)),
@@ -685,6 +698,27 @@ def _transaction(
             rec, "description", path, _text(1000, multiline=True, strip=False), ""
         ),
         "date": ck.field(rec, "date", path, _required_time),
+    }
+
+
+def _credit(
+    ck: _Checker,
+    rec: dict[str, Any],
+    path: str,
+    decimals: int,
+    refs: _Refs,
+    client_id: int | None,
+) -> dict[str, Any]:
+    """A movement of the client's credit balance (``store.models.Credit``): added
+    (positive) or applied (negative) to one of this client's invoices, by id."""
+    invoice = ck.field(rec, "invoice", path, lambda v: None if v is None else _positive_id(v))
+    if invoice is not None and refs.owner("invoice", invoice) != client_id:
+        ck.fail(f"{path}.invoice", "not the id of one of this client's invoices")
+    return {
+        "date": ck.field(rec, "date", path, _required_date),
+        "description": ck.field(rec, "description", path, _text(1000, strip=False), ""),
+        "amount": ck.field(rec, "amount", path, _money(decimals, allow_negative=True)),
+        "invoice": invoice,
     }
 
 

@@ -26,6 +26,7 @@ from store.models import (
     Client,
     ClientGroup,
     Contact,
+    Credit,
     Currency,
     CustomField,
     CustomFieldValue,
@@ -81,6 +82,7 @@ def build_export() -> dict[str, Any]:
         InvoiceItem.select().order_by(InvoiceItem.sort_order, InvoiceItem.id), "invoice_id"
     )
     transactions = _grouped(Transaction.select().order_by(Transaction.id), "client_id")
+    credits = _grouped(Credit.select().order_by(Credit.id), "client_id")
     emails = _grouped(Email.select().order_by(Email.id), "client_id")
     clients = list(Client.select().order_by(Client.id))
 
@@ -105,6 +107,7 @@ def build_export() -> dict[str, Any]:
             "custom_fields": {field_names[v.field_id]: v.value for v in cvals},
             "created_at": _time_text(c.created_at),
             "last_login_at": _time_text(c.last_login_at),
+            "credit": money(c.credit),
             "contacts": [{k: getattr(x, k) for k in CONTACT_KEYS} for x in contacts.get(c.id, [])],
             "cards": [{k: getattr(x, k) for k in CARD_KEYS} for x in cards.get(c.id, [])],
             "services": [
@@ -159,6 +162,7 @@ def build_export() -> dict[str, Any]:
                     "tax": money(i.tax),
                     "tax2": money(i.tax2),
                     "total": money(i.total),
+                    "credit": money(i.credit),
                     "tax_rate": _percent_text(i.tax_rate1_e4, 4),
                     "tax_rate2": _percent_text(i.tax_rate2_e4, 4),
                     "items": [
@@ -187,6 +191,15 @@ def build_export() -> dict[str, Any]:
                     "date": _time_text(t.date),
                 }
                 for t in transactions.get(c.id, [])
+            ],
+            "credits": [
+                {
+                    "date": _date_text(x.date),
+                    "description": x.description,
+                    "amount": money(x.amount),
+                    "invoice": x.invoice_id,
+                }
+                for x in credits.get(c.id, [])
             ],
             "emails": [
                 {

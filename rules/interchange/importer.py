@@ -43,6 +43,7 @@ from store.models import (
     Client,
     ClientGroup,
     Contact,
+    Credit,
     Currency,
     CustomField,
     CustomFieldValue,
@@ -226,6 +227,7 @@ def _write_clients(plan: _Plan) -> None:
                 *PREFERENCE_KEYS,
                 "admin_notes",
                 "last_login_at",
+                "credit",
             )
         }
         client_row.update(
@@ -278,6 +280,7 @@ def _write_clients(plan: _Plan) -> None:
                 dict(it, invoice=iid, sort_order=n) for n, it in enumerate(items)
             )
         rows[Transaction].extend(dict(t, client=cid) for t in c["transactions"])
+        rows[Credit].extend(dict(x, client=cid) for x in c["credits"])
         rows[Email].extend(_restored_email(e, ids[Email].take(), cid) for e in c["emails"])
     for model in (
         Client,
@@ -290,6 +293,7 @@ def _write_clients(plan: _Plan) -> None:
         Invoice,
         InvoiceItem,
         Transaction,
+        Credit,
         Email,
     ):
         _insert(model, rows[model])

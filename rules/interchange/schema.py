@@ -51,12 +51,14 @@ CLIENT_KEYS = (
     "custom_fields",
     "created_at",
     "last_login_at",
+    "credit",
     "contacts",
     "cards",
     "services",
     "domains",
     "invoices",
     "transactions",
+    "credits",
     "emails",
 )
 CONTACT_KEYS = ADDRESS_KEYS
@@ -96,6 +98,7 @@ INVOICE_KEYS = (
     "tax",
     "tax2",
     "total",
+    "credit",
     "tax_rate",
     "tax_rate2",
     "items",
@@ -107,6 +110,9 @@ TRANSACTION_KEYS = (
     "invoice",
     *(c for c in TRANSACTION_COLUMNS if c not in ("client_id", "invoice_id")),
 )
+#: A movement of the client's credit balance (``store.models.Credit``): added (positive)
+#: or applied to one of the client's invoices, named by id (negative).
+CREDIT_KEYS = ("date", "description", "amount", "invoice")
 EMAIL_KEYS = ("template", "to", "subject", "status", "created_at")
 LEDGER_KEYS = ("rule", "subject", "stage", "business_date", "outcome", "detail", "created_at")
 #: What the ledger's subjects ("invoice:42") and invoice items' links name, by their ids.
