@@ -46,8 +46,12 @@ from rules.interchange.schema import (
     INVOICE_KEYS,
     ITEM_KEYS,
     LEDGER_KEYS,
+    NOTE_KEYS,
     NUMBER_DIGITS_MAX,
     PREFERENCE_KEYS,
+    PRICE_KEYS,
+    PRODUCT_ADDON_KEYS,
+    PRODUCT_KEYS,
     RELATED_KEYS,
     SERVICE_KEYS,
     SUBJECT_KINDS,
@@ -80,6 +84,7 @@ from store.models import (
     Domain,
     Invoice,
     InvoiceItem,
+    ProductAddon,
     Service,
     StoredCard,
     TaxRule,
@@ -95,8 +100,10 @@ from store.models.enums import (
     EmailStatus,
     InvoiceStatus,
     ItemType,
+    ProductType,
     ServiceStatus,
 )
+from store.models.notes import NOTE_MAX
 from store.money import MoneyError, parse_amount
 from store.queries import column, lookup
 from store.settings import (
@@ -116,6 +123,8 @@ class _Plan:
     groups: list[dict[str, Any]] = field(default_factory=list)
     tax_rules: list[dict[str, Any]] = field(default_factory=list)
     custom_fields: list[dict[str, Any]] = field(default_factory=list)
+    products: list[dict[str, Any]] = field(default_factory=list)
+    product_addons: list[dict[str, Any]] = field(default_factory=list)
     clients: list[dict[str, Any]] = field(default_factory=list)
     ledger: list[dict[str, Any]] = field(default_factory=list)
     refs: _Refs = field(default_factory=lambda: _Refs())
@@ -295,7 +304,15 @@ def check_document(doc: Any) -> _Plan:
             fields_by_name[item["name"]] = item
         plan.custom_fields.append(item)
 
+    plan.products = _catalogue(ck, top.get("products", []), "products", currencies)
+    plan.product_addons = _catalogue(
+        ck, top.get("product_addons", []), "product_addons", currencies
+    )
+    addon_names = column(ProductAddon, ProductAddon.name) | {
+        a["name"] for a in plan.product_addons if a["name"]
+    }
     refs = plan.refs
+    refs.product_addons = addon_names
     _check_clients(ck, top.get("clients", []), plan, currencies, group_names, fields_by_name, refs)
     _check_ledger(ck, top.get("ledger", []), plan, refs)
     refs.check_database(ck)
@@ -451,6 +468,7 @@ def _check_clients(
             service["product"] = ck.field(srec, "product", spath, _text(150, required=True))
             service["domain"] = ck.field(srec, "domain", spath, _text(253), "")
             service["billing_cycle"] = ck.field(srec, "billing_cycle", spath, _cycle, "Monthly")
+            service["notes"] = ck.field(srec, "notes", spath, _text(5000, multiline=True), "")
             addons = []
             for apath, arec in _records(
                 ck,
@@ -462,6 +480,12 @@ def _check_clients(
                 addon = _billable(ck, arec, apath, decimals, ServiceStatus)
                 addon["id"] = refs.record_id(ck, arec, apath, "addon", cid)
                 addon["name"] = ck.field(arec, "name", apath, _text(150, required=True))
+                addon["product_addon"] = ck.field(
+                    arec,
+                    "product_addon",
+                    apath,
+                    _known_or_null(refs.product_addons, "unknown product addon"),
+                )
                 addon["billing_cycle"] = ck.field(arec, "billing_cycle", apath, _cycle, "Monthly")
                 addons.append(addon)
             service["addons"] = addons
@@ -517,6 +541,18 @@ def _check_clients(
             moved = [c["amount"] for c in client["credits"]]
             if all(isinstance(a, int) for a in moved) and sum(moved) != client["credit"]:
                 ck.fail(f"{path}.credit", "must equal the sum of the credits' amounts")
+        client["notes"] = [
+            {
+                "note": ck.field(r, "note", p, _text(NOTE_MAX, required=True, multiline=True)),
+                "author": ck.field(r, "author", p, _text(150), ""),
+                "sticky": ck.field(r, "sticky", p, _bool, False),
+                "created_at": ck.field(r, "created_at", p, _required_time),
+                "updated_at": ck.field(r, "updated_at", p, _required_time),
+            }
+            for p, r in _records(
+                ck, rec.get("notes", []), f"{path}.notes", NOTE_KEYS, ("note", "created_at")
+            )
+        ]
         client["emails"] = [
             {
                 "template": ck.field(r, "template", p, _text(100, required=True, strip=False)),
@@ -534,6 +570,46 @@ def _check_clients(
             )
         ]
         plan.clients.append(client)
+
+
+def _catalogue(
+    ck: _Checker, value: Any, path: str, currencies: dict[str, int]
+) -> list[dict[str, Any]]:
+    """The ``products`` or ``product_addons`` section: unique names, a type (products),
+    the taxed flag (true unless said), and prices, one per currency and billing cycle,
+    each in a known currency and never for Free (a Free item costs nothing)."""
+    products = path == "products"
+    keys = PRODUCT_KEYS if products else PRODUCT_ADDON_KEYS
+    found: list[dict[str, Any]] = []
+    names: set[str] = set()
+    for p, rec in _records(ck, value, path, keys, ("name",)):
+        item: dict[str, Any] = {
+            "name": ck.field(rec, "name", p, _text(150, required=True)),
+            "taxed": ck.field(rec, "taxed", p, _bool, True),
+            "description": ck.field(rec, "description", p, _text(5000, multiline=True), ""),
+        }
+        if products:
+            item["type"] = ck.field(
+                rec, "type", p, _choice(t.value for t in ProductType), ProductType.HOSTING
+            )
+        if item["name"] in names:
+            ck.fail(f"{p}.name", f"duplicate name {item['name']!r}")
+        names.add(item["name"])
+        prices: list[dict[str, Any]] = []
+        seen: set[tuple[str, str]] = set()
+        for pp, price in _records(ck, rec.get("prices", []), f"{p}.prices", PRICE_KEYS, PRICE_KEYS):
+            code = ck.field(price, "currency", pp, _known(currencies, "unknown currency"))
+            cycle = ck.field(price, "billing_cycle", pp, _cycle)
+            if cycle == BillingCycle.FREE:
+                ck.fail(f"{pp}.billing_cycle", "a Free item has no price")
+            amount = ck.field(price, "amount", pp, _money(currencies.get(code or "", 2)))
+            if (code, cycle) in seen:
+                ck.fail(pp, f"a second price in {code} for {cycle}")
+            seen.add((code, cycle))
+            prices.append({"currency": code, "billing_cycle": cycle, "amount": amount})
+        item["prices"] = prices
+        found.append(item)
+    return found
 
 
 def _records(
@@ -792,6 +868,8 @@ class _Refs:
     billed: dict[tuple[str, int, dt.date], str] = field(default_factory=dict)
     idempotency_keys: dict[str, str] = field(default_factory=dict)
     claims: dict[tuple[Any, ...], str] = field(default_factory=dict)
+    #: Product addon names an addon may name: the document's and the database's.
+    product_addons: set[str] = field(default_factory=set)
 
     def record_id(
         self, ck: _Checker, rec: dict[str, Any], path: str, kind: str, client_id: int | None

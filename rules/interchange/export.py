@@ -25,6 +25,7 @@ from store.models import (
     Addon,
     Client,
     ClientGroup,
+    ClientNote,
     Contact,
     Credit,
     Currency,
@@ -34,12 +35,15 @@ from store.models import (
     Email,
     Invoice,
     InvoiceItem,
+    Pricing,
     Product,
+    ProductAddon,
     Service,
     StoredCard,
     TaxRule,
     Transaction,
 )
+from store.models.enums import PricingType
 from store.settings import (
     interchange_settings,
     load_settings,
@@ -83,6 +87,8 @@ def build_export() -> dict[str, Any]:
     )
     transactions = _grouped(Transaction.select().order_by(Transaction.id), "client_id")
     credits = _grouped(Credit.select().order_by(Credit.id), "client_id")
+    notes = _grouped(ClientNote.select().order_by(ClientNote.id), "client_id")
+    product_addons = {a.id: a.name for a in ProductAddon.select()}
     emails = _grouped(Email.select().order_by(Email.id), "client_id")
     clients = list(Client.select().order_by(Client.id))
 
@@ -121,10 +127,12 @@ def build_export() -> dict[str, Any]:
                     "next_due_date": _date_text(s.next_due_date),
                     "anchor_day": s.anchor_day,
                     "payment_method": s.payment_method,
+                    "notes": s.notes,
                     "addons": [
                         {
                             "id": a.id,
                             "name": a.name,
+                            "product_addon": product_addons.get(a.product_addon_id),
                             "status": a.status,
                             "billing_cycle": a.billing_cycle,
                             "amount": money(a.amount),
@@ -201,6 +209,16 @@ def build_export() -> dict[str, Any]:
                 }
                 for x in credits.get(c.id, [])
             ],
+            "notes": [
+                {
+                    "note": n.note,
+                    "author": n.author,
+                    "sticky": n.sticky,
+                    "created_at": _time_text(n.created_at),
+                    "updated_at": _time_text(n.updated_at),
+                }
+                for n in notes.get(c.id, [])
+            ],
             "emails": [
                 {
                     "template": e.template,
@@ -217,6 +235,7 @@ def build_export() -> dict[str, Any]:
         "format": FORMAT,
         "settings": interchange_settings(load_settings()),
         **build_reference(currencies, groups, fields_),
+        **build_catalogue(by_currency),
         "clients": [client_doc(c) for c in clients],
         "ledger": _ledger_doc(
             {
@@ -265,6 +284,43 @@ def _ledger_doc(present: dict[str, set[int]]) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def build_catalogue(by_currency: dict[int, Currency]) -> dict[str, list[dict[str, Any]]]:
+    """The catalogue sections (``products``, ``product_addons``), each with its prices per
+    currency and billing cycle, in the order they were written (ids), as an import of the
+    document writes them again."""
+    prices: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
+    for price in Pricing.select().order_by(Pricing.id):
+        currency = by_currency[price.currency_id]
+        prices[(price.type, price.related_id)].append(
+            {
+                "currency": currency.code,
+                "billing_cycle": price.billing_cycle,
+                "amount": _money_text(price.amount, currency.decimals),
+            }
+        )
+    return {
+        "products": [
+            {
+                "name": x.name,
+                "type": x.type,
+                "taxed": x.taxed,
+                "description": x.description,
+                "prices": prices.get((PricingType.PRODUCT, x.id), []),
+            }
+            for x in Product.select().order_by(Product.id)
+        ],
+        "product_addons": [
+            {
+                "name": x.name,
+                "taxed": x.taxed,
+                "description": x.description,
+                "prices": prices.get((PricingType.ADDON, x.id), []),
+            }
+            for x in ProductAddon.select().order_by(ProductAddon.id)
+        ],
+    }
 
 
 def build_reference(

@@ -42,6 +42,7 @@ from store.models import (
     Addon,
     Client,
     ClientGroup,
+    ClientNote,
     Contact,
     Credit,
     Currency,
@@ -51,7 +52,9 @@ from store.models import (
     Email,
     Invoice,
     InvoiceItem,
+    Pricing,
     Product,
+    ProductAddon,
     Service,
     StoredCard,
     TaxRule,
@@ -60,6 +63,7 @@ from store.models import (
 )
 from store.models.enums import (
     EmailStatus,
+    PricingType,
 )
 from store.queries import lookup
 from store.settings import (
@@ -117,6 +121,7 @@ def import_document(doc: Any) -> int:
             plan.refs.check_database(again)
             if again.errors:
                 raise ImportError_(again.errors)
+            _write_catalogue(plan)
             _write_clients(plan)
             _write_ledger(plan)
             fill_anchor_days()
@@ -187,6 +192,44 @@ def write_reference(plan: _Plan) -> None:
         ).execute()
 
 
+def _write_catalogue(plan: _Plan) -> None:
+    """Products and product addons by name (a name already in the database takes the
+    document's type, taxed flag and description) and their prices by currency and
+    billing cycle (a price already there takes the document's amount)."""
+    currency_ids = lookup(Currency, Currency.code, Currency.id)
+    for model, kind, items in (
+        (Product, PricingType.PRODUCT, plan.products),
+        (ProductAddon, PricingType.ADDON, plan.product_addons),
+    ):
+        if not items:
+            continue
+        for item in items:
+            row = {k: v for k, v in item.items() if k != "prices"}
+            kept = [model.type] if model is Product else []
+            model.insert(**row).on_conflict(
+                conflict_target=[model.name],
+                preserve=[*kept, model.taxed, model.description],
+            ).execute()
+        ids = lookup(model, model.name, model.id)
+        for item in items:
+            for price in item["prices"]:
+                Pricing.insert(
+                    type=kind,
+                    related_id=ids[item["name"]],
+                    currency=currency_ids[price["currency"]],
+                    billing_cycle=price["billing_cycle"],
+                    amount=price["amount"],
+                ).on_conflict(
+                    conflict_target=[
+                        Pricing.type,
+                        Pricing.related_id,
+                        Pricing.currency,
+                        Pricing.billing_cycle,
+                    ],
+                    preserve=[Pricing.amount],
+                ).execute()
+
+
 def _write_clients(plan: _Plan) -> None:
     if not plan.clients:
         return
@@ -199,6 +242,7 @@ def _write_clients(plan: _Plan) -> None:
     )
     _insert(Product, [{"name": n} for n in new_products])
     product_ids = lookup(Product, Product.name, Product.id)
+    addon_ids = lookup(ProductAddon, ProductAddon.name, ProductAddon.id)
 
     taxes = TaxTable()
     settings = load_settings()
@@ -259,7 +303,14 @@ def _write_clients(plan: _Plan) -> None:
             addons = s.pop("addons")
             rows[Service].append(dict(s, id=sid, client=cid, product=product_ids[s["product"]]))
             rows[Addon].extend(
-                dict(a, id=ids[Addon].keep(a["id"]), service=sid, client=cid) for a in addons
+                dict(
+                    a,
+                    id=ids[Addon].keep(a["id"]),
+                    service=sid,
+                    client=cid,
+                    product_addon=addon_ids.get(a["product_addon"]),
+                )
+                for a in addons
             )
         rows[Domain].extend(dict(d, id=ids[Domain].keep(d["id"]), client=cid) for d in c["domains"])
         for inv in c["invoices"]:
@@ -281,6 +332,7 @@ def _write_clients(plan: _Plan) -> None:
             )
         rows[Transaction].extend(dict(t, client=cid) for t in c["transactions"])
         rows[Credit].extend(dict(x, client=cid) for x in c["credits"])
+        rows[ClientNote].extend(dict(n, client=cid) for n in c["notes"])
         rows[Email].extend(_restored_email(e, ids[Email].take(), cid) for e in c["emails"])
     for model in (
         Client,
@@ -294,6 +346,7 @@ def _write_clients(plan: _Plan) -> None:
         InvoiceItem,
         Transaction,
         Credit,
+        ClientNote,
         Email,
     ):
         _insert(model, rows[model])

@@ -35,12 +35,21 @@ TOP_KEYS = (
     "client_groups",
     "tax_rules",
     "custom_fields",
+    "products",
+    "product_addons",
     "clients",
     "ledger",
 )
 CURRENCY_KEYS = ("code", "prefix", "suffix", "decimals", "rate", "default")
 GROUP_KEYS = ("name", "colour", "discount_percent", "separate_invoices")
 TAX_KEYS = ("level", "name", "country", "state", "rate")
+#: The catalogue (``store.models.catalogue``): a product and its prices per currency and
+#: billing cycle; a product addon likewise, without a type.
+PRODUCT_KEYS = ("name", "type", "taxed", "description", "prices")
+PRODUCT_ADDON_KEYS = ("name", "taxed", "description", "prices")
+PRICE_KEYS = ("currency", "billing_cycle", "amount")
+#: A Client Note (``store.models.ClientNote``).
+NOTE_KEYS = ("note", "author", "sticky", "created_at", "updated_at")
 CUSTOM_FIELD_KEYS = ("name", "type", "options", "required", "admin_only", "regex")
 ADDRESS_KEYS = ADDRESS_FIELDS
 #: The profile's ticks (``rules.clients.fields``), by the same names in the document.
@@ -59,6 +68,7 @@ CLIENT_KEYS = (
     "invoices",
     "transactions",
     "credits",
+    "notes",
     "emails",
 )
 CONTACT_KEYS = ADDRESS_KEYS
@@ -66,6 +76,7 @@ CARD_KEYS = ("id", "gateway", "token", "last4", "expiry")
 ADDON_KEYS = (
     "id",
     "name",
+    "product_addon",
     "status",
     "billing_cycle",
     "amount",
@@ -83,6 +94,7 @@ SERVICE_KEYS = (
     "next_due_date",
     "anchor_day",
     "payment_method",
+    "notes",
     "addons",
 )
 DOMAIN_KEYS = ("id", "name", "status", "amount", "next_due_date", "anchor_day", "payment_method")

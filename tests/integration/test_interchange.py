@@ -1230,3 +1230,114 @@ def test_credit_that_does_not_add_up_is_refused(db: str) -> None:
     ]
     assert any("credit" in e and "sum" in e for e in _errors(doc)), _errors(doc)
     _assert_nothing_written()
+
+
+def _catalogued() -> dict[str, Any]:
+    """``_minimal`` with its catalogue: an untaxed product priced in two currencies, a
+    product addon the client's addon comes from, a service note and a Client Note."""
+    doc = _minimal()
+    doc["products"] = [
+        {
+            "name": "VPS",
+            "type": "Other",
+            "taxed": False,
+            "description": "A virtual server",
+            "prices": [
+                {"currency": "USD", "billing_cycle": "Monthly", "amount": "9.99"},
+                {"currency": "JPY", "billing_cycle": "Annually", "amount": "15000"},
+            ],
+        }
+    ]
+    doc["product_addons"] = [
+        {
+            "name": "Nightly backups",
+            "taxed": True,
+            "description": "",
+            "prices": [{"currency": "USD", "billing_cycle": "Monthly", "amount": "2.00"}],
+        }
+    ]
+    service = doc["clients"][0]["services"][0]
+    service["notes"] = "Root password rotated\nin November"
+    service["addons"][0]["product_addon"] = "Nightly backups"
+    doc["clients"][0]["notes"] = [
+        {
+            "note": "Prefers phone calls",
+            "author": "admin",
+            "sticky": True,
+            "created_at": "2026-11-01T10:00:00Z",
+            "updated_at": "2026-11-02T10:00:00Z",
+        }
+    ]
+    return doc
+
+
+def test_a_restore_behaves_exactly_like_the_original_with_its_catalogue_and_notes(
+    databases: Databases, reopen: Callable[[str], str]
+) -> None:
+    """The catalogue (type, taxed flag, prices), an addon's product addon, service notes
+    and Client Notes travel with the document and round trip byte for byte; an untaxed
+    product stays untaxed on the invoices a restored database makes."""
+    from store.models import ClientNote, Pricing, Product, ProductAddon
+
+    reopen(databases.new_url())
+    import_document(_catalogued())
+    exported = dumps(build_export())
+    reopen(databases.new_url())
+    import_document(load_document(exported))
+    assert dumps(build_export()) == exported
+    vps = Product.get(Product.name == "VPS")
+    assert (vps.type, vps.taxed) == ("Other", False)
+    assert sorted((p.billing_cycle, p.amount) for p in Pricing.select()) == [
+        ("Annually", 15000),
+        ("Monthly", 200),
+        ("Monthly", 999),
+    ]
+    assert Addon.get().product_addon_id == ProductAddon.get().id
+    assert Service.get().notes == "Root password rotated\nin November"
+    note = ClientNote.get()
+    assert (note.note, note.sticky, note.author) == ("Prefers phone calls", True, "admin")
+    run_rules(dt.date(2026, 11, 17), load_settings(), only=("invoice",))
+    hosting = InvoiceItem.get(
+        InvoiceItem.type == "Hosting", InvoiceItem.related_type.is_null(False)
+    )
+    assert hosting.taxed is False  # the product's flag, kept by the restore
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            lambda d: d["products"][0]["prices"].append(
+                {"currency": "EUR", "billing_cycle": "Monthly", "amount": "1.00"}
+            ),
+            "products[0].prices[2].currency: unknown currency 'EUR'",
+        ),
+        (
+            lambda d: d["products"][0]["prices"].append(
+                {"currency": "USD", "billing_cycle": "Free", "amount": "0.00"}
+            ),
+            "products[0].prices[2].billing_cycle: a Free item has no price",
+        ),
+        (
+            lambda d: d["products"][0]["prices"].append(
+                {"currency": "USD", "billing_cycle": "Monthly", "amount": "8.00"}
+            ),
+            "products[0].prices[2]: a second price in USD for Monthly",
+        ),
+        (
+            lambda d: d["clients"][0]["services"][0]["addons"][0].update(product_addon="Nope"),
+            "clients[0].services[0].addons[0].product_addon: unknown product addon 'Nope'",
+        ),
+        (
+            lambda d: d["products"].append(dict(d["products"][0])),
+            "products[1].name: duplicate name 'VPS'",
+        ),
+    ],
+)
+def test_a_bad_catalogue_is_reported_and_nothing_written(
+    db: str, change: Callable[[dict[str, Any]], None], expected: str
+) -> None:
+    doc = _catalogued()
+    change(doc)
+    assert expected in _errors(doc), _errors(doc)
+    _assert_nothing_written()
