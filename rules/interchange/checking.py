@@ -750,9 +750,7 @@ def _transaction(
     """Money received (or refunded) by a client, on one of its invoices or none; the
     balance every rule reads is the invoice total less these (PRODUCT.md §3)."""
     money = _money(decimals)
-    invoice = ck.field(rec, "invoice", path, lambda v: None if v is None else _positive_id(v))
-    if invoice is not None and refs.owner("invoice", invoice) != client_id:
-        ck.fail(f"{path}.invoice", "not the id of one of this client's invoices")
+    invoice = _own_invoice(ck, rec, path, refs, client_id)
     exact = _text(128, required=True, strip=False)  # sent to the gateway as it is
     key = ck.field(rec, "idempotency_key", path, lambda v: None if v is None else exact(v))
     if key is not None:
@@ -777,6 +775,17 @@ def _transaction(
     }
 
 
+def _own_invoice(
+    ck: _Checker, rec: dict[str, Any], path: str, refs: _Refs, client_id: int | None
+) -> int | None:
+    """The record's ``invoice``: null, or the id of one of this client's invoices in the
+    document (a transaction or credit on another client's invoice is refused)."""
+    invoice = ck.field(rec, "invoice", path, lambda v: None if v is None else _positive_id(v))
+    if invoice is not None and refs.owner("invoice", invoice) != client_id:
+        ck.fail(f"{path}.invoice", "not the id of one of this client's invoices")
+    return invoice
+
+
 def _credit(
     ck: _Checker,
     rec: dict[str, Any],
@@ -787,9 +796,7 @@ def _credit(
 ) -> dict[str, Any]:
     """A movement of the client's credit balance (``store.models.Credit``): added
     (positive) or applied (negative) to one of this client's invoices, by id."""
-    invoice = ck.field(rec, "invoice", path, lambda v: None if v is None else _positive_id(v))
-    if invoice is not None and refs.owner("invoice", invoice) != client_id:
-        ck.fail(f"{path}.invoice", "not the id of one of this client's invoices")
+    invoice = _own_invoice(ck, rec, path, refs, client_id)
     return {
         "date": ck.field(rec, "date", path, _required_date),
         "description": ck.field(rec, "description", path, _text(1000, strip=False), ""),

@@ -82,9 +82,7 @@ class ContactDialog(ModalScreen[bool | None]):
         self.show_failure(other)
 
     def show_failure(self, text: str) -> None:
-        line = self.query_one("#contact-error", Static)
-        line.update(text)
-        line.set_class(bool(text), "-shown")
+        self.query_one("#contact-error", ErrorLine).say(text)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.action_save() if event.button.id == "save" else self.action_cancel()

@@ -155,9 +155,7 @@ class FormDialog(ModalScreen[Any]):
         self.show_failure("; ".join(f"{k}: {v}" for k, v in errors.items() if k not in names))
 
     def show_failure(self, text: str) -> None:
-        line = self.query_one("#form-error", Static)
-        line.update(text)
-        line.set_class(bool(text), "-shown")
+        self.query_one("#form-error", ErrorLine).say(text)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.action_save() if event.button.id == "save" else self.action_cancel()

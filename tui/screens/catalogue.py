@@ -89,9 +89,7 @@ class CatalogueScreen(Screen[None]):
         self.query_one("#t-products").focus()
 
     def show_failure(self, text: str) -> None:
-        line = self.query_one("#catalogue-error", ErrorLine)
-        line.update(text)
-        line.set_class(bool(text), "-shown")
+        self.query_one("#catalogue-error", ErrorLine).say(text)
 
     def _prices(self, entry: CatalogueEntry) -> str:
         codes = {c.id: c for c in self.currencies}

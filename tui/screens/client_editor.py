@@ -717,9 +717,7 @@ class ClientEditor(Screen[None]):
 
     def show_failure(self, text: str) -> None:
         """The line under the title says why the last action failed ("" clears it)."""
-        line = self.query_one("#editor-error", Static)
-        line.update(text)
-        line.set_class(bool(text), "-shown")
+        self.query_one("#editor-error", ErrorLine).say(text)
         if text:
             self.notify(text, severity="error", markup=False)
 

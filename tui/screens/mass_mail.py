@@ -157,9 +157,7 @@ class MassMailScreen(Screen[None]):
             self._show_error(failure_text(event.worker.error))
 
     def _show_error(self, text: str) -> None:
-        error = self.query_one("#mm-error", Static)
-        error.update(text)
-        error.set_class(bool(text), "-shown")
+        self.query_one("#mm-error", ErrorLine).say(text)
 
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "mm-template" and event.value is not Select.NULL:

@@ -145,9 +145,7 @@ class SettingsScreen(Screen[None]):
             self.show_failure(failure_text(event.worker.error))
 
     def show_failure(self, text: str) -> None:
-        line = self.query_one("#settings-error", Static)
-        line.update(text)
-        line.set_class(bool(text), "-shown")
+        self.query_one("#settings-error", ErrorLine).say(text)
         if text:
             self.notify(text, severity="error", markup=False)
 

@@ -13,3 +13,8 @@ class ErrorLine(Static):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__("", id=id, markup=False)
+
+    def say(self, text: str) -> None:
+        """Show ``text`` (shown as is); an empty text hides the line."""
+        self.update(text)
+        self.set_class(bool(text), "-shown")

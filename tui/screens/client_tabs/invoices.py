@@ -114,9 +114,7 @@ class InvoicesTab(Vertical):
         self.reload()
 
     def show_failure(self, text: str) -> None:
-        line = self.query_one("#invoices-error", ErrorLine)
-        line.update(text)
-        line.set_class(bool(text), "-shown")
+        self.query_one("#invoices-error", ErrorLine).say(text)
 
     @work(group="invoices-read", exclusive=True)
     async def reload(self) -> None:
@@ -316,9 +314,7 @@ class InvoiceScreen(Screen[bool]):
         self.reload()
 
     def show_failure(self, text: str) -> None:
-        line = self.query_one("#invoice-error", ErrorLine)
-        line.update(text)
-        line.set_class(bool(text), "-shown")
+        self.query_one("#invoice-error", ErrorLine).say(text)
 
     @work(group="invoice-read", exclusive=True)
     async def reload(self) -> None:

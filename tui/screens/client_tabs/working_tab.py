@@ -89,9 +89,7 @@ class WorkingTab(Vertical):
             table.move_cursor(row=self.keys.index(current))
 
     def show_failure(self, text: str) -> None:
-        line = self.query_one(ErrorLine)
-        line.update(text)
-        line.set_class(bool(text), "-shown")
+        self.query_one(ErrorLine).say(text)
 
     def current_key(self) -> Any | None:
         table = self.table
