@@ -35,6 +35,7 @@ from rules.billing.payments import (
     to_minor,
 )
 from rules.billing.tax import E4, TaxTable, recompute_invoices
+from rules.clients.validation import clean_line
 from rules.errors import RuleError, ValidationError, transaction
 from rules.mail.outbox import Notice, queue
 from rules.permissions import require
@@ -340,12 +341,12 @@ def client_billing(client_id: int, actor: Actor) -> ClientBilling:
 def _clean_item(
     description: str, amount: Decimal, currency: Currency, prefix: str
 ) -> tuple[str, int]:
-    text = " ".join(str(description).split())
-    errors = {}
-    if not text:
-        errors[f"{prefix}description"] = "is required"
-    elif len(text) > ITEM_TEXT_MAX:
-        errors[f"{prefix}description"] = f"must be at most {ITEM_TEXT_MAX} characters"
+    errors: dict[str, str] = {}
+    text = ""
+    try:
+        text = clean_line(f"{prefix}description", description, ITEM_TEXT_MAX, required=True)
+    except ValidationError as exc:
+        errors.update(exc.errors)
     minor = 0
     try:
         minor = to_minor(amount, currency, f"{prefix}amount")

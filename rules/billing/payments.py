@@ -26,6 +26,7 @@ from peewee import fn
 
 from rules.audit import Actor, record
 from rules.billing.invoicing import PAYABLE_STATUSES, mark_paid
+from rules.clients.validation import clean_line
 from rules.dates import DateOutOfWindow, check_date, parse_date
 from rules.errors import RuleError, ValidationError, transaction
 from rules.permissions import require
@@ -235,12 +236,13 @@ def record_payment(
     ``expected_version`` is stale, ``PermissionDenied`` without the billing right.
     """
     require(actor, MONEY_RIGHT)
-    reference = " ".join(str(transaction_id).split())
     errors = {}
     if gateway not in GATEWAYS:
         errors["gateway"] = f"must be one of {', '.join(sorted(GATEWAYS))}"
-    if len(reference) > TRANSACTION_ID_MAX:
-        errors["transaction_id"] = f"must be at most {TRANSACTION_ID_MAX} characters"
+    try:
+        reference = clean_line("transaction_id", transaction_id, TRANSACTION_ID_MAX)
+    except ValidationError as exc:
+        errors.update(exc.errors)
     if errors:
         raise ValidationError(errors)
     day = checked_date(date)
@@ -348,9 +350,7 @@ def refund(
     ``InvoiceRefused`` (nothing received to refund, or more than received),
     ``InvoiceChanged``, ``PermissionDenied``."""
     require(actor, MONEY_RIGHT)
-    reference = " ".join(str(transaction_id).split())
-    if len(reference) > TRANSACTION_ID_MAX:
-        raise ValidationError({"transaction_id": f"at most {TRANSACTION_ID_MAX} characters"})
+    reference = clean_line("transaction_id", transaction_id, TRANSACTION_ID_MAX)
     day = checked_date(date or business_today())
     with transaction():
         loaded = load_invoice(invoice_id)
@@ -486,11 +486,7 @@ def add_credit(
     ``ValidationError`` (amount, description), ``RuleError`` for an unknown client,
     ``PermissionDenied``."""
     require(actor, MONEY_RIGHT)
-    text = " ".join(str(description).split())
-    if not text:
-        raise ValidationError({"description": "is required"})
-    if len(text) > DESCRIPTION_MAX:
-        raise ValidationError({"description": f"must be at most {DESCRIPTION_MAX} characters"})
+    text = clean_line("description", description, DESCRIPTION_MAX, required=True)
     day = checked_date(date or business_today())
     with transaction():
         row: Any = (

@@ -235,6 +235,16 @@ def _clean_item(
     return clean
 
 
+def _editable(actor: Actor, model: Any, entity: str, item_id: int) -> tuple[Any, ClientBilling]:
+    """The stored service, addon or domain about to be edited and its client's billing
+    facts, after the right check. Raises ``PermissionDenied``, ``RuleError`` when gone."""
+    require(actor, "client.edit_billing")
+    current = model.get_or_none(model.id == item_id)
+    if current is None:
+        raise RuleError(f"no {entity} {item_id}")
+    return current, _client_billing(current.client_id)
+
+
 def _free_costs_nothing(clean: dict[str, Any], cycle: str, errors: dict[str, str]) -> None:
     """A Free item's recurring amount is 0 (PRODUCT.md §5 billing cycles): a typed
     non-zero amount is refused on ``amount``; none typed becomes 0."""
@@ -417,11 +427,7 @@ def update_service(service_id: int, values: Mapping[str, Any], actor: Actor) -> 
     ``domain``, ``notes``; keys left out stay. Each changed field is audited with its old
     and new value. Errors as :func:`add_service`; ``RuleError`` when there is no such
     service."""
-    require(actor, "client.edit_billing")
-    current = Service.get_or_none(Service.id == service_id)
-    if current is None:
-        raise RuleError(f"no service {service_id}")
-    billing = _client_billing(current.client_id)
+    current, billing = _editable(actor, Service, "service", service_id)
     errors: dict[str, str] = {}
     clean = _clean_item(values, billing, statuses=ServiceStatus, cycles=True, errors=errors)
     clean.update(_clean_service_text(values, errors))
@@ -511,11 +517,7 @@ def update_addon(addon_id: int, values: Mapping[str, Any], actor: Actor) -> Addo
     """Edit an addon: ``name``, ``status``, ``billing_cycle``, ``amount``,
     ``next_due_date`` (its day becomes the anchor day), ``payment_method``. Errors and
     audit as :func:`update_service`."""
-    require(actor, "client.edit_billing")
-    current = Addon.get_or_none(Addon.id == addon_id)
-    if current is None:
-        raise RuleError(f"no addon {addon_id}")
-    billing = _client_billing(current.client_id)
+    current, billing = _editable(actor, Addon, "addon", addon_id)
     errors: dict[str, str] = {}
     clean = _clean_item(values, billing, statuses=ServiceStatus, cycles=True, errors=errors)
     if "name" in values and values["name"] is not None:
@@ -576,11 +578,7 @@ def add_domain(client_id: int, values: Mapping[str, Any], actor: Actor) -> Domai
 def update_domain(domain_id: int, values: Mapping[str, Any], actor: Actor) -> Domain:
     """Edit a domain: ``name``, ``status``, ``amount``, ``next_due_date`` (its day becomes
     the anchor day), ``payment_method``. Errors and audit as :func:`update_service`."""
-    require(actor, "client.edit_billing")
-    current = Domain.get_or_none(Domain.id == domain_id)
-    if current is None:
-        raise RuleError(f"no domain {domain_id}")
-    billing = _client_billing(current.client_id)
+    current, billing = _editable(actor, Domain, "domain", domain_id)
     errors: dict[str, str] = {}
     clean = _clean_item(values, billing, statuses=DomainStatus, cycles=False, errors=errors)
     if "name" in values and values["name"] is not None:

@@ -15,7 +15,7 @@ import pycountry
 import re2
 from email_validator import EmailNotValidError, validate_email
 
-from rules.errors import FieldError
+from rules.errors import FieldError, ValidationError
 from store.keys import normalise_state
 from store.models.clients import EMAIL_MAX, STATE_MAX
 from store.text import text_refusal
@@ -42,6 +42,17 @@ def clean_text(
     if len(text) > max_length:
         raise FieldError(f"must be at most {max_length} characters")
     return text
+
+
+def clean_line(name: str, value: object, max_length: int, *, required: bool = False) -> str:
+    """``clean_text`` for the form field ``name`` that is one line of text (a reference, a
+    description): runs of white space, line breaks included, become one space; control
+    and bidi-override characters are refused. Raises ``ValidationError({name: reason})``."""
+    try:
+        text = clean_text(value, max_length, required=required, multiline=True)
+    except FieldError as exc:
+        raise ValidationError({name: str(exc)}) from exc
+    return " ".join(text.split())
 
 
 def clean_email(value: object) -> str:

@@ -316,7 +316,8 @@ def test_credit_lowers_the_balance_everywhere(db: str) -> None:
 
 def test_add_credit_refuses_bad_input(db: str) -> None:
     owner = client()
-    for amount, text in (("0", "x"), ("-1", "x"), ("1.234", "x"), ("5", "  ")):
+    hostile = ("5", "good\u202ewill"), ("5", "a\x00b")  # bidi override, control character
+    for amount, text in (("0", "x"), ("-1", "x"), ("1.234", "x"), ("5", "  "), *hostile):
         with pytest.raises(ValidationError):
             payments.add_credit(owner.id, Decimal(amount), text, BILLING)
     assert Client.get_by_id(owner.id).credit == 0 and not Credit.select().exists()
@@ -368,6 +369,7 @@ def test_manual_invoice_input_is_checked_and_nothing_is_written(db: str) -> None
         ([], "items"),
         ([("", Decimal("1"), False)], "items[0].description"),
         ([("Ok", Decimal("1.001"), False)], "items[0].amount"),
+        ([("Setup\u202efee", Decimal("1"), False)], "items[0].description"),
     ]
     for items, field in bad:
         with pytest.raises(ValidationError) as raised:
@@ -450,3 +452,17 @@ def test_two_staff_on_one_screen_version_with_different_amounts_are_not_one_paym
             bill.id, Decimal("20"), "mailin", PAID_ON, "", BILLING, bill.version
         )
     assert _balance(bill.id) == 9_000
+
+
+def test_a_reference_with_control_characters_is_refused_and_nothing_recorded(db: str) -> None:
+    """The gateway reference is shown on screens, PDFs and emails: the same text checks
+    as every other field (``rules.clients.validation.clean_line``)."""
+    bill, _ = _cron_invoice()
+    for reference in ("BT\x1b[31m-1", "BT\u202e-1"):
+        with pytest.raises(ValidationError, match="transaction_id"):
+            payments.record_payment(
+                bill.id, Decimal("1.00"), "banktransfer", DAY, reference, BILLING
+            )
+    assert not Transaction.select().exists()
+    payments.record_payment(bill.id, Decimal("1.00"), "banktransfer", DAY, " BT\n 1 ", BILLING)
+    assert Transaction.get().transaction_id == "BT 1"
