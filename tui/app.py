@@ -22,6 +22,7 @@ from store.client_list import ListQuery, fetch_page
 from store.settings import load_settings
 from tui.background import failure_text, off_loop
 from tui.collector import collect_again
+from tui.plain_notifications import PlainNotifications
 from tui.screens.client_list import ClientListScreen
 from tui.widgets.control_pictures import ControlPictures
 from tui.widgets.keys_in_order import KeysInOrder
@@ -45,7 +46,7 @@ class ClientFinder(Provider):
         try:  # an indexed query, in a thread: the palette keeps taking keys meanwhile
             rows = await off_loop(fetch_page, ListQuery(search=query), 0, 20)
         except Exception as exc:  # a busy or failing database: said, the palette stays
-            app.notify(failure_text(exc), severity="error", markup=False)
+            app.notify(failure_text(exc), severity="error")
             return
         matcher = self.matcher(query)
         for row in rows:
@@ -58,7 +59,7 @@ class ClientFinder(Provider):
             )
 
 
-class StaffApp(KeysInOrder, App[None]):
+class StaffApp(PlainNotifications, KeysInOrder, App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "GoBiller"
     COMMANDS = App.COMMANDS | {ClientFinder}

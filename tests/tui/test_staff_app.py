@@ -785,3 +785,24 @@ async def test_a_held_write_lock_says_busy_and_keeps_the_edits(admin: str) -> No
         await pilot.press("ctrl+s")
         await settle(pilot)
     assert Client.get_by_id(client.id).city == "Lockport"
+
+
+async def test_notifications_show_what_was_typed_literally(admin: str) -> None:
+    """Every notification, the app's, a screen's or a widget's, is plain text: a name that
+    looks like markup is neither styled nor refused (``tui.plain_notifications``)."""
+    from textual.widgets._toast import Toast
+
+    make_clients(1)
+    app = StaffApp()
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await login(pilot)
+        texts = ("Deleted [/x]", "Deleted [bold]VPS[/bold]", "Saved a[0]]")
+        app.notify(texts[0])
+        app.screen.notify(texts[1])
+        app.screen.query_one(ClientTable).notify(texts[2], markup=True)
+        await pilot.pause()
+        await pilot.pause()
+        shown = [str(toast.render()) for toast in app.screen.query(Toast)]
+        assert app.is_running
+    for text in texts:
+        assert any(text in s for s in shown), (text, shown)

@@ -23,12 +23,13 @@ from textual.screen import Screen
 from textual.widgets import Input
 
 from rules.accounts.client_login import ClientSession, SecondFactorChallenge
+from tui.plain_notifications import PlainNotifications
 from tui.portal.forms import FormScreen
 from tui.widgets.control_pictures import ControlPictures
 from tui.widgets.keys_in_order import KeysInOrder
 
 
-class PortalApp(KeysInOrder, App[None]):
+class PortalApp(PlainNotifications, KeysInOrder, App[None]):
     """The client portal. ``reset_token`` (``gobiller portal --reset-token``) opens the
     reset page with the token filled in and checked; ``flush`` delivers the outbox after
     a step that queued an email (a reset link, a confirmation), in a thread worker:

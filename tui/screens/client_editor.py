@@ -710,7 +710,7 @@ class ClientEditor(Screen[None]):
                 error.update(reason)
                 error.add_class("-shown")
             except Exception:  # a field without its own error line
-                self.notify(f"{LABELS.get(name, name)}: {reason}", severity="error", markup=False)
+                self.notify(f"{LABELS.get(name, name)}: {reason}", severity="error")
                 continue
             target = f"#c-{name.split('.')[1]}" if name.startswith(CUSTOM) else f"#f-{name}"
             self.query_one(target).add_class("-invalid")
@@ -719,7 +719,7 @@ class ClientEditor(Screen[None]):
         """The line under the title says why the last action failed ("" clears it)."""
         self.query_one("#editor-error", ErrorLine).say(text)
         if text:
-            self.notify(text, severity="error", markup=False)
+            self.notify(text, severity="error")
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The one place a failed read or save is shown: the editor and its edits stay."""
@@ -810,7 +810,7 @@ class ClientEditor(Screen[None]):
             to = await off_loop(reset_password_to, client_id, self.actor)
         finally:
             self.account_busy = False
-        self.notify(f"New password queued for {to} (sent at the next mail delivery)", markup=False)
+        self.notify(f"New password queued for {to} (sent at the next mail delivery)")
         self.read(ACCOUNT_PARTS)
 
     @work(group="account", exit_on_error=False)
@@ -836,7 +836,7 @@ class ClientEditor(Screen[None]):
             to = await off_loop(portal_invitation_to, client_id, self.actor)
         finally:
             self.account_busy = False
-        self.notify(f"Portal invitation queued for {to} (link valid {days} days)", markup=False)
+        self.notify(f"Portal invitation queued for {to} (link valid {days} days)")
         self.read(ACCOUNT_PARTS)
 
     @work(group="account", exit_on_error=False)
@@ -1099,7 +1099,7 @@ class ClientEditor(Screen[None]):
             try:
                 await off_loop(remove_contact, contact_id, self.actor)
             except RuleError as exc:
-                self.notify(str(exc), severity="error", markup=False)
+                self.notify(str(exc), severity="error")
                 return
             self._reread_contacts()
 

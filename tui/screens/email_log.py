@@ -59,7 +59,7 @@ class EmailLogScreen(Screen[None]):
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR and event.worker.error is not None:
-            self.notify(failure_text(event.worker.error), severity="error", markup=False)
+            self.notify(failure_text(event.worker.error), severity="error")
 
     @on(Select.Changed, "#email-status")
     def status_changed(self) -> None:

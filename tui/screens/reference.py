@@ -156,7 +156,7 @@ class ReferenceScreen(Screen[None]):
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The one place a failed read, save or delete is shown; the screen stays."""
         if event.state == WorkerState.ERROR and event.worker.error is not None:
-            self.notify(failure_text(event.worker.error), severity="error", markup=False)
+            self.notify(failure_text(event.worker.error), severity="error")
 
     def _current(self) -> tuple[str, dict[str, Any] | None]:
         kind = str(self.query_one("#tabs", TabbedContent).active)

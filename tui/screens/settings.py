@@ -147,7 +147,7 @@ class SettingsScreen(Screen[None]):
     def show_failure(self, text: str) -> None:
         self.query_one("#settings-error", ErrorLine).say(text)
         if text:
-            self.notify(text, severity="error", markup=False)
+            self.notify(text, severity="error")
 
     def read(self) -> dict[str, Any]:
         assert self.loaded is not None

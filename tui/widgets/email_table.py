@@ -74,16 +74,14 @@ class EmailTable(DataTable[Text]):
 
         with thread_connection():
             copy = resend(email_id, actor)
-        self.app.call_from_thread(
-            self.notify, f"Queued a copy (email {copy.id}) to {copy.to}", markup=False
-        )
+        self.app.call_from_thread(self.notify, f"Queued a copy (email {copy.id}) to {copy.to}")
         self.post_message(self.Resent())
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state == WorkerState.ERROR and event.worker.error is not None:
             from tui.background import failure_text
 
-            self.notify(failure_text(event.worker.error), severity="error", markup=False)
+            self.notify(failure_text(event.worker.error), severity="error")
         event.stop()  # shown here; the screen's own handler is for its own workers
 
     class Resent(Message):
