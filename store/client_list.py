@@ -145,7 +145,7 @@ def typed_id(term: str) -> int | None:
     """The client id a search term names, if it is one: "42" or "#42" (as the list and the
     profile show it); None for anything else."""
     number = term.strip().removeprefix("#")
-    return int(number) if number.isdigit() and len(number) < 10 else None
+    return int(number) if number.isdecimal() and len(number) < 10 else None
 
 
 def _escape_like(text: str) -> str:

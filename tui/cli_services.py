@@ -75,7 +75,7 @@ def add(
 
     obj.open()
     found = Product.get_or_none(Product.name == product.strip())
-    if found is None and product.strip().isdigit() and len(product.strip()) < 19:
+    if found is None and product.strip().isdecimal() and len(product.strip()) < 19:
         found = Product.get_or_none(Product.id == int(product.strip()))
     if found is None:
         raise RuleError(f"--product: no product named or numbered {product!r}")

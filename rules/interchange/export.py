@@ -270,7 +270,7 @@ def _ledger_doc(present: dict[str, set[int]]) -> list[dict[str, Any]]:
     out = []
     for row in ActionLedger.select().order_by(ActionLedger.id):
         kind, _, number = row.subject.partition(":")
-        if not number.isdigit() or int(number) not in present.get(kind, ()):
+        if not number.isdecimal() or int(number) not in present.get(kind, ()):
             continue
         out.append(
             {

@@ -533,6 +533,7 @@ def test_service_add_command_prices_from_the_catalogue_and_refuses_in_one_line(
     assert text.returncode == 0 and "5.00 USD" in text.stdout and "2026-04-30" in text.stdout
     refusals = [
         (["--product", "Nope"], "--product"),
+        (["--product", "²"], "--product"),  # a digit to str.isdigit, not to int()
         (["--product", "Starter", "--cycle", "Quarterly"], "--amount: no catalogue price"),
         (["--product", "Starter", "--amount", "1.234"], "--amount"),
         (["--product", "Starter", "--next-due", "2026-02-30"], "--next-due"),

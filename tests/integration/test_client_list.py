@@ -100,6 +100,12 @@ def test_a_search_that_is_a_client_id_lists_that_client_first(db: str) -> None:
             rows = fetch_page(ListQuery(search="281", sort=sort, descending=descending), 0, 10)
             assert {5, 12} <= {r.id for r in rows[1:]}  # still found, after it
     assert fetch_page(ListQuery(search="28"), 0, 1)[0].id == 28  # shorter ids too
+    # Digits int() cannot read ("²" is a digit to str.isdigit) are text, not an id:
+    # searching for them finds nothing and fails nothing; other scripts' decimals are ids.
+    for term in ("²", "#²", "1²", "⑴"):
+        assert fetch_page(ListQuery(search=term), 0, 5) == []
+        assert count(ListQuery(search=term)) == 0
+    assert fetch_page(ListQuery(search="٢٨١"), 0, 1)[0].id == 281
 
 
 def test_search_index_follows_edits(db: str) -> None:

@@ -92,7 +92,7 @@ class RecordDialog(ModalScreen[dict[str, Any] | None]):
                 text = widget.value.strip()
                 if key == "options":
                     values[key] = [o.strip() for o in text.split(",") if o.strip()]
-                elif key in NUMBER_KEYS and text.lstrip("-").isdigit():
+                elif key in NUMBER_KEYS and text.lstrip("-").isdecimal():
                     values[key] = int(text)
                 else:
                     values[key] = text
