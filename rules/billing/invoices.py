@@ -32,6 +32,7 @@ from rules.billing.payments import (
     checked_date,
     invoice_state,
     load_invoice,
+    settle,
     to_minor,
 )
 from rules.billing.tax import E4, TaxTable, recompute_invoices
@@ -489,7 +490,7 @@ def _after_edit(loaded: Any, actor: Actor, action: str, what: str) -> InvoiceSta
         new_value=f"{format_money(totals.total, loaded.currency)} ({what})",
     )
     if balance == 0:
-        mark_paid([invoice.id], business_today(), settings=settings)
+        settle(invoice, business_today(), actor, invoice.status)
     return invoice_state(invoice.id)
 
 

@@ -310,13 +310,15 @@ def record_payment(
             new_value=f"{format_money(minor, loaded.currency)} via {gateway} on {day}"
             + (f" ref {reference}" if reference else ""),
         )
-        paid = _settle(invoice, day, actor, loaded.invoice.status) if after <= 0 else False
+        paid = settle(invoice, day, actor, loaded.invoice.status) if after <= 0 else False
         state = invoice_state(invoice.id)
     return PaymentResult(state, row.id, already_recorded=False, paid=paid)
 
 
-def _settle(invoice: Invoice, day: dt.date, actor: Actor, old_status: str) -> bool:
-    """The balance reached zero: mark Paid (renew, confirm) and audit it."""
+def settle(invoice: Invoice, day: dt.date, actor: Actor, old_status: str) -> bool:
+    """The balance reached zero (a payment, credit, an item edit): mark Paid through
+    ``invoicing.mark_paid`` (renew, confirm) and audit it as ``paid``, in the caller's
+    transaction. True when this call made it Paid."""
     done = mark_paid([invoice.id], day)
     if done:
         record(
@@ -574,7 +576,7 @@ def apply_credit(
             new_value=f"{format_money(invoice.credit + minor, loaded.currency)}; balance "
             f"{format_money(after, loaded.currency)}",
         )
-        paid = _settle(invoice, day, actor, invoice.status) if after <= 0 else False
+        paid = settle(invoice, day, actor, invoice.status) if after <= 0 else False
         return PaymentResult(invoice_state(invoice.id), None, already_recorded=False, paid=paid)
 
 

@@ -391,6 +391,8 @@ def test_only_unpaid_invoices_are_edited_and_never_below_what_was_paid(db: str) 
     item = InvoiceItem.get(InvoiceItem.description == "Discount")
     done = inv_rules.add_item(bill.id, "More off", Decimal("-10.00"), False, BILLING)
     assert done.status == "Paid"  # the edit left nothing owing
+    paid = AuditLog.get((AuditLog.entity == "invoice") & (AuditLog.action == "paid"))
+    assert paid.field == "status" and paid.old_value == "Unpaid"  # audited like a payment
     with pytest.raises(payments.InvoiceRefused, match="Unpaid"):
         inv_rules.remove_item(bill.id, item.id, BILLING)
     assert extra.balance == 8_000
