@@ -23,6 +23,7 @@ from textual.screen import Screen
 from textual.widgets import Input
 
 from rules.accounts.client_login import ClientSession, SecondFactorChallenge
+from tui.background import thread_connection
 from tui.plain_notifications import PlainNotifications
 from tui.portal.forms import FormScreen
 from tui.widgets.control_pictures import ControlPictures
@@ -118,4 +119,9 @@ class PortalApp(PlainNotifications, KeysInOrder, App[None]):
     def deliver(self) -> None:
         """Send what a step queued (a reset link) now rather than at the next cron run."""
         if self.flush is not None:
-            self.run_worker(self.flush, thread=True, exit_on_error=False, group="deliver")
+            self.run_worker(self._deliver, thread=True, exit_on_error=False, group="deliver")
+
+    def _deliver(self) -> None:
+        assert self.flush is not None
+        with thread_connection():  # the worker thread's connection closes with it
+            self.flush()

@@ -31,6 +31,7 @@ from textual.widgets import Input, Label, Select, Static
 from textual.worker import Worker, WorkerState
 
 from rules.errors import RuleError, ValidationError
+from tui.background import thread_connection
 from tui.widgets.error_line import ErrorLine
 from tui.widgets.text_input import TextInput
 
@@ -187,7 +188,8 @@ class FormScreen(Screen[None]):
         self.say(note, note=True)
 
         def work() -> None:
-            result = call()
+            with thread_connection():  # the worker thread's connection closes with it
+                result = call()
             self.post_message(RuleDone(then, result))
 
         self.run_worker(work, thread=True, exit_on_error=False, group="rules")
