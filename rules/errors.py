@@ -98,7 +98,7 @@ def transaction() -> Iterator[None]:
     """The rules' unit of work: ``store.db.writer`` (one transaction, IMMEDIATE on SQLite,
     rolled back whole on any error), with every database failure raised as the
     :class:`RuleError` :func:`refusal_of` names, its cause chained. Nested calls are
-    savepoints; only the outermost translates (an inner refusal passes through)."""
+    savepoints; the innermost translates and outer ones pass its refusal through."""
     with database_refusals(), writer():
         yield
 

@@ -14,7 +14,7 @@ import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
@@ -114,14 +114,6 @@ def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> N
     if value and not ctx.resilient_parsing:
         click.echo(f"gobiller {_version()}")
         ctx.exit(0)
-
-
-def _fail(as_json: bool, message: str) -> NoReturn:
-    """Refuse in one clear line and exit 1; with ``--json``, as ``{"error": message}``."""
-    if as_json:
-        click.echo(json.dumps({"error": message}, ensure_ascii=False))
-        sys.exit(1)
-    raise click.ClickException(message)
 
 
 def _report(exc: BaseException, as_json: bool) -> int:
@@ -427,7 +419,7 @@ def export_cmd(obj: Context, file: Path, as_json: bool) -> None:
     try:
         count = export_to(file)
     except FileWriteError as exc:
-        _fail(as_json, str(exc))
+        _refuse(as_json, str(exc), Exit.REFUSED)
     _emit(as_json, {"file": str(file), "clients": count}, f"Exported {count:,} clients to {file}.")
 
 
@@ -594,7 +586,7 @@ def mail_show(obj: Context, email_id: int, as_json: bool) -> None:
     try:
         message = email_message(email_id)
     except RuleError as exc:
-        _fail(as_json, str(exc))
+        _refuse(as_json, str(exc), Exit.REFUSED)
     if as_json:
         click.echo(json.dumps(message.as_dict(), ensure_ascii=False))
         return
@@ -619,7 +611,7 @@ def mail_resend(obj: Context, email_id: int, as_json: bool) -> None:
     try:
         copy = resend(email_id, SYSTEM_CLI)
     except RuleError as exc:
-        _fail(as_json, str(exc))
+        _refuse(as_json, str(exc), Exit.REFUSED)
     _emit(
         as_json,
         {"resent": email_id, "id": copy.id, "to": copy.to},
@@ -652,7 +644,7 @@ def mail_template(
     current = EmailTemplate.get_or_none(EmailTemplate.name == name)
     if subject is None and body_file is None and html_file is None:
         if current is None:
-            _fail(as_json, f"no email template named {name!r}")
+            _refuse(as_json, f"no email template named {name!r}", Exit.REFUSED)
         text = f"Subject: {current.subject}\n\n{current.body_text}"
         if current.body_html:
             text += f"\n\n--- HTML part\n{current.body_html}"
@@ -678,7 +670,7 @@ def mail_template(
             SYSTEM_CLI,
         )
     except RuleError as exc:
-        _fail(as_json, str(exc))
+        _refuse(as_json, str(exc), Exit.REFUSED)
     _emit(as_json, {"name": name, "saved": True}, f"Template {name!r} saved.")
 
 
@@ -722,7 +714,7 @@ def mail_mass(
             0 if dry_run else send_mass_mail(flt, template_name, SYSTEM_CLI, marketing=marketing)
         )
     except RuleError as exc:
-        _fail(as_json, str(exc))
+        _refuse(as_json, str(exc), Exit.REFUSED)
     sample = plan.sample
     data = {
         "recipients": plan.count,

@@ -9,12 +9,12 @@ imports Textual.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import click
 
+from tui.cli_common import emit
 from tui.cli_common import refuse as _refuse
 
 
@@ -41,11 +41,8 @@ def invoice_pdf(obj: Any, number: str, file: Path, as_json: bool) -> None:
         write_atomically(file, data)
     except FileWriteError as exc:
         _refuse(as_json, str(exc), Exit.CANTCREAT)
-    click.echo(
-        json.dumps(
-            {"invoice": document.number, "file": str(file), "bytes": len(data)},
-            ensure_ascii=False,
-        )
-        if as_json
-        else f"Wrote invoice {document.number} to {file} ({len(data):,} bytes)."
+    emit(
+        as_json,
+        {"invoice": document.number, "file": str(file), "bytes": len(data)},
+        f"Wrote invoice {document.number} to {file} ({len(data):,} bytes).",
     )

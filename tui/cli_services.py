@@ -10,12 +10,12 @@ command group of ``tui.cli``. Never imports Textual.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 
 from tui.cli_common import RECORD_ID as CLIENT_ID
+from tui.cli_common import emit
 
 #: PRODUCT.md §5 billing cycles, spelled as stored (``store.models.enums.BillingCycle``).
 CYCLES = (
@@ -109,4 +109,4 @@ def add(
         f"{price} {currency.code}, {service.status}, next due "
         f"{due} by {service.payment_method}."
     )
-    click.echo(json.dumps(data, ensure_ascii=False) if as_json else text)
+    emit(as_json, data, text)

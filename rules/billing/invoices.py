@@ -20,7 +20,7 @@ from typing import Any
 from peewee import fn
 
 from rules.audit import Actor, record
-from rules.billing.invoicing import PAYABLE_STATUSES, allocate_numbers, mark_paid
+from rules.billing.invoicing import allocate_numbers, mark_paid
 from rules.billing.payments import (
     MONEY_RIGHT,
     InvoiceNotFound,
@@ -560,11 +560,6 @@ def remove_item(
         )
 
 
-def payable(status: str) -> bool:
-    """Whether an invoice in ``status`` takes payments and credit."""
-    return status in PAYABLE_STATUSES
-
-
 __all__ = [
     "ClientBilling",
     "InvoiceDetail",
@@ -574,6 +569,5 @@ __all__ = [
     "create_manual_invoice",
     "invoice_detail",
     "list_invoices",
-    "payable",
     "remove_item",
 ]

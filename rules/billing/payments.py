@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from peewee import fn
-
 from rules.audit import Actor, record
 from rules.billing.invoicing import PAYABLE_STATUSES, mark_paid
 from rules.clients.validation import clean_line
@@ -578,13 +576,6 @@ def apply_credit(
         )
         paid = settle(invoice, day, actor, invoice.status) if after <= 0 else False
         return PaymentResult(invoice_state(invoice.id), None, already_recorded=False, paid=paid)
-
-
-def client_credit(client_id: int) -> int:
-    """The client's credit balance in minor units (one query)."""
-    return int(
-        Client.select(fn.COALESCE(Client.credit, 0)).where(Client.id == client_id).scalar() or 0
-    )
 
 
 def amount_from_text(text: str, field: str = "amount", *, allow_negative: bool = False) -> Decimal:

@@ -289,13 +289,6 @@ def message_id(email: Email, settings: Settings) -> str:
     return f"<gobiller.{email.id}.{email.created_at:%Y%m%d%H%M%S}@{domain or 'gobiller.invalid'}>"
 
 
-def invoice_of(email: Email) -> int | None:
-    """The id of the invoice whose PDF ``email`` carries ("Invoice Created", "Invoice
-    Payment Confirmation"), read from its ``unique_key`` (``rules.mail.attachments``);
-    None for any other email."""
-    return attachments.invoice_of(email.template, email.unique_key)
-
-
 def attach_invoice_pdf(message: EmailMessage, invoice_id: int, settings: Settings) -> None:
     """Attach invoice ``invoice_id``'s PDF (``Invoice-<number>.pdf``), rendered now from
     the invoice as it stands (never stored per email). Raises whatever rendering raises
@@ -340,7 +333,7 @@ def build_message(email: Email, settings: Settings) -> EmailMessage:
             msg.add_alternative(email.body_html, subtype="html")
     except (ValueError, LookupError, MessageError) as exc:
         raise PermanentError(f"cannot be written as the standards say: {exc}") from exc
-    invoice_id = invoice_of(email)
+    invoice_id = attachments.invoice_of(email.template, email.unique_key)
     if invoice_id is not None:
         try:
             attach_invoice_pdf(msg, invoice_id, settings)
@@ -749,7 +742,7 @@ def resend(email_id: int, actor: Actor) -> Email:
         refusal = refusal_for(original.client_id)
         if refusal:
             raise RuleError(f"email {email_id} is marketing and {refusal}: not resent")
-    invoice_id = invoice_of(original)
+    invoice_id = attachments.invoice_of(original.template, original.unique_key)
     with transaction():
         now = utcnow()
         copy = Email.create(
