@@ -57,18 +57,23 @@ class CatalogueInUse(RuleError):
     """A product still sold to clients cannot be deleted."""
 
 
-def to_minor(value: Any, decimals: int, field_name: str = "amount") -> int:
-    """An amount typed by staff (a string like ``"9.99"`` or a ``Decimal``) as minor units
-    of a currency with ``decimals`` places. Raises ``ValidationError`` on ``field_name``:
-    not a decimal, negative, too many decimals, or not below ``AMOUNT_LIMIT``."""
+def to_minor(
+    value: Any, decimals: int, field_name: str = "amount", *, allow_negative: bool = False
+) -> int:
+    """An amount (a string like ``"9.99"`` or a ``Decimal``) as minor units of a currency
+    with ``decimals`` places: the one conversion of amounts staff type (catalogue prices,
+    services, payments, credit, invoice items). Raises ``ValidationError`` on
+    ``field_name``: not a decimal, negative (unless ``allow_negative``), more decimals
+    than the currency has, or not below ``AMOUNT_LIMIT`` either way."""
     if isinstance(value, Decimal) and value.is_finite():
         quantum = Decimal(1).scaleb(-decimals)
         value = str(value.quantize(quantum)) if value == value.quantize(quantum) else str(value)
     try:
-        amount = parse_amount(value if isinstance(value, str) else str(value), decimals)
+        text = value if isinstance(value, str) else str(value)
+        amount = parse_amount(text, decimals, allow_negative=allow_negative)
     except MoneyError as exc:
         raise ValidationError({field_name: str(exc)}) from exc
-    if amount >= AMOUNT_LIMIT:
+    if abs(amount) >= AMOUNT_LIMIT:
         raise ValidationError({field_name: f"must be less than {AMOUNT_LIMIT:,}"})
     return int(amount.scaleb(decimals))
 

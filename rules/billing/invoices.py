@@ -20,6 +20,7 @@ from typing import Any
 from peewee import fn
 
 from rules.audit import Actor, record
+from rules.billing.catalogue import to_minor
 from rules.billing.invoicing import allocate_numbers, mark_paid
 from rules.billing.payments import (
     MONEY_RIGHT,
@@ -33,7 +34,6 @@ from rules.billing.payments import (
     invoice_state,
     load_invoice,
     settle,
-    to_minor,
 )
 from rules.billing.tax import E4, TaxTable, recompute_invoices
 from rules.clients.validation import clean_line
@@ -350,7 +350,7 @@ def _clean_item(
         errors.update(exc.errors)
     minor = 0
     try:
-        minor = to_minor(amount, currency, f"{prefix}amount")
+        minor = to_minor(amount, currency.decimals, f"{prefix}amount", allow_negative=True)
     except ValidationError as exc:
         errors.update(exc.errors)
     if errors:

@@ -23,6 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 from rules.audit import Actor, record
+from rules.billing.catalogue import to_minor
 from rules.billing.invoicing import PAYABLE_STATUSES, mark_paid
 from rules.clients.validation import clean_line
 from rules.dates import DateOutOfWindow, check_date, parse_date
@@ -154,21 +155,8 @@ def bump_version(loaded: LoadedInvoice, **changes: Any) -> None:
         )
 
 
-def to_minor(amount: Decimal, currency: Currency, field: str = "amount") -> int:
-    """``amount`` (a Decimal in ``currency``) in its minor units; ``ValidationError`` on
-    ``field`` when it is not a finite number or has more decimals than the currency."""
-    if not isinstance(amount, Decimal) or not amount.is_finite():
-        raise ValidationError({field: "must be an amount such as 9.99"})
-    minor = amount.scaleb(currency.decimals)
-    if minor != minor.to_integral_value():
-        raise ValidationError({field: f"{currency.code} has {currency.decimals} decimal place(s)"})
-    if abs(minor) >= 10**15:
-        raise ValidationError({field: "is too large"})
-    return int(minor)
-
-
 def _positive(amount: Decimal, currency: Currency) -> int:
-    minor = to_minor(amount, currency)
+    minor = to_minor(amount, currency.decimals, allow_negative=True)
     if minor <= 0:
         raise ValidationError({"amount": "must be more than zero"})
     return minor
