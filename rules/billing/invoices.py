@@ -303,9 +303,10 @@ def invoice_detail(invoice_id: int, actor: Actor) -> InvoiceDetail:
 
 
 @dataclass(frozen=True)
-class ClientBilling:
+class ClientCredit:
     """The Invoices tab's header: the client's credit balance, formatted and in minor
-    units, and the currency a form's amounts are in."""
+    units, and the currency a form's amounts are in (the services' billing facts are
+    ``rules.billing.services.ClientBilling``)."""
 
     credit: str
     credit_minor: int
@@ -314,7 +315,7 @@ class ClientBilling:
     credits: list[tuple[dt.date, str, str]]
 
 
-def client_billing(client_id: int, actor: Actor) -> ClientBilling:
+def client_credit(client_id: int, actor: Actor) -> ClientCredit:
     """The client's credit balance and its last credit movements (two queries)."""
     require(actor, "client.view")
     row: Any = (
@@ -330,7 +331,7 @@ def client_billing(client_id: int, actor: Actor) -> ClientBilling:
         .order_by(Credit.id.desc())
         .limit(20)
     ]
-    return ClientBilling(
+    return ClientCredit(
         format_money(row.credit, currency),
         int(row.credit),
         currency.code,
@@ -561,11 +562,11 @@ def remove_item(
 
 
 __all__ = [
-    "ClientBilling",
+    "ClientCredit",
     "InvoiceDetail",
     "InvoiceRow",
     "add_item",
-    "client_billing",
+    "client_credit",
     "create_manual_invoice",
     "invoice_detail",
     "list_invoices",

@@ -29,7 +29,7 @@ from textual.widgets import DataTable, Footer, Static
 from rules.audit import Actor
 from rules.billing import invoices as invoice_rules
 from rules.billing import payments
-from rules.billing.invoices import ClientBilling, InvoiceDetail, InvoiceRow
+from rules.billing.invoices import ClientCredit, InvoiceDetail, InvoiceRow
 from rules.errors import ValidationError
 from rules.permissions import allowed
 from store.models.enums import GATEWAYS
@@ -60,10 +60,10 @@ def _cells(row: InvoiceRow) -> tuple[Text, ...]:
     )
 
 
-def _load_tab(actor: Actor, client_id: int) -> tuple[list[InvoiceRow], ClientBilling, dt.date]:
+def _load_tab(actor: Actor, client_id: int) -> tuple[list[InvoiceRow], ClientCredit, dt.date]:
     return (
         invoice_rules.list_invoices(actor, client_id=client_id),
-        invoice_rules.client_billing(client_id, actor),
+        invoice_rules.client_credit(client_id, actor),
         payments.business_today(),
     )
 
@@ -94,7 +94,7 @@ class InvoicesTab(Vertical):
         self.actor = actor
         self.client_id = client_id
         self.rows: list[InvoiceRow] = []
-        self.billing: ClientBilling | None = None
+        self.billing: ClientCredit | None = None
         self.today: dt.date | None = None
         self.can_bill = allowed(actor, "client.edit_billing")
 
