@@ -88,7 +88,8 @@ def build_export() -> dict[str, Any]:
     transactions = _grouped(Transaction.select().order_by(Transaction.id), "client_id")
     credits = _grouped(Credit.select().order_by(Credit.id), "client_id")
     notes = _grouped(ClientNote.select().order_by(ClientNote.id), "client_id")
-    product_addons = {a.id: a.name for a in ProductAddon.select()}
+    catalogue_addons = list(ProductAddon.select().order_by(ProductAddon.id))
+    product_addons = {a.id: a.name for a in catalogue_addons}
     emails = _grouped(Email.select().order_by(Email.id), "client_id")
     clients = list(Client.select().order_by(Client.id))
 
@@ -235,7 +236,7 @@ def build_export() -> dict[str, Any]:
         "format": FORMAT,
         "settings": interchange_settings(load_settings()),
         **build_reference(currencies, groups, fields_),
-        **build_catalogue(by_currency),
+        **build_catalogue(by_currency, catalogue_addons),
         "clients": [client_doc(c) for c in clients],
         "ledger": _ledger_doc(
             {
@@ -286,10 +287,12 @@ def _ledger_doc(present: dict[str, set[int]]) -> list[dict[str, Any]]:
     return out
 
 
-def build_catalogue(by_currency: dict[int, Currency]) -> dict[str, list[dict[str, Any]]]:
+def build_catalogue(
+    by_currency: dict[int, Currency], product_addons: list[ProductAddon]
+) -> dict[str, list[dict[str, Any]]]:
     """The catalogue sections (``products``, ``product_addons``), each with its prices per
     currency and billing cycle, in the order they were written (ids), as an import of the
-    document writes them again."""
+    document writes them again. ``product_addons``: the catalogue's addons in id order."""
     prices: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
     for price in Pricing.select().order_by(Pricing.id):
         currency = by_currency[price.currency_id]
@@ -318,7 +321,7 @@ def build_catalogue(by_currency: dict[int, Currency]) -> dict[str, list[dict[str
                 "description": x.description,
                 "prices": prices.get((PricingType.ADDON, x.id), []),
             }
-            for x in ProductAddon.select().order_by(ProductAddon.id)
+            for x in product_addons
         ],
     }
 

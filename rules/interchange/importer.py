@@ -195,39 +195,45 @@ def write_reference(plan: _Plan) -> None:
 def _write_catalogue(plan: _Plan) -> None:
     """Products and product addons by name (a name already in the database takes the
     document's type, taxed flag and description) and their prices by currency and
-    billing cycle (a price already there takes the document's amount)."""
+    billing cycle (a price already there takes the document's amount): one statement
+    per table and ``BATCH`` rows."""
     currency_ids = lookup(Currency, Currency.code, Currency.id)
+    prices: list[dict[str, Any]] = []
     for model, kind, items in (
         (Product, PricingType.PRODUCT, plan.products),
         (ProductAddon, PricingType.ADDON, plan.product_addons),
     ):
         if not items:
             continue
-        for item in items:
-            row = {k: v for k, v in item.items() if k != "prices"}
-            kept = [model.type] if model is Product else []
-            model.insert(**row).on_conflict(
+        kept = [model.type] if model is Product else []
+        rows = [{k: v for k, v in item.items() if k != "prices"} for item in items]
+        for start in range(0, len(rows), BATCH):
+            model.insert_many(rows[start : start + BATCH]).on_conflict(
                 conflict_target=[model.name],
                 preserve=[*kept, model.taxed, model.description],
             ).execute()
         ids = lookup(model, model.name, model.id)
-        for item in items:
-            for price in item["prices"]:
-                Pricing.insert(
-                    type=kind,
-                    related_id=ids[item["name"]],
-                    currency=currency_ids[price["currency"]],
-                    billing_cycle=price["billing_cycle"],
-                    amount=price["amount"],
-                ).on_conflict(
-                    conflict_target=[
-                        Pricing.type,
-                        Pricing.related_id,
-                        Pricing.currency,
-                        Pricing.billing_cycle,
-                    ],
-                    preserve=[Pricing.amount],
-                ).execute()
+        prices.extend(
+            {
+                "type": kind,
+                "related_id": ids[item["name"]],
+                "currency": currency_ids[price["currency"]],
+                "billing_cycle": price["billing_cycle"],
+                "amount": price["amount"],
+            }
+            for item in items
+            for price in item["prices"]
+        )
+    for start in range(0, len(prices), BATCH):
+        Pricing.insert_many(prices[start : start + BATCH]).on_conflict(
+            conflict_target=[
+                Pricing.type,
+                Pricing.related_id,
+                Pricing.currency,
+                Pricing.billing_cycle,
+            ],
+            preserve=[Pricing.amount],
+        ).execute()
 
 
 def _write_clients(plan: _Plan) -> None:

@@ -1341,3 +1341,32 @@ def test_a_bad_catalogue_is_reported_and_nothing_written(
     change(doc)
     assert expected in _errors(doc), _errors(doc)
     _assert_nothing_written()
+
+
+def test_an_import_updates_the_catalogue_entries_already_there(db: str) -> None:
+    """A product or price the database already has takes the document's values (one
+    statement per table, whatever the catalogue's size)."""
+    from store.models import Pricing, Product
+
+    Currency.create(code="USD", is_default=True)
+    old = Product.create(name="VPS", type="Hosting", taxed=True, description="old")
+    Pricing.create(
+        type="product",
+        related_id=old.id,
+        currency=Currency.get(code="USD"),
+        billing_cycle="Monthly",
+        amount=100,
+    )
+    import_document(_catalogued())
+    vps = Product.get(Product.name == "VPS")
+    assert vps.id == old.id and (vps.type, vps.taxed, vps.description) == (
+        "Other",
+        False,
+        "A virtual server",
+    )
+    monthly = Pricing.get(
+        (Pricing.type == "product")
+        & (Pricing.related_id == old.id)
+        & (Pricing.billing_cycle == "Monthly")
+    )
+    assert monthly.amount == 999 and Pricing.select().count() == 3
