@@ -242,3 +242,34 @@ async def test_the_list_draws_its_lines_as_textuals_styles_cache_would(admin: st
                 assert "\x1b" not in "".join(s.text for s in ours)
         table.styles.border = ("solid", "red")
         assert not table._plain_box()
+
+
+async def test_a_search_that_fails_is_said_and_the_app_stays(admin: str, monkeypatch: Any) -> None:
+    """Whatever makes a search fail (here a damaged file; before, a "²" typed as an id),
+    the info line says so and the list, the typed text and the app stay."""
+    from peewee import OperationalError
+
+    import tui.screens.client_list as screen_module
+
+    real = screen_module.fetch_page
+
+    def failing(query: Any, offset: int, limit: int) -> Any:
+        if "boom" in query.search:
+            raise OperationalError("database disk image is malformed")
+        return real(query, offset, limit)
+
+    monkeypatch.setattr(screen_module, "fetch_page", failing)
+    _client("Ann", "Lee", "ann@example.com")
+    app = StaffApp(lock_minutes=15, actor=ADMIN)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _quiet(pilot)
+        await pilot.press("slash", *"boom")
+        await pilot.pause(0.5)
+        await _quiet(pilot)
+        assert app.is_running
+        info = app.screen.query_one(InfoLine).text
+        assert info.startswith("Search failed: ") and "malformed" in info, info
+        await pilot.press(*["backspace"] * 4, "l", "e", "e")
+        await pilot.pause(0.5)
+        await _quiet(pilot)
+        assert app.screen.query_one(InfoLine).text.startswith("1 client · ")

@@ -19,6 +19,7 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Input, Select
+from textual.worker import Worker, WorkerState
 
 from store.client_list import (
     SEARCH_CAP,
@@ -32,6 +33,7 @@ from store.client_list import (
 )
 from store.models import ClientGroup
 from store.models.enums import ClientStatus
+from tui.background import failure_text
 from tui.collector import collect_again
 from tui.frames import PromptFrames
 from tui.widgets.client_table import PAGE, ClientHeader, ClientTable
@@ -113,6 +115,8 @@ class ClientListScreen(PromptFrames, Screen[None]):
         #: Searches and counts run on one thread with one warm connection (``ListReader``).
         self.reader = ListReader()
         self._first_page: Future[list[ListRow]] | None = None
+        #: The search whose read failed (said on the info line, not overwritten by "Searching…").
+        self.failed_query: ListQuery | None = None
         self.collects_between_frames = False
         self.settled = False
 
@@ -172,7 +176,7 @@ class ClientListScreen(PromptFrames, Screen[None]):
         self._collect_between_frames(False)
         self.reader.close()
 
-    @work(exclusive=True, group="search")
+    @work(exclusive=True, group="search", exit_on_error=False)
     async def count_only(self, query: ListQuery) -> None:
         self.post_message(self.Counted(query, await self.reader.ask(count, query)))
 
@@ -220,10 +224,10 @@ class ClientListScreen(PromptFrames, Screen[None]):
         self.set_timer(SEARCHING_DELAY, partial(self._searching, self.list_query))
 
     def _searching(self, query: ListQuery) -> None:
-        if query == self.list_query and self.table.query_spec != query:
+        if query == self.list_query and query not in (self.table.query_spec, self.failed_query):
             self.query_one(InfoLine).text = "Searching…"
 
-    @work(exclusive=True, group="search")
+    @work(exclusive=True, group="search", exit_on_error=False)
     async def load(self, query: ListQuery, first_page: Future[list[ListRow]]) -> None:
         """First page (queued on the list's reader thread by ``refresh_results``), then the
         count, read by the reader (never on the event loop); a newer search cancels this
@@ -236,6 +240,15 @@ class ClientListScreen(PromptFrames, Screen[None]):
         # next keystroke's page for the CPU.
         await asyncio.sleep(COUNT_DELAY)
         self.post_message(self.Counted(query, await self.reader.ask(count, query)))
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A search that failed (a damaged file, a term the database refused) is said on
+        the info line; the list, the typed text and the app stay."""
+        if event.state == WorkerState.ERROR and event.worker.group == "search":
+            self.failed_query = self.list_query
+            self.query_one(InfoLine).text = "Search failed: " + failure_text(
+                event.worker.error or RuntimeError("unknown"), internal="nothing was changed"
+            )
 
     def on_client_list_screen_results(self, message: Results) -> None:
         if message.query != self.list_query:
