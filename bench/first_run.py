@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from store.db import close_database, database, open_database  # noqa: E402
+from store.models import Email  # noqa: E402
 
 WINDOW = 10_000
 INVOICE_TEMPLATES = ("Invoice Created", "Invoice Payment Confirmation")
@@ -130,10 +131,11 @@ def main() -> None:
             ).fetchall()
         ]
         stamps = [s if isinstance(s, dt.datetime) else dt.datetime.fromisoformat(s) for s in stamps]
-        with_pdf = database.execute_sql(
-            "SELECT COUNT(*) FROM email WHERE status = 'sent' AND template IN (%s, %s)"
-            % tuple(f"'{t}'" for t in INVOICE_TEMPLATES)
-        ).fetchone()[0]
+        with_pdf = (
+            Email.select()
+            .where((Email.status == "sent") & Email.template.in_(INVOICE_TEMPLATES))
+            .count()
+        )
         close_database()
 
         window = WINDOW if len(stamps) >= 2 * WINDOW else max(2, len(stamps) // 2)
