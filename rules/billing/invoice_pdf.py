@@ -523,9 +523,19 @@ def _sfnt(tables: dict[str, bytes], sums: dict[str, int]) -> bytes:
     return bytes(font)
 
 
-@cache
+_FONT_FILES: dict[tuple[str, str, str], _FontFile] = {}
+_FONT_FILES_LOCK = threading.Lock()
+
+
 def _font_file(family: str, style: str, name: str) -> _FontFile:
-    return _FontFile(family, style, name)
+    """The font file ``name`` in ``fonts/``, read on first use, one per process (a PDF
+    drawn in one thread while another reads the font gets the same one)."""
+    key = (family, style, name)
+    with _FONT_FILES_LOCK:
+        font = _FONT_FILES.get(key)
+        if font is None:
+            font = _FONT_FILES[key] = _FontFile(family, style, name)
+        return font
 
 
 def _latin() -> tuple[_FontFile, ...]:
@@ -597,10 +607,18 @@ def _piece_for(code: int) -> _Piece | None:
 _LINE_BREAKS = frozenset("\t\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 
 
+@lru_cache(maxsize=1)
+def _plain_latin() -> frozenset[str]:
+    """The Latin fonts' characters ``drawable_text`` keeps as they are."""
+    return frozenset(chr(code) for code in _latin_codes()) - _LINE_BREAKS
+
+
 def drawable_text(text: str) -> str:
     """``text`` as the PDF prints it: NFC, one line, invisible controls and format marks
     dropped, each character no shipped font has a glyph for replaced by
     ``MISSING_GLYPH`` (never an exception, never a silently missing character)."""
+    if _plain_latin().issuperset(text) and unicodedata.is_normalized("NFC", text):
+        return text  # what most texts are: the loop below would keep every character
     latin = _latin_codes()
     out = []
     for ch in unicodedata.normalize("NFC", text):

@@ -297,8 +297,9 @@ def _embedded_fonts(data: bytes) -> list[bytes]:
 
 
 def test_consecutive_pdfs_each_embed_their_own_characters(db: str) -> None:
-    """Each PDF gets its own copy of the font (fpdf2 cuts a font down to the characters
-    used, in place): a PDF made after others embeds the same glyphs as when made first."""
+    """The fonts and their embedded forms are kept per process (``_FontFile.embedded``,
+    by the characters drawn): a PDF made after others embeds the same font programs as
+    when made first."""
     currency = _bhd()
     names = [("Ана", "Петрова"), ("Νίκος", "Παπαδόπουλος"), ("Zoë", "Ørsted"), ("Ана", "Ωmega")]
     invoices = [
@@ -311,7 +312,7 @@ def test_consecutive_pdfs_each_embed_their_own_characters(db: str) -> None:
         assert f"{first} {last}" in " ".join(_pypdf_text(data).split())
         after_others[invoice.id] = _embedded_fonts(data)
     for invoice in invoices:
-        invoice_pdf._font_file.cache_clear()  # as in a new process
+        invoice_pdf._FONT_FILES.clear()  # as in a new process
         assert _embedded_fonts(render_invoice_pdf(invoice.id)) == after_others[invoice.id]
 
 
