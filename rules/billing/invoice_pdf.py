@@ -2,18 +2,28 @@
 tab and the "Invoice Created" / "Invoice Payment Confirmation" attachments print.
 
 Rendering reads and never writes: three queries (the invoice with its client, currency,
-billing contact and payments; its items; the settings, unless given), then pure drawing
-with fpdf2. Amounts are ``store.money.format_money`` strings, the very text the screens
-and emails show, in the client's currency (its prefix, suffix and decimals).
+billing contact and payments; its items; the settings, unless given), then pure drawing.
+Amounts are ``store.money.format_money`` strings, the very text the screens and emails
+show, in the client's currency (its prefix, suffix and decimals).
 
 Text is drawn with DejaVu Sans (Bitstream Vera licence) and, for the Chinese and
 Japanese characters it lacks, Droid Sans Fallback (Apache 2.0), shipped in
-``rules/billing/fonts`` cut into pieces (``fonts/make_fonts.py``): a PDF embeds the Latin
-piece and only the pieces its characters need, which keeps a PDF in tens of
-milliseconds whatever the script. A character neither font has (Korean Hangul, most
-emoji) is printed as ``?``, so any name renders and never raises. Arabic and Hebrew are
-ordered right to left (fpdf2's bidi algorithm) without contextual shaping (HarfBuzz,
-fpdf2's optional shaper, is not a dependency).
+``rules/billing/fonts`` cut into pieces (``fonts/make_fonts.py``): a PDF uses the Latin
+piece and only the pieces its characters need. A character neither font has (Korean
+Hangul, most emoji) is printed as ``?``, so any name renders and never raises. Arabic
+and Hebrew are drawn right to left (the Unicode bidirectional algorithm, fpdf2's
+``fpdf.bidi``), Arabic letters in their isolated forms (no contextual shaping: HarfBuzz
+is not a dependency). Every text prints as typed (nothing in it is markup or an alias).
+
+Cost (issue 14: the invoice emails render their PDF when they are delivered): a PDF
+takes a few milliseconds, whatever the script, and a few tens of KB
+(``bench/invoice_pdf.py``). fpdf2 lays out the pages and writes the file; the texts and
+fonts are written here. ``_Writer`` cuts each text into runs by the font that draws it,
+wraps it, and writes it in glyph numbers; each font is embedded as the shipped piece with
+only the glyphs drawn kept (``_FontProgram``: no fontTools subsetter), its deflated
+program and ToUnicode map built once per set of characters and reused
+(``_FontFile.embedded``); the fonts are read once per process. The fpdf2 internals this
+relies on are listed in ``_invoice_pdf_class`` and checked by a test.
 """
 
 from __future__ import annotations
@@ -323,6 +333,9 @@ class _FontFile:
             code: _pdf_string_escape(glyph.to_bytes(2, "big").decode("latin-1"))
             for code, glyph in self.glyphs.items()
         }
+        #: Embedded whatever a PDF draws: printable ASCII in the Latin fonts (what most
+        #: invoices draw, so most PDFs embed the same Latin fonts, built once).
+        self.always = ALWAYS_EMBEDDED if name in LATIN_FONT_FILES.values() else frozenset()
         self._program: _FontProgram | None = None
         self._lock = threading.Lock()
         self._embedded: dict[frozenset[str], _Embedded] = {}
@@ -345,6 +358,8 @@ class _FontFile:
 
 #: Embedded fonts kept per font file, by the characters drawn (tens of KB each at most).
 EMBEDDINGS_KEPT = 64
+#: The Latin fonts' characters every PDF embeds (``_FontFile.always``).
+ALWAYS_EMBEDDED = frozenset(map(chr, range(0x20, 0x7F)))
 
 
 def _pdf_string_escape(text: str) -> str:
@@ -701,7 +716,7 @@ def _embed_font(out: Any, font: _FontFile, number: int, chars: set[str]) -> Any:
     from fpdf.output import CIDSystemInfo, PDFFont
     from fpdf.syntax import Name, PDFArray, PDFContentStream
 
-    embedded = font.embedded(frozenset(chars))
+    embedded = font.embedded(font.always.union(chars))
 
     def deflated(data: bytes) -> Any:
         stream = PDFContentStream(b"")
@@ -766,6 +781,29 @@ def _latin_widths(style: str) -> dict[str, int]:
     ``style``, for the characters both Latin fonts have."""
     font = _latin()[0 if style == "" else 1]
     return {chr(code): font.widths[code] for code in _latin_codes()}
+
+
+#: Bidirectional classes that make a line need reordering (Unicode UAX #9).
+_RIGHT_TO_LEFT = frozenset(("R", "AL", "RLE", "RLO", "RLI"))
+#: What a bracket shows as in right-to-left text (UAX #9 rule L4, the pairs that occur).
+_MIRRORED = dict(zip("()[]{}<>«»‹›", ")(][}{><»«›‹", strict=True))
+
+
+def _visual_order(line: str) -> str:
+    """One line in the order its characters are drawn left to right: right-to-left
+    script (Arabic, Hebrew) reversed, with its brackets mirrored, by the Unicode
+    bidirectional algorithm (fpdf2's ``fpdf.bidi``, the paragraph direction from the
+    first strong character). Arabic letters are drawn in their isolated forms (no
+    contextual shaping). A line without right-to-left characters is returned as is."""
+    if line.isascii() or not any(unicodedata.bidirectional(ch) in _RIGHT_TO_LEFT for ch in line):
+        return line
+    from fpdf.bidi import BidiParagraph, auto_detect_base_direction
+
+    paragraph = BidiParagraph(text=line, base_direction=auto_detect_base_direction(line))
+    return "".join(
+        _MIRRORED.get(c.character, c.character) if c.embedding_level % 2 else c.character
+        for c in paragraph.get_reordered_characters()
+    )
 
 
 class _Writer:
@@ -868,7 +906,7 @@ class _Writer:
         from fpdf.enums import PDFResourceType
 
         pdf = self.pdf
-        runs = self.runs(text, style)
+        runs = self.runs(_visual_order(text), style)
         x, width = box
         if right:
             x += width - PADDING - sum(run[2] for run in runs) * size * self.mm_per_unit

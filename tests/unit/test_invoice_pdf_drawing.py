@@ -123,9 +123,10 @@ def test_each_pdf_embeds_the_glyphs_it_draws_without_the_fonttools_subsetter(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The font program a PDF embeds is the shipped font with only the glyphs drawn
-    (and .notdef, and the parts of composite glyphs): valid TrueType (checksums), each
-    drawn glyph as in the shipped file, every other glyph empty. The fontTools subsetter
-    (seconds per hundred PDFs) never runs. A Latin invoice stays a few tens of KB."""
+    (and .notdef, the parts of composite glyphs and, in the Latin fonts, printable
+    ASCII): valid TrueType (checksums), each of those glyphs as in the shipped file,
+    every other glyph empty. The fontTools subsetter (seconds per hundred PDFs) never
+    runs. A Latin invoice stays a few tens of KB."""
 
     def refuse(*_args: object) -> None:
         raise AssertionError("the fontTools subsetter ran")
@@ -149,6 +150,9 @@ def test_each_pdf_embeds_the_glyphs_it_draws_without_the_fonttools_subsetter(
         order, embedded_order = shipped.getGlyphOrder(), embedded.getGlyphOrder()
         assert len(order) == len(embedded_order)  # the glyphs keep their numbers
         drawn = glyphs | {0}
+        cmap = shipped.getBestCmap()
+        assert {shipped.getGlyphID(cmap[code]) for code in range(0x20, 0x7F)} <= drawn
+        assert "Bold" in name or shipped.getGlyphID(cmap[ord("Ø")]) in drawn  # the name's
         for gid, glyph_name in enumerate(order):
             ours = embedded["glyf"][embedded_order[gid]]
             theirs = shipped["glyf"][glyph_name]
@@ -211,3 +215,23 @@ def test_fpdf2_internals_the_invoice_pdf_relies_on() -> None:
     for name in ("descendant_fonts", "to_unicode", "c_i_d_system_info", "font_descriptor"):
         assert hasattr(font, name)
     assert "c_i_d_to_g_i_d_map" in vars(font) and CIDSystemInfo().supplement == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "reads"),
+    [
+        ("שרה לוי", "שרה לוי"),
+        ("محمد العلي", "محمد العلي"),
+        ("Levi (עברית) mixed", "עברית"),
+        ("(שרה) 42", "שרה"),
+    ],
+)
+def test_right_to_left_names_are_drawn_right_to_left(name: str, reads: str) -> None:
+    """Hebrew and Arabic are drawn in visual order (the Unicode bidirectional algorithm),
+    so a reader puts them back in the order typed: poppler's ``pdftotext`` reads the
+    name as typed (it read Hebrew and Arabic backwards when drawn left to right)."""
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (poppler-utils) is not installed")
+    lines = _pdftotext_lines(draw_invoice_pdf(_document(name)))
+    plain = [line.replace("\u202b", "").replace("\u202c", "") for line in lines]
+    assert any(reads in line for line in plain), plain[:12]
