@@ -333,8 +333,8 @@ class _FontFile:
             code: _pdf_string_escape(glyph.to_bytes(2, "big").decode("latin-1"))
             for code, glyph in self.glyphs.items()
         }
-        #: Embedded whatever a PDF draws: printable ASCII in the Latin fonts (what most
-        #: invoices draw, so most PDFs embed the same Latin fonts, built once).
+        #: Characters embedded whatever a PDF draws: printable ASCII in the Latin fonts
+        #: (most invoices draw little else, so most PDFs share one embedded form).
         self.always = ALWAYS_EMBEDDED if name in LATIN_FONT_FILES.values() else frozenset()
         self._program: _FontProgram | None = None
         self._lock = threading.Lock()
@@ -356,7 +356,8 @@ class _FontFile:
             return found
 
 
-#: Embedded fonts kept per font file, by the characters drawn (tens of KB each at most).
+#: Embedded forms kept per font file, by the characters drawn (a few KB each, tens for
+#: a CJK piece with many characters drawn).
 EMBEDDINGS_KEPT = 64
 #: The Latin fonts' characters every PDF embeds (``_FontFile.always``).
 ALWAYS_EMBEDDED = frozenset(map(chr, range(0x20, 0x7F)))
@@ -408,10 +409,10 @@ class _FontProgram:
     fontTools subsetter: every glyph keeps its number, the glyphs the PDF does not use
     are left empty (zero length in ``loca``), and the other tables are the file's own,
     read once per process (the name table cut to its names 0-6 and ``post`` to its
-    version 3 header, as fontTools' subsetter leaves them). A PDF maps its character
-    codes to these glyph numbers with a ``CIDToGIDMap`` (ISO 32000-1 §9.7.4.2), and
-    embeds the tables a ``FontFile2`` needs (§9.9: head, hhea, hmtx, loca, maxp, glyf,
-    and cvt, fpgm, prep when present). Costs well under a millisecond per font."""
+    version 3 header, as fontTools' subsetter leaves them). The PDF's character codes
+    are these glyph numbers (``CIDToGIDMap /Identity``, ISO 32000-1 §9.7.4.2), and the
+    program keeps the tables a ``FontFile2`` needs (§9.9: head, hhea, hmtx, loca, maxp,
+    glyf, and cvt, fpgm, prep when present). Costs well under a millisecond per font."""
 
     #: Tables a PDF viewer never reads from an embedded CID font (layout, vertical
     #: metrics, device metrics, math, signatures): left out, like fpdf2's subsetter does.
@@ -436,7 +437,8 @@ class _FontProgram:
         self.glyphs = [glyf[loca[n] : loca[n + 1]] for n in range(glyphs)]
         fixed = {tag: table for tag, table in tables.items() if tag not in self.DROPPED}
         fixed["head"] = head[:8] + b"\0\0\0\0" + head[12:50] + b"\0\1" + head[52:]  # long loca
-        fixed["post"] = b"\0\3\0\0" + tables["post"][4:32]
+        if "post" in tables:
+            fixed["post"] = b"\0\3\0\0" + tables["post"][4:32]
         if "name" in tables:
             fixed["name"] = _short_name_table(tables["name"])
         del fixed["glyf"], fixed["loca"]
