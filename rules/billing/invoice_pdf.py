@@ -577,7 +577,7 @@ class _Piece:
 
     @property
     def family(self) -> str:
-        return f"piece{self.number}"  # lower case: fpdf2 strips B and I to find styles
+        return f"piece{self.number}"  # the family name fpdf2's add_font reads it under
 
     def fonts(self) -> tuple[_FontFile, ...]:
         return tuple(_font_file(self.family, style, name) for style, name in self.files)
