@@ -13,10 +13,14 @@ documents. The last line is one JSON object (with the load average, as other wor
 the machine inflates every figure). ``--database`` takes an EMPTY database (SQLite or
 PostgreSQL).
 
-Issue 14, same machine (2 CPUs), SQLite, 5 items: before (fpdf2 subsetting each font
-of each PDF, text by ``multi_cell`` with fallback fonts), idle: Latin 28 ms, Arabic and
-Cyrillic 50 ms, CJK 56 ms, first PDF 222 ms, Latin PDF 14.5 KB. After: see the report
-of the branch that made this (the figures move with the machine's load).
+Issue 14, this machine (2 CPUs, shared), SQLite, 5 items, medians. Before (fpdf2
+subsetting each font of each PDF with fontTools, texts by ``multi_cell`` with fallback
+fonts), idle: Latin 28 ms, Arabic and Cyrillic 50 ms, CJK 56 ms, first PDF 222 ms,
+Latin PDF 14.5 KB. Before and after in turns, load average 4.3-4.7 (other work
+running): before Latin 58-59 ms, Arabic and Cyrillic 77-101 ms, CJK 90-109 ms; after
+Latin 1.4-1.6 ms, Arabic and Cyrillic 3.6-4.9 ms, CJK 3.0-3.7 ms, PDFs of 20, 27 and
+31 KB; fpdf2 alone 61-62 ms (ours 0.023-0.026 of it); first PDF of a process (six
+runs each) 402 ms before, 370 ms after.
 """
 
 from __future__ import annotations
