@@ -2,18 +2,28 @@
 tab and the "Invoice Created" / "Invoice Payment Confirmation" attachments print.
 
 Rendering reads and never writes: three queries (the invoice with its client, currency,
-billing contact and payments; its items; the settings, unless given), then pure drawing
-with fpdf2. Amounts are ``store.money.format_money`` strings, the very text the screens
-and emails show, in the client's currency (its prefix, suffix and decimals).
+billing contact and payments; its items; the settings, unless given), then pure drawing.
+Amounts are ``store.money.format_money`` strings, the very text the screens and emails
+show, in the client's currency (its prefix, suffix and decimals).
 
 Text is drawn with DejaVu Sans (Bitstream Vera licence) and, for the Chinese and
 Japanese characters it lacks, Droid Sans Fallback (Apache 2.0), shipped in
-``rules/billing/fonts`` cut into pieces (``fonts/make_fonts.py``): a PDF embeds the Latin
-piece and only the pieces its characters need, which keeps a PDF in tens of
-milliseconds whatever the script. A character neither font has (Korean Hangul, most
-emoji) is printed as ``?``, so any name renders and never raises. Arabic and Hebrew are
-ordered right to left (fpdf2's bidi algorithm) without contextual shaping (HarfBuzz,
-fpdf2's optional shaper, is not a dependency).
+``rules/billing/fonts`` cut into pieces (``fonts/make_fonts.py``): a PDF uses the Latin
+piece and only the pieces its characters need. A character neither font has (Korean
+Hangul, most emoji) is printed as ``?``, so any name renders and never raises. Arabic
+and Hebrew are drawn right to left (the Unicode bidirectional algorithm, fpdf2's
+``fpdf.bidi``), Arabic letters in their isolated forms (no contextual shaping: HarfBuzz
+is not a dependency). Every text prints as typed (nothing in it is markup or an alias).
+
+Cost (issue 14: the invoice emails render their PDF when they are delivered): a PDF
+takes a few milliseconds, whatever the script, and a few tens of KB
+(``bench/invoice_pdf.py``). fpdf2 lays out the pages and writes the file; the texts and
+fonts are written here. ``_Writer`` cuts each text into runs by the font that draws it,
+wraps it, and writes it in glyph numbers; each font is embedded as the shipped piece with
+only the glyphs drawn kept (``_FontProgram``: no fontTools subsetter), its deflated
+program and ToUnicode map built once per set of characters and reused
+(``_FontFile.embedded``); the fonts are read once per process. The fpdf2 internals this
+relies on are listed in ``_invoice_pdf_class`` and checked by a test.
 """
 
 from __future__ import annotations
@@ -21,10 +31,13 @@ from __future__ import annotations
 import bisect
 import copy
 import datetime as dt
-import io
 import json
 import re
+import struct
+import threading
 import unicodedata
+import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache, lru_cache
@@ -35,6 +48,7 @@ from peewee import JOIN
 
 from rules.billing.gateways import MERCHANT_GATEWAYS
 from rules.billing.payments import InvoiceNotFound
+from store.db import database
 from store.models import Client, Contact, Currency, Invoice, InvoiceItem
 from store.models.enums import InvoiceStatus
 from store.money import format_money
@@ -97,14 +111,12 @@ def country_name(code: str) -> str:
     return str(getattr(country, "common_name", None) or country.name) if country else code
 
 
-def load_invoice_document(invoice_id: int, settings: Settings | None = None) -> InvoiceDocument:
-    """Read what invoice ``invoice_id``'s PDF prints: two queries, plus one for the
-    settings when not given. Raises ``InvoiceNotFound``."""
-    settings = settings or load_settings()
+def _invoice_query(invoice_id: int) -> Any:
+    """The invoice with its client, currency, billing contact and payments (one row)."""
     billing = Contact.alias("billing")
     party: tuple[str, ...] = ("first_name", "last_name", "company", "address1", "address2")
     party += ("city", "state", "postcode", "country")
-    row: Any = (
+    return (
         Invoice.select(
             Invoice.number,
             Invoice.date,
@@ -135,17 +147,50 @@ def load_invoice_document(invoice_id: int, settings: Settings | None = None) -> 
         .join(Currency, on=Client.currency == Currency.id)
         .join(billing, JOIN.LEFT_OUTER, on=Client.billing_contact == billing.id)
         .where(Invoice.id == invoice_id)
-        .dicts()
-        .first()
+        .limit(1)
     )
-    if row is None:
-        raise InvoiceNotFound(f"no invoice {invoice_id}")
-    items: list[Any] = list(
+
+
+def _items_query(invoice_id: int) -> Any:
+    """The invoice's items: (description, amount in minor units), in their order."""
+    return (
         InvoiceItem.select(InvoiceItem.description, InvoiceItem.amount)
         .where(InvoiceItem.invoice == invoice_id)
         .order_by(InvoiceItem.sort_order, InvoiceItem.id)
-        .tuples()
     )
+
+
+#: An invoice id no database holds: marks where the id goes in a compiled query.
+_ANY_INVOICE = -918_273_645
+_COMPILED: dict[tuple[Callable[[int], Any], type], tuple[str, tuple[Any, ...], int]] = {}
+
+
+def _run(query: Callable[[int], Any], invoice_id: int) -> tuple[list[str], list[Any]]:
+    """``query(invoice_id)`` run: its column names and rows (values as the driver gives
+    them: on SQLite, dates as ISO text and booleans as 0/1). Its SQL is built by peewee
+    once per query and kind of database, then run with each invoice's id (building it
+    cost more than running it: a millisecond of the few an invoice PDF takes)."""
+    key = (query, type(database.obj))
+    compiled = _COMPILED.get(key)
+    if compiled is None:
+        sql, params = query(_ANY_INVOICE).sql()
+        [at] = [n for n, value in enumerate(params) if value == _ANY_INVOICE]
+        compiled = _COMPILED[key] = (sql, tuple(params), at)
+    sql, params, at = compiled
+    cursor = database.execute_sql(sql, (*params[:at], invoice_id, *params[at + 1 :]))
+    return [column[0] for column in cursor.description], cursor.fetchall()
+
+
+def load_invoice_document(invoice_id: int, settings: Settings | None = None) -> InvoiceDocument:
+    """Read what invoice ``invoice_id``'s PDF prints: two queries (``_invoice_query``,
+    ``_items_query``), plus one for the settings when not given. Raises
+    ``InvoiceNotFound``."""
+    settings = settings or load_settings()
+    names, rows = _run(_invoice_query, invoice_id)
+    if not rows:
+        raise InvoiceNotFound(f"no invoice {invoice_id}")
+    row: dict[str, Any] = dict(zip(names, rows[0], strict=True))
+    items: list[Any] = _run(_items_query, invoice_id)[1]
     currency = Currency(
         code=row["code"], prefix=row["prefix"], suffix=row["suffix"], decimals=row["decimals"]
     )
@@ -293,39 +338,253 @@ def invoice_pdf_attachment(invoice_id: int, settings: Settings | None = None) ->
 
 
 class _FontFile:
-    """One font file, parsed once per process. fpdf2 parses a TrueType font on every
-    ``add_font`` and cuts it down in place when it writes the PDF, so each document gets
-    a copy of the parsed font with its own ``TTFont`` opened on the cached bytes (cheap:
-    tables load lazily) and its own subset."""
+    """One font file, read once per process: its metrics, character map and descriptor
+    (parsed by fpdf2's ``add_font``), how a text is written in it, and its tables for
+    ``_FontProgram``. A PDF's text is written in glyph numbers (two bytes each), so its
+    codes are the font's glyph numbers (``CIDToGIDMap /Identity``)."""
 
     def __init__(self, family: str, style: str, name: str) -> None:
         from fpdf import FPDF
+        from fpdf.fonts import TTFFont
 
+        self.family, self.style, self.file = family, style, name
         proto = FPDF()
         proto.add_font(family, style, str(FONT_FOLDER / name))
-        fonts: dict[str, Any] = proto.fonts
-        [(self.key, self.proto)] = fonts.items()
-        self.data = (FONT_FOLDER / name).read_bytes()
-        #: The code points it has a glyph for.
-        self.codes = frozenset(self.proto.cmap)
+        [parsed] = proto.fonts.values()
+        assert isinstance(parsed, TTFFont)
+        parsed.close()  # its tables come from _FontProgram
+        #: The PDF font descriptor (copied per document) and the font's name.
+        self.descriptor, self.name = parsed.desc, parsed.name
+        self.missing_width = parsed.desc.missing_width
+        #: Code point -> glyph number, advance width (thousandths of the font size).
+        self.glyphs: dict[int, int] = dict(parsed.glyph_ids)
+        self.codes = frozenset(self.glyphs)
+        self.widths: dict[int, int] = {code: int(parsed.cw[code]) for code in self.codes}
+        #: ``str.translate`` table: a character -> its glyph number as PDF string bytes.
+        self.encoding = {
+            code: _pdf_string_escape(glyph.to_bytes(2, "big").decode("latin-1"))
+            for code, glyph in self.glyphs.items()
+        }
+        #: Characters embedded whatever a PDF draws: printable ASCII in the Latin fonts
+        #: (most invoices draw little else, so most PDFs share one embedded form).
+        self.always = ALWAYS_EMBEDDED if name in LATIN_FONT_FILES.values() else frozenset()
+        self._program: _FontProgram | None = None
+        self._lock = threading.Lock()
+        self._embedded: dict[frozenset[str], _Embedded] = {}
 
-    def install(self, pdf: Any, number: int) -> None:
-        """Give ``pdf`` its own copy of the font (as ``add_font`` would), as its
-        ``number``-th font."""
-        from fontTools import ttLib
-        from fpdf.fonts import SubsetMap
+    def embedded(self, chars: frozenset[str]) -> _Embedded:
+        """What a PDF embeds for this font when it draws ``chars``: built once per set of
+        characters (the last ``EMBEDDINGS_KEPT`` sets are kept), so a PDF never runs
+        the fontTools subsetter and most PDFs deflate nothing here."""
+        with self._lock:
+            found = self._embedded.get(chars)
+            if found is None:
+                if self._program is None:
+                    self._program = _FontProgram((FONT_FOLDER / self.file).read_bytes())
+                found = _Embedded.of(self, self._program, chars)
+                if len(self._embedded) >= EMBEDDINGS_KEPT:
+                    del self._embedded[next(iter(self._embedded))]  # the oldest
+                self._embedded[chars] = found
+            return found
 
-        font = copy.copy(self.proto)
-        font.i = number
-        font.ttfont = ttLib.TTFont(io.BytesIO(self.data), recalcTimestamp=False, lazy=True)
-        font.missing_glyphs = []
-        font.subset = SubsetMap(font)
-        pdf.fonts[self.key] = font
+
+#: Embedded forms kept per font file, by the characters drawn (a few KB each, tens for
+#: a CJK piece with many characters drawn).
+EMBEDDINGS_KEPT = 64
+#: The Latin fonts' characters every PDF embeds (``_FontFile.always``).
+ALWAYS_EMBEDDED = frozenset(map(chr, range(0x20, 0x7F)))
 
 
-@cache
+def _pdf_string_escape(text: str) -> str:
+    """``text`` (bytes as latin-1) escaped for a PDF literal string: backslash, parentheses
+    and carriage return (ISO 32000-1 §7.3.4.2)."""
+    return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)").replace("\r", "\\r")
+
+
+@dataclass(frozen=True)
+class _Embedded:
+    """One font as a PDF embeds it for a set of characters: the deflated font program
+    (``_FontProgram``) and its length before deflating, the deflated ToUnicode map
+    (glyph number -> character, for copying and searching text) and the ``W`` array."""
+
+    program: bytes
+    program_length: int
+    to_unicode: bytes
+    widths: str
+
+    @classmethod
+    def of(cls, font: _FontFile, program: _FontProgram, chars: frozenset[str]) -> _Embedded:
+        unicode: dict[int, int] = {}
+        for ch in sorted(chars):
+            unicode.setdefault(font.glyphs[ord(ch)], ord(ch))
+        data = program.program(unicode)
+        bfchar = [f"<{gid:04X}> <{_utf16_hex(code)}>\n" for gid, code in sorted(unicode.items())]
+        blocks = "".join(
+            f"{len(bfchar[n : n + 100])} beginbfchar\n{''.join(bfchar[n : n + 100])}endbfchar\n"
+            for n in range(0, len(bfchar), 100)
+        )
+        cmap = (
+            "/CIDInit /ProcSet findresource begin\n12 dict begin\nbegincmap\n"
+            "/CIDSystemInfo\n<</Registry (Adobe)\n/Ordering (UCS)\n/Supplement 0\n>> def\n"
+            "/CMapName /Adobe-Identity-UCS def\n/CMapType 2 def\n"
+            "1 begincodespacerange\n<0000> <FFFF>\nendcodespacerange\n"
+            f"{blocks}endcmap\nCMapName currentdict /CMap defineresource pop\nend\nend"
+        )
+        widths = {gid: font.widths[code] for gid, code in unicode.items()}
+        return cls(
+            zlib.compress(data), len(data), zlib.compress(cmap.encode("ascii")), _widths(widths)
+        )
+
+
+class _FontProgram:
+    """A TrueType font file (a piece in ``fonts/``) cut down for one PDF without the
+    fontTools subsetter: every glyph keeps its number, the glyphs the PDF does not use
+    are left empty (zero length in ``loca``), and the other tables are the file's own,
+    read once per process (the name table cut to its names 0-6 and ``post`` to its
+    version 3 header, as fontTools' subsetter leaves them). The PDF's character codes
+    are these glyph numbers (``CIDToGIDMap /Identity``, ISO 32000-1 §9.7.4.2), and the
+    program keeps the tables a ``FontFile2`` needs (§9.9: head, hhea, hmtx, loca, maxp,
+    glyf, and cvt, fpgm, prep when present). Costs well under a millisecond per font."""
+
+    #: Tables a PDF viewer never reads from an embedded CID font (layout, vertical
+    #: metrics, device metrics, math, signatures): left out, like fpdf2's subsetter does.
+    DROPPED = frozenset(
+        ("GDEF", "GPOS", "GSUB", "MATH", "kern", "hdmx", "VDMX", "LTSH", "DSIG", "FFTM")
+        + ("vhea", "vmtx", "meta", "BASE", "JSTF")
+    )
+
+    def __init__(self, data: bytes) -> None:
+        count = struct.unpack_from(">H", data, 4)[0]
+        tables: dict[str, bytes] = {}
+        for n in range(count):
+            tag, _sum, offset, length = struct.unpack_from(">4sLLL", data, 12 + 16 * n)
+            tables[tag.decode("latin-1")] = data[offset : offset + length]
+        head, glyf = tables["head"], tables["glyf"]
+        glyphs = struct.unpack_from(">H", tables["maxp"], 4)[0]
+        if struct.unpack_from(">h", head, 50)[0] == 0:
+            loca = [2 * n for n in struct.unpack_from(f">{glyphs + 1}H", tables["loca"])]
+        else:
+            loca = list(struct.unpack_from(f">{glyphs + 1}L", tables["loca"]))
+        #: Glyph number -> its ``glyf`` bytes (b"" for an empty glyph such as space).
+        self.glyphs = [glyf[loca[n] : loca[n + 1]] for n in range(glyphs)]
+        fixed = {tag: table for tag, table in tables.items() if tag not in self.DROPPED}
+        fixed["head"] = head[:8] + b"\0\0\0\0" + head[12:50] + b"\0\1" + head[52:]  # long loca
+        if "post" in tables:
+            fixed["post"] = b"\0\3\0\0" + tables["post"][4:32]
+        if "name" in tables:
+            fixed["name"] = _short_name_table(tables["name"])
+        del fixed["glyf"], fixed["loca"]
+        self.fixed = fixed
+        self.fixed_sums = {tag: _checksum(table) for tag, table in fixed.items()}
+
+    def closure(self, used: Iterable[int]) -> list[int]:
+        """``used`` glyph numbers, glyph 0 (``.notdef``) and the components of composite
+        glyphs, sorted."""
+        seen = {0}
+        todo = [g for g in used if 0 <= g < len(self.glyphs)]
+        while todo:
+            gid = todo.pop()
+            if gid not in seen:
+                seen.add(gid)
+                todo.extend(_components(self.glyphs[gid]))
+        return sorted(seen)
+
+    def program(self, used: Iterable[int]) -> bytes:
+        """The font file with only ``used`` glyphs (and those ``closure`` adds) drawn."""
+        keep = self.closure(used)
+        glyf = bytearray()
+        offsets = [0] * (len(self.glyphs) + 1)
+        last = 0
+        for gid in keep:
+            for n in range(last + 1, gid + 1):
+                offsets[n] = len(glyf)
+            data = self.glyphs[gid]
+            glyf += data + b"\0" * (-len(data) % 4)
+            last = gid
+        for n in range(last + 1, len(offsets)):
+            offsets[n] = len(glyf)
+        tables = dict(self.fixed)
+        tables["glyf"] = bytes(glyf)
+        tables["loca"] = struct.pack(f">{len(offsets)}L", *offsets)
+        return _sfnt(tables, self.fixed_sums)
+
+
+def _checksum(data: bytes | bytearray) -> int:
+    """The TrueType checksum of a table: its big-endian 32-bit words summed, mod 2**32."""
+    padded = bytes(data) + b"\0" * (-len(data) % 4)
+    return sum(struct.unpack(f">{len(padded) // 4}L", padded)) & 0xFFFFFFFF
+
+
+def _components(glyph: bytes) -> list[int]:
+    """The glyphs a composite glyph is drawn from (TrueType ``glyf`` component records);
+    [] for a simple or empty glyph."""
+    if len(glyph) < 10 or struct.unpack_from(">h", glyph)[0] >= 0:
+        return []
+    found, at = [], 10
+    while True:
+        flags, gid = struct.unpack_from(">HH", glyph, at)
+        found.append(gid)
+        at += 4 + (4 if flags & 0x0001 else 2)  # ARG_1_AND_2_ARE_WORDS
+        at += 2 if flags & 0x0008 else 4 if flags & 0x0040 else 8 if flags & 0x0080 else 0
+        if not flags & 0x0020:  # MORE_COMPONENTS
+            return found
+
+
+def _short_name_table(name: bytes) -> bytes:
+    """A format 0 ``name`` table with only its names 0-6 (copyright, family, style,
+    unique ID, full name, version, PostScript name); other formats unchanged."""
+    version, count, storage = struct.unpack_from(">HHH", name)
+    if version != 0:
+        return name
+    kept, strings = [], bytearray()
+    for n in range(count):
+        platform, encoding, language, name_id, length, offset = struct.unpack_from(
+            ">6H", name, 6 + 12 * n
+        )
+        if name_id <= 6:
+            text = name[storage + offset : storage + offset + length]
+            kept.append((platform, encoding, language, name_id, len(text), len(strings)))
+            strings += text
+    records = b"".join(struct.pack(">6H", *record) for record in kept)
+    return struct.pack(">HHH", 0, len(kept), 6 + 12 * len(kept)) + records + bytes(strings)
+
+
+def _sfnt(tables: dict[str, bytes], sums: dict[str, int]) -> bytes:
+    """A TrueType file of ``tables`` (tag -> bytes; ``sums`` the checksums known), with
+    its table directory and ``head.checkSumAdjustment``."""
+    tags = sorted(tables)
+    selector = len(tags).bit_length() - 1
+    search = 16 << selector
+    header = struct.pack(">LHHHH", 0x00010000, len(tags), search, selector, 16 * len(tags) - search)
+    offset = 12 + 16 * len(tags)
+    directory, body, head_at = [], [], 0
+    for tag in tags:
+        table = tables[tag]
+        checksum = sums[tag] if tag in sums else _checksum(table)
+        directory.append(struct.pack(">4sLLL", tag.encode("latin-1"), checksum, offset, len(table)))
+        if tag == "head":
+            head_at = offset
+        body.append(table + b"\0" * (-len(table) % 4))
+        offset += len(body[-1])
+    font = bytearray(header + b"".join(directory) + b"".join(body))
+    adjustment = (0xB1B0AFBA - _checksum(font)) & 0xFFFFFFFF
+    font[head_at + 8 : head_at + 12] = struct.pack(">L", adjustment)
+    return bytes(font)
+
+
+_FONT_FILES: dict[tuple[str, str, str], _FontFile] = {}
+_FONT_FILES_LOCK = threading.Lock()
+
+
 def _font_file(family: str, style: str, name: str) -> _FontFile:
-    return _FontFile(family, style, name)
+    """The font file ``name`` in ``fonts/``, read on first use, one per process (a PDF
+    drawn in one thread while another reads the font gets the same one)."""
+    key = (family, style, name)
+    with _FONT_FILES_LOCK:
+        font = _FONT_FILES.get(key)
+        if font is None:
+            font = _FONT_FILES[key] = _FontFile(family, style, name)
+        return font
 
 
 def _latin() -> tuple[_FontFile, ...]:
@@ -350,10 +609,19 @@ class _Piece:
 
     @property
     def family(self) -> str:
-        return f"piece{self.number}"  # lower case: fpdf2 strips B and I to find styles
+        return f"piece{self.number}"  # the family name fpdf2's add_font reads it under
 
     def fonts(self) -> tuple[_FontFile, ...]:
         return tuple(_font_file(self.family, style, name) for style, name in self.files)
+
+    def font(self, style: str, code: int) -> _FontFile:
+        """The font of ``style`` that draws ``code``, else the piece's other font that
+        does (Droid Sans Fallback has no bold)."""
+        fonts = self.fonts()
+        return next(
+            (f for f in fonts if f.style == style and code in f.codes),
+            next((f for f in fonts if code in f.codes), fonts[0]),
+        )
 
 
 @lru_cache(maxsize=1)
@@ -388,10 +656,18 @@ def _piece_for(code: int) -> _Piece | None:
 _LINE_BREAKS = frozenset("\t\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 
 
+@lru_cache(maxsize=1)
+def _plain_latin() -> frozenset[str]:
+    """The Latin fonts' characters ``drawable_text`` keeps as they are."""
+    return frozenset(chr(code) for code in _latin_codes()) - _LINE_BREAKS
+
+
 def drawable_text(text: str) -> str:
     """``text`` as the PDF prints it: NFC, one line, invisible controls and format marks
     dropped, each character no shipped font has a glyph for replaced by
     ``MISSING_GLYPH`` (never an exception, never a silently missing character)."""
+    if _plain_latin().issuperset(text) and unicodedata.is_normalized("NFC", text):
+        return text  # what most texts are: the loop below would keep every character
     latin = _latin_codes()
     out = []
     for ch in unicodedata.normalize("NFC", text):
@@ -430,21 +706,95 @@ def _printed(doc: InvoiceDocument) -> InvoiceDocument:
     )
 
 
-def _install_fonts(pdf: Any, doc: InvoiceDocument) -> None:
-    """The Latin fonts, and as fallbacks the pieces that draw the other characters of
-    ``doc`` (already ``drawable_text``)."""
-    texts = [doc.number, doc.date, doc.due_date, doc.date_paid, doc.status]
-    texts += [doc.company_name, doc.company_address, doc.company_email, *doc.bill_to]
-    texts += [t for item in doc.items for t in (item.description, item.amount)]
-    texts += [t for row in doc.totals for t in row] + list(doc.payment_instructions)
-    latin = _latin_codes()
-    needed = {ord(ch) for text in texts for ch in text} - latin
-    pieces = sorted({p for p in map(_piece_for, needed) if p is not None}, key=lambda p: p.first)
-    fonts = [*_latin(), *(font for piece in pieces for font in piece.fonts())]
-    for number, font in enumerate(fonts, 1):
-        font.install(pdf, number)
-    if pieces:
-        pdf.set_fallback_fonts([p.family for p in pieces], exact_match=False)
+def _font_tag(number: int) -> str:
+    """Six capital letters naming a font subset (ISO 32000-1 §9.6.4), one per font of a
+    PDF: ``GBAAAB`` for the first."""
+    return "GB" + "".join(chr(65 + number // 26**k % 26) for k in (3, 2, 1, 0))
+
+
+@cache
+def _invoice_pdf_class() -> type:
+    """fpdf2's ``FPDF`` that knows the fonts ``_Writer`` drew with, and whose
+    ``output`` embeds them with ``_embed_font`` instead of fpdf2's font code (which runs
+    the fontTools subsetter for every font of every PDF). fpdf2 internals used, pinned
+    <2.9 and checked by ``test_fpdf2_internals_the_invoice_pdf_relies_on``:
+    ``OutputProducer._add_fonts`` (its result: font number -> font object),
+    ``OutputProducer._add_pdf_obj``, ``FPDF._out``, ``FPDF._resource_catalog`` and
+    ``PDFContentStream``'s ``_contents``/``filter``/``length``."""
+    from fpdf import FPDF
+    from fpdf.output import OutputProducer
+
+    class InvoiceOutput(OutputProducer):
+        def _add_fonts(self, *_resources: Any) -> dict[int, Any]:
+            pdf: Any = self.fpdf  # an InvoicePDF
+            fonts: dict[_FontFile, tuple[int, set[str]]] = pdf.invoice_fonts
+            return {n: _embed_font(self, font, n, chars) for font, (n, chars) in fonts.items()}
+
+    class InvoicePDF(FPDF):
+        def __init__(self) -> None:
+            super().__init__(format="A4", unit="mm")
+            #: Each font drawn with: its number in the PDF, the characters drawn.
+            self.invoice_fonts: dict[_FontFile, tuple[int, set[str]]] = {}
+
+        def output(self) -> bytearray:  # type: ignore[override]
+            return super().output(output_producer_class=InvoiceOutput)
+
+    return InvoicePDF
+
+
+def _embed_font(out: Any, font: _FontFile, number: int, chars: set[str]) -> Any:
+    """Add ``font`` to the PDF ``out`` writes as font number ``number``, drawing
+    ``chars``: a Type0 font over a CIDFontType2 whose codes are the glyph numbers
+    (ISO 32000-1 §9.7), with its widths, ToUnicode map, descriptor and font program
+    (``_FontFile.embedded``), the objects fpdf2 would write. Returns the Type0 font."""
+    from fpdf.output import CIDSystemInfo, PDFFont
+    from fpdf.syntax import Name, PDFArray, PDFContentStream
+
+    embedded = font.embedded(font.always.union(chars))
+
+    def deflated(data: bytes) -> Any:
+        stream = PDFContentStream(b"")
+        stream._contents, stream.length, stream.filter = data, len(data), Name("FlateDecode")
+        out._add_pdf_obj(stream, "fonts")
+        return stream
+
+    name = f"{_font_tag(number)}+{font.name}"
+    type0 = PDFFont(subtype="Type0", base_font=name, encoding="Identity-H")
+    out._add_pdf_obj(type0, "fonts")
+    cid_font = PDFFont(
+        subtype="CIDFontType2", base_font=name, d_w=font.missing_width, w=embedded.widths
+    )
+    out._add_pdf_obj(cid_font, "fonts")
+    type0.descendant_fonts = PDFArray([cid_font])
+    type0.to_unicode = deflated(embedded.to_unicode)
+    cid_font.c_i_d_system_info = CIDSystemInfo()
+    out._add_pdf_obj(cid_font.c_i_d_system_info, "fonts")
+    cid_font.c_i_d_to_g_i_d_map = Name("Identity")  # type: ignore[assignment]
+    descriptor = copy.copy(font.descriptor)  # shared by every PDF: never changed
+    descriptor.font_name = Name(name)
+    out._add_pdf_obj(descriptor, "fonts")
+    cid_font.font_descriptor = descriptor
+    program = deflated(embedded.program)
+    program.length1 = embedded.program_length
+    descriptor.font_file2 = program  # type: ignore[attr-defined]
+    return type0
+
+
+def _widths(widths: dict[int, int]) -> str:
+    """A CID font's ``W`` array: each run of consecutive codes as ``first [w1 w2 ...]``."""
+    runs: list[list[int]] = []
+    for cid in sorted(widths):
+        if runs and runs[-1][0] + len(runs[-1]) - 1 == cid:
+            runs[-1].append(widths[cid])
+        else:
+            runs.append([cid, widths[cid]])
+    return "[" + " ".join(f"{run[0]} [{' '.join(map(str, run[1:]))}]" for run in runs) + "]"
+
+
+def _utf16_hex(code: int) -> str:
+    """A code point as the ToUnicode map writes it: UTF-16BE in hex (a surrogate pair
+    above U+FFFF)."""
+    return chr(code).encode("utf-16-be").hex().upper()
 
 
 STATUS_COLOURS: dict[str, tuple[int, int, int]] = {
@@ -452,84 +802,249 @@ STATUS_COLOURS: dict[str, tuple[int, int, int]] = {
     InvoiceStatus.UNPAID: (192, 0, 0),
     InvoiceStatus.COLLECTIONS: (192, 0, 0),
 }
+BLACK = (0, 0, 0)
+#: The space left of and right of a text in its box, in mm (fpdf2's default ``c_margin``).
+PADDING = 1.0
+#: A text run: the font that draws it, the text, its width in thousandths of the size.
+_Run = tuple[_FontFile, str, int]
+
+
+@lru_cache(maxsize=2)
+def _latin_widths(style: str) -> dict[str, int]:
+    """Character -> advance width (thousandths of the font size) in the Latin font of
+    ``style``, for the characters both Latin fonts have."""
+    font = _latin()[0 if style == "" else 1]
+    return {chr(code): font.widths[code] for code in _latin_codes()}
+
+
+#: Bidirectional classes that make a line need reordering (Unicode UAX #9).
+_RIGHT_TO_LEFT = frozenset(("R", "AL", "RLE", "RLO", "RLI"))
+#: What a bracket shows as in right-to-left text (UAX #9 rule L4, the pairs that occur).
+_MIRRORED = dict(zip("()[]{}<>«»‹›", ")(][}{><»«›‹", strict=True))
+
+
+def _visual_order(line: str) -> str:
+    """One line in the order its characters are drawn left to right: right-to-left
+    script (Arabic, Hebrew) reversed, with its brackets mirrored, by the Unicode
+    bidirectional algorithm (fpdf2's ``fpdf.bidi``, the paragraph direction from the
+    first strong character). Arabic letters are drawn in their isolated forms (no
+    contextual shaping). A line without right-to-left characters is returned as is."""
+    if line.isascii() or not any(unicodedata.bidirectional(ch) in _RIGHT_TO_LEFT for ch in line):
+        return line
+    from fpdf.bidi import BidiParagraph, auto_detect_base_direction
+
+    paragraph = BidiParagraph(text=line, base_direction=auto_detect_base_direction(line))
+    return "".join(
+        _MIRRORED.get(c.character, c.character) if c.embedding_level % 2 else c.character
+        for c in paragraph.get_reordered_characters()
+    )
+
+
+class _Writer:
+    """Writes one PDF's texts (already ``drawable_text``) into fpdf2's page content.
+    Each text is cut into runs by the font that draws it (the Latin font of the style,
+    or the piece of the fonts that has the character), long texts are wrapped here, and
+    page breaks are taken before a line that would cross the bottom margin. fpdf2's own
+    text drawing is not used: ``cell`` costs a tenth of a millisecond a line,
+    ``multi_cell`` measures a line once per character, with fallback fonts every text is
+    parsed character by character and, after a line that starts with a fallback font,
+    the next lines come out in the wrong font's glyphs; and a ``{nb}`` in any text
+    became the page count."""
+
+    def __init__(self, pdf: Any) -> None:
+        self.pdf = pdf
+        self.fonts: dict[_FontFile, tuple[int, set[str]]] = pdf.invoice_fonts
+        self.mm_per_unit = 1 / (1000 * pdf.k)  # a width unit at 1 pt, in mm
+
+    def font(self, ch: str, style: str) -> _FontFile:
+        """The font that draws ``ch`` (a ``drawable_text`` character) in ``style``."""
+        if ch in _latin_widths(style):
+            return _latin()[0 if style == "" else 1]
+        piece = _piece_for(ord(ch))
+        assert piece is not None, "drawable_text keeps only characters a font has"
+        return piece.font(style, ord(ch))
+
+    def widths(self, text: str, style: str) -> list[int]:
+        """Each character's advance width (thousandths of the font size)."""
+        latin = _latin_widths(style)
+        try:
+            return list(map(latin.__getitem__, text))
+        except KeyError:  # a character from a piece
+            return [self.font(ch, style).widths[ord(ch)] for ch in text]
+
+    def runs(self, text: str, style: str) -> list[_Run]:
+        """``text`` cut into runs of characters drawn by the same font."""
+        latin = _latin_widths(style)
+        try:
+            return [(_latin()[0 if style == "" else 1], text, sum(map(latin.__getitem__, text)))]
+        except KeyError:
+            pass
+        runs: list[_Run] = []
+        for ch in text:
+            font = self.font(ch, style)
+            width = font.widths[ord(ch)]
+            if runs and runs[-1][0] is font:
+                runs[-1] = (font, runs[-1][1] + ch, runs[-1][2] + width)
+            else:
+                runs.append((font, ch, width))
+        return runs
+
+    def wrap(self, text: str, style: str, size: float, width: float) -> list[str]:
+        """``text`` cut into lines no wider than ``width`` mm at ``size`` pt (with
+        ``PADDING`` both sides): at spaces, inside a word only when it is wider than a
+        line. One line, "" for an empty text."""
+        limit = (width - 2 * PADDING) / (size * self.mm_per_unit)
+        widths = self.widths(text, style)
+        if sum(widths) <= limit:
+            return [text]
+        lines, start, end = [], 0, len(text)
+        while start < end:
+            used, at, space = 0, start, -1
+            while at < end and used + widths[at] <= limit:
+                if text[at] == " ":
+                    space = at
+                used += widths[at]
+                at += 1
+            if at == end:
+                cut = end
+            elif text[at] == " ":
+                cut = at
+            elif space > start:
+                cut = space
+            else:
+                cut = max(at, start + 1)  # a word wider than the line
+            lines.append(text[start:cut].rstrip(" "))
+            start = cut
+            while start < end and text[start] == " ":
+                start += 1
+        return lines or [""]
+
+    def room(self, height: float) -> None:
+        """A new page when ``height`` mm more would cross the bottom margin."""
+        if self.pdf.get_y() + height > self.pdf.page_break_trigger:
+            self.pdf.add_page()
+
+    def line(
+        self,
+        text: str,
+        box: tuple[float, float],
+        height: float,
+        size: float,
+        style: str = "",
+        *,
+        right: bool = False,
+        colour: tuple[int, int, int] = BLACK,
+    ) -> None:
+        """Draw one line of ``text`` at the current height in the box ``(x, width)``
+        (mm), ``height`` mm high, at ``size`` pt, left-aligned or ``right``-aligned."""
+        from fpdf.enums import PDFResourceType
+
+        pdf = self.pdf
+        runs = self.runs(_visual_order(text), style)
+        x, width = box
+        if right:
+            x += width - PADDING - sum(run[2] for run in runs) * size * self.mm_per_unit
+        else:
+            x += PADDING
+        k = pdf.k
+        y = (pdf.h - pdf.get_y() - 0.5 * height - 0.3 * size / k) * k  # as fpdf2's cell
+        out = [] if colour == BLACK else [f"q {' '.join(f'{c / 255:.3f}' for c in colour)} rg"]
+        for font, part, advance in runs:
+            if font not in self.fonts:
+                self.fonts[font] = (len(self.fonts) + 1, set())
+            number, chars = self.fonts[font]
+            chars.update(part)
+            pdf._resource_catalog.add(PDFResourceType.FONT, number, pdf.page)
+            encoded = part.translate(font.encoding)
+            out.append(f"BT {x * k:.2f} {y:.2f} Td /F{number} {size:.2f} Tf ({encoded}) Tj ET")
+            x += advance * size * self.mm_per_unit
+        if colour != BLACK:
+            out.append("Q")
+        pdf._out("\n".join(out))
+
+    def text(
+        self, value: str, size: float = 10, style: str = "", height: float = 5, width: float = 0
+    ) -> None:
+        """``value`` from the left margin, wrapped to ``width`` mm (0: to the right
+        margin), one ``height`` per line; the next text goes under it."""
+        pdf = self.pdf
+        width = width or pdf.epw
+        for line in self.wrap(value, style, size, width):
+            self.room(height)
+            self.line(line, (pdf.l_margin, width), height, size, style)
+            pdf.ln(height)
 
 
 def draw_invoice_pdf(doc: InvoiceDocument) -> bytes:
     """Draw ``doc`` on A4 pages (items flow onto more pages as needed); no database."""
-    from fpdf import FPDF
-
     doc = _printed(doc)
-    pdf = FPDF(format="A4", unit="mm")
+    pdf = _invoice_pdf_class()()
     pdf.set_creator("GoBiller")
     pdf.set_title(f"Invoice {doc.number}")
-    _install_fonts(pdf, doc)
-    pdf.set_auto_page_break(True, margin=15)
+    pdf.set_auto_page_break(False, margin=15)  # _Writer.room breaks pages
     pdf.add_page()
-    width = pdf.epw
-
-    def text(value: str, size: float = 10, style: str = "", h: float = 5, **kw: Any) -> None:
-        pdf.set_font(FAMILY, style, size)
-        pdf.multi_cell(kw.pop("w", 0), h, value, new_x="LMARGIN", new_y="NEXT", **kw)
+    write = _Writer(pdf)
+    width, left = pdf.epw, pdf.l_margin
+    amount_w = 45
+    description, amount = (left, width - amount_w), (left + width - amount_w, amount_w)
 
     # Company (left) and status (right, prominent).
-    top = pdf.get_y()
-    pdf.set_font(FAMILY, "B", 18)
-    pdf.set_text_color(*STATUS_COLOURS.get(doc.status, (90, 90, 90)))
-    pdf.cell(width, 9, doc.status.upper(), align="R")
-    pdf.set_text_color(0, 0, 0)
-    pdf.set_xy(pdf.l_margin, top)
-    text(doc.company_name, 16, "B", 8, w=width * 0.65)
+    colour = STATUS_COLOURS.get(doc.status, (90, 90, 90))
+    write.line(doc.status.upper(), (left, width), 9, 18, "B", right=True, colour=colour)
+    write.text(doc.company_name, 16, "B", 8, width * 0.65)
     if doc.company_address:
-        text(doc.company_address, 9, w=width * 0.65)
+        write.text(doc.company_address, 9, width=width * 0.65)
     if doc.company_email:
-        text(doc.company_email, 9, w=width * 0.65)
+        write.text(doc.company_email, 9, width=width * 0.65)
     pdf.ln(6)
 
-    text(f"Invoice {doc.number}", 14, "B", 7)
+    write.text(f"Invoice {doc.number}", 14, "B", 7)
     facts = [("Invoice Date", doc.date), ("Due Date", doc.due_date)]
     if doc.date_paid:
         facts.append(("Date Paid", doc.date_paid))
     facts.append(("Status", doc.status))
     for label, value in facts:
-        pdf.set_font(FAMILY, "B", 10)
-        pdf.cell(30, 5, label)
-        pdf.set_font(FAMILY, "", 10)
-        pdf.cell(0, 5, value, new_x="LMARGIN", new_y="NEXT")
+        write.room(5)
+        write.line(label, (left, 30), 5, 10, "B")
+        write.line(value, (left + 30, width - 30), 5, 10)
+        pdf.ln(5)
     pdf.ln(4)
 
-    text("Invoiced To", 10, "B")
+    write.text("Invoiced To", 10, "B")
     for line in doc.bill_to:
-        text(line, 10)
+        write.text(line, 10)
     pdf.ln(5)
 
-    # Items.
-    amount_w = 45
+    # Items: the amount on the first line, the description wrapping.
+    write.room(7)
     pdf.set_fill_color(230, 230, 230)
-    pdf.set_font(FAMILY, "B", 10)
-    pdf.cell(width - amount_w, 7, "Description", border="B", fill=True)
-    pdf.cell(amount_w, 7, "Amount", border="B", fill=True, align="R", new_x="LMARGIN", new_y="NEXT")
-    pdf.set_font(FAMILY, "", 10)
-    for item in doc.items:  # the amount on the first line, the description wrapping
-        if pdf.will_page_break(6):
-            pdf.add_page()
-        y = pdf.get_y()
-        pdf.set_x(pdf.l_margin + width - amount_w)
-        pdf.cell(amount_w, 6, item.amount, align="R")
-        pdf.set_xy(pdf.l_margin, y)
-        pdf.multi_cell(width - amount_w, 6, item.description, align="L")
-        pdf.line(pdf.l_margin, pdf.get_y(), pdf.l_margin + width, pdf.get_y())
+    pdf.rect(left, pdf.get_y(), width, 7, style="F")
+    pdf.set_fill_color(0, 0, 0)
+    write.line("Description", description, 7, 10, "B")
+    write.line("Amount", amount, 7, 10, "B", right=True)
+    pdf.ln(7)
+    pdf.line(left, pdf.get_y(), left + width, pdf.get_y())
+    for item in doc.items:
+        for n, line in enumerate(write.wrap(item.description, "", 10, description[1])):
+            write.room(6)
+            if n == 0:
+                write.line(item.amount, amount, 6, 10, right=True)
+            write.line(line, description, 6, 10)
+            pdf.ln(6)
+        pdf.line(left, pdf.get_y(), left + width, pdf.get_y())
     pdf.ln(1)
 
     # Totals: label and amount right-aligned; the total and the balance in bold.
-    for label, amount in doc.totals:
+    for label, total in doc.totals:
         bold = "B" if label in ("Total", "Balance") else ""
-        pdf.set_font(FAMILY, bold, 10)
-        pdf.cell(width - amount_w, 6, label, align="R")
-        pdf.cell(amount_w, 6, amount, align="R", new_x="LMARGIN", new_y="NEXT")
+        write.room(6)
+        write.line(label, description, 6, 10, bold, right=True)
+        write.line(total, amount, 6, 10, bold, right=True)
+        pdf.ln(6)
     pdf.ln(6)
 
     if doc.payment_instructions:
-        text("Payment", 10, "B")
+        write.text("Payment", 10, "B")
         for line in doc.payment_instructions:
-            text(line, 10)
-    return bytes(pdf.output())  # fpdf2 also empties its glyph caches here: no leak
+            write.text(line, 10)
+    return bytes(pdf.output())

@@ -232,6 +232,48 @@ def test_pdf_rendering_is_read_only_at_a_fixed_number_of_queries(db: str) -> Non
     assert "Line 39" in _pypdf_text(render_invoice_pdf(big.id))
 
 
+def test_compiled_pdf_queries_read_what_peewee_reads(db: str) -> None:
+    """The PDF's two queries are compiled once per kind of database and run with each
+    invoice's id: they read, invoice after invoice, the rows peewee's own queries read
+    (billing contact or none, payments and credit or none, paid or not)."""
+    from decimal import Decimal
+
+    from rules.billing.payments import add_credit, apply_credit
+
+    def plain(value: object) -> object:
+        if isinstance(value, dt.date):
+            return value.isoformat()
+        if isinstance(value, bool | Decimal):
+            return int(value)
+        return value
+
+    currency = _bhd()
+    plain_client = _client(currency, 1)
+    billed = _client(currency, 2, first_name="Zoë")
+    billed.billing_contact = Contact.create(
+        client=billed, first_name="Layla", last_name="Accounts", email="l@example.com"
+    )
+    billed.save()
+    invoices = [_two_level_invoice(plain_client, "Q-1"), _two_level_invoice(billed, "Q-2")]
+    Transaction.create(client=billed, invoice=invoices[1], gateway="mailin", amount_in=500_000)
+    add_credit(billed.id, Decimal("41.425"), "Goodwill", SYSTEM_CLI)
+    apply_credit(invoices[1].id, Decimal("41.425"), SYSTEM_CLI)
+    Invoice.update(status="Paid", date_paid=dt.date(2026, 11, 3)).where(
+        Invoice.id == invoices[0].id
+    ).execute()
+    for invoice in (*invoices, *invoices):  # the second time from the compiled SQL
+        names, rows = invoice_pdf._run(invoice_pdf._invoice_query, invoice.id)
+        expected = invoice_pdf._invoice_query(invoice.id).dicts().first()
+        assert {k: plain(v) for k, v in zip(names, rows[0], strict=True)} == {
+            k: plain(v) for k, v in expected.items()
+        }
+        items = invoice_pdf._run(invoice_pdf._items_query, invoice.id)[1]
+        assert [tuple(item) for item in items] == list(
+            invoice_pdf._items_query(invoice.id).tuples()
+        )
+    assert invoice_pdf._run(invoice_pdf._invoice_query, 424242)[1] == []
+
+
 def test_unknown_invoice_is_a_clear_refusal(db: str) -> None:
     with pytest.raises(InvoiceNotFound, match="no invoice 424242"):
         render_invoice_pdf(424242)
@@ -297,8 +339,9 @@ def _embedded_fonts(data: bytes) -> list[bytes]:
 
 
 def test_consecutive_pdfs_each_embed_their_own_characters(db: str) -> None:
-    """Each PDF gets its own copy of the font (fpdf2 cuts a font down to the characters
-    used, in place): a PDF made after others embeds the same glyphs as when made first."""
+    """The fonts and their embedded forms are kept per process (``_FontFile.embedded``,
+    by the characters drawn): a PDF made after others embeds the same font programs as
+    when made first."""
     currency = _bhd()
     names = [("Ана", "Петрова"), ("Νίκος", "Παπαδόπουλος"), ("Zoë", "Ørsted"), ("Ана", "Ωmega")]
     invoices = [
@@ -311,7 +354,7 @@ def test_consecutive_pdfs_each_embed_their_own_characters(db: str) -> None:
         assert f"{first} {last}" in " ".join(_pypdf_text(data).split())
         after_others[invoice.id] = _embedded_fonts(data)
     for invoice in invoices:
-        invoice_pdf._font_file.cache_clear()  # as in a new process
+        invoice_pdf._FONT_FILES.clear()  # as in a new process
         assert _embedded_fonts(render_invoice_pdf(invoice.id)) == after_others[invoice.id]
 
 

@@ -3,17 +3,18 @@
     apt-get install fonts-dejavu-core fonts-droid-fallback
     python rules/billing/fonts/make_fonts.py
 
-fpdf2 cuts every embedded font down to the characters a PDF uses, and that costs time in
-proportion to the whole font (its glyph, metric and character tables are read in full):
-tens of milliseconds for DejaVu Sans, hundreds for Droid Sans Fallback's 28,000
-characters. So the fonts are shipped in pieces: ``DejaVuSans-Latin.ttf`` (and Bold) hold
-what most invoices print (Latin, punctuation, currency signs); every other character of
-DejaVu Sans lies in a piece of at most ``DEJAVU_PIECE`` characters (regular and bold),
-and the Chinese and Japanese characters DejaVu lacks in pieces of at most
-``FALLBACK_PIECE`` from Droid Sans Fallback. An invoice embeds the Latin font and only
-the pieces its characters need. ``index.json`` lists each piece's first and last
-character. Hinting and layout tables are left out (a PDF viewer does not use them
-without text shaping).
+Reading a font (its character map, metrics and glyph table) and embedding it cost time
+and bytes in proportion to the whole font: DejaVu Sans has 6,000 characters, Droid Sans
+Fallback 28,000. So the fonts are shipped in pieces: ``DejaVuSans-Latin.ttf`` (and Bold)
+hold what most invoices print (Latin, punctuation, currency signs); every other
+character of DejaVu Sans lies in a piece of at most ``DEJAVU_PIECE`` characters (regular
+and bold), and the Chinese and Japanese characters DejaVu lacks in pieces of at most
+``FALLBACK_PIECE`` from Droid Sans Fallback. A process reads a piece the first time a
+PDF needs it, and a PDF embeds only the glyphs it draws of the pieces it uses
+(``rules.billing.invoice_pdf._FontProgram`` keeps the glyph numbers and empties the
+other glyphs, so the embedded font is about the size of the glyphs drawn plus the
+piece's metrics). ``index.json`` lists each piece's first and last character. Hinting
+and layout tables are left out (a PDF viewer does not use them without text shaping).
 
 The pieces are subsets of DejaVu Sans (Bitstream Vera licence, LICENSE-DejaVu) and Droid
 Sans Fallback (Apache 2.0, LICENSE-DroidSansFallback), made by this script.
