@@ -719,8 +719,10 @@ def _invoice_pdf_class() -> type:
     the fontTools subsetter for every font of every PDF). fpdf2 internals used, pinned
     <2.9 and checked by ``test_fpdf2_internals_the_invoice_pdf_relies_on``:
     ``OutputProducer._add_fonts`` (its result: font number -> font object),
-    ``OutputProducer._add_pdf_obj``, ``FPDF._out``, ``FPDF._resource_catalog`` and
-    ``PDFContentStream``'s ``_contents``/``filter``/``length``."""
+    ``OutputProducer._add_pdf_obj``, ``FPDF._out``, ``FPDF._resource_catalog``,
+    ``PDFContentStream``'s ``_contents``/``filter``/``length`` and, for ``_visual_lines``,
+    ``BidiParagraph``'s ``characters`` (set to one line's) and ``reorder_resolved_levels``
+    and ``BidiCharacter.character_index``."""
     from fpdf import FPDF
     from fpdf.output import OutputProducer
 
@@ -824,20 +826,42 @@ _MIRRORED = dict(zip("()[]{}<>«»‹›", ")(][}{><»«›‹", strict=True))
 
 
 def _visual_order(line: str) -> str:
-    """One line in the order its characters are drawn left to right: right-to-left
-    script (Arabic, Hebrew) reversed, with its brackets mirrored, by the Unicode
-    bidirectional algorithm (fpdf2's ``fpdf.bidi``, the paragraph direction from the
-    first strong character). Arabic letters are drawn in their isolated forms (no
-    contextual shaping). A line without right-to-left characters is returned as is."""
-    if line.isascii() or not any(unicodedata.bidirectional(ch) in _RIGHT_TO_LEFT for ch in line):
-        return line
-    from fpdf.bidi import BidiParagraph, auto_detect_base_direction
+    """One line in the order its characters are drawn left to right (``_visual_lines``
+    of a paragraph of one line). A line without right-to-left characters is returned
+    as is."""
+    return _visual_lines(line, [(0, len(line))])[0]
 
-    paragraph = BidiParagraph(text=line, base_direction=auto_detect_base_direction(line))
-    return "".join(
-        _MIRRORED.get(c.character, c.character) if c.embedding_level % 2 else c.character
-        for c in paragraph.get_reordered_characters()
-    )
+
+def _visual_lines(paragraph: str, lines: list[tuple[int, int]]) -> list[str]:
+    """The lines ``paragraph[start:end]`` of one paragraph (in order, ``(start, end)``
+    each), each in the order its characters are drawn left to right: right-to-left
+    script (Arabic, Hebrew) reversed, with its brackets mirrored, by the Unicode
+    bidirectional algorithm (fpdf2's ``fpdf.bidi``). As UAX #9 says, the levels are
+    resolved on the whole paragraph (its direction from its first strong character,
+    rules P2-P3), then each line is reordered (rules L1-L2): a right-to-left paragraph
+    stays right to left on a line that starts with a Latin word. Arabic letters are
+    drawn in their isolated forms (no contextual shaping). Without right-to-left
+    characters the lines are returned as they are."""
+    if paragraph.isascii() or not any(
+        unicodedata.bidirectional(ch) in _RIGHT_TO_LEFT for ch in paragraph
+    ):
+        return [paragraph[start:end] for start, end in lines]
+    from fpdf.bidi import BidiParagraph
+
+    bidi = BidiParagraph(text=paragraph)  # its levels resolved (rules X1-I2)
+    resolved = bidi.get_characters()  # in typed order, less what rule X9 removes
+    at = [c.character_index for c in resolved]
+    drawn = []
+    for start, end in lines:
+        # reorder_resolved_levels reorders bidi.characters: here one line's
+        bidi.characters = resolved[bisect.bisect_left(at, start) : bisect.bisect_left(at, end)]
+        drawn.append(
+            "".join(
+                _MIRRORED.get(c.character, c.character) if c.embedding_level % 2 else c.character
+                for c in bidi.reorder_resolved_levels()
+            )
+        )
+    return drawn
 
 
 class _Writer:
@@ -890,14 +914,16 @@ class _Writer:
         return runs
 
     def wrap(self, text: str, style: str, size: float, width: float) -> list[str]:
-        """``text`` cut into lines no wider than ``width`` mm at ``size`` pt (with
-        ``PADDING`` both sides): at spaces, inside a word only when it is wider than a
-        line. One line, "" for an empty text."""
+        """``text`` (one paragraph) cut into lines no wider than ``width`` mm at ``size``
+        pt (with ``PADDING`` both sides): at spaces, inside a word only when it is wider
+        than a line. Each line in the order it is drawn (``_visual_lines``). One line,
+        "" for an empty text."""
         limit = (width - 2 * PADDING) / (size * self.mm_per_unit)
         widths = self.widths(text, style)
         if sum(widths) <= limit:
-            return [text]
-        lines, start, end = [], 0, len(text)
+            return [_visual_order(text)]
+        lines: list[tuple[int, int]] = []
+        start, end = 0, len(text)
         while start < end:
             used, at, space = 0, start, -1
             while at < end and used + widths[at] <= limit:
@@ -913,11 +939,11 @@ class _Writer:
                 cut = space
             else:
                 cut = max(at, start + 1)  # a word wider than the line
-            lines.append(text[start:cut].rstrip(" "))
+            lines.append((start, start + len(text[start:cut].rstrip(" "))))
             start = cut
             while start < end and text[start] == " ":
                 start += 1
-        return lines or [""]
+        return _visual_lines(text, lines or [(0, 0)])
 
     def room(self, height: float) -> None:
         """A new page when ``height`` mm more would cross the bottom margin."""
@@ -935,12 +961,26 @@ class _Writer:
         right: bool = False,
         colour: tuple[int, int, int] = BLACK,
     ) -> None:
-        """Draw one line of ``text`` at the current height in the box ``(x, width)``
+        """Draw ``text``, one line, at the current height in the box ``(x, width)``
         (mm), ``height`` mm high, at ``size`` pt, left-aligned or ``right``-aligned."""
+        self.draw_ordered(_visual_order(text), box, height, size, style, right=right, colour=colour)
+
+    def draw_ordered(
+        self,
+        text: str,
+        box: tuple[float, float],
+        height: float,
+        size: float,
+        style: str = "",
+        *,
+        right: bool = False,
+        colour: tuple[int, int, int] = BLACK,
+    ) -> None:
+        """``line`` for a line already in the order it is drawn (``wrap``'s)."""
         from fpdf.enums import PDFResourceType
 
         pdf = self.pdf
-        runs = self.runs(_visual_order(text), style)
+        runs = self.runs(text, style)
         x, width = box
         if right:
             x += width - PADDING - sum(run[2] for run in runs) * size * self.mm_per_unit
@@ -971,7 +1011,7 @@ class _Writer:
         width = width or pdf.epw
         for line in self.wrap(value, style, size, width):
             self.room(height)
-            self.line(line, (pdf.l_margin, width), height, size, style)
+            self.draw_ordered(line, (pdf.l_margin, width), height, size, style)
             pdf.ln(height)
 
 
@@ -1029,7 +1069,7 @@ def draw_invoice_pdf(doc: InvoiceDocument) -> bytes:
             write.room(6)
             if n == 0:
                 write.line(item.amount, amount, 6, 10, right=True)
-            write.line(line, description, 6, 10)
+            write.draw_ordered(line, description, 6, 10)
             pdf.ln(6)
         pdf.line(left, pdf.get_y(), left + width, pdf.get_y())
     pdf.ln(1)

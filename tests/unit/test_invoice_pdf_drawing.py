@@ -215,6 +215,12 @@ def test_fpdf2_internals_the_invoice_pdf_relies_on() -> None:
     for name in ("descendant_fonts", "to_unicode", "c_i_d_system_info", "font_descriptor"):
         assert hasattr(font, name)
     assert "c_i_d_to_g_i_d_map" in vars(font) and CIDSystemInfo().supplement == 0
+    from fpdf.bidi import BidiParagraph
+
+    bidi = BidiParagraph(text="ab \u05d0\u05d1")
+    assert [c.character_index for c in bidi.get_characters()] == [0, 1, 2, 3, 4]
+    bidi.characters = bidi.get_characters()[3:]
+    assert "".join(c.character for c in bidi.reorder_resolved_levels()) == "\u05d1\u05d0"
 
 
 @pytest.mark.parametrize(
@@ -235,3 +241,45 @@ def test_right_to_left_names_are_drawn_right_to_left(name: str, reads: str) -> N
     lines = _pdftotext_lines(draw_invoice_pdf(_document(name)))
     plain = [line.replace("\u202b", "").replace("\u202c", "") for line in lines]
     assert any(reads in line for line in plain), plain[:12]
+
+
+def _drawn_runs(data: bytes) -> list[tuple[float, float, str]]:
+    """Each text run the PDF draws: (x, y, its text as the ToUnicode maps read it)."""
+    from pypdf import PdfReader
+
+    runs: list[tuple[float, float, str]] = []
+
+    def visit(text: str, _cm: Any, tm: Any, *_rest: Any) -> None:
+        if text.strip():
+            runs.append((round(tm[4], 1), round(tm[5], 1), text))
+
+    for page in PdfReader(io.BytesIO(data)).pages:
+        page.extract_text(visitor_text=visit)
+    return runs
+
+
+def _is_hebrew(text: str) -> bool:
+    return any("\u0590" <= ch <= "\u05ff" for ch in text)
+
+
+@pytest.mark.parametrize(
+    "description",
+    [
+        "שרה לוי " + "hosting plan " * 12 + "חבילה",
+        "חבילה " + "hosting plan " * 12 + "plan (שרה)",
+    ],
+)
+def test_a_wrapped_right_to_left_text_keeps_its_direction_on_every_line(
+    description: str,
+) -> None:
+    """A right-to-left description (its first strong character Hebrew) that wraps is one
+    paragraph: every line is ordered right to left (UAX #9 resolves the paragraph, then
+    reorders each line), so on its last line, which starts with a Latin word, the Hebrew
+    word that follows it is drawn to its left. Each line on its own took the direction
+    of its first letter and drew the Hebrew to the right of "plan"."""
+    runs = _drawn_runs(draw_invoice_pdf(_document("Ana", description)))
+    hebrew = [(x, y) for x, y, text in runs if _is_hebrew(text)]
+    last_y = min(y for _x, y in hebrew)  # the description's last line (y grows upwards)
+    plan = [x for x, y, text in runs if y == last_y and text.strip().startswith("plan")]
+    assert plan, [run for run in runs if run[1] == last_y]
+    assert all(x < plan[0] for x, y in hebrew if y == last_y), [r for r in runs if r[1] == last_y]
