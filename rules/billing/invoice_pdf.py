@@ -692,7 +692,7 @@ def _printed(doc: InvoiceDocument) -> InvoiceDocument:
         date=drawable_text(doc.date),
         due_date=drawable_text(doc.due_date),
         date_paid=drawable_text(doc.date_paid),
-        status=doc.status,
+        status=drawable_text(doc.status),
         payment_method=drawable_text(doc.payment_method),
         company_name=drawable_text(doc.company_name),
         company_address=drawable_text(doc.company_address),
@@ -1030,7 +1030,8 @@ def draw_invoice_pdf(doc: InvoiceDocument) -> bytes:
 
     # Company (left) and status (right, prominent).
     colour = STATUS_COLOURS.get(doc.status, (90, 90, 90))
-    write.line(doc.status.upper(), (left, width), 9, 18, "B", right=True, colour=colour)
+    status = drawable_text(doc.status.upper())  # upper() may make what no font has
+    write.line(status, (left, width), 9, 18, "B", right=True, colour=colour)
     write.text(doc.company_name, 16, "B", 8, width * 0.65)
     if doc.company_address:
         write.text(doc.company_address, 9, width=width * 0.65)

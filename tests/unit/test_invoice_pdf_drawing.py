@@ -283,3 +283,27 @@ def test_a_wrapped_right_to_left_text_keeps_its_direction_on_every_line(
     plan = [x for x, y, text in runs if y == last_y and text.strip().startswith("plan")]
     assert plan, [run for run in runs if run[1] == last_y]
     assert all(x < plan[0] for x, y in hebrew if y == last_y), [r for r in runs if r[1] == last_y]
+
+
+def test_every_text_of_the_document_is_drawable_whatever_it_holds() -> None:
+    """Every text of an invoice document, the status too (a text column: a row may hold
+    anything), prints what a font has and ``MISSING_GLYPH`` for the rest; drawing never
+    raises. A status with a character no font has raised AssertionError."""
+    odd = "Ω한\ud800\x00\u202e😀"
+    doc = InvoiceDocument(
+        number=odd,
+        date=odd,
+        due_date=odd,
+        date_paid=odd,
+        status=odd,
+        payment_method=odd,
+        company_name=odd,
+        company_address=odd,
+        company_email=odd,
+        bill_to=(odd,),
+        items=(InvoiceLine(odd, odd),),
+        totals=((odd, odd),),
+        payment_instructions=(odd,),
+    )
+    text = " ".join(_pypdf_lines(draw_invoice_pdf(doc)))
+    assert text.count("Ω") == text.count("Ω??") >= 14 and "한" not in text
