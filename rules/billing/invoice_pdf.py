@@ -662,10 +662,30 @@ def _plain_latin() -> frozenset[str]:
     return frozenset(chr(code) for code in _latin_codes()) - _LINE_BREAKS
 
 
+#: Unicode's default-ignorable code points (DerivedCoreProperties.txt,
+#: ``Default_Ignorable_Code_Point``): invisible, so one no font has prints as nothing.
+#: (first, last) ranges; the format marks (Cf) among them are dropped anyway.
+_DEFAULT_IGNORABLE = (
+    (0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160),
+    (0x17B4, 0x17B5), (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E),
+    (0x2060, 0x206F), (0x3164, 0x3164), (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF),
+    (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A),
+    (0xE0000, 0xE0FFF),
+)  # fmt: skip
+
+
+def _default_ignorable(code: int) -> bool:
+    """Whether character ``code`` is default-ignorable (``_DEFAULT_IGNORABLE``)."""
+    n = bisect.bisect_right(_DEFAULT_IGNORABLE, (code, 0x10FFFF)) - 1
+    return n >= 0 and code <= _DEFAULT_IGNORABLE[n][1]
+
+
 def drawable_text(text: str) -> str:
     """``text`` as the PDF prints it: NFC, one line, invisible controls and format marks
     dropped, each character no shipped font has a glyph for replaced by
-    ``MISSING_GLYPH`` (never an exception, never a silently missing character)."""
+    ``MISSING_GLYPH`` (never an exception, never a silently missing character) unless it
+    is invisible anyway (default-ignorable: a variation selector, a filler), then
+    dropped."""
     if _plain_latin().issuperset(text) and unicodedata.is_normalized("NFC", text):
         return text  # what most texts are: the loop below would keep every character
     latin = _latin_codes()
@@ -680,7 +700,7 @@ def drawable_text(text: str) -> str:
             continue  # nothing to draw
         elif _piece_for(code) is not None:
             out.append(ch)
-        else:
+        elif not _default_ignorable(code):
             out.append(MISSING_GLYPH)
     return "".join(out)
 

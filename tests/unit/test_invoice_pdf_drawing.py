@@ -285,6 +285,28 @@ def test_a_wrapped_right_to_left_text_keeps_its_direction_on_every_line(
     assert all(x < plan[0] for x, y in hebrew if y == last_y), [r for r in runs if r[1] == last_y]
 
 
+@pytest.mark.parametrize(
+    ("typed", "printed"),
+    [
+        ("葛\U000e0100飾区", "葛飾区"),  # an ideographic variation sequence (Japanese names)
+        ("Zoë\U000e0101 Ørsted", "Zoë Ørsted"),
+        ("ᠠ\u180bᠢ Bat", "ᠠᠢ Bat"),  # a Mongolian variation selector
+        ("Ana\u115f Bond", "Ana Bond"),  # a Hangul filler
+        ("Ana\U000e0001\U000e0041 Bond", "Ana Bond"),  # language tags
+    ],
+)
+def test_invisible_characters_print_as_nothing_never_as_question_marks(
+    typed: str, printed: str
+) -> None:
+    """A default-ignorable character (Unicode's invisible ones: variation selectors,
+    fillers, tags) that no shipped font has prints as nothing, like the format marks:
+    ``MISSING_GLYPH`` is for a character that would have been seen. An IVS after a kanji
+    printed the name as "葛?飾区"."""
+    assert invoice_pdf.drawable_text(typed) == invoice_pdf.drawable_text(printed)
+    lines = _pypdf_lines(draw_invoice_pdf(_document(typed)))
+    assert invoice_pdf.drawable_text(printed) in lines, lines[:12]
+
+
 def test_every_text_of_the_document_is_drawable_whatever_it_holds() -> None:
     """Every text of an invoice document, the status too (a text column: a row may hold
     anything), prints what a font has and ``MISSING_GLYPH`` for the rest; drawing never
