@@ -654,6 +654,14 @@ def _piece_for(code: int) -> _Piece | None:
 
 #: Characters that would break a line: printed as a space (every text is one line).
 _LINE_BREAKS = frozenset("\t\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
+#: The bidirectional formatting characters (UAX #9 table 4: embeddings, overrides,
+#: isolates, their ends, and the marks): ``drawable_text`` keeps them for the order they
+#: give a text (``_visual_lines``), which draws none of them.
+_BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+#: ``str.translate`` table that drops ``_BIDI_CONTROLS``.
+_UNDRAWN = dict.fromkeys(map(ord, _BIDI_CONTROLS))
 
 
 @lru_cache(maxsize=1)
@@ -682,7 +690,8 @@ def _default_ignorable(code: int) -> bool:
 
 def drawable_text(text: str) -> str:
     """``text`` as the PDF prints it: NFC, one line, invisible controls and format marks
-    dropped, each character no shipped font has a glyph for replaced by
+    dropped but the bidirectional ones (``_BIDI_CONTROLS``: they order the text, are
+    never drawn), each character no shipped font has a glyph for replaced by
     ``MISSING_GLYPH`` (never an exception, never a silently missing character) unless it
     is invisible anyway (default-ignorable: a variation selector, a filler), then
     dropped."""
@@ -694,7 +703,7 @@ def drawable_text(text: str) -> str:
         code = ord(ch)
         if ch in _LINE_BREAKS:
             out.append(" ")
-        elif code in latin:
+        elif code in latin or ch in _BIDI_CONTROLS:
             out.append(ch)
         elif unicodedata.category(ch) in ("Cc", "Cf"):
             continue  # nothing to draw
@@ -860,12 +869,13 @@ def _visual_lines(paragraph: str, lines: list[tuple[int, int]]) -> list[str]:
     resolved on the whole paragraph (its direction from its first strong character,
     rules P2-P3), then each line is reordered (rules L1-L2): a right-to-left paragraph
     stays right to left on a line that starts with a Latin word. Arabic letters are
-    drawn in their isolated forms (no contextual shaping). Without right-to-left
-    characters the lines are returned as they are."""
-    if paragraph.isascii() or not any(
-        unicodedata.bidirectional(ch) in _RIGHT_TO_LEFT for ch in paragraph
-    ):
+    drawn in their isolated forms (no contextual shaping). The bidirectional formatting
+    characters (``_BIDI_CONTROLS``) order the text and are left out of the lines. Without
+    right-to-left characters the lines are as typed."""
+    if paragraph.isascii():
         return [paragraph[start:end] for start, end in lines]
+    if not any(unicodedata.bidirectional(ch) in _RIGHT_TO_LEFT for ch in paragraph):
+        return [paragraph[start:end].translate(_UNDRAWN) for start, end in lines]
     from fpdf.bidi import BidiParagraph
 
     bidi = BidiParagraph(text=paragraph)  # its levels resolved (rules X1-I2)
@@ -879,6 +889,7 @@ def _visual_lines(paragraph: str, lines: list[tuple[int, int]]) -> list[str]:
             "".join(
                 _MIRRORED.get(c.character, c.character) if c.embedding_level % 2 else c.character
                 for c in bidi.reorder_resolved_levels()
+                if c.character not in _BIDI_CONTROLS
             )
         )
     return drawn
@@ -913,8 +924,10 @@ class _Writer:
         latin = _latin_widths(style)
         try:
             return list(map(latin.__getitem__, text))
-        except KeyError:  # a character from a piece
-            return [self.font(ch, style).widths[ord(ch)] for ch in text]
+        except KeyError:  # a character from a piece, or one never drawn
+            return [
+                0 if ch in _BIDI_CONTROLS else self.font(ch, style).widths[ord(ch)] for ch in text
+            ]
 
     def runs(self, text: str, style: str) -> list[_Run]:
         """``text`` cut into runs of characters drawn by the same font."""

@@ -329,3 +329,27 @@ def test_every_text_of_the_document_is_drawable_whatever_it_holds() -> None:
     )
     text = " ".join(_pypdf_lines(draw_invoice_pdf(doc)))
     assert text.count("Ω") == text.count("Ω??") >= 14 and "한" not in text
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "\u2068محمد العلي\u2069 (VIP)",  # first strong isolated (FSI ... PDI): left to right
+        "\u2066محمد العلي\u2069 (VIP)",  # LRI ... PDI
+        "\u202aمحمد العلي\u202c (VIP)",  # LRE ... PDF
+    ],
+)
+def test_bidi_formatting_characters_order_the_text_and_are_never_drawn(name: str) -> None:
+    """The bidirectional formatting characters a text holds (isolates, embeddings,
+    marks) order it as UAX #9 says and draw nothing: an Arabic name isolated before a
+    Latin word leaves the line left to right, so the name is drawn left of "(VIP)". The
+    isolates were dropped (the embeddings kept), so the name made the line right to
+    left and "(VIP)" was drawn left of it."""
+    runs = _drawn_runs(draw_invoice_pdf(_document(name)))
+    vip = [(x, y) for x, y, text in runs if "VIP" in text]
+    assert len(vip) == 1, runs
+    x_vip, y = vip[0]
+    arabic = [x for x, y_ar, text in runs if y_ar == y and "\u0645" in text]
+    assert arabic and all(x < x_vip for x in arabic), [run for run in runs if run[1] == y]
+    line = [text for _x, y_run, text in runs if y_run == y]
+    assert not any(ch in "".join(line) for ch in "?\u2066\u2068\u2069\u202a\u202c"), line
