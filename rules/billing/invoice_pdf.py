@@ -748,10 +748,8 @@ def _invoice_pdf_class() -> type:
     the fontTools subsetter for every font of every PDF). fpdf2 internals used, pinned
     <2.9 and checked by ``test_fpdf2_internals_the_invoice_pdf_relies_on``:
     ``OutputProducer._add_fonts`` (its result: font number -> font object),
-    ``OutputProducer._add_pdf_obj``, ``FPDF._out``, ``FPDF._resource_catalog``,
-    ``PDFContentStream``'s ``_contents``/``filter``/``length`` and, for ``_visual_lines``,
-    ``BidiParagraph``'s ``characters`` (set to one line's) and ``reorder_resolved_levels``
-    and ``BidiCharacter.character_index``."""
+    ``OutputProducer._add_pdf_obj``, ``FPDF._out``, ``FPDF._resource_catalog`` and
+    ``PDFContentStream``'s ``_contents``/``filter``/``length``."""
     from fpdf import FPDF
     from fpdf.output import OutputProducer
 
@@ -865,34 +863,36 @@ def _visual_lines(paragraph: str, lines: list[tuple[int, int]]) -> list[str]:
     """The lines ``paragraph[start:end]`` of one paragraph (in order, ``(start, end)``
     each), each in the order its characters are drawn left to right: right-to-left
     script (Arabic, Hebrew) reversed, with its brackets mirrored, by the Unicode
-    bidirectional algorithm (fpdf2's ``fpdf.bidi``). As UAX #9 says, the levels are
-    resolved on the whole paragraph (its direction from its first strong character,
-    rules P2-P3), then each line is reordered (rules L1-L2): a right-to-left paragraph
-    stays right to left on a line that starts with a Latin word. Arabic letters are
-    drawn in their isolated forms (no contextual shaping). The bidirectional formatting
-    characters (``_BIDI_CONTROLS``) order the text and are left out of the lines. Without
-    right-to-left characters the lines are as typed."""
+    bidirectional algorithm (fpdf2's ``fpdf.bidi``). Every line takes the paragraph's
+    direction (its first strong character, UAX #9 rules P2-P3): a right-to-left
+    paragraph stays right to left on a line that starts with a Latin word. Arabic
+    letters are drawn in their isolated forms (no contextual shaping). The bidirectional
+    formatting characters (``_BIDI_CONTROLS``) order the text and are left out of the
+    lines. Without right-to-left characters the lines are as typed."""
     if paragraph.isascii():
         return [paragraph[start:end] for start, end in lines]
     if not any(unicodedata.bidirectional(ch) in _RIGHT_TO_LEFT for ch in paragraph):
         return [paragraph[start:end].translate(_UNDRAWN) for start, end in lines]
+    from fpdf.bidi import auto_detect_base_direction
+
+    direction = auto_detect_base_direction(paragraph)
+    return [_reordered(paragraph[start:end], direction) for start, end in lines]
+
+
+def _reordered(line: str, direction: Any) -> str:
+    """``_visual_lines``' one line in the paragraph ``direction`` (fpdf2's
+    ``TextDirection``)."""
     from fpdf.bidi import BidiParagraph
 
-    bidi = BidiParagraph(text=paragraph)  # its levels resolved (rules X1-I2)
-    resolved = bidi.get_characters()  # in typed order, less what rule X9 removes
-    at = [c.character_index for c in resolved]
-    drawn = []
-    for start, end in lines:
-        # reorder_resolved_levels reorders bidi.characters: here one line's
-        bidi.characters = resolved[bisect.bisect_left(at, start) : bisect.bisect_left(at, end)]
-        drawn.append(
-            "".join(
-                _MIRRORED.get(c.character, c.character) if c.embedding_level % 2 else c.character
-                for c in bidi.reorder_resolved_levels()
-                if c.character not in _BIDI_CONTROLS
-            )
-        )
-    return drawn
+    try:
+        characters = BidiParagraph(text=line, base_direction=direction).get_reordered_characters()
+    except RecursionError:  # fpdf.bidi recurses once per neutral in a row (thousands)
+        return line.translate(_UNDRAWN)
+    return "".join(
+        _MIRRORED.get(c.character, c.character) if c.embedding_level % 2 else c.character
+        for c in characters
+        if c.character not in _BIDI_CONTROLS
+    )
 
 
 class _Writer:

@@ -215,12 +215,6 @@ def test_fpdf2_internals_the_invoice_pdf_relies_on() -> None:
     for name in ("descendant_fonts", "to_unicode", "c_i_d_system_info", "font_descriptor"):
         assert hasattr(font, name)
     assert "c_i_d_to_g_i_d_map" in vars(font) and CIDSystemInfo().supplement == 0
-    from fpdf.bidi import BidiParagraph
-
-    bidi = BidiParagraph(text="ab \u05d0\u05d1")
-    assert [c.character_index for c in bidi.get_characters()] == [0, 1, 2, 3, 4]
-    bidi.characters = bidi.get_characters()[3:]
-    assert "".join(c.character for c in bidi.reorder_resolved_levels()) == "\u05d1\u05d0"
 
 
 @pytest.mark.parametrize(
@@ -353,3 +347,21 @@ def test_bidi_formatting_characters_order_the_text_and_are_never_drawn(name: str
     assert arabic and all(x < x_vip for x in arabic), [run for run in runs if run[1] == y]
     line = [text for _x, y_run, text in runs if y_run == y]
     assert not any(ch in "".join(line) for ch in "?\u2066\u2068\u2069\u202a\u202c"), line
+
+
+@pytest.mark.parametrize(
+    "description",
+    [
+        "שרה " + "\ufffc" * 1500 + " x",  # one line: U+FFFC is neutral and draws nothing
+        "שרה " + "." * 3000 + " x",  # a paragraph of many lines
+    ],
+    ids=["one line", "many lines"],
+)
+def test_long_runs_of_neutral_characters_in_right_to_left_text_draw(description: str) -> None:
+    """fpdf2's bidirectional algorithm recurses once per neutral character in a row: a
+    right-to-left text with a thousand of them on a line (or in a paragraph, were the
+    paragraph resolved at once) raised RecursionError. Such a text draws, every
+    character kept."""
+    lines = _pypdf_lines(draw_invoice_pdf(_document("Ana", description)))
+    drawn = "".join(lines)
+    assert drawn.count(".") >= description.count(".") and "Building 12, Road 3" in lines
