@@ -267,9 +267,9 @@ def test_a_wrapped_right_to_left_text_keeps_its_direction_on_every_line(
     description: str,
 ) -> None:
     """A right-to-left description (its first strong character Hebrew) that wraps is one
-    paragraph: every line is ordered right to left (UAX #9 resolves the paragraph, then
-    reorders each line), so on its last line, which starts with a Latin word, the Hebrew
-    word that follows it is drawn to its left. Each line on its own took the direction
+    paragraph: every line takes the paragraph's direction (UAX #9 P2-P3), right to left,
+    so on its last line, which starts with a Latin word, the Hebrew word that follows it
+    is drawn to its left. Each line on its own took the direction
     of its first letter and drew the Hebrew to the right of "plan"."""
     runs = _drawn_runs(draw_invoice_pdf(_document("Ana", description)))
     hebrew = [(x, y) for x, y, text in runs if _is_hebrew(text)]
