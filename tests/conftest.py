@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import threading
 import time
 import uuid
@@ -61,6 +60,36 @@ def _outside_the_project_folder(tmp_path_factory: pytest.TempPathFactory) -> Ite
         yield
     finally:
         os.chdir(before)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``make test``), the tests marked ``slow`` go first: a worker
+    that starts one late would keep the whole run waiting for it alone, while the others
+    share the short tests that are left. Without xdist the order is the files' order."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable
+
+
+def on_sqlite_and_first_on_postgres(
+    argnames: str, cases: list[Any], ids: list[str] | None = None
+) -> pytest.MarkDecorator:
+    """``pytest.mark.parametrize`` for cases that differ only in what the Python code
+    checks before it reaches the database (one bad field of a document, say), and run the
+    same queries whatever the case: every case on SQLite, the first one on PostgreSQL too
+    (the ``databases`` fixture, parametrized here). A case per database pair would run
+    the same SQL on PostgreSQL once per field."""
+    names = [name.strip() for name in argnames.split(",")]
+    case_ids = ids or [str(n) for n in range(len(cases))]
+
+    def values(case: Any) -> tuple[Any, ...]:
+        return tuple(case) if len(names) > 1 else (case,)
+
+    params = [
+        pytest.param("sqlite", *values(case), id=f"sqlite-{case_id}")
+        for case, case_id in zip(cases, case_ids, strict=True)
+    ]
+    params.append(pytest.param("postgres", *values(cases[0]), id=f"postgres-{case_ids[0]}"))
+    return pytest.mark.parametrize(["databases", *names], params, indirect=["databases"])
 
 
 def _pg_admin(base: str):  # type: ignore[no-untyped-def]
@@ -175,18 +204,29 @@ class SmtpRecorder:
         ]
 
 
-@contextmanager
-def _smtp_server(**options: Any) -> Iterator[tuple[SmtpRecorder, SmtpConfig]]:
+def smtp_controller(handler: Any, **options: Any) -> Any:
+    """A started aiosmtpd server on 127.0.0.1 whose port (``.port``) the kernel chose free
+    as the server bound it: never a port found free first and bound later, which another
+    test worker may take in between."""
     from aiosmtpd.controller import Controller
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    recorder = SmtpRecorder()
-    controller = Controller(recorder, hostname="127.0.0.1", port=port, **options)
+    class FreePortController(Controller):  # type: ignore[misc]
+        def _trigger_server(self) -> None:
+            self.port = self.server.sockets[0].getsockname()[1]
+            super()._trigger_server()
+
+    controller = FreePortController(handler, hostname="127.0.0.1", port=0, **options)
     controller.start()
+    return controller
+
+
+@contextmanager
+def _smtp_server(**options: Any) -> Iterator[tuple[SmtpRecorder, SmtpConfig]]:
+    recorder = SmtpRecorder()
+    controller = smtp_controller(recorder, **options)
     try:
-        yield recorder, SmtpConfig(host="127.0.0.1", port=port, security="none", timeout=10)
+        config = SmtpConfig(host="127.0.0.1", port=controller.port, security="none", timeout=10)
+        yield recorder, config
     finally:
         controller.stop()
 
@@ -209,24 +249,17 @@ def smtp_server_without_smtputf8() -> Iterator[tuple[SmtpRecorder, SmtpConfig]]:
 @pytest.fixture
 def smtp_refusing_login() -> Iterator[SmtpConfig]:
     """A real SMTP server that answers every AUTH with 535 (wrong credentials)."""
-    from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import AuthResult
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    controller = Controller(
+    controller = smtp_controller(
         SmtpRecorder(),
-        hostname="127.0.0.1",
-        port=port,
         authenticator=lambda *args: AuthResult(success=False, handled=False),
         auth_require_tls=False,
     )
-    controller.start()
     try:
         yield SmtpConfig(
             host="127.0.0.1",
-            port=port,
+            port=controller.port,
             security="none",
             timeout=10,
             username="billing",

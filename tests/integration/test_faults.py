@@ -11,7 +11,6 @@ import json
 import os
 import resource
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -27,7 +26,7 @@ import pytest
 
 from store.db import database, is_postgres
 from store.models import CronRun, Email, Invoice, Transaction
-from tests.conftest import SmtpRecorder
+from tests.conftest import SmtpRecorder, smtp_controller
 from tests.integration.test_cron import DAY, _everything, client, invoice
 
 GOBILLER = [sys.executable, "-m", "tui.cli"]
@@ -142,15 +141,9 @@ class LockingOnDelivery(SmtpRecorder):
 
 @contextmanager
 def smtp_sink(handler: SmtpRecorder) -> Iterator[str]:
-    from aiosmtpd.controller import Controller
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
+    controller = smtp_controller(handler)
     try:
-        yield f"smtp://127.0.0.1:{port}?security=none"
+        yield f"smtp://127.0.0.1:{controller.port}?security=none"
     finally:
         controller.stop()
 
