@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import threading
 import time
 import uuid
@@ -105,22 +106,105 @@ def _pg_url(base: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
-class Databases:
-    """Creates empty databases of one kind; drops them at the end of the test."""
+def _drop_pg_database(cur: Any, name: str) -> None:
+    import psycopg2
 
-    def __init__(self, kind: str, tmp_path: Path) -> None:
+    for _attempt in range(40):
+        try:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            return
+        except (psycopg2.errors.InsufficientPrivilege, psycopg2.errors.ObjectInUse):
+            # FORCE cannot signal an autovacuum worker busy on a freshly filled
+            # database (not ours to end): wait for it to finish.
+            time.sleep(0.25)
+    # A throw-away test database left behind is no failure of the test.
+    warnings.warn(f"could not drop test database {name}", stacklevel=1)
+
+
+class MigratedTemplates:
+    """One migrated, empty database of each kind per test process (each pytest-xdist
+    worker has its own), made on first use: the ``db`` fixture copies it (a file copy; a
+    PostgreSQL ``CREATE DATABASE ... TEMPLATE``) instead of running every migration
+    again for each test. Dropped at the end of the session."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.sqlite: Path | None = None
+        self.postgres: str | None = None
+
+    def sqlite_file(self) -> Path:
+        if self.sqlite is None:
+            path = self.root / "migrated.sqlite3"
+            close_database()
+            open_database(f"sqlite:///{path}")
+            upgrade()
+            close_database()  # checkpointed: the whole database is in the one file
+            assert not Path(f"{path}-wal").exists()
+            self.sqlite = path
+        return self.sqlite
+
+    def postgres_name(self) -> str:
+        if self.postgres is None:
+            base = os.environ[PG_ENV]
+            name = f"gb_template_{uuid.uuid4().hex[:12]}"
+            conn = _pg_admin(base)
+            with conn.cursor() as cur:
+                cur.execute(f'CREATE DATABASE "{name}"')
+            close_database()
+            open_database(_pg_url(base, name))
+            upgrade()
+            close_database()
+            with conn.cursor() as cur:  # nobody connects to it again, autovacuum neither
+                cur.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+            conn.close()
+            self.postgres = name
+        return self.postgres
+
+    def drop(self) -> None:
+        if self.postgres is None:
+            return
+        conn = _pg_admin(os.environ[PG_ENV])
+        with conn.cursor() as cur:
+            _drop_pg_database(cur, self.postgres)
+        conn.close()
+
+
+@pytest.fixture(scope="session")
+def migrated_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MigratedTemplates]:
+    templates = MigratedTemplates(tmp_path_factory.mktemp("templates"))
+    try:
+        yield templates
+    finally:
+        templates.drop()
+
+
+class Databases:
+    """Creates databases of one kind; drops them at the end of the test."""
+
+    def __init__(
+        self, kind: str, tmp_path: Path, templates: MigratedTemplates | None = None
+    ) -> None:
         self.kind = kind
         self.tmp_path = tmp_path
+        self.templates = templates
         self.created: list[str] = []
 
-    def new_url(self) -> str:
+    def new_url(self, migrated: bool = False) -> str:
+        """An empty database (not migrated, as a new installation finds it), or with
+        ``migrated`` a copy of the process's migrated template."""
         name = f"gb_test_{uuid.uuid4().hex[:12]}"
         if self.kind == "sqlite":
-            return f"sqlite:///{self.tmp_path / (name + '.sqlite3')}"
+            path = self.tmp_path / (name + ".sqlite3")
+            if migrated and self.templates is not None:
+                shutil.copy2(self.templates.sqlite_file(), path)  # its owner-only mode too
+            return f"sqlite:///{path}"
         base = os.environ[PG_ENV]
+        template = ""
+        if migrated and self.templates is not None:
+            template = f' TEMPLATE "{self.templates.postgres_name()}"'
         conn = _pg_admin(base)
         with conn.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}"')
+            cur.execute(f'CREATE DATABASE "{name}"{template}')
         conn.close()
         self.created.append(name)
         return _pg_url(base, name)
@@ -135,32 +219,23 @@ class Databases:
         close_database()
         if not self.created:
             return
-        import psycopg2
-
         conn = _pg_admin(os.environ[PG_ENV])
         with conn.cursor() as cur:
             for name in self.created:
-                for _attempt in range(40):
-                    try:
-                        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                        break
-                    except (psycopg2.errors.InsufficientPrivilege, psycopg2.errors.ObjectInUse):
-                        # FORCE cannot signal an autovacuum worker busy on a freshly filled
-                        # database (not ours to end): wait for it to finish.
-                        time.sleep(0.25)
-                else:  # a throw-away test database left behind is no failure of the test
-                    warnings.warn(f"could not drop test database {name}", stacklevel=1)
+                _drop_pg_database(cur, name)
         conn.close()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def databases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databases]:
+def databases(
+    request: pytest.FixtureRequest, tmp_path: Path, migrated_templates: MigratedTemplates
+) -> Iterator[Databases]:
     kind = request.param
     if kind == "postgres" and not os.environ.get(PG_ENV):
         if os.environ.get("GOBILLER_REQUIRE_POSTGRES") == "1":
             pytest.fail(f"{PG_ENV} is not set but PostgreSQL tests are required")
         pytest.skip(f"{PG_ENV} not set")
-    dbs = Databases(kind, tmp_path)
+    dbs = Databases(kind, tmp_path, migrated_templates)
     try:
         yield dbs
     finally:
@@ -169,8 +244,10 @@ def databases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databa
 
 @pytest.fixture
 def db(databases: Databases) -> str:
-    """An open, migrated, empty database; returns its URL."""
-    return databases.open(databases.new_url())
+    """An open, migrated, empty database (a copy of the migrated template: the
+    migrations themselves are tested on empty databases in test_migrations.py); returns
+    its URL."""
+    return databases.open(databases.new_url(migrated=True))
 
 
 @pytest.fixture

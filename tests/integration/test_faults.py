@@ -97,6 +97,7 @@ class WriteLockHolder:
             self.conn = None
 
 
+@pytest.mark.slow
 def test_a_held_write_lock_makes_the_cron_exit_75_having_done_nothing(
     db: str, mail_env: dict[str, str]
 ) -> None:
@@ -148,6 +149,7 @@ def smtp_sink(handler: SmtpRecorder) -> Iterator[str]:
         controller.stop()
 
 
+@pytest.mark.slow
 def test_a_lock_held_during_delivery_never_delivers_an_email_twice(db: str) -> None:
     """The server accepted a message, then the database refused to record it as sent:
     the cron exits 75 at once, and no later flush sends that message again (it is marked
@@ -390,6 +392,7 @@ def _totals(path: Path) -> dict[str, Any]:
         return {name: conn.execute(sql).fetchall() for name, sql in queries.items()}
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_reported_as_such_and_a_rerun_completes(tmp_path: Path) -> None:
     """The cron runs out of room mid-run (a file-size limit, as a full disk would): it
     says so in one line and exits 74 (EX_IOERR), nothing is half-written, and a rerun

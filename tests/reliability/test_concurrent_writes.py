@@ -10,6 +10,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT
 
 GOBILLER = [sys.executable, "-m", "tui.cli"]
@@ -41,6 +43,7 @@ WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_short_writes_during_a_cron_all_land(tmp_path: Path) -> None:
     env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path)}
     path = tmp_path / "busy.sqlite3"

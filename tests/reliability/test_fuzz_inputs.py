@@ -58,6 +58,8 @@ from store.settings import SETTING_NAMES, SettingsError, save_settings, validate
 from tui.cli import main
 from tui.exits import Exit
 
+pytestmark = pytest.mark.slow
+
 #: The project's own refusals: anything else escaping a door is a bug.
 REFUSALS: tuple[type[BaseException], ...] = (
     RuleError,

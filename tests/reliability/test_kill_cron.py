@@ -23,6 +23,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow
+
 GOBILLER = [sys.executable, "-m", "tui.cli"]
 #: Runs killed while still going (each run that finished first is checked all the same),
 #: one per slice of the run's time.
