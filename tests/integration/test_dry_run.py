@@ -197,7 +197,7 @@ def _seed(clients: list[dict[str, Any]]) -> None:
 
 @pytest.mark.slow
 @settings(
-    max_examples=int(os.environ.get("GOBILLER_DRY_RUN_EXAMPLES", "50")),
+    max_examples=int(os.environ.get("GOBILLER_DRY_RUN_EXAMPLES", "25")),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

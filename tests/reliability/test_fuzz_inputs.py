@@ -70,7 +70,7 @@ REFUSALS: tuple[type[BaseException], ...] = (
 )
 
 FUZZ = settings(
-    max_examples=int(os.environ.get("GOBILLER_FUZZ_EXAMPLES", "300")),
+    max_examples=int(os.environ.get("GOBILLER_FUZZ_EXAMPLES", "150")),
     deadline=None,
     derandomize=True,
     database=None,
