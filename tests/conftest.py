@@ -287,8 +287,9 @@ def smtp_controller(handler: Any, **options: Any) -> Any:
     test worker may take in between."""
     from aiosmtpd.controller import Controller
 
-    class FreePortController(Controller):  # type: ignore[misc]
+    class FreePortController(Controller):
         def _trigger_server(self) -> None:
+            assert isinstance(self.server, asyncio.Server)  # bound, before the first client
             self.port = self.server.sockets[0].getsockname()[1]
             super()._trigger_server()
 
