@@ -40,9 +40,10 @@ run: $(STAMP)
 	else echo "Not a terminal: open the staff app with $(BIN)/gobiller in one."; exit 0; fi; \
 	$(BIN)/gobiller --database sqlite:///$(DEMO_DB)
 
-## Install everything and run the whole test suite.
+## Install everything and run the whole test suite, one worker per CPU (pytest-xdist;
+## worksteal: a worker that is done takes tests queued for a busy one).
 test: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --dist worksteal
 
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .

@@ -195,8 +195,9 @@ def _seed(clients: list[dict[str, Any]]) -> None:
             )
 
 
+@pytest.mark.slow
 @settings(
-    max_examples=int(os.environ.get("GOBILLER_DRY_RUN_EXAMPLES", "50")),
+    max_examples=int(os.environ.get("GOBILLER_DRY_RUN_EXAMPLES", "25")),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -399,6 +400,7 @@ def _gobiller(url: str, *args: str, env: dict[str, str]) -> subprocess.Completed
     )
 
 
+@pytest.mark.slow
 def test_plan_equals_actions_on_a_fresh_1000_client_demo(db: str, tmp_path: Path) -> None:
     env = {"XDG_DATA_HOME": str(tmp_path)}
     day = "2026-03-10"

@@ -11,7 +11,6 @@ import json
 import os
 import resource
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -27,7 +26,7 @@ import pytest
 
 from store.db import database, is_postgres
 from store.models import CronRun, Email, Invoice, Transaction
-from tests.conftest import SmtpRecorder
+from tests.conftest import SmtpRecorder, smtp_controller
 from tests.integration.test_cron import DAY, _everything, client, invoice
 
 GOBILLER = [sys.executable, "-m", "tui.cli"]
@@ -98,6 +97,7 @@ class WriteLockHolder:
             self.conn = None
 
 
+@pytest.mark.slow
 def test_a_held_write_lock_makes_the_cron_exit_75_having_done_nothing(
     db: str, mail_env: dict[str, str]
 ) -> None:
@@ -142,19 +142,14 @@ class LockingOnDelivery(SmtpRecorder):
 
 @contextmanager
 def smtp_sink(handler: SmtpRecorder) -> Iterator[str]:
-    from aiosmtpd.controller import Controller
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
+    controller = smtp_controller(handler)
     try:
-        yield f"smtp://127.0.0.1:{port}?security=none"
+        yield f"smtp://127.0.0.1:{controller.port}?security=none"
     finally:
         controller.stop()
 
 
+@pytest.mark.slow
 def test_a_lock_held_during_delivery_never_delivers_an_email_twice(db: str) -> None:
     """The server accepted a message, then the database refused to record it as sent:
     the cron exits 75 at once, and no later flush sends that message again (it is marked
@@ -397,6 +392,7 @@ def _totals(path: Path) -> dict[str, Any]:
         return {name: conn.execute(sql).fetchall() for name, sql in queries.items()}
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_reported_as_such_and_a_rerun_completes(tmp_path: Path) -> None:
     """The cron runs out of room mid-run (a file-size limit, as a full disk would): it
     says so in one line and exits 74 (EX_IOERR), nothing is half-written, and a rerun

@@ -36,7 +36,7 @@ from store.models import (
     utcnow,
 )
 from store.settings import load_settings
-from tests.conftest import Databases, SmtpRecorder
+from tests.conftest import Databases, SmtpRecorder, on_sqlite_and_first_on_postgres
 
 DAY = dt.date(2026, 11, 25)
 
@@ -430,7 +430,7 @@ CASES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
 ]
 
 
-@pytest.mark.parametrize("name,change,expected", CASES, ids=[c[0] for c in CASES])
+@on_sqlite_and_first_on_postgres("name,change,expected", CASES, ids=[c[0] for c in CASES])
 def test_bad_record_is_reported_and_nothing_written(
     db: str, name: str, change: Callable[[dict[str, Any]], None], expected: str
 ) -> None:
@@ -690,7 +690,7 @@ LINK_CASES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
 ]
 
 
-@pytest.mark.parametrize("name,change,expected", LINK_CASES, ids=[c[0] for c in LINK_CASES])
+@on_sqlite_and_first_on_postgres("name,change,expected", LINK_CASES, ids=[c[0] for c in LINK_CASES])
 def test_a_restore_behaves_exactly_like_the_original_bad_links_are_reported(
     db: str, name: str, change: Callable[[dict[str, Any]], None], expected: str
 ) -> None:

@@ -10,6 +10,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT
 
 GOBILLER = [sys.executable, "-m", "tui.cli"]
@@ -41,6 +43,7 @@ WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_short_writes_during_a_cron_all_land(tmp_path: Path) -> None:
     env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path)}
     path = tmp_path / "busy.sqlite3"
@@ -75,7 +78,7 @@ def test_short_writes_during_a_cron_all_land(tmp_path: Path) -> None:
     outcomes = [(w.wait(timeout=600), w.stderr.read() if w.stderr else "") for w in writers]
     cron_code = cron.wait(timeout=600)
     cron_err = cron.stderr.read() if cron.stderr else ""
-    assert all(code == 0 for code, _ in outcomes), [err[-300:] for _, err in outcomes]
+    assert all(code == 0 for code, _ in outcomes), [(code, err[-300:]) for code, err in outcomes]
     assert not any("locked" in err for _, err in outcomes) and "locked" not in cron_err
     assert cron_code in (0, 1), cron_err
     with sqlite3.connect(path) as db:

@@ -58,6 +58,8 @@ from store.settings import SETTING_NAMES, SettingsError, save_settings, validate
 from tui.cli import main
 from tui.exits import Exit
 
+pytestmark = pytest.mark.slow
+
 #: The project's own refusals: anything else escaping a door is a bug.
 REFUSALS: tuple[type[BaseException], ...] = (
     RuleError,
@@ -68,7 +70,7 @@ REFUSALS: tuple[type[BaseException], ...] = (
 )
 
 FUZZ = settings(
-    max_examples=int(os.environ.get("GOBILLER_FUZZ_EXAMPLES", "300")),
+    max_examples=int(os.environ.get("GOBILLER_FUZZ_EXAMPLES", "150")),
     deadline=None,
     derandomize=True,
     database=None,

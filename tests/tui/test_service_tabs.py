@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import pytest
 from textual.containers import VerticalScroll
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Select, Static, TextArea
@@ -169,6 +170,7 @@ async def test_add_service_errors_show_beside_the_fields_and_nothing_is_saved(ad
     assert service.anchor_day == 31
 
 
+@pytest.mark.slow
 async def test_edit_a_service_and_add_an_addon(admin: str) -> None:
     client = _client()
     product = _catalogue()
@@ -327,6 +329,7 @@ async def test_the_products_catalogue_screen_adds_and_edits_prices(admin: str) -
     assert [(p.billing_cycle, p.amount) for p in Pricing.select()] == [("Annually", 12000)]
 
 
+@pytest.mark.slow
 async def test_the_editor_tabs_are_reached_from_the_keyboard(admin: str) -> None:
     """alt+→ / alt+← move between the editor's tabs,
     wrapping round, with the focus inside the new tab so its own keys work at once."""
