@@ -37,7 +37,7 @@ from rules.clients.fields import PREFERENCE_FIELDS
 from rules.dates import DATE_MAX, DATE_MIN, WINDOW_TEXT
 from rules.errors import RuleError
 from store import sequences
-from store.bulk import bulk_insert, bulk_update_column, reset_sequences
+from store.bulk import bulk_insert, bulk_update, reset_sequences
 from store.db import writer
 from store.models import (
     ActionLedger,
@@ -845,7 +845,7 @@ def generate_demo(
                 bulk_insert(model, columns, rows)
                 rows_total += len(rows)
             # Billing contacts point at contacts inserted after their clients.
-            bulk_update_column(Client, "billing_contact_id", billing)
+            bulk_update(Client, ("billing_contact_id",), billing)
         if progress:
             progress(stop - 1)
     with writer():

@@ -111,22 +111,65 @@ class CopyText:
         return self.read(size)
 
 
-def bulk_update_column(model: type[Model], column: str, pairs: Sequence[tuple[int, Any]]) -> None:
-    """Set ``column`` per primary key from ``(id, value)`` pairs, 500 rows a statement."""
+#: PostgreSQL types of peewee's field types, for the values of ``bulk_update`` (a VALUES
+#: list types a column by its literals; all-NULL is text).
+_PG_TYPES = {
+    "AUTO": "integer",
+    "BIGAUTO": "bigint",
+    "INT": "integer",
+    "BIGINT": "bigint",
+    "SMALLINT": "smallint",
+    "BOOL": "boolean",
+    "DATE": "date",
+    "DATETIME": "timestamp",
+    "TIME": "time",
+    "DECIMAL": "numeric",
+    "FLOAT": "real",
+    "DOUBLE": "double precision",
+    "BLOB": "bytea",
+}
+
+
+def bulk_update(model: type[Model], columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Set ``columns`` per primary key from rows ``(id, value, ...)`` (values in
+    ``columns`` order, in database form or dates).
+
+    PostgreSQL: one ``UPDATE ... FROM (VALUES ...)`` per 5,000 rows, each row looked up
+    by its key. SQLite: one ``UPDATE`` with a ``CASE`` per column per 500 rows (its
+    statements take at most 32,766 parameters).
+    """
+    if not rows:
+        return
     table = model._meta.table_name
     cursor = database.cursor()
-    postgres = is_postgres()
-    mark = "%s" if postgres else "?"
-    if not postgres:  # SQLite keeps dates as ISO text, as peewee writes them
-        pairs = [(pk, _sqlite_value(v)) for pk, v in pairs]
-    for start in range(0, len(pairs), 500):
-        batch = pairs[start : start + 500]
-        cases = " ".join(f"WHEN {mark} THEN {mark}" for _ in batch)
-        params: list[Any] = [v for pair in batch for v in pair]
-        params.extend(pk for pk, _ in batch)
+    if is_postgres():
+        from psycopg2.extras import execute_values
+
+        fields = model._meta.columns
+        sets = ", ".join(
+            f'"{c}" = v."{c}"::{_PG_TYPES.get(fields[c].field_type, "text")}' for c in columns
+        )
+        names = ", ".join(f'"{c}"' for c in ("id", *columns))
+        execute_values(
+            cursor,
+            f'UPDATE "{table}" SET {sets} FROM (VALUES %s) AS v ({names}) '
+            f'WHERE "{table}"."id" = v."id"',
+            rows,
+            page_size=5000,
+        )
+        return
+    # SQLite keeps dates as ISO text, as peewee writes them.
+    rows = [[_sqlite_value(v) for v in row] for row in rows]
+    for start in range(0, len(rows), 500):
+        batch = rows[start : start + 500]
+        cases = " ".join("WHEN ? THEN ?" for _ in batch)
+        sets = ", ".join(f'"{c}" = CASE "id" {cases} END' for c in columns)
+        params: list[Any] = [
+            v for n in range(len(columns)) for row in batch for v in (row[0], row[n + 1])
+        ]
+        params.extend(row[0] for row in batch)
         cursor.execute(
-            f'UPDATE "{table}" SET "{column}" = CASE "id" {cases} END '
-            f'WHERE "id" IN ({", ".join(mark for _ in batch)})',
+            f'UPDATE "{table}" SET {sets} WHERE "id" IN ({", ".join("?" for _ in batch)})',
             params,
         )
 
