@@ -37,7 +37,7 @@ from rules.clients.fields import PREFERENCE_FIELDS
 from rules.dates import DATE_MAX, DATE_MIN, WINDOW_TEXT
 from rules.errors import RuleError
 from store import sequences
-from store.bulk import bulk_insert, bulk_update, reset_sequences
+from store.bulk import analyze, bulk_insert, bulk_update, reset_sequences
 from store.db import writer
 from store.models import (
     ActionLedger,
@@ -825,6 +825,7 @@ def generate_demo(
     }
     biller = _Billing(today, load_settings(), rng)
     rows_total = 0
+    filled: dict[Any, None] = {}  # the tables loaded, in order
     now = dt.datetime.combine(today, dt.time(12, 0))
     for start in range(1, clients + 1, CHUNK):
         stop = min(start + CHUNK, clients + 1)
@@ -842,6 +843,7 @@ def generate_demo(
         )
         with writer():
             for model, columns, rows in chunk:
+                filled[model] = None
                 bulk_insert(model, columns, rows)
                 rows_total += len(rows)
             # Billing contacts point at contacts inserted after their clients.
@@ -865,6 +867,7 @@ def generate_demo(
                 ActionLedger,
             )
         )
+    analyze(filled)
     return DemoResult(clients=clients, admin_password=admin_password, rows=rows_total)
 
 

@@ -15,6 +15,7 @@ from rules.mail.outbox import OUTBOX_COLUMNS, Notice, queue
 from store.bulk import bulk_insert, bulk_update, row_maker
 from store.db import database, is_postgres, writer
 from store.models import Client, Currency, Email, Invoice
+from store.models.enums import EmailStatus
 
 #: What COPY's text format must escape (tab, newline, carriage return, backslash), its
 #: NULL and end-of-data markers as plain text, quotes, Unicode, and empty text.
@@ -22,6 +23,7 @@ AWKWARD = [
     "tab\there",
     "line\nbreak",
     "cr\r\nlf\r",
+    "\\\\ two backslashes, \\\t backslash-tab",
     "back\\slash",
     "\\N",
     "\\.",
@@ -77,7 +79,7 @@ def test_bulk_insert_keeps_every_text_value_exactly(db: str) -> None:
                 n % 2 == 0,
                 stamp,
                 stamp,
-                "queued",
+                EmailStatus.QUEUED if n % 2 else "queued",  # a str enum is its value
                 "",
                 n,
                 "",
@@ -147,7 +149,8 @@ def test_bulk_update_keeps_every_value_exactly(db: str) -> None:
                 payment_method="banktransfer",
                 notes="before",
             )
-    ids = [i for (i,) in Invoice.select(Invoice.id).order_by(Invoice.id).tuples()]
+    keys: Any = Invoice.select(Invoice.id).order_by(Invoice.id).tuples()
+    ids = [invoice_id for (invoice_id,) in keys]
     changes = [
         (invoice_id, AWKWARD[n], None if n % 2 else dt.date(2026, 2, n + 1), 10**15 + n)
         for n, invoice_id in enumerate(ids)
