@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from typing import Any
 
 import pytest
+from peewee import IntegrityError
 
 from rules.billing.invoicing import INVOICE_COLUMNS
 from rules.mail.outbox import OUTBOX_COLUMNS, Notice, queue
-from store.bulk import bulk_insert, bulk_update, row_maker
+from store.bulk import bulk_insert, bulk_update, indexes_built_after, row_maker
 from store.db import database, is_postgres, writer
 from store.models import Client, Currency, Email, Invoice
 from store.models.enums import EmailStatus
@@ -244,3 +246,66 @@ def test_queued_notices_join_by_index_after_many_batches(db: str) -> None:
     finally:
         connection.cursor_factory = base
     assert Email.select().count() == 30_020
+
+
+def _schema() -> list[tuple[str, str]]:
+    """Every index and constraint of the schema, by its definition (casts and brackets
+    left out: a partial index's predicate comes back from ``pg_get_indexdef`` with its
+    casts spelled another way, the same condition)."""
+    rows: Any = database.execute_sql(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
+        "UNION ALL SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE connamespace = current_schema()::regnamespace ORDER BY 1, 2"
+    ).fetchall()
+    return [(name, re.sub(r"::[a-z ]+(\[\])?|[()\s]", "", text)) for name, text in rows]
+
+
+def test_a_load_with_indexes_built_after_ends_with_the_same_schema(db: str) -> None:
+    if not is_postgres():
+        pytest.skip("PostgreSQL's indexes and keys")
+    before = _schema()
+    assert any(name == "invoice_status_due_date" for name, _ in before)
+    client_id = _client()
+    with writer(), indexes_built_after():
+        assert not any(name == "invoice_status_due_date" for name, _ in _schema())
+        bulk_insert(
+            Invoice,
+            INVOICE_COLUMNS,
+            [
+                (
+                    n,
+                    client_id,
+                    str(n),
+                    "2026-01-01",
+                    "2026-01-15",
+                    None,
+                    "Unpaid",
+                    "banktransfer",
+                    1000,
+                    0,
+                    0,
+                    1000,
+                    0,
+                    0,
+                    "",
+                    "2026-01-01 00:00:00",
+                    1,
+                )
+                for n in range(1, 1001)
+            ],  # fmt: skip
+        )
+    assert _schema() == before
+    assert Invoice.select().where(Invoice.status == "Unpaid").count() == 1000
+
+
+def test_a_load_that_breaks_a_foreign_key_fails_and_changes_nothing(db: str) -> None:
+    if not is_postgres():
+        pytest.skip("PostgreSQL's indexes and keys")
+    before = _schema()
+    _client()
+    row = (1, 999, "1", "2026-01-01", "2026-01-15", None, "Unpaid", "banktransfer",
+           1000, 0, 0, 1000, 0, 0, "", "2026-01-01 00:00:00", 1)  # fmt: skip
+    with pytest.raises(IntegrityError), writer(), indexes_built_after():
+        bulk_insert(Invoice, INVOICE_COLUMNS, [row])  # client 999 does not exist
+    assert _schema() == before
+    assert Invoice.select().count() == 0
