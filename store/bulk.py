@@ -47,11 +47,11 @@ def insert_rows(
     cols = ", ".join(f'"{c}"' for c in columns)
     cursor = database.cursor()
     if is_postgres():
-        if skip_conflicts:  # COPY has no ON CONFLICT: one multi-row INSERT per 2000 rows
+        if skip_conflicts:  # COPY has no ON CONFLICT: one multi-row INSERT, one round trip
             from psycopg2.extras import execute_values
 
             sql = f'INSERT INTO "{table}" ({cols}) VALUES %s ON CONFLICT DO NOTHING RETURNING 1'
-            return len(execute_values(cursor, sql, rows, page_size=2000, fetch=True))
+            return len(execute_values(cursor, sql, rows, page_size=len(rows), fetch=True))
         cursor.copy_expert(f'COPY "{table}" ({cols}) FROM STDIN', CopyText(rows), size=1 << 20)
         return len(rows)
     marks = ", ".join("?" * len(columns))
