@@ -309,3 +309,10 @@ def test_a_load_that_breaks_a_foreign_key_fails_and_changes_nothing(db: str) -> 
         bulk_insert(Invoice, INVOICE_COLUMNS, [row])  # client 999 does not exist
     assert _schema() == before
     assert Invoice.select().count() == 0
+
+
+def test_postgres_connections_compile_no_jit(db: str) -> None:
+    """JIT compiled the email INSERT ... SELECT for longer than it ran (store.db)."""
+    if not is_postgres():
+        pytest.skip("PostgreSQL's JIT")
+    assert database.execute_sql("SHOW jit").fetchone()[0] == "off"
