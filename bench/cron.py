@@ -1,6 +1,6 @@
 """A full cron over N clients with ten invoices each, beside two baselines in the same run.
 
-    python bench/cron.py [--clients 100000]
+    python bench/cron.py [--clients 100000] [--catch-up] [--database postgresql://...]
 
 1. builds a SQLite database (N clients, one service each, 10 invoices each: paid
    history plus unpaid ones falling due for every stage) and copies it twice;
@@ -8,7 +8,9 @@
    not delivered: delivery speed is the mail server's);
 3. times hand-written set-based SQL doing the same work on the first copy;
 4. times a per-client ORM loop (rendering each email) on a sample of clients of the
-   second copy, scaled to N (said in the output).
+   second copy, scaled to N (said in the output);
+5. with ``--database``, builds the same rows on that PostgreSQL server (COPY) once, clones
+   them (CREATE DATABASE ... TEMPLATE) and times the same cron there, beside SQLite's.
 The last line is one JSON object.
 """
 
@@ -18,6 +20,7 @@ import argparse
 import datetime as dt
 import hashlib
 import json
+import os
 import random
 import resource
 import shutil
@@ -25,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -33,7 +37,7 @@ from playhouse.test_utils import count_queries  # noqa: E402
 from rules.billing.cron import run_rules
 from rules.billing.invoicing import INVOICE_COLUMNS
 from store import sequences  # noqa: E402
-from store.bulk import bulk_insert, row_maker  # noqa: E402
+from store.bulk import bulk_insert, reset_sequences, row_maker  # noqa: E402
 from store.db import close_database, database, open_database, writer  # noqa: E402
 from store.migrate import upgrade  # noqa: E402
 from store.models import (  # noqa: E402
@@ -54,10 +58,11 @@ DAY = dt.date(2026, 3, 10)
 UNPAID_OFFSETS = (7, -1, -2, -3, -6, 0, 20)
 
 
-def build(path: Path, clients: int, catch_up: bool) -> None:
+def build(url: str, clients: int, catch_up: bool) -> None:
     """``catch_up``: every open invoice hits a stage today (a first run on old data);
-    otherwise a day in the life: what earlier days did is already done."""
-    open_database(f"sqlite:///{path}")
+    otherwise a day in the life: what earlier days did is already done. The same rows
+    whatever the database (``url``: SQLite or PostgreSQL; PostgreSQL takes them by COPY)."""
+    open_database(url)
     upgrade()
     rng = random.Random(3)
     history: list[tuple[int, dt.date]] = []
@@ -178,7 +183,11 @@ def build(path: Path, clients: int, catch_up: bool) -> None:
             )
     if history:
         _earlier_days(history)
-    database.execute_sql("ANALYZE")
+    with writer():
+        reset_sequences((Client, Service, StoredCard, Invoice, InvoiceItem, ActionLedger))
+    # A billing database that has been running: PostgreSQL's autovacuum has been through
+    # the old rows (hint bits, visibility map) and both have planner statistics.
+    database.execute_sql("VACUUM ANALYZE" if url.startswith("postgres") else "ANALYZE")
     close_database()
 
 
@@ -392,9 +401,9 @@ def baseline_sql(path: Path) -> float:
     return seconds
 
 
-def effects(path: Path) -> dict[str, object]:
+def effects(url: str) -> dict[str, object]:
     """What a run left behind, counted: the cron and the SQL baseline must agree."""
-    open_database(f"sqlite:///{path}")
+    open_database(url)
     counts = {
         name: database.execute_sql(sql).fetchone()[0]
         for name, sql in (
@@ -468,6 +477,66 @@ def naive_loop(path: Path, sample: int) -> float:
     return seconds
 
 
+def timed_cron(url: str) -> tuple[float, int, dict[str, int], dict[str, float]]:
+    """``run_rules`` for DAY on ``url``: seconds, queries, acted and seconds per rule."""
+    open_database(url)
+    settings = load_settings()
+    with count_queries() as counter:
+        started = time.perf_counter()
+        summary = run_rules(DAY, settings)
+        seconds = time.perf_counter() - started
+    acted = {name: t.acted for name, t in summary.rules.items()}
+    rule_seconds = {name: round(t.seconds, 2) for name, t in summary.rules.items()}
+    close_database()
+    return seconds, counter.count, acted, rule_seconds
+
+
+class PostgresCopies:
+    """Databases on one PostgreSQL server (``server``: a URL the role can CREATE DATABASE
+    from): the data built once, then cloned for each measured run (CREATE DATABASE ...
+    TEMPLATE copies the files, planner statistics included)."""
+
+    def __init__(self, server: str) -> None:
+        import psycopg2
+
+        self.parts = urlsplit(server)
+        self.admin = psycopg2.connect(server)
+        self.admin.autocommit = True
+        self.prefix = f"gb_bench_{os.getpid()}"
+        self.names: list[str] = []
+
+    def url(self, name: str) -> str:
+        return urlunsplit(self.parts._replace(path=f"/{name}"))
+
+    def create(self, suffix: str, template: str | None = None) -> str:
+        name = f"{self.prefix}_{suffix}"
+        with self.admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            cur.execute(
+                f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")
+            )
+        self.names.append(name)
+        return name
+
+    def drop_all(self) -> None:
+        close_database()
+        with self.admin.cursor() as cur:
+            for name in self.names:
+                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self.admin.close()
+
+    def settings(self) -> dict[str, str]:
+        """The server settings the run was measured with."""
+        with self.admin.cursor() as cur:
+            cur.execute(
+                "SELECT name, setting || COALESCE(unit, '') FROM pg_settings WHERE name IN "
+                "('fsync', 'synchronous_commit', 'work_mem', 'shared_buffers', "
+                "'maintenance_work_mem', 'effective_cache_size', 'random_page_cost', "
+                "'max_wal_size', 'wal_level') ORDER BY name"
+            )
+            return dict(cur.fetchall())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--clients", type=int, default=100_000)
@@ -478,65 +547,106 @@ def main() -> None:
         "data) instead of a day in the life",
     )
     parser.add_argument(
-        "--sample", type=int, default=1000, help="clients the per-client loop runs on (then scaled)"
+        "--sample",
+        type=int,
+        default=1000,
+        help="clients the per-client loop runs on (then scaled; 0: no loop)",
+    )
+    parser.add_argument(
+        "--database",
+        metavar="POSTGRESQL_URL",
+        help="also run the cron on this PostgreSQL server (a role that may CREATE "
+        "DATABASE) on the same data, beside the SQLite run",
     )
     args = parser.parse_args()
+    if args.database and not args.database.startswith(("postgres://", "postgresql://")):
+        parser.error("--database takes a postgresql:// URL (SQLite always runs)")
     folder = Path(tempfile.mkdtemp(prefix="gobiller-cron-bench-"))
     base = folder / "base.sqlite3"
+    base_url = f"sqlite:///{base}"
     started = time.perf_counter()
-    build(base, args.clients, args.catch_up)
+    build(base_url, args.clients, args.catch_up)
     print(
         f"built {args.clients:,} clients / {args.clients * 10:,} invoices in "
-        f"{time.perf_counter() - started:.1f} s",
+        f"{time.perf_counter() - started:.1f} s (SQLite)",
         flush=True,
     )
+    pg: PostgresCopies | None = None
+    pg_url = ""
+    if args.database:
+        pg = PostgresCopies(args.database)
+        template = pg.create("base")
+        started = time.perf_counter()
+        build(pg.url(template), args.clients, args.catch_up)
+        built = time.perf_counter() - started
+        started = time.perf_counter()
+        pg_url = pg.url(pg.create("run", template=template))
+        print(
+            f"built the same on PostgreSQL in {built:.1f} s (COPY), cloned in "
+            f"{time.perf_counter() - started:.1f} s; server settings {pg.settings()}",
+            flush=True,
+        )
     for name in ("sql", "naive"):
         shutil.copy(base, folder / f"{name}.sqlite3")
-
-    open_database(f"sqlite:///{base}")
-    settings = load_settings()
-    with count_queries() as counter:
-        started = time.perf_counter()
-        summary = run_rules(DAY, settings)
-        seconds = time.perf_counter() - started
-    acted = {name: t.acted for name, t in summary.rules.items()}
-    rule_seconds = {name: round(t.seconds, 2) for name, t in summary.rules.items()}
-    close_database()
-    sql_seconds = baseline_sql(folder / "sql.sqlite3")
-    cron_effects, sql_effects = effects(base), effects(folder / "sql.sqlite3")
+    try:
+        seconds, queries, acted, rule_seconds = timed_cron(base_url)
+        pg_result = timed_cron(pg_url) if pg_url else None
+        sql_seconds = baseline_sql(folder / "sql.sqlite3")
+        cron_effects = effects(base_url)
+        sql_effects = effects(f"sqlite:///{folder / 'sql.sqlite3'}")
+        pg_effects = effects(pg_url) if pg_url else None
+    finally:
+        if pg is not None:
+            pg.drop_all()
     sample = min(args.sample, args.clients)
-    naive_sample = naive_loop(folder / "naive.sqlite3", sample)
-    naive_seconds = naive_sample * args.clients / sample
+    naive_sample = naive_loop(folder / "naive.sqlite3", sample) if sample else 0.0
+    naive_seconds = naive_sample * args.clients / sample if sample else 0.0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"cron: {seconds:.2f} s, {counter.count} queries, acted {acted}")
+    print(f"cron: {seconds:.2f} s, {queries} queries, acted {acted}")
     print(f"seconds per rule: {rule_seconds}")
     print(f"hand-written SQL baseline: {sql_seconds:.2f} s (ratio {seconds / sql_seconds:.2f}x)")
     same = cron_effects == sql_effects
     print(f"same work: {'yes' if same else 'NO'} (cron {cron_effects}, SQL {sql_effects})")
-    print(
-        f"per-client ORM loop: {naive_sample:.2f} s for {sample} clients, scaled to "
-        f"{naive_seconds:.1f} s for {args.clients:,} (cron is {naive_seconds / seconds:.1f}x "
-        "faster)"
-    )
-    print(
-        json.dumps(
-            {
-                "clients": args.clients,
-                "invoices": args.clients * 10,
-                "seconds": round(seconds, 3),
-                "baseline_sql_seconds": round(sql_seconds, 3),
-                "ratio_vs_sql": round(seconds / sql_seconds, 2),
-                "same_work": same,
-                "naive_seconds": round(naive_seconds, 1),
-                "naive_sampled_clients": sample,
-                "naive_scaled": True,
-                "speedup_vs_naive": round(naive_seconds / seconds, 1),
-                "peak_rss_mb": round(peak),
-                "queries": counter.count,
-                "acted": acted,
-            }
+    if sample:
+        print(
+            f"per-client ORM loop: {naive_sample:.2f} s for {sample} clients, scaled to "
+            f"{naive_seconds:.1f} s for {args.clients:,} (cron is {naive_seconds / seconds:.1f}x "
+            "faster)"
         )
-    )
+    result: dict[str, object] = {
+        "clients": args.clients,
+        "invoices": args.clients * 10,
+        "catch_up": args.catch_up,
+        "seconds": round(seconds, 3),
+        "baseline_sql_seconds": round(sql_seconds, 3),
+        "ratio_vs_sql": round(seconds / sql_seconds, 2),
+        "same_work": same,
+        "rule_seconds": rule_seconds,
+        "naive_seconds": round(naive_seconds, 1),
+        "naive_sampled_clients": sample,
+        "naive_scaled": True,
+        "speedup_vs_naive": round(naive_seconds / seconds, 1) if sample else None,
+        "peak_rss_mb": round(peak),
+        "queries": queries,
+        "acted": acted,
+    }
+    if pg_result is not None:
+        pg_seconds, pg_queries, pg_acted, pg_rules = pg_result
+        pg_same = pg_effects == cron_effects
+        print(
+            f"PostgreSQL cron: {pg_seconds:.2f} s beside SQLite {seconds:.2f} s on the same "
+            f"data (ratio {pg_seconds / seconds:.2f}x), {pg_queries} queries, acted {pg_acted}"
+        )
+        print(f"PostgreSQL seconds per rule: {pg_rules} (SQLite {rule_seconds})")
+        print(f"same work on PostgreSQL: {'yes' if pg_same else 'NO'} ({pg_effects})")
+        result.update(
+            postgres_seconds=round(pg_seconds, 3),
+            ratio_postgres_vs_sqlite=round(pg_seconds / seconds, 2),
+            postgres_rule_seconds=pg_rules,
+            postgres_queries=pg_queries,
+            postgres_same_work=pg_same,
+        )
+    print(json.dumps(result))
     shutil.rmtree(folder, ignore_errors=True)
 
 

@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import random
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -37,8 +38,8 @@ from rules.clients.fields import PREFERENCE_FIELDS
 from rules.dates import DATE_MAX, DATE_MIN, WINDOW_TEXT
 from rules.errors import RuleError
 from store import sequences
-from store.bulk import bulk_insert, bulk_update_column, reset_sequences
-from store.db import writer
+from store.bulk import analyze, bulk_insert, bulk_update, indexes_built_after, reset_sequences
+from store.db import is_postgres, writer
 from store.models import (
     ActionLedger,
     Addon,
@@ -825,46 +826,54 @@ def generate_demo(
     }
     biller = _Billing(today, load_settings(), rng)
     rows_total = 0
+    filled: dict[Any, None] = {}  # the tables loaded, in order
     now = dt.datetime.combine(today, dt.time(12, 0))
-    for start in range(1, clients + 1, CHUNK):
-        stop = min(start + CHUNK, clients + 1)
-        chunk, billing = _build_chunk(
-            range(start, stop),
-            rng,
-            ref,
-            phones,
-            counters,
-            today,
-            now,
-            demo_password_hash,
-            answer_hash,
-            biller,
-        )
-        with writer():
-            for model, columns, rows in chunk:
-                bulk_insert(model, columns, rows)
-                rows_total += len(rows)
-            # Billing contacts point at contacts inserted after their clients.
-            bulk_update_column(Client, "billing_contact_id", billing)
-        if progress:
-            progress(stop - 1)
-    with writer():
-        # Demo invoices are numbered by their ids: the sequence goes on after the last.
-        sequences.raise_to([str(Invoice.select(Invoice.id).order_by(Invoice.id.desc()).scalar())])
-        reset_sequences(
-            (
-                Client,
-                Contact,
-                Service,
-                Addon,
-                Domain,
-                Invoice,
-                InvoiceItem,
-                StoredCard,
-                CustomFieldValue,
-                ActionLedger,
+    # PostgreSQL: the whole load is one transaction (a failed demo leaves the database as
+    # it was) with the indexes built once at its end, not row by row (store.bulk).
+    with writer() if is_postgres() else nullcontext(), indexes_built_after():
+        for start in range(1, clients + 1, CHUNK):
+            stop = min(start + CHUNK, clients + 1)
+            chunk, billing = _build_chunk(
+                range(start, stop),
+                rng,
+                ref,
+                phones,
+                counters,
+                today,
+                now,
+                demo_password_hash,
+                answer_hash,
+                biller,
             )
-        )
+            with writer():
+                for model, columns, rows in chunk:
+                    filled[model] = None
+                    bulk_insert(model, columns, rows)
+                    rows_total += len(rows)
+                # Billing contacts point at contacts inserted after their clients.
+                bulk_update(Client, ("billing_contact_id",), billing)
+            if progress:
+                progress(stop - 1)
+        with writer():
+            # Demo invoices are numbered by their ids: the sequence goes on after the last.
+            sequences.raise_to(
+                [str(Invoice.select(Invoice.id).order_by(Invoice.id.desc()).scalar())]
+            )
+            reset_sequences(
+                (
+                    Client,
+                    Contact,
+                    Service,
+                    Addon,
+                    Domain,
+                    Invoice,
+                    InvoiceItem,
+                    StoredCard,
+                    CustomFieldValue,
+                    ActionLedger,
+                )
+            )
+        analyze(filled)
     return DemoResult(clients=clients, admin_password=admin_password, rows=rows_total)
 
 

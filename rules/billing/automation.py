@@ -164,31 +164,30 @@ def claim(
     cols = ", ".join(f'"{c}"' for c in LEDGER_COLUMNS)
     won: set[tuple[str, str, dt.date]] = set()
     cursor = ActionLedger._meta.database.cursor()
-    for batch in chunks(rows, 1000):
-        if is_postgres():
-            from psycopg2.extras import execute_values
+    if is_postgres():  # one statement, one round trip, whatever the count
+        from psycopg2.extras import execute_values
 
-            result = execute_values(
-                cursor,
-                f'INSERT INTO "{table}" ({cols}) VALUES %s ON CONFLICT DO NOTHING '
-                'RETURNING "subject", "stage", "business_date"',
-                batch,
-                page_size=1000,
-                fetch=True,
-            )
-            won.update(
-                (s, st, d if isinstance(d, dt.date) else dt.date.fromisoformat(str(d)))
-                for s, st, d in result
-            )
-        else:
-            marks = ", ".join("(" + ", ".join("?" * len(LEDGER_COLUMNS)) + ")" for _ in batch)
-            params = [v for row in batch for v in row]
-            cursor.execute(
-                f'INSERT INTO "{table}" ({cols}) VALUES {marks} ON CONFLICT DO NOTHING '
-                'RETURNING "subject", "stage", "business_date"',
-                params,
-            )
-            won.update((s, st, dt.date.fromisoformat(str(d))) for s, st, d in cursor.fetchall())
+        result = execute_values(
+            cursor,
+            f'INSERT INTO "{table}" ({cols}) VALUES %s ON CONFLICT DO NOTHING '
+            'RETURNING "subject", "stage", "business_date"',
+            rows,
+            page_size=len(rows),
+            fetch=True,
+        )
+        return {
+            (s, st, d if isinstance(d, dt.date) else dt.date.fromisoformat(str(d)))
+            for s, st, d in result
+        }
+    for batch in chunks(rows, 1000):  # SQLite: at most 32,766 parameters a statement
+        marks = ", ".join("(" + ", ".join("?" * len(LEDGER_COLUMNS)) + ")" for _ in batch)
+        params = [v for row in batch for v in row]
+        cursor.execute(
+            f'INSERT INTO "{table}" ({cols}) VALUES {marks} ON CONFLICT DO NOTHING '
+            'RETURNING "subject", "stage", "business_date"',
+            params,
+        )
+        won.update((s, st, dt.date.fromisoformat(str(d))) for s, st, d in cursor.fetchall())
     return won
 
 

@@ -23,7 +23,7 @@ from rules.billing.automation import RuleTally, RunContext, chunks, claim, in_wi
 from rules.billing.tax import TaxTable, compute
 from rules.mail.outbox import Notice, queue
 from store import sequences
-from store.bulk import bulk_insert, bulk_update_column, reset_sequences
+from store.bulk import bulk_insert, bulk_update, reset_sequences
 from store.db import is_postgres, writer
 from store.models import (
     ActionLedger,
@@ -481,9 +481,9 @@ def advance_due_dates(invoice_ids: list[int]) -> None:
                 moves.append((rid, following))
                 if anchor is None:
                     anchors.append((rid, current.day))
-        bulk_update_column(model, "next_due_date", moves)
+        bulk_update(model, ("next_due_date",), moves)
         if anchors:
-            bulk_update_column(model, "anchor_day", anchors)
+            bulk_update(model, ("anchor_day",), anchors)
 
 
 def fill_anchor_days() -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
-from store.bulk import bulk_update_column
+from store.bulk import bulk_update
 from store.keys import region_key
 from store.models import Invoice, InvoiceItem, TaxRule
 from store.money import round_half_up
@@ -190,7 +190,7 @@ def recompute_invoices(invoice_ids: Sequence[int], settings: Settings) -> dict[i
     The one place an existing invoice's totals change (a late fee added, an import, a
     manual edit): adding a line never loses tax already owed (PRODUCT.md §3). Returns
     the new totals by invoice id, in minor units. A fixed number of queries: one for
-    the items, one for the rates and one update per column and 500 invoices.
+    the items, one for the rates and one update per 500 invoices (SQLite) or 5,000 (PostgreSQL).
     """
     if not invoice_ids:
         return {}
@@ -212,8 +212,9 @@ def recompute_invoices(invoice_ids: Sequence[int], settings: Settings) -> dict[i
         invoice_id: compute(items[invoice_id], TaxRates(rate1, rate2), settings)
         for invoice_id, rate1, rate2 in rates
     }
-    for name in ("subtotal", "tax", "tax2", "total"):
-        bulk_update_column(
-            Invoice, name, [(invoice_id, getattr(t, name)) for invoice_id, t in totals.items()]
-        )
+    bulk_update(
+        Invoice,
+        ("subtotal", "tax", "tax2", "total"),
+        [(i, t.subtotal, t.tax, t.tax2, t.total) for i, t in totals.items()],
+    )
     return totals

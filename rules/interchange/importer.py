@@ -34,7 +34,7 @@ from rules.errors import ValidationError
 from rules.interchange.checking import _Plan, check_document, load_document
 from rules.interchange.schema import ADDRESS_KEYS, DOCUMENT, PREFERENCE_KEYS, ImportError_, _Checker
 from store import sequences
-from store.bulk import bulk_update_column, reset_sequences
+from store.bulk import analyze, bulk_update, reset_sequences
 from store.db import writer
 from store.keys import email_key
 from store.models import (
@@ -356,8 +356,10 @@ def _write_clients(plan: _Plan) -> None:
         Email,
     ):
         _insert(model, rows[model])
-    bulk_update_column(Client, "billing_contact_id", billing_links)
+    bulk_update(Client, ("billing_contact_id",), billing_links)
     reset_sequences((Client, Contact, StoredCard, Service, Addon, Domain, Invoice, Email))
+    if sum(len(loaded) for loaded in rows.values()) >= 10_000:  # autovacuum sees to less
+        analyze(model for model in rows if rows[model])
 
 
 def _write_ledger(plan: _Plan) -> None:

@@ -1,0 +1,318 @@
+"""Bulk writes (COPY and UPDATE ... FROM VALUES on PostgreSQL, executemany and CASE on
+SQLite) keep every value exactly, and the set-based email statements are planned as
+index lookups on PostgreSQL, however many batches went before."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from typing import Any
+
+import pytest
+from peewee import IntegrityError
+
+from rules.billing.invoicing import INVOICE_COLUMNS
+from rules.mail.outbox import OUTBOX_COLUMNS, Notice, queue
+from store.bulk import bulk_insert, bulk_update, indexes_built_after, row_maker
+from store.db import database, is_postgres, writer
+from store.models import Client, Currency, Email, Invoice
+from store.models.enums import EmailStatus
+
+#: What COPY's text format must escape (tab, newline, carriage return, backslash), its
+#: NULL and end-of-data markers as plain text, quotes, Unicode, and empty text.
+AWKWARD = [
+    "tab\there",
+    "line\nbreak",
+    "cr\r\nlf\r",
+    "\\\\ two backslashes, \\\t backslash-tab",
+    "back\\slash",
+    "\\N",
+    "\\.",
+    "\\.\n",
+    "ends with a backslash\\",
+    "\\t is not a tab, \\n not a newline",
+    "\\x41 is not bytes",
+    "quote ' and \" and `",
+    "Ünïcödé ✓ 🧾 עברית 中文 e\u0301",
+    "",
+    "  spaces kept  ",
+    "comma, semicolon; pipe| and %s %(name)s {}",
+]
+
+
+def _client() -> int:
+    with writer():
+        currency = Currency.create(code="USD", prefix="$", suffix=" USD", is_default=True)
+        columns, make = row_maker(Client)
+        bulk_insert(
+            Client,
+            columns,
+            [
+                make(
+                    id=1,
+                    first_name="Ann",
+                    last_name="Lee",
+                    email="ann@example.com",
+                    currency=currency.id,
+                    created_at="2026-01-01 00:00:00",
+                    updated_at="2026-01-01 00:00:00",
+                )
+            ],
+        )
+    return 1
+
+
+def test_bulk_insert_keeps_every_text_value_exactly(db: str) -> None:
+    client_id = _client()
+    stamp = "2026-03-10 09:00:00"
+    rows: list[tuple[Any, ...]] = []
+    for n, text in enumerate(AWKWARD):
+        rows.append(
+            (
+                client_id if n % 2 else None,  # NULL beside values
+                "Invoice Created",
+                text,
+                text,
+                text + "\n" + text,
+                text,
+                "",
+                None if n % 3 else f"key:{text}",  # NULL and text in one column
+                n % 2 == 0,
+                stamp,
+                stamp,
+                EmailStatus.QUEUED if n % 2 else "queued",  # a str enum is its value
+                "",
+                n,
+                "",
+                text,
+            )
+        )
+    with writer():
+        assert bulk_insert(Email, OUTBOX_COLUMNS, rows) == len(rows)
+    fields = [getattr(Email, "client" if c == "client_id" else c) for c in OUTBOX_COLUMNS]
+    stored = list(Email.select(*fields).order_by(Email.id).tuples())
+    expected = [
+        tuple(dt.datetime.fromisoformat(v) if v == stamp else v for v in row) for row in rows
+    ]
+    assert stored == expected
+
+
+def test_bulk_insert_keeps_dates_nulls_and_big_amounts(db: str) -> None:
+    client_id = _client()
+    due = dt.date(2026, 2, 28)
+    rows = [
+        (
+            n + 1,
+            client_id,
+            f"INV-{n}",
+            dt.date(2026, 1, 31),
+            due.isoformat() if n else due,  # a date, or its ISO text
+            None if n else dt.date(2026, 3, 1),
+            "Unpaid",
+            "banktransfer",
+            9_007_199_254_740_993 if n else 0,  # beyond a double's exact integers
+            0,
+            0,
+            1,
+            0,
+            0,
+            AWKWARD[n],
+            "2026-01-31 12:00:00",
+            1,
+        )
+        for n in range(3)
+    ]
+    with writer():
+        bulk_insert(Invoice, INVOICE_COLUMNS, rows)
+    stored = list(
+        Invoice.select(Invoice.due_date, Invoice.date_paid, Invoice.subtotal, Invoice.notes)
+        .order_by(Invoice.id)
+        .tuples()
+    )
+    assert stored == [
+        (due, dt.date(2026, 3, 1), 0, AWKWARD[0]),
+        (due, None, 9_007_199_254_740_993, AWKWARD[1]),
+        (due, None, 9_007_199_254_740_993, AWKWARD[2]),
+    ]
+
+
+def test_bulk_update_keeps_every_value_exactly(db: str) -> None:
+    """Several columns at once, text, dates, NULLs and amounts, one row per key."""
+    client_id = _client()
+    with writer():
+        for n in range(len(AWKWARD)):
+            Invoice.create(
+                client=client_id,
+                number=f"INV-{n}",
+                date=dt.date(2026, 1, 1),
+                due_date=dt.date(2026, 1, 15),
+                date_paid=dt.date(2026, 1, 2),
+                payment_method="banktransfer",
+                notes="before",
+            )
+    keys: Any = Invoice.select(Invoice.id).order_by(Invoice.id).tuples()
+    ids = [invoice_id for (invoice_id,) in keys]
+    changes = [
+        (invoice_id, AWKWARD[n], None if n % 2 else dt.date(2026, 2, n + 1), 10**15 + n)
+        for n, invoice_id in enumerate(ids)
+    ]
+    with writer():
+        bulk_update(Invoice, ("notes", "date_paid", "total"), changes)
+    stored = list(
+        Invoice.select(Invoice.id, Invoice.notes, Invoice.date_paid, Invoice.total)
+        .order_by(Invoice.id)
+        .tuples()
+    )
+    assert stored == changes
+
+
+def _scans(plan: Any) -> list[tuple[str, str]]:
+    """(node type, relation) of every node of a PostgreSQL JSON plan."""
+    found = [(plan["Node Type"], plan.get("Relation Name", ""))]
+    for child in plan.get("Plans", []):
+        found.extend(_scans(child))
+    return found
+
+
+def test_queued_notices_join_by_index_after_many_batches(db: str) -> None:
+    """The email INSERT ... SELECT and its check read invoices and clients by key, on the
+    planner's real count of the batch, not a guess from the earlier batches' leftovers."""
+    if not is_postgres():
+        pytest.skip("PostgreSQL's planner")
+    _client()
+    clients = 2000
+    columns, make = row_maker(Client)
+    with writer():
+        bulk_insert(
+            Client,
+            columns,
+            [
+                make(
+                    id=c,
+                    first_name=f"F{c}",
+                    last_name="L",
+                    email=f"c{c}@example.com",
+                    currency=Currency.get().id,
+                    created_at="2026-01-01 00:00:00",
+                    updated_at="2026-01-01 00:00:00",
+                )
+                for c in range(2, clients + 2)
+            ],
+        )
+        rows = [
+            (n, 2 + n % clients, str(n), "2026-01-01", "2026-01-15", None, "Unpaid",
+             "banktransfer", 1000, 0, 0, 1000, 0, 0, "", "2026-01-01 00:00:00", 1)
+            for n in range(1, 40_001)
+        ]  # fmt: skip
+        bulk_insert(Invoice, INVOICE_COLUMNS, rows)
+    database.execute_sql("ANALYZE")  # as autovacuum would after a load
+
+    statements: list[tuple[str, Any]] = []
+    connection = database.connection()
+    base = connection.cursor_factory
+    from psycopg2.extensions import cursor as plain_cursor
+
+    class Recording(base or plain_cursor):  # type: ignore[misc]
+        def execute(self, sql: Any, args: Any = None) -> Any:
+            statements.append((sql, args))
+            return super().execute(sql, args)
+
+    connection.cursor_factory = Recording
+    try:
+        with writer():
+            for start in range(1, 30_001, 10_000):  # big batches, then a small one
+                queue(
+                    "Invoice Created",
+                    [Notice(2 + n % clients, n, f"a:{n}") for n in range(start, start + 10_000)],
+                )
+            statements.clear()
+            queue("Invoice Created", [Notice(2 + n % clients, n, f"b:{n}") for n in range(1, 21)])
+            reads = [
+                (sql, args)
+                for sql, args in statements
+                if "FROM queued_notice" in sql and not sql.startswith("EXPLAIN")
+            ]
+            assert len(reads) == 2  # the check for missing rows and the INSERT ... SELECT
+            for sql, args in reads:
+                cursor = database.cursor()
+                cursor.execute("EXPLAIN (FORMAT JSON) " + sql, args)
+                plan = cursor.fetchone()[0]
+                plan = plan if isinstance(plan, list) else json.loads(plan)
+                scans = _scans(plan[0]["Plan"])
+                assert ("Seq Scan", "invoice") not in scans, (sql, scans)
+                assert ("Seq Scan", "client") not in scans, (sql, scans)
+                assert any(node.startswith("Index") and rel == "invoice" for node, rel in scans)
+    finally:
+        connection.cursor_factory = base
+    assert Email.select().count() == 30_020
+
+
+def _schema() -> list[tuple[str, str]]:
+    """Every index and constraint of the schema, by its definition (casts and brackets
+    left out: a partial index's predicate comes back from ``pg_get_indexdef`` with its
+    casts spelled another way, the same condition)."""
+    rows: Any = database.execute_sql(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
+        "UNION ALL SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE connamespace = current_schema()::regnamespace ORDER BY 1, 2"
+    ).fetchall()
+    return [(name, re.sub(r"::[a-z ]+(\[\])?|[()\s]", "", text)) for name, text in rows]
+
+
+def test_a_load_with_indexes_built_after_ends_with_the_same_schema(db: str) -> None:
+    if not is_postgres():
+        pytest.skip("PostgreSQL's indexes and keys")
+    before = _schema()
+    assert any(name == "invoice_status_due_date" for name, _ in before)
+    client_id = _client()
+    with writer(), indexes_built_after():
+        assert not any(name == "invoice_status_due_date" for name, _ in _schema())
+        bulk_insert(
+            Invoice,
+            INVOICE_COLUMNS,
+            [
+                (
+                    n,
+                    client_id,
+                    str(n),
+                    "2026-01-01",
+                    "2026-01-15",
+                    None,
+                    "Unpaid",
+                    "banktransfer",
+                    1000,
+                    0,
+                    0,
+                    1000,
+                    0,
+                    0,
+                    "",
+                    "2026-01-01 00:00:00",
+                    1,
+                )
+                for n in range(1, 1001)
+            ],  # fmt: skip
+        )
+    assert _schema() == before
+    assert Invoice.select().where(Invoice.status == "Unpaid").count() == 1000
+
+
+def test_a_load_that_breaks_a_foreign_key_fails_and_changes_nothing(db: str) -> None:
+    if not is_postgres():
+        pytest.skip("PostgreSQL's indexes and keys")
+    before = _schema()
+    _client()
+    row = (1, 999, "1", "2026-01-01", "2026-01-15", None, "Unpaid", "banktransfer",
+           1000, 0, 0, 1000, 0, 0, "", "2026-01-01 00:00:00", 1)  # fmt: skip
+    with pytest.raises(IntegrityError), writer(), indexes_built_after():
+        bulk_insert(Invoice, INVOICE_COLUMNS, [row])  # client 999 does not exist
+    assert _schema() == before
+    assert Invoice.select().count() == 0
+
+
+def test_postgres_connections_compile_no_jit(db: str) -> None:
+    """JIT compiled the email INSERT ... SELECT for longer than it ran (store.db)."""
+    if not is_postgres():
+        pytest.skip("PostgreSQL's JIT")
+    assert database.execute_sql("SHOW jit").fetchone()[0] == "off"
