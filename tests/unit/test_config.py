@@ -90,7 +90,8 @@ def test_smtp_connections_come_from_the_file_or_the_url_and_default_to_4(
     cfg = load_config(None, environ=env, cwd=dirs["cwd"])
     assert cfg.smtp is not None and cfg.smtp.connections == 7
     assert cfg.smtp.shown() == "smtp://mail.example.com:587 (starttls, 7 connections)"
-    (dirs["cwd"] / "gobiller.toml").write_text('[smtp]\nhost = "mail.example.com"\nconnections = 2\n')
+    toml = dirs["cwd"] / "gobiller.toml"
+    toml.write_text('[smtp]\nhost = "mail.example.com"\nconnections = 2\n')
     cfg = load_config(None, environ={}, cwd=dirs["cwd"])
     assert cfg.smtp is not None and cfg.smtp.connections == 2
     for bad in ("0", "33", '"four"', "true", "2.5"):
