@@ -73,8 +73,10 @@ MAX_ATTEMPTS = 10
 BACKOFF_START = dt.timedelta(minutes=1)
 BACKOFF_CAP = dt.timedelta(hours=6)
 #: Threads writing Maildir messages at once: their fsyncs share the file system's journal
-#: commits, which one writer waiting for each in turn cannot.
-MAILDIR_WRITERS = 8
+#: commits, which one writer waiting for each in turn cannot. Not more: 8 at once slowed
+#: the commits of staff saves on the same disk until one waited out the lock's 10 s
+#: (tests/reliability/test_concurrent_writes.py).
+MAILDIR_WRITERS = 4
 #: Seconds the flusher waits for a sender before it looks at the lease again.
 TICK = 1.0
 
