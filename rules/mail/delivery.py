@@ -10,10 +10,11 @@ database stays on the flusher's thread; a batch that takes more than half the le
 its lease renewed.
 
 The guarantee: every email is delivered at least once; outside a crash (or a database
-that refuses the write) between the server's acceptance and the batch's commit, exactly
-once; its Message-ID is stable across attempts (``message_id``), so a receiver can drop
-a copy. After a crash the batch's lease runs out and its emails are sent again: a crash
-costs at most one batch of duplicates and never loses an email.
+that refuses the write, or a flusher stalled past its lease) between the server's
+acceptance and the batch's commit, exactly once; its Message-ID is stable across
+attempts (``message_id``), so a receiver can drop a copy. After a crash the batch's
+lease runs out and its emails are sent again: a crash costs at most one batch of
+duplicates and never loses an email (tests/reliability/test_kill_delivery.py).
 
 4xx answers and connection errors retry with exponential back-off; 5xx answers fail the
 email with the server's words, and so does an email that cannot be sent as the standards
@@ -770,12 +771,13 @@ def _send_batch(
     recorded: it is the other's now). Then ``end_batch`` (the Maildir's flush of new/)."""
     held = _Held(owner, leased, now)
     by_id = {e.id: e for e in leased}
-    ids: dict[int, str] = {}
+    message_ids: dict[int, str] = {}
     outcomes: list[Outcome] = []
 
     def collect(block: bool) -> None:
         for email_id, error in senders.finished(block, held.keep):
-            outcomes.append(_answered(by_id[email_id], ids[email_id], error, now(), sensitive))
+            mid = message_ids[email_id]
+            outcomes.append(_answered(by_id[email_id], mid, error, now(), sensitive))
 
     for email in leased:
         mid = ""
@@ -799,7 +801,7 @@ def _send_batch(
         if email.id not in held.kept:
             senders.give_back()  # our lease ran out and another flusher has this one now
             continue
-        ids[email.id] = mid
+        message_ids[email.id] = mid
         senders.submit(email.id, message, email.to)
         collect(block=False)
     while senders.in_flight:
