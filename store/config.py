@@ -31,11 +31,15 @@ SYSTEM_CONFIG = Path("/etc/gobiller/config.toml")
 #: binding ids, which the staff app checks).
 CONFIG_TABLES: dict[str, frozenset[str] | None] = {
     "database": frozenset({"url"}),
-    "smtp": frozenset({"host", "port", "security", "username", "password"}),
+    "smtp": frozenset({"host", "port", "security", "username", "password", "connections"}),
     "mail": frozenset({"maildir"}),
     "keys": None,
 }
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres")
+#: SMTP connections delivery holds open at once (``[smtp] connections``, ``?connections=``).
+SMTP_CONNECTIONS = 4
+#: The most a configuration may ask for: a mail server limits connections per client.
+SMTP_CONNECTIONS_MAX = 32
 
 
 class ConfigError(ValueError):
@@ -65,6 +69,17 @@ class SmtpConfig:
     username: str = ""
     password: str = field(default="", repr=False)
     timeout: float = 30.0
+    #: How many SMTP sessions delivery holds open at once, each reused for many messages
+    #: (``rules.mail.delivery``): 1 to ``SMTP_CONNECTIONS_MAX``.
+    connections: int = SMTP_CONNECTIONS
+
+    def shown(self) -> str:
+        """What ``gobiller config`` says of it (never the password)."""
+        user = f"{self.username}@" if self.username else ""
+        return (
+            f"smtp://{user}{self.host}:{self.port} ({self.security}, "
+            f"{self.connections} connection{'s' if self.connections != 1 else ''})"
+        )
 
 
 def smtp_host(host: str, source: str) -> str:
@@ -82,15 +97,38 @@ def smtp_host(host: str, source: str) -> str:
         ) from exc
 
 
+def smtp_connections(value: object, source: str) -> int:
+    """The ``connections`` setting as a number from 1 to ``SMTP_CONNECTIONS_MAX``; raises
+    ``ConfigError`` naming ``source`` for anything else."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        value = 0
+    if not 1 <= value <= SMTP_CONNECTIONS_MAX:
+        raise ConfigError(
+            f"{source}: SMTP connections must be a number from 1 to {SMTP_CONNECTIONS_MAX}"
+        )
+    return value
+
+
 def parse_smtp_url(url: str) -> SmtpConfig:
-    """``smtp://user:pass@host:587?security=starttls`` (security: starttls, tls or none).
+    """``smtp://user:pass@host:587?security=starttls&connections=4`` (security: starttls,
+    tls or none; connections: 1 to ``SMTP_CONNECTIONS_MAX``, default 4).
 
     Raises ``ConfigError`` naming ``GOBILLER_SMTP_URL`` for anything else (another
-    scheme, no host, a port that is not a number from 1 to 65535, another security)."""
+    scheme, no host, a port that is not a number from 1 to 65535, another security,
+    a query parameter it does not know)."""
     parts = urlsplit(url)
     if parts.scheme != "smtp" or not parts.hostname:
         raise ConfigError(f"{ENV_SMTP}: expected smtp://user:pass@host:port?security=starttls")
-    security = parse_qs(parts.query).get("security", ["starttls"])[0]
+    query = parse_qs(parts.query, keep_blank_values=True)
+    unknown = sorted(set(query) - {"security", "connections"})
+    if unknown:
+        raise ConfigError(
+            f"{ENV_SMTP}: unknown parameter {unknown[0]!r} (parameters: connections, security)"
+        )
+    security = query.get("security", ["starttls"])[0]
+    connections = smtp_connections(query.get("connections", [SMTP_CONNECTIONS])[0], ENV_SMTP)
     if security not in SMTP_SECURITY:
         raise ConfigError(f"{ENV_SMTP}: security must be one of {', '.join(SMTP_SECURITY)}")
     default_port = {"starttls": 587, "tls": 465, "none": 25}[security]
@@ -106,6 +144,7 @@ def parse_smtp_url(url: str) -> SmtpConfig:
         security=security,
         username=unquote(parts.username or ""),
         password=unquote(parts.password or ""),
+        connections=connections,
     )
 
 
@@ -125,6 +164,9 @@ def _smtp_from_table(table: dict[str, Any], source: str) -> SmtpConfig:
         security=security,
         username=table.get("username", ""),
         password=table.get("password", ""),
+        connections=smtp_connections(
+            table.get("connections", SMTP_CONNECTIONS), f"{source}: [smtp] connections"
+        ),
     )
 
 

@@ -230,6 +230,9 @@ def config_cmd(obj: Context, as_json: bool) -> None:
         "database_url": cfg.database_url,
         "database_source": cfg.database_source,
         "config_file": str(cfg.config_file) if cfg.config_file else None,
+        # Where mail goes: the SMTP server and how many sessions delivery holds open
+        # (never the password), else the Maildir.
+        "mail": cfg.smtp.shown() if cfg.smtp is not None else f"maildir {cfg.maildir}",
     }
     _emit(as_json, data, "\n".join(f"{k}: {v}" for k, v in data.items()))
 

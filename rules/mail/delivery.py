@@ -1,25 +1,38 @@
 """Delivering the outbox: SMTP when configured, otherwise a local Maildir.
 
-Rows are leased before sending (``status='sending'`` with an owner and an
-expiry), so two flushers never send the same email and a flusher that dies
-mid-batch only delays its emails until the lease runs out. Each email is marked
-handed (``handed_at``) just before it goes: one whose lease runs out while handed
-may have left without its outcome being recorded (the flusher died, the database
-refused the write), so it is failed as uncertain rather than sent twice. 4xx
-answers and connection errors retry with exponential back-off; 5xx answers fail
-the email with the server's words, and so does an email that cannot be sent as the
-standards say (an address with no ASCII form to a server without SMTPUTF8:
-``rules.mail.wire``).
+Rows are leased a batch at a time (``status='sending'`` with an owner and an expiry), so
+two flushers never send the same email at once. The flusher's thread builds each message
+and hands it to the transport's senders: a small pool of SMTP sessions (``[smtp]
+connections``, default 4), each reused for many messages, or Maildir writers that put
+each message in ``tmp/``, flush it to the disk and rename it into ``new/``, then flush
+``new/`` once per batch. The batch's outcomes are then recorded in ONE transaction. The
+database stays on the flusher's thread; a batch that takes more than half the lease has
+its lease renewed.
+
+The guarantee: every email is delivered at least once; outside a crash (or a database
+that refuses the write, or a flusher stalled past its lease) between the server's
+acceptance and the batch's commit, exactly once; its Message-ID is stable across
+attempts (``message_id``), so a receiver can drop a copy. After a crash the batch's
+lease runs out and its emails are sent again: a crash costs at most one batch of
+duplicates and never loses an email (tests/reliability/test_kill_delivery.py).
+
+4xx answers and connection errors retry with exponential back-off; 5xx answers fail the
+email with the server's words, and so does an email that cannot be sent as the standards
+say (an address with no ASCII form to a server without SMTPUTF8: ``rules.mail.wire``).
+A session the server refuses (unreachable, bad credentials) puts the batch back in the
+queue without using an attempt.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import mailbox
+import itertools
 import os
+import queue
 import smtplib
 import socket
 import ssl
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -60,6 +73,13 @@ LEASE = dt.timedelta(minutes=5)
 MAX_ATTEMPTS = 10
 BACKOFF_START = dt.timedelta(minutes=1)
 BACKOFF_CAP = dt.timedelta(hours=6)
+#: Threads writing Maildir messages at once: their fsyncs share the file system's journal
+#: commits, which one writer waiting for each in turn cannot. Not more: 8 at once slowed
+#: the commits of staff saves on the same disk until one waited out the lock's 10 s
+#: (tests/reliability/test_concurrent_writes.py).
+MAILDIR_WRITERS = 4
+#: Seconds the flusher waits for a sender before it looks at the lease again.
+TICK = 1.0
 
 
 class TransientError(Exception):
@@ -71,81 +91,134 @@ class PermanentError(Exception):
     message is the server's answer or the reason."""
 
 
+class SessionRefused(TransientError):
+    """A sender could not open its own session (the server refused another connection,
+    or the login): the server refused us, not the email, which goes back to the queue
+    without using an attempt."""
+
+
 class Transport(Protocol):
+    """Where messages go. ``open`` and ``close`` run on the flusher's thread; ``send``
+    runs on up to ``senders`` threads at once (each with its own session) and raises
+    ``TransientError`` or ``PermanentError``; ``end_batch`` runs once every message of
+    a batch is done, before its outcomes are recorded."""
+
+    senders: int
+
     def open(self) -> None: ...
     def send(self, message: EmailMessage, to: str) -> None: ...
+    def end_batch(self) -> None: ...
     def close(self) -> None: ...
-
-
-class _PrivateMaildir(mailbox.Maildir):
-    """A Maildir whose messages are 0600 from their first byte (``mailbox`` creates them
-    0666 less the umask): a message can hold a password until the log masks it."""
-
-    def _create_tmp(self) -> Any:
-        tmp = super()._create_tmp()  # type: ignore[misc]
-        os.chmod(tmp.name, FILE_MODE)
-        return tmp
 
 
 class MaildirTransport:
     """The embedded default: every email lands in a Maildir (read it with ``mutt -f``),
     written as it would be sent: 7-bit headers, or UTF-8 headers (RFC 6532) when an
-    address has a local part that is not ASCII (a Maildir has no server to ask)."""
+    address has a local part that is not ASCII (a Maildir has no server to ask).
+
+    By the Maildir protocol: each message is written under a unique name in ``tmp/``
+    (0600 from its first byte: a message can hold a password until the log masks it),
+    flushed to the disk, then renamed into ``new/``, where it is delivered, whole or not
+    at all; ``end_batch`` flushes ``new/`` once for the batch, before its outcomes are
+    recorded. A message left in ``tmp/`` by a crash is not delivered (its email is sent
+    again). ``MAILDIR_WRITERS`` threads write at once."""
+
+    senders = MAILDIR_WRITERS
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._box: mailbox.Maildir | None = None
+        self._serial = itertools.count()
+        self._host = socket.gethostname().replace("/", "\\057").replace(":", "\\072")
 
     def open(self) -> None:
         try:
-            for sub in ("tmp", "new", "cur"):  # Maildir(create=True) skips an existing folder
+            for sub in ("tmp", "new", "cur"):
                 make_private_folder(self.path / sub)  # 0700: messages can hold passwords
         except OSError as exc:
             raise TransientError(f"Maildir {self.path}: {reason(exc)}") from exc
-        self._box = _PrivateMaildir(str(self.path), create=False)
+
+    def _unique(self) -> str:
+        """A name no other delivery uses: time, microseconds, process, a serial number of
+        this transport and the host (the Maildir specification's ``time.MusecPpidQn.host``)."""
+        now = time.time()
+        return f"{int(now)}.M{int(now % 1 * 1e6)}P{os.getpid()}Q{next(self._serial)}.{self._host}"
 
     def send(self, message: EmailMessage, to: str) -> None:
-        """Deliver by the Maildir protocol (``mailbox.Maildir.add``: written and fsynced in
-        tmp/, then linked into new/), then flush new/ itself, so a delivered message
-        survives a power loss before its row is marked sent. Once the message is in new/
-        it is delivered: an error flushing the folder must not deliver it twice."""
-        assert self._box is not None
+        """Deliver into ``new/`` (see the class); ``TransientError`` with the reason (disk
+        full...) when the file cannot be written, and then nothing is in ``new/``."""
         data = _written(message, smtputf8=needs_smtputf8(message), linesep="\n")
+        name = self._unique()
+        temporary = self.path / "tmp" / name
+        created = False
         try:
-            self._box.add(data)
-        except (OSError, mailbox.Error) as exc:
-            why = reason(exc) if isinstance(exc, OSError) else str(exc)
-            raise TransientError(f"Maildir {self.path}: {why}") from exc
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+            created = True
+            try:
+                os.fchmod(fd, FILE_MODE)  # whatever the umask
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(temporary, self.path / "new" / name)
+        except OSError as exc:
+            if created:
+                try:
+                    os.unlink(temporary)
+                except OSError:
+                    pass
+            raise TransientError(f"Maildir {self.path}: {reason(exc)}") from exc
+
+    def end_batch(self) -> None:
+        """Flush ``new/`` once for the batch, so its messages survive a power loss before
+        their rows are marked sent. A message renamed into ``new/`` is delivered: an error
+        flushing the folder must not deliver it twice."""
         try:
             fsync_folder(self.path / "new")
         except OSError:
-            pass  # delivered all the same; the message file itself was fsynced
+            pass  # delivered all the same; each message file itself was flushed
 
     def close(self) -> None:
-        self._box = None
+        return None
 
 
 class SmtpTransport:
-    """One SMTP session per flush batch; errors sorted into transient and permanent.
+    """A pool of up to ``config.connections`` SMTP sessions, one per sender thread, each
+    reused for every message of the flush; errors sorted into transient and permanent.
 
-    The envelope carries the addresses' wire form (``rules.mail.wire.mail_address``: the
-    domain as its A-label). An email with an address whose local part is not ASCII goes
-    with SMTPUTF8 (RFC 6531) when the server offers it and otherwise fails alone,
-    permanently, with the reason: no server will take it later.
+    ``open`` checks the sender and opens the first session on the flusher's thread, so a
+    server that cannot be reached or refuses the login is known before any email is
+    tried; each sender takes that session or opens its own (``SessionRefused`` when it
+    cannot). The envelope carries the addresses' wire form
+    (``rules.mail.wire.mail_address``: the domain as its A-label). An email with an
+    address whose local part is not ASCII goes with SMTPUTF8 (RFC 6531) when the server
+    offers it and otherwise fails alone, permanently, with the reason: no server will take
+    it later.
     """
 
     def __init__(self, config: SmtpConfig, sender: str) -> None:
         self.config = config
         self.sender = sender
-        self._smtp: smtplib.SMTP | None = None
+        self.senders = max(1, config.connections)
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._spare: list[smtplib.SMTP] = []
+        self._sessions: list[smtplib.SMTP] = []
         self._envelope_sender: MailAddress | None = None
 
     def open(self) -> None:
-        cfg = self.config
         try:
-            sender = mail_address(self.sender)
+            self._envelope_sender = mail_address(self.sender)
         except AddressError as exc:
             raise PermanentError(f"the company email (the sender): {exc}") from exc
+        smtp = self._connect()
+        with self._lock:
+            self._spare.append(smtp)
+
+    def _connect(self) -> smtplib.SMTP:
+        cfg = self.config
+        assert self._envelope_sender is not None
         try:
             if cfg.security == "tls":
                 smtp: smtplib.SMTP = smtplib.SMTP_SSL(
@@ -162,7 +235,7 @@ class SmtpTransport:
             raise _classify(exc.smtp_code, exc.smtp_error) from exc
         except (OSError, smtplib.SMTPException) as exc:
             raise TransientError(f"cannot connect to {cfg.host}:{cfg.port}: {exc}") from exc
-        if sender.needs_smtputf8 and not smtp.has_extn("smtputf8"):
+        if self._envelope_sender.needs_smtputf8 and not smtp.has_extn("smtputf8"):
             _quit(smtp)
             # Every email would need it: the session is refused, the emails wait (as for
             # a refused login) until the company email or the server changes.
@@ -170,19 +243,35 @@ class SmtpTransport:
                 f"the company email {self.sender} has a local part that is not ASCII and "
                 f"{cfg.host} does not offer SMTPUTF8 (RFC 6531)"
             )
-        self._smtp = smtp
-        self._envelope_sender = sender
+        with self._lock:
+            self._sessions.append(smtp)
+        return smtp
+
+    def _session(self) -> smtplib.SMTP:
+        """This thread's session: the spare one ``open`` made, else a new one."""
+        smtp: smtplib.SMTP | None = getattr(self._local, "smtp", None)
+        if smtp is None:
+            with self._lock:
+                smtp = self._spare.pop() if self._spare else None
+            if smtp is None:
+                try:
+                    smtp = self._connect()
+                except (TransientError, PermanentError) as exc:
+                    raise SessionRefused(str(exc)) from exc
+            self._local.smtp = smtp
+        return smtp
 
     def send(self, message: EmailMessage, to: str) -> None:
-        if self._smtp is None:
+        if self._envelope_sender is None:
             self.open()
-        assert self._smtp is not None and self._envelope_sender is not None
+        smtp = self._session()
+        assert self._envelope_sender is not None
         try:
             recipient = mail_address(to)
         except AddressError as exc:
             raise PermanentError(f"recipient: {exc}") from exc
         smtputf8 = recipient.needs_smtputf8 or needs_smtputf8(message)
-        if smtputf8 and not self._smtp.has_extn("smtputf8"):
+        if smtputf8 and not smtp.has_extn("smtputf8"):
             raise PermanentError(
                 "the mail server does not offer SMTPUTF8 (RFC 6531), which this address "
                 "needs (its local part is not ASCII): not sent, and not retried"
@@ -190,36 +279,48 @@ class SmtpTransport:
         data = _written(message, smtputf8=smtputf8, linesep="\r\n")
         options = ("SMTPUTF8", "BODY=8BITMIME") if smtputf8 else ()
         try:
-            self._smtp.sendmail(
-                str(self._envelope_sender), [str(recipient)], data, mail_options=options
-            )
+            smtp.sendmail(str(self._envelope_sender), [str(recipient)], data, mail_options=options)
         except smtplib.SMTPRecipientsRefused as exc:
             code, answer = next(iter(exc.recipients.values()))
             raise _classify(code, answer) from exc
         except smtplib.SMTPResponseException as exc:
-            self._reset()
+            self._reset(smtp)
             raise _classify(exc.smtp_code, exc.smtp_error) from exc
         except (OSError, smtplib.SMTPException) as exc:
-            self._drop()
+            self._drop(smtp)
             raise TransientError(f"connection lost: {exc}") from exc
         except Exception:  # e.g. an address the server cannot take: the next one starts clean
-            self._reset()
+            self._reset(smtp)
             raise
 
-    def _reset(self) -> None:
+    def _reset(self, smtp: smtplib.SMTP) -> None:
         try:
-            assert self._smtp is not None
-            self._smtp.rset()
+            smtp.rset()
         except (OSError, smtplib.SMTPException):
-            self._drop()
+            self._drop(smtp)
 
-    def _drop(self) -> None:
-        self._smtp = None
+    def _drop(self, smtp: smtplib.SMTP) -> None:
+        """Forget this thread's session (the next message opens a new one)."""
+        self._local.smtp = None
+        with self._lock:
+            if smtp in self._sessions:
+                self._sessions.remove(smtp)
+        try:
+            smtp.close()
+        except OSError:
+            pass
+
+    def end_batch(self) -> None:
+        return None
 
     def close(self) -> None:
-        if self._smtp is not None:
-            _quit(self._smtp)
-            self._smtp = None
+        """Quit every session (the senders have stopped)."""
+        with self._lock:
+            sessions, self._sessions, self._spare = self._sessions, [], []
+        for smtp in sessions:
+            _quit(smtp)
+        self._local = threading.local()
+        self._envelope_sender = None
 
 
 def _quit(smtp: smtplib.SMTP) -> None:
@@ -262,6 +363,8 @@ class RecordingTransport:
     dry run's transport (``rules.billing.cron.run_cron``), inside the rolled-back
     transaction, so the run's flush is the real flush and no email leaves."""
 
+    senders = 1
+
     def __init__(self) -> None:
         self.sent: list[tuple[str, str]] = []
 
@@ -270,6 +373,9 @@ class RecordingTransport:
 
     def send(self, message: EmailMessage, to: str) -> None:
         self.sent.append((to, str(message["Subject"] or "")))
+
+    def end_batch(self) -> None:
+        return None
 
     def close(self) -> None:
         return None
@@ -393,18 +499,6 @@ class Lease:
     emails: list[Email]
     #: Marketing emails of the batch marked skipped instead (``rules.mail.marketing``).
     skipped: int = 0
-    #: (id, to) of emails whose last attempt may have delivered them unrecorded, marked
-    #: failed instead of being sent again.
-    uncertain: list[tuple[int, str]] = field(default_factory=list)
-
-
-#: Why an email handed to the mail server by a flusher that never recorded the outcome
-#: is not sent again.
-UNCERTAIN = (
-    "delivery uncertain: it was handed to the mail server but the outcome was never "
-    "recorded (the sender stopped or the database refused the write); not sent again "
-    "so it cannot arrive twice: check with the recipient, then resend if needed"
-)
 
 
 def _lease(owner: str, now: dt.datetime, batch: int, settings: Settings) -> Lease:
@@ -412,10 +506,11 @@ def _lease(owner: str, now: dt.datetime, batch: int, settings: Settings) -> Leas
 
     Reads only due rows: the count and the choice are ranges of partial indexes
     (``email_due``, ``email_marketing_sent``), so a lease costs the same after a million
-    sent emails as after none. A leased email is due again when its lease runs out.
-    Marketing emails whose client ``rules.mail.marketing`` now refuses (opted out or Closed
-    since they were queued) are marked skipped with the reason, in one statement for the
-    batch (PRODUCT.md §4: eligibility is checked again when a message leaves).
+    sent emails as after none. A leased email is due again when its lease runs out: the
+    emails of a flusher that died are sent again (at least once). Marketing emails whose
+    client ``rules.mail.marketing`` now refuses (opted out or Closed since they were
+    queued) are marked skipped with the reason, in one statement for the batch
+    (PRODUCT.md §4: eligibility is checked again when a message leaves).
     """
     window_start = now - dt.timedelta(seconds=settings.mail_rate_window_seconds)
     with writer():
@@ -423,29 +518,23 @@ def _lease(owner: str, now: dt.datetime, batch: int, settings: Settings) -> Leas
         allowance = max(0, settings.mail_rate_limit - used)
         ids: list[int] = []
         skipped: set[int] = set()
-        uncertain: list[tuple[int, str]] = []
         for marketing, limit in ((False, batch), (True, min(batch, allowance))):
             if limit <= 0:
                 continue
             query = (
-                Email.select(Email.id, Email.to, Email.handed_at)
+                Email.select(Email.id)
                 .where(_due(now, marketing))
                 .order_by(Email.next_attempt_at, Email.id)
                 .limit(limit)
             )
             if is_postgres():
                 query = query.for_update(skip_locked=True)
-            rows = list(query)
-            doubtful = [(e.id, e.to) for e in rows if e.handed_at is not None]
-            if doubtful:
-                _give_up_uncertain([i for i, _ in doubtful])
-                uncertain.extend(doubtful)
-            chosen = [e.id for e in rows if e.handed_at is None]
+            chosen = [e.id for e in query]
             if marketing and chosen:
                 skipped = _skip_unwanted(chosen)
             ids.extend(i for i in chosen if i not in skipped)
         if not ids:
-            return Lease([], len(skipped), uncertain)
+            return Lease([], len(skipped))
         # The rows are ours until commit (SQLite's write lock, PostgreSQL's row locks), so
         # the update names them by id alone: a status in it would tempt the planner to
         # read every queued row through an index on status.
@@ -456,14 +545,7 @@ def _lease(owner: str, now: dt.datetime, batch: int, settings: Settings) -> Leas
             .execute()
         )
         order = {email_id: n for n, email_id in enumerate(ids)}
-        return Lease(sorted(leased, key=lambda e: order[e.id]), len(skipped), uncertain)
-
-
-def _give_up_uncertain(ids: list[int]) -> None:
-    """Fail, as uncertain, emails whose lease ran out after they were handed over. The
-    lease owner stays, so a flusher that was only slow still records what really
-    happened (``_finish`` matches on it)."""
-    Email.update(status=EmailStatus.FAILED, last_error=UNCERTAIN).where(Email.id.in_(ids)).execute()
+        return Lease(sorted(leased, key=lambda e: order[e.id]), len(skipped))
 
 
 def _skip_unwanted(ids: list[int]) -> set[int]:
@@ -485,24 +567,264 @@ def _backoff(attempts: int) -> dt.timedelta:
     return min(BACKOFF_START * (2 ** max(0, attempts - 1)), BACKOFF_CAP)
 
 
-def _finish(email: Email, owner: str, **changes: object) -> None:
-    """Record an outcome only if we still hold the lease (it may have expired and moved on)."""
-    with writer():
-        Email.update(**changes, lease_owner="", handed_at=None).where(
-            (Email.id == email.id) & (Email.lease_owner == owner)
-        ).execute()
+@dataclass
+class Outcome:
+    """What became of one leased email, recorded with the rest of its batch (``_record``).
+    ``counted``: which ``FlushResult`` count it adds to; ``error``: the line reported."""
+
+    email: Email
+    status: str
+    counted: str
+    attempts: int
+    last_error: str = ""
+    next_attempt_at: dt.datetime | None = None
+    sent_at: dt.datetime | None = None
+    message_id: str = ""
+    #: A sensitive template's body (a password, a reset link) masked now it was delivered.
+    mask: bool = False
+    error: str = ""
 
 
-def _hand(email: Email, owner: str, now: dt.datetime) -> bool:
-    """Mark ``email`` handed over, committed before it goes; False when the lease is no
-    longer ours (another flusher took it over): then it is not sent."""
-    with writer():
-        marked = (
-            Email.update(handed_at=now)
-            .where((Email.id == email.id) & (Email.lease_owner == owner))
-            .execute()
+def _sent(email: Email, mid: str, now: dt.datetime, sensitive: set[str]) -> Outcome:
+    return Outcome(
+        email,
+        EmailStatus.SENT,
+        "sent",
+        email.attempts + 1,
+        sent_at=now,
+        message_id=mid,
+        mask=email.template in sensitive,
+    )
+
+
+def _failed(email: Email, error: str, mid: str = "") -> Outcome:
+    return Outcome(
+        email, EmailStatus.FAILED, "failed", email.attempts + 1, error, message_id=mid, error=error
+    )
+
+
+def _released(email: Email, error: str, now: dt.datetime) -> Outcome:
+    """Back to the queue without using an attempt: the server refused us, not the email,
+    and an operator fixing the credentials should not find the emails given up."""
+    return Outcome(email, EmailStatus.QUEUED, "retried", email.attempts, error, now + BACKOFF_START)
+
+
+def _retried(email: Email, error: str, mid: str, now: dt.datetime) -> Outcome:
+    attempts = email.attempts + 1
+    if attempts >= MAX_ATTEMPTS:
+        return Outcome(
+            email,
+            EmailStatus.FAILED,
+            "failed",
+            attempts,
+            f"gave up after {attempts} attempts: {error}",
+            message_id=mid,
+            error=error,
         )
-    return bool(marked)
+    return Outcome(
+        email, EmailStatus.QUEUED, "retried", attempts, error, now + _backoff(attempts), None, mid
+    )
+
+
+def _record(owner: str, outcomes: list[Outcome], result: FlushResult) -> None:
+    """Record a batch's outcomes in ONE statement and transaction (a CTE of the outcomes
+    joined to the emails: ``UPDATE ... FROM``, SQLite 3.33+ and PostgreSQL), each only
+    while the lease is still ``owner``'s (it may have run out and moved on: then the new
+    owner sends it again, and nothing is counted here). Sent emails of sensitive templates
+    get their masked body (PRODUCT.md §4). Adds what was recorded to ``result``.
+
+    Raises ``store.faults.DatabaseFault`` when the database refuses the write: the batch
+    stays leased and is sent again once the lease runs out (at least once)."""
+    if not outcomes:
+        return
+    pg = is_postgres()
+    mark = "%s" if pg else "?"
+    stamp = f"CAST({mark} AS TIMESTAMP)" if pg else mark
+    row = f"({mark}, {mark}, {mark}, {stamp}, {stamp}, {mark}, {mark}, {mark})"
+    params: list[object] = []
+    for o in outcomes:
+        params += [o.email.id, str(o.status), o.attempts, o.next_attempt_at, o.sent_at]
+        params += [o.message_id, o.last_error, int(o.mask)]
+    params += [MASK, owner]
+    sql = (
+        'WITH "outcome" ("id", "status", "attempts", "next_at", "sent_at", "mid", "error",'
+        f' "mask") AS (VALUES {", ".join([row] * len(outcomes))}) '
+        'UPDATE "email" SET "status" = "outcome"."status",'
+        ' "attempts" = "outcome"."attempts",'
+        ' "next_attempt_at" = COALESCE("outcome"."next_at", "email"."next_attempt_at"),'
+        ' "sent_at" = COALESCE("outcome"."sent_at", "email"."sent_at"),'
+        ' "message_id" = CASE WHEN "outcome"."mid" = \'\' THEN "email"."message_id"'
+        ' ELSE "outcome"."mid" END,'
+        ' "last_error" = "outcome"."error", "lease_owner" = \'\','
+        ' "body_text" = CASE WHEN "outcome"."mask" = 1'
+        f' THEN COALESCE(NULLIF("email"."masked_body", \'\'), {mark}) ELSE "email"."body_text" END,'
+        ' "body_html" = CASE WHEN "outcome"."mask" = 1 THEN \'\' ELSE "email"."body_html" END,'
+        ' "masked_body" = CASE WHEN "outcome"."mask" = 1 THEN \'\' ELSE "email"."masked_body" END'
+        ' FROM "outcome" WHERE "email"."id" = "outcome"."id"'
+        f' AND "email"."lease_owner" = {mark} RETURNING "email"."id"'
+    )
+    with writer():
+        recorded = {email_id for (email_id,) in database.execute_sql(sql, params).fetchall()}
+    for o in outcomes:
+        if o.email.id not in recorded:
+            continue
+        setattr(result, o.counted, getattr(result, o.counted) + 1)
+        if o.error:
+            result.errors.append(f"email {o.email.id} to {o.email.to}: {o.error}")
+
+
+class _Senders:
+    """``transport.senders`` threads sending what the flusher's thread hands them (each
+    ``transport.send`` call on its own thread's session), at most one message each at a
+    time; the outcomes come back to the flusher's thread, which alone uses the database."""
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+        self.count = max(1, int(transport.senders))
+        self._jobs: queue.SimpleQueue[tuple[int, EmailMessage, str] | None] = queue.SimpleQueue()
+        self._done: queue.SimpleQueue[tuple[int, Exception | None]] = queue.SimpleQueue()
+        self._free = threading.Semaphore(self.count)
+        self.in_flight = 0
+        self._threads = [
+            threading.Thread(target=self._run, name=f"gobiller-sender-{n}", daemon=True)
+            for n in range(self.count)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            email_id, message, to = job
+            error: Exception | None = None
+            try:
+                self.transport.send(message, to)
+            except Exception as exc:  # noqa: BLE001  (sorted on the flusher's thread)
+                error = exc
+            self._done.put((email_id, error))
+            self._free.release()
+
+    def wait_free(self, tick: Callable[[], None]) -> None:
+        """Wait until a sender is free, calling ``tick`` every ``TICK`` seconds meanwhile."""
+        while not self._free.acquire(timeout=TICK):
+            tick()
+
+    def give_back(self) -> None:
+        """The slot ``wait_free`` took is not used."""
+        self._free.release()
+
+    def submit(self, email_id: int, message: EmailMessage, to: str) -> None:
+        """Hand a message to a free sender (after ``wait_free``)."""
+        self.in_flight += 1
+        self._jobs.put((email_id, message, to))
+
+    def finished(self, block: bool, tick: Callable[[], None]) -> list[tuple[int, Exception | None]]:
+        """The (email id, error or None) of the messages done since the last call; with
+        ``block``, waits for at least one while any is in flight."""
+        done: list[tuple[int, Exception | None]] = []
+        while block and self.in_flight and not done:
+            try:
+                done.append(self._done.get(timeout=TICK))
+            except queue.Empty:
+                tick()
+        while True:
+            try:
+                done.append(self._done.get_nowait())
+            except queue.Empty:
+                break
+        self.in_flight -= len(done)
+        return done
+
+    def stop(self) -> None:
+        for _ in self._threads:
+            self._jobs.put(None)
+        for thread in self._threads:
+            thread.join()
+
+
+class _Held:
+    """The batch's lease as the flusher's thread sees it: renewed when half of it has
+    passed, for every email of the batch still ours (sent ones too: their outcomes are
+    recorded only at the end of the batch); ``kept`` is what is still ours."""
+
+    def __init__(self, owner: str, leased: list[Email], now: Callable[[], dt.datetime]) -> None:
+        self.owner = owner
+        self.now = now
+        self.since = now()
+        self.kept = {e.id for e in leased}
+
+    def keep(self) -> None:
+        if self.now() - self.since > LEASE / 2 and self.kept:  # a slow server
+            self.kept = _renew(self.owner, sorted(self.kept), self.now())
+            self.since = self.now()
+
+
+def _send_batch(
+    senders: _Senders,
+    leased: list[Email],
+    owner: str,
+    settings: Settings,
+    sensitive: set[str],
+    now: Callable[[], dt.datetime],
+) -> list[Outcome]:
+    """Build each message on this thread and hand it to a free sender; sort the answers
+    into outcomes. An email whose lease another flusher took over is not sent (nor
+    recorded: it is the other's now). Then ``end_batch`` (the Maildir's flush of new/)."""
+    held = _Held(owner, leased, now)
+    by_id = {e.id: e for e in leased}
+    message_ids: dict[int, str] = {}
+    outcomes: list[Outcome] = []
+
+    def collect(block: bool) -> None:
+        for email_id, error in senders.finished(block, held.keep):
+            mid = message_ids[email_id]
+            outcomes.append(_answered(by_id[email_id], mid, error, now(), sensitive))
+
+    for email in leased:
+        mid = ""
+        try:
+            # One message that cannot be built fails alone, with the reason, and the
+            # batch goes on (PRODUCT.md §4): a value no header can hold, a body that
+            # cannot be encoded, an invoice PDF that cannot be made.
+            mid = email.message_id or message_id(email, settings)
+            email.message_id = mid
+            message = build_message(email, settings)
+        except Exception as exc:  # noqa: BLE001
+            why = (
+                str(exc)
+                if isinstance(exc, PermanentError)
+                else (f"cannot build the message: {_reason(exc)}")
+            )
+            outcomes.append(_failed(email, why, mid))
+            continue
+        senders.wait_free(held.keep)
+        held.keep()
+        if email.id not in held.kept:
+            senders.give_back()  # our lease ran out and another flusher has this one now
+            continue
+        message_ids[email.id] = mid
+        senders.submit(email.id, message, email.to)
+        collect(block=False)
+    while senders.in_flight:
+        collect(block=True)
+    senders.transport.end_batch()
+    return outcomes
+
+
+def _answered(
+    email: Email, mid: str, error: Exception | None, now: dt.datetime, sensitive: set[str]
+) -> Outcome:
+    """The outcome of a send: sent; retried (4xx, connection trouble); back to the queue
+    without an attempt (a session the server refused); failed (5xx, or anything else a
+    transport raised: that email fails alone)."""
+    if error is None:
+        return _sent(email, mid, now, sensitive)
+    if isinstance(error, SessionRefused):
+        return _released(email, str(error), now)
+    if isinstance(error, TransientError):
+        return _retried(email, str(error), mid, now)
+    if isinstance(error, PermanentError):
+        return _failed(email, str(error), mid)
+    return _failed(email, f"cannot send the message: {_reason(error)}", mid)
 
 
 def flush(
@@ -514,23 +836,28 @@ def flush(
     sleep: Callable[[float], None] = time.sleep,
     settings: Settings | None = None,
 ) -> FlushResult:
-    """Deliver every email that is due; with ``wait``, pace marketing mail until none is left.
-    ``settings``: those in force (read here when not given)."""
+    """Deliver every email that is due, ``batch`` at a time; with ``wait``, pace marketing
+    mail until none is left. ``settings``: those in force (read here when not given).
+
+    Per batch a fixed number of statements, whatever its size: the lease (``_lease``) and
+    one transaction recording every outcome (``_record``), after the transport's
+    ``end_batch``. Guarantee (module docstring): at least once, exactly once outside a
+    crash between the server's acceptance and that commit, a stable Message-ID. A session
+    the server refuses puts the batch back in the queue and ends the flush, with
+    ``session_error`` set. Raises ``store.faults.DatabaseFault`` when the database
+    refuses a write (the batch is sent again after its lease runs out)."""
     settings = settings or load_settings()
     sensitive = {t.name for t in EmailTemplate.select().where(EmailTemplate.sensitive)}
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     result = FlushResult()
-    opened = False
+    senders: _Senders | None = None
     secrets_masked = False
     try:
         while True:
-            leased_at = now()
-            lease = _lease(owner, leased_at, batch, settings)
+            lease = _lease(owner, now(), batch, settings)
             result.skipped += lease.skipped
-            result.failed += len(lease.uncertain)
-            result.errors.extend(f"email {i} to {to}: {UNCERTAIN}" for i, to in lease.uncertain)
             leased = lease.emails
-            if not leased and (lease.skipped or lease.uncertain):
+            if not leased and lease.skipped:
                 continue  # the whole batch was skipped: lease the next one
             if not leased:
                 waiting = _waiting_marketing(now())
@@ -539,29 +866,23 @@ def flush(
                     continue
                 result.deferred = waiting
                 break
-            if not opened:
+            if senders is None:
                 try:
                     transport.open()
-                    opened = True
                 except (TransientError, PermanentError) as exc:
                     # No session (unreachable, or e.g. 535 bad credentials): the emails are
                     # not at fault, so they wait for a retry; the run reports the error.
                     result.session_error = str(exc)
                     result.errors.append(f"mail server: {exc}")
-                    for email in leased:
-                        _release(email, owner, str(exc), now(), result)
+                    _record(owner, [_released(e, str(exc), now()) for e in leased], result)
                     break
-            kept = {e.id for e in leased}
-            for n, email in enumerate(leased):
-                if now() - leased_at > LEASE / 2:  # a slow server: keep the rest of the batch
-                    kept = _renew(owner, [e.id for e in leased[n:]], now())
-                    leased_at = now()
-                if email.id not in kept or not _hand(email, owner, now()):
-                    continue  # our lease ran out and another flusher has this one now
-                secrets_masked = secrets_masked or email.template in sensitive
-                _deliver(transport, email, owner, settings, sensitive, now(), result)
+                senders = _Senders(transport)
+            outcomes = _send_batch(senders, leased, owner, settings, sensitive, now)
+            _record(owner, outcomes, result)
+            secrets_masked = secrets_masked or any(o.mask for o in outcomes)
     finally:
-        if opened:
+        if senders is not None:
+            senders.stop()
             transport.close()
     if secrets_masked:
         _forget_old_frames()
@@ -600,114 +921,8 @@ def _waiting_marketing(now: dt.datetime) -> int:
     return int(Email.select(fn.COUNT(SQL("*"))).where(_due(now, True)).scalar() or 0)
 
 
-def _deliver(
-    transport: Transport,
-    email: Email,
-    owner: str,
-    settings: Settings,
-    sensitive: set[str],
-    now: dt.datetime,
-    result: FlushResult,
-) -> None:
-    # One message that cannot be built or sent fails alone, with the reason, and the
-    # batch goes on (PRODUCT.md §4): a value no header can hold, a body that cannot be
-    # encoded, anything a transport raises beyond its transient and permanent answers.
-    mid = ""
-    try:
-        mid = email.message_id or message_id(email, settings)
-        email.message_id = mid
-        message = build_message(email, settings)
-    except PermanentError as exc:
-        _fail(email, owner, str(exc), result, message_id=mid)
-        return
-    except Exception as exc:  # noqa: BLE001
-        _fail(email, owner, f"cannot build the message: {_reason(exc)}", result, message_id=mid)
-        return
-    try:
-        transport.send(message, email.to)
-    except TransientError as exc:
-        _retry(email, owner, str(exc), now, result)
-        return
-    except PermanentError as exc:
-        _finish(
-            email,
-            owner,
-            status=EmailStatus.FAILED,
-            attempts=email.attempts + 1,
-            last_error=str(exc),
-            message_id=mid,
-        )
-        result.failed += 1
-        result.errors.append(f"email {email.id} to {email.to}: {exc}")
-        return
-    except Exception as exc:  # noqa: BLE001
-        _fail(email, owner, f"cannot send the message: {_reason(exc)}", result, message_id=mid)
-        return
-    changes: dict[str, object] = {
-        "status": EmailStatus.SENT,
-        "attempts": email.attempts + 1,
-        "sent_at": now,
-        "message_id": mid,
-        "last_error": "",
-    }
-    if email.template in sensitive:
-        changes.update(body_text=email.masked_body or MASK, body_html="", masked_body="")
-    _finish(email, owner, **changes)
-    result.sent += 1
-
-
 def _reason(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
-
-
-def _fail(email: Email, owner: str, error: str, result: FlushResult, **changes: object) -> None:
-    _finish(
-        email,
-        owner,
-        status=EmailStatus.FAILED,
-        attempts=email.attempts + 1,
-        last_error=error,
-        **changes,
-    )
-    result.failed += 1
-    result.errors.append(f"email {email.id} to {email.to}: {error}")
-
-
-def _release(email: Email, owner: str, error: str, now: dt.datetime, result: FlushResult) -> None:
-    """Back to the queue without using an attempt: the server refused us, not the email,
-    and an operator fixing the credentials should not find the emails given up."""
-    _finish(
-        email,
-        owner,
-        status=EmailStatus.QUEUED,
-        next_attempt_at=now + BACKOFF_START,
-        last_error=error,
-    )
-    result.retried += 1
-
-
-def _retry(email: Email, owner: str, error: str, now: dt.datetime, result: FlushResult) -> None:
-    attempts = email.attempts + 1
-    if attempts >= MAX_ATTEMPTS:
-        _finish(
-            email,
-            owner,
-            status=EmailStatus.FAILED,
-            attempts=attempts,
-            last_error=f"gave up after {attempts} attempts: {error}",
-        )
-        result.failed += 1
-        result.errors.append(f"email {email.id} to {email.to}: {error}")
-        return
-    _finish(
-        email,
-        owner,
-        status=EmailStatus.QUEUED,
-        attempts=attempts,
-        next_attempt_at=now + _backoff(attempts),
-        last_error=error,
-    )
-    result.retried += 1
 
 
 def resend(email_id: int, actor: Actor) -> Email:

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from email.headerregistry import (
@@ -33,7 +34,7 @@ from email.headerregistry import (
 )
 from email.message import EmailMessage
 from email.policy import SMTP, Policy
-from typing import cast
+from typing import Any, cast
 
 import idna
 
@@ -134,8 +135,14 @@ def wire_bytes(message: EmailMessage, *, smtputf8: bool, linesep: str = "\r\n") 
     Raises ``AddressError`` when an address needs SMTPUTF8 and ``smtputf8`` is false, and
     ``ValueError`` for a header that cannot be written.
     """
-    policy = SMTPUTF8_POLICY if smtputf8 else SMTP_POLICY
-    return message.as_bytes(policy=policy.clone(linesep=linesep))
+    return message.as_bytes(policy=_written_policy(smtputf8, linesep))
+
+
+@functools.cache
+def _written_policy(smtputf8: bool, linesep: str) -> Policy:
+    """The policy ``wire_bytes`` writes with, made once per kind (a clone per message
+    costs as much as writing a short one's headers)."""
+    return (SMTPUTF8_POLICY if smtputf8 else SMTP_POLICY).clone(linesep=linesep)
 
 
 # --------------------------------------------------------------------------- folding
@@ -372,8 +379,66 @@ class _WireUniqueSingleAddress(_WireAddresses, UniqueSingleAddressHeader):
     pass
 
 
+#: Headers whose values repeat from message to message (the sender, the MIME headers of a
+#: text part, the template's name): parsed once, the parsed header shared (a header object
+#: is never changed in place; setting a header replaces it).
+_REPEATED = frozenset(
+    (
+        "from",
+        "mime-version",
+        "content-type",
+        "content-transfer-encoding",
+        "content-disposition",
+        "x-gobiller-template",
+        "precedence",
+    )
+)
+_PARSED_MAX = 512
+
+
+class _Registry(HeaderRegistry):
+    """``HeaderRegistry`` that makes each header's class once (the standard one builds a
+    new class with ``type(...)`` for every header it parses or counts) and parses a
+    repeated value of the ``_REPEATED`` headers once: most of the cost of building a
+    message, which delivery does for every email."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self._made: dict[str, type[BaseHeader]] = {}
+        self._parsed: dict[tuple[str, object], BaseHeader] = {}
+
+    def map_to_type(self, name: str, cls: type[BaseHeader]) -> None:
+        super().map_to_type(name, cls)
+        self._made.clear()
+        self._parsed.clear()
+
+    def __call__(self, name: str, value: Any) -> BaseHeader:
+        lower = name.lower()
+        if lower not in _REPEATED:
+            return super().__call__(name, value)
+        if isinstance(value, Address):
+            key: tuple[str, object] = (name, (value.display_name, value.username, value.domain))
+        elif isinstance(value, str) and type(value) is str:
+            key = (name, value)
+        else:
+            return super().__call__(name, value)
+        parsed = self._parsed.get(key)
+        if parsed is None:
+            if len(self._parsed) >= _PARSED_MAX:
+                self._parsed.clear()
+            parsed = self._parsed[key] = super().__call__(name, value)
+        return parsed
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        key = name.lower()
+        made = self._made.get(key)
+        if made is None:
+            made = self._made[key] = super().__getitem__(name)
+        return made
+
+
 def _registry() -> HeaderRegistry:
-    registry = HeaderRegistry(default_class=_WireUnstructured)
+    registry = _Registry(default_class=_WireUnstructured)
     classes: dict[str, type] = {"subject": _WireUniqueUnstructured}
     classes.update(dict.fromkeys(("from", "to", "cc", "bcc", "reply-to"), _WireUniqueAddresses))
     classes.update(dict.fromkeys(("resent-from", "resent-to", "resent-cc"), _WireAddresses))

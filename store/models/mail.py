@@ -67,10 +67,6 @@ class Email(BaseModel):
     last_error = TextField(default="")
     created_at = DateTimeField(default=utcnow)
     sent_at = DateTimeField(null=True)
-    #: When the current attempt handed it to the mail server (or Maildir); cleared by every
-    #: outcome. Set when a lease runs out, the email may have left unrecorded: it is failed
-    #: as uncertain, never sent twice (``rules.mail.delivery``).
-    handed_at = DateTimeField(null=True)
 
     if TYPE_CHECKING:
         client_id: Any

@@ -88,7 +88,11 @@ def _unwanted_reads(plan: list[str]) -> list[str]:
                     bad.append(line)  # a walk of the index, filtering as it goes
         return bad
     for line in plan:
-        if line.startswith("SCAN ") and line != "SCAN CONSTANT ROW":
+        # The outcomes of a batch are a list of constant rows (a CTE): reading them is no
+        # read of the email table.
+        if line.startswith("SCAN ") and not re.fullmatch(
+            r"SCAN (?:\d+ )?CONSTANT ROWS?|SCAN outcome", line
+        ):
             bad.append(line)
         used = re.search(r"USING (?:COVERING )?(?:INDEX (\w+)|(INTEGER PRIMARY KEY))", line)
         if used and (used.group(1) or used.group(2)) not in ALLOWED:
@@ -105,7 +109,7 @@ def test_delivery_reads_only_due_rows_whatever_the_history(db: str, tmp_path: Pa
     # 20 transactional; marketing: 25 a window, 3 sent and 2 leased elsewhere in it.
     assert (result.sent, result.deferred) == (40, 0)
     statements = [r.msg for r in counter.get_queries() if TOUCHES_EMAIL.search(r.msg[0])]
-    assert len(statements) > 40
+    assert len(statements) >= 2 * 4  # a lease and one outcome statement for each batch
     plans = {sql: _plan(sql, params) for sql, params in statements}
     for sql, plan in plans.items():
         assert not _unwanted_reads(plan), (sql, plan)

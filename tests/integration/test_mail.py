@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import mailbox
+import socket
 import threading
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
+from peewee import fn
 from playhouse.test_utils import count_queries
 
 from rules.audit import SYSTEM_CLI
@@ -291,7 +296,8 @@ def test_refused_login_releases_the_emails_for_a_retry(
 def test_a_slow_server_keeps_the_lease_so_no_other_flusher_sends_twice(
     db: str, smtp_server: tuple[SmtpRecorder, SmtpConfig], clock: Clock
 ) -> None:
-    """Two minutes a message: the batch outlives one lease, and is renewed before then."""
+    """Two minutes a message (one connection: the clock is the test's): the batch
+    outlives one lease, and is renewed before then."""
     from rules.mail.delivery import _lease
     from store.settings import load_settings
 
@@ -306,7 +312,7 @@ def test_a_slow_server_keeps_the_lease_so_no_other_flusher_sends_twice(
             clock.advance(minutes=2)
             stolen.extend(e.id for e in _lease("other:1", clock(), 100, load_settings()).emails)
 
-    result = flush(Slow(config, "billing@example.com"), now=clock)
+    result = flush(Slow(replace(config, connections=1), "billing@example.com"), now=clock)
     assert result.sent == 6 and stolen == []
     assert len(recorder.messages) == 6
     assert {e.status for e in Email.select()} == {"sent"}
@@ -315,7 +321,9 @@ def test_a_slow_server_keeps_the_lease_so_no_other_flusher_sends_twice(
 def test_emails_another_flusher_took_over_are_not_sent_again(
     db: str, smtp_server: tuple[SmtpRecorder, SmtpConfig], clock: Clock
 ) -> None:
-    """One send outlives the whole lease; another flusher takes the rest: we send none of it."""
+    """One send outlives the whole lease (the flusher could not renew it); another flusher
+    takes the batch over: we send none of the rest, and do not record the one that left,
+    which the other sends again (at least once, the same Message-ID)."""
     from rules.mail.delivery import _lease
     from store.settings import load_settings
 
@@ -331,14 +339,15 @@ def test_emails_another_flusher_took_over_are_not_sent_again(
                 clock.advance(minutes=6)
                 stolen.extend(e.id for e in _lease("other:1", clock(), 100, load_settings()).emails)
 
-    flush(Stalls(config, "billing@example.com"), now=clock)
-    # The four it had not started were taken over, and this flusher sends none of them.
-    # The one being sent was not (it may have left: at most once), and its sender, only
-    # slow, still recorded that it was sent.
-    assert len(stolen) == 4 and len(recorder.messages) == 1
-    assert {e.lease_owner for e in Email.select().where(Email.id.in_(stolen))} == {"other:1"}
-    [first] = Email.select().where(Email.id.not_in(stolen))
-    assert (first.status, first.handed_at) == ("sent", None)
+    result = flush(Stalls(replace(config, connections=1), "billing@example.com"), now=clock)
+    assert len(stolen) == 5 and len(recorder.messages) == 1
+    assert result.sent == 0
+    assert {(e.status, e.lease_owner) for e in Email.select()} == {("sending", "other:1")}
+    first_id = recorder.parsed()[0]["Message-ID"]
+    clock.advance(minutes=6)  # the other flusher died too: its lease runs out
+    assert flush(SmtpTransport(config, "billing@example.com"), now=clock).sent == 5
+    again = [m["Message-ID"] for m in recorder.parsed()]
+    assert len(again) == 6 and again.count(first_id) == 2 and len(set(again)) == 5
 
 
 def test_crash_between_commit_and_delivery(
@@ -486,3 +495,98 @@ def test_flush_with_wait_paces_until_done(db: str, tmp_path: Path, clock: Clock)
     result = flush(MaildirTransport(tmp_path / "m"), now=clock, wait=True, sleep=sleep)
     assert (result.sent, result.deferred) == (5, 0)
     assert len(naps) >= 2  # it really waited for the windows
+
+
+def test_a_batch_costs_the_same_statements_whatever_its_size(
+    db: str, tmp_path: Path, clock: Clock
+) -> None:
+    """The outcomes of a leased batch are recorded in one statement: a batch of 1 and a
+    batch of 100 (sent, one failed, one sensitive and masked) cost the same statements."""
+    counts = []
+    for n in (1, 100):
+        clients = [_client(1000 * n + i) for i in range(n)]
+        with writer():
+            queue("Password Reset Confirmation", [Notice(c.id) for c in clients])
+            queue(
+                "Automated Password Reset",
+                [Notice(clients[0].id, extras=(("new_password", "S3cret-Pa55"),))],
+            )
+        Email.update(to="nobody@").where(Email.id == Email.select(fn.MIN(Email.id))).execute()
+        with count_queries() as counter:
+            result = flush(MaildirTransport(tmp_path / f"m{n}"), now=clock, batch=200)
+        assert (result.sent, result.failed) == (n, 1), result
+        assert MASK in Email.get(template="Automated Password Reset").body_text
+        counts.append(counter.count)
+        Email.delete().execute()
+    assert counts[0] == counts[1], counts
+
+
+class PeerRecorder(SmtpRecorder):
+    """Also notes which connection (the client's port) carried each message."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.peers: list[object] = []
+
+    async def handle_DATA(self, server: object, session: Any, envelope: object) -> str:
+        self.peers.append(session.peer)
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_smtp_delivery_goes_over_a_small_pool_of_sessions_each_reused(
+    db: str, clock: Clock
+) -> None:
+    """``connections`` sessions at most, each carrying many messages, across batches;
+    every email arrives once."""
+    from aiosmtpd.controller import Controller
+
+    recorder = PeerRecorder()
+    recorder.delay = 0.01
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    controller = Controller(recorder, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        config = SmtpConfig(host="127.0.0.1", port=port, security="none", connections=3)
+        clients = [_client(i) for i in range(60)]
+        with writer():
+            queue("Password Reset Confirmation", [Notice(c.id) for c in clients])
+        result = flush(SmtpTransport(config, "billing@example.com"), now=clock, batch=20)
+    finally:
+        controller.stop()
+    assert result.sent == 60
+    ids = [m["Message-ID"] for m in recorder.parsed()]
+    assert len(ids) == len(set(ids)) == 60
+    per_session = collections.Counter(recorder.peers)
+    assert 1 < len(per_session) <= 3, per_session
+    assert min(per_session.values()) >= 5, per_session  # reused, not one per message
+
+
+def test_maildir_flushes_each_file_then_new_once_per_batch(
+    db: str, tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Maildir protocol with the folder's flush batched: every message file is flushed
+    in tmp/ before it is renamed into new/, and new/ itself once per batch."""
+    import os
+    import stat
+
+    flushed: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        mode = os.fstat(fd).st_mode
+        flushed.append("folder" if stat.S_ISDIR(mode) else os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    clients = [_client(i) for i in range(25)]
+    with writer():
+        queue("Password Reset Confirmation", [Notice(c.id) for c in clients])
+    box = tmp_path / "Maildir"
+    assert flush(MaildirTransport(box), now=clock, batch=10).sent == 25
+    files = [f for f in flushed if f != "folder"]
+    assert len(files) == 25 and all(Path(f).parent == box / "tmp" for f in files)
+    assert flushed.count("folder") == 3  # batches of 10, 10 and 5
+    assert sorted(p.name for p in (box / "new").iterdir()) == sorted(Path(f).name for f in files)
+    assert list((box / "tmp").iterdir()) == []

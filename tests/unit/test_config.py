@@ -75,3 +75,32 @@ def test_an_email_address_is_sent_as_the_standards_say_smtp_host_as_its_a_label(
     assert cfg.smtp is not None and cfg.smtp.host == "smtp.xn--bcher-kva.example"
     with pytest.raises(ConfigError, match="not a valid domain name"):
         load_config(None, environ={"GOBILLER_SMTP_URL": "smtp://mail.☃.example"}, cwd=dirs["cwd"])
+
+
+def test_smtp_connections_come_from_the_file_or_the_url_and_default_to_4(
+    dirs: dict[str, Path],
+) -> None:
+    """How many SMTP sessions delivery holds open: ``[smtp] connections`` or
+    ``?connections=`` in GOBILLER_SMTP_URL, 4 when unsaid; what is not 1 to 32 (or an
+    unknown URL parameter, a typo) is one clear error, never a silent default."""
+    url = "smtp://mail.example.com:587?security=starttls"
+    cfg = load_config(None, environ={"GOBILLER_SMTP_URL": url}, cwd=dirs["cwd"])
+    assert cfg.smtp is not None and cfg.smtp.connections == 4
+    env = {"GOBILLER_SMTP_URL": url + "&connections=7"}
+    cfg = load_config(None, environ=env, cwd=dirs["cwd"])
+    assert cfg.smtp is not None and cfg.smtp.connections == 7
+    assert cfg.smtp.shown() == "smtp://mail.example.com:587 (starttls, 7 connections)"
+    toml = dirs["cwd"] / "gobiller.toml"
+    toml.write_text('[smtp]\nhost = "mail.example.com"\nconnections = 2\n')
+    cfg = load_config(None, environ={}, cwd=dirs["cwd"])
+    assert cfg.smtp is not None and cfg.smtp.connections == 2
+    for bad in ("0", "33", '"four"', "true", "2.5"):
+        (dirs["cwd"] / "gobiller.toml").write_text(
+            f'[smtp]\nhost = "mail.example.com"\nconnections = {bad}\n'
+        )
+        with pytest.raises(ConfigError, match=r"\[smtp\] connections.*1 to 32"):
+            load_config(None, environ={}, cwd=dirs["cwd"])
+    for query in ("connections=0", "connections=x", "connections=", "conections=8"):
+        env = {"GOBILLER_SMTP_URL": f"smtp://mail.example.com?{query}"}
+        with pytest.raises(ConfigError, match="GOBILLER_SMTP_URL"):
+            load_config(None, environ=env, cwd=dirs["cwd"])
