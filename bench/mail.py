@@ -8,8 +8,8 @@ only counts, in a process of its own so it takes nothing from the flusher's inte
 then queues as many again and flushes them into a Maildir. Beside each, in the same run,
 a baseline without a database: similar messages built with ``email.message.EmailMessage``
 and sent by a bare ``smtplib`` loop over one reused connection to the same sink, and added
-by a bare ``mailbox.Maildir`` loop. The ratios use those emails WITHOUT PDFs (a PDF is
-~30-90 ms of rendering, ``bench/invoice_pdf.py``, which no baseline does); the rate for a
+by a bare ``mailbox.Maildir`` loop. The ratios use those emails WITHOUT PDFs (a PDF is a
+few milliseconds of rendering, ``bench/invoice_pdf.py``, which no baseline does); the rate for a
 mix with invoice emails (a third "Invoice Created", each rendering its PDF) is printed
 beside them. Goals (issue 14): SMTP >= 1.5x the bare smtplib loop; Maildir >= 2x the bare
 mailbox.Maildir loop. The last line is one JSON object. ``--database`` takes an EMPTY
