@@ -35,13 +35,13 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from email.errors import MessageError
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from peewee import SQL, Select, fn
 
@@ -68,6 +68,9 @@ from store.models import Client, Email, EmailTemplate, utcnow
 from store.models.enums import EmailStatus
 from store.models.mail import DUE_ROWS, MARKETING
 from store.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from rules.billing.invoice_pdf import InvoiceDocument
 
 LEASE = dt.timedelta(minutes=5)
 MAX_ATTEMPTS = 10
@@ -395,22 +398,66 @@ def message_id(email: Email, settings: Settings) -> str:
     return f"<gobiller.{email.id}.{email.created_at:%Y%m%d%H%M%S}@{domain or 'gobiller.invalid'}>"
 
 
-def attach_invoice_pdf(message: EmailMessage, invoice_id: int, settings: Settings) -> None:
+def attach_invoice_pdf(
+    message: EmailMessage,
+    invoice_id: int,
+    settings: Settings,
+    documents: Mapping[int, InvoiceDocument] | None = None,
+) -> None:
     """Attach invoice ``invoice_id``'s PDF (``Invoice-<number>.pdf``), rendered now from
-    the invoice as it stands (never stored per email). Raises whatever rendering raises
-    (``InvoiceNotFound``...): the caller fails that email alone (PRODUCT.md §4)."""
-    from rules.billing.invoice_pdf import invoice_pdf_attachment
+    the invoice as it stands (never stored per email): from ``documents`` when given (the
+    batch's invoices, read at once by ``load_invoice_documents``), else read alone. Raises
+    whatever rendering raises (``InvoiceNotFound``...): the caller fails that email alone
+    (PRODUCT.md §4)."""
+    from rules.billing.invoice_pdf import (
+        draw_invoice_pdf,
+        invoice_pdf_attachment,
+        pdf_filename,
+    )
+    from rules.billing.payments import InvoiceNotFound
 
-    filename, data = invoice_pdf_attachment(invoice_id, settings)
+    if documents is None:
+        filename, data = invoice_pdf_attachment(invoice_id, settings)
+    else:
+        document = documents.get(invoice_id)
+        if document is None:
+            raise InvoiceNotFound(f"no invoice {invoice_id}")
+        filename, data = pdf_filename(document.number), draw_invoice_pdf(document)
     message.add_attachment(data, maintype="application", subtype="pdf", filename=filename)
 
 
-def build_message(email: Email, settings: Settings) -> EmailMessage:
+def invoice_documents(
+    emails: Iterable[Email], settings: Settings
+) -> dict[int, InvoiceDocument] | None:
+    """What the invoice emails among ``emails`` print, read set-based (two statements for
+    a batch, whatever its number of invoice emails: ``load_invoice_documents``). None when
+    that read fails: each email's PDF is then read alone and fails alone, with its reason,
+    as before."""
+    ids = [
+        invoice_id
+        for email in emails
+        if (invoice_id := attachments.invoice_of(email.template, email.unique_key)) is not None
+    ]
+    if not ids:
+        return {}
+    from rules.billing.invoice_pdf import load_invoice_documents
+
+    try:
+        return load_invoice_documents(ids, settings)
+    except Exception:  # noqa: BLE001  (read alone per email instead, each failing alone)
+        return None
+
+
+def build_message(
+    email: Email,
+    settings: Settings,
+    documents: Mapping[int, InvoiceDocument] | None = None,
+) -> EmailMessage:
     """The message for ``email``: From the company (``company_name`` as a display name,
     ``company_email``), To the stored address, both as ``Address`` objects whose domain is
     its A-label; headers are written by ``rules.mail.wire`` (PRODUCT.md §4). "Invoice
     Created" and "Invoice Payment Confirmation" carry their invoice's PDF
-    (``attach_invoice_pdf``, issue 13).
+    (``attach_invoice_pdf``, issue 13), drawn from ``documents`` when given.
 
     Raises ``PermanentError`` with the reason for an address that has no wire form, a
     header that cannot be written or an invoice PDF that cannot be made: that email fails
@@ -442,7 +489,7 @@ def build_message(email: Email, settings: Settings) -> EmailMessage:
     invoice_id = attachments.invoice_of(email.template, email.unique_key)
     if invoice_id is not None:
         try:
-            attach_invoice_pdf(msg, invoice_id, settings)
+            attach_invoice_pdf(msg, invoice_id, settings, documents)
         except Exception as exc:  # noqa: BLE001  (this email fails alone, with the reason)
             raise PermanentError(
                 f"cannot attach the PDF of invoice {invoice_id}: {_reason(exc)}"
@@ -771,6 +818,7 @@ def _send_batch(
     recorded: it is the other's now). Then ``end_batch`` (the Maildir's flush of new/)."""
     held = _Held(owner, leased, now)
     by_id = {e.id: e for e in leased}
+    documents = invoice_documents(leased, settings)
     message_ids: dict[int, str] = {}
     outcomes: list[Outcome] = []
 
@@ -787,7 +835,7 @@ def _send_batch(
             # cannot be encoded, an invoice PDF that cannot be made.
             mid = email.message_id or message_id(email, settings)
             email.message_id = mid
-            message = build_message(email, settings)
+            message = build_message(email, settings, documents)
         except Exception as exc:  # noqa: BLE001
             why = (
                 str(exc)

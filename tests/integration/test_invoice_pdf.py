@@ -19,7 +19,7 @@ from email.policy import default as default_policy
 from pathlib import Path
 
 import pytest
-from playhouse.test_utils import assert_query_count
+from playhouse.test_utils import assert_query_count, count_queries
 
 from rules.audit import SYSTEM_CLI
 from rules.billing import invoice_pdf
@@ -624,3 +624,40 @@ def test_open_invoice_pdf_renders_and_saves_the_invoice(db: str, tmp_path: Path)
     opened = open_invoice_pdf(invoice.id, folder=tmp_path)
     assert opened.path == tmp_path / "Invoice-INV-9.pdf"
     assert "INV/9" in _pypdf_text(opened.path.read_bytes())
+
+
+def test_a_batch_of_invoice_emails_costs_the_same_statements_whatever_its_size(
+    db: str, tmp_path: Path
+) -> None:
+    """The invoices a leased batch's emails print are read set-based
+    (``rules.mail.delivery.invoice_documents``): a batch with one invoice's emails and one
+    with five invoices' emails cost the same statements, and every PDF is the one its
+    invoice would print alone (number, bill-to name)."""
+    currency = _bhd()
+    counts = []
+    for n in (1, 5):
+        invoices = [
+            _two_level_invoice(
+                _client(currency, 100 * n + i, first_name=f"Zoë{n}{i}"), f"B-{n}-{i}"
+            )
+            for i in range(n)
+        ]
+        for invoice in invoices:
+            _queue_invoice_emails(invoice)
+        with count_queries() as counter:
+            result = flush(MaildirTransport(tmp_path / f"Maildir{n}"), now=Clock(), batch=100)
+        assert (result.sent, result.failed) == (3 * n, 0), result.errors
+        counts.append(counter.count)
+        box = mailbox.Maildir(str(tmp_path / f"Maildir{n}"), create=False)
+        parsed = [message_from_bytes(box.get_bytes(k), policy=default_policy) for k in box.keys()]
+        pdfs = {
+            name: data
+            for message in parsed
+            if isinstance(message, EmailMessage)
+            for name, data in _pdf_attachments(message)
+        }
+        assert sorted(pdfs) == sorted(f"Invoice-B-{n}-{i}.pdf" for i in range(n))
+        for i in range(n):
+            text = " ".join(_pypdf_text(pdfs[f"Invoice-B-{n}-{i}.pdf"]).split())
+            assert f"Zoë{n}{i}" in text and f"B-{n}-{i}" in text
+    assert counts[0] == counts[1], counts
