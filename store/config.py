@@ -100,8 +100,9 @@ def smtp_host(host: str, source: str) -> str:
 def smtp_connections(value: object, source: str) -> int:
     """The ``connections`` setting as a number from 1 to ``SMTP_CONNECTIONS_MAX``; raises
     ``ConfigError`` naming ``source`` for anything else."""
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
+    text = value.strip() if isinstance(value, str) else ""
+    if text.isascii() and text.isdecimal():  # not "²" (isdigit) nor "١" (int() takes it)
+        value = int(text)
     if isinstance(value, bool) or not isinstance(value, int):
         value = 0
     if not 1 <= value <= SMTP_CONNECTIONS_MAX:

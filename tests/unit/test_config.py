@@ -94,13 +94,15 @@ def test_smtp_connections_come_from_the_file_or_the_url_and_default_to_4(
     toml.write_text('[smtp]\nhost = "mail.example.com"\nconnections = 2\n')
     cfg = load_config(None, environ={}, cwd=dirs["cwd"])
     assert cfg.smtp is not None and cfg.smtp.connections == 2
-    for bad in ("0", "33", '"four"', "true", "2.5"):
+    for bad in ("0", "33", '"four"', "true", "2.5", '"²"', '"١"'):
         (dirs["cwd"] / "gobiller.toml").write_text(
             f'[smtp]\nhost = "mail.example.com"\nconnections = {bad}\n'
         )
         with pytest.raises(ConfigError, match=r"\[smtp\] connections.*1 to 32"):
             load_config(None, environ={}, cwd=dirs["cwd"])
-    for query in ("connections=0", "connections=x", "connections=", "conections=8"):
+    # Digits that are not ASCII digits ("²" passes str.isdigit and then breaks int()).
+    queries = ("connections=0", "connections=x", "connections=", "conections=8")
+    for query in (*queries, "connections=²", "connections=%C2%B2", "connections=١"):
         env = {"GOBILLER_SMTP_URL": f"smtp://mail.example.com?{query}"}
         with pytest.raises(ConfigError, match="GOBILLER_SMTP_URL"):
             load_config(None, environ=env, cwd=dirs["cwd"])
