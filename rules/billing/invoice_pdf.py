@@ -37,7 +37,7 @@ import struct
 import threading
 import unicodedata
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache, lru_cache
@@ -111,13 +111,8 @@ def country_name(code: str) -> str:
     return str(getattr(country, "common_name", None) or country.name) if country else code
 
 
-def _invoice_query(invoice_id: int) -> Any:
-    """The invoice with its client, currency, billing contact and payments (one row)."""
-    return _invoices_select().where(Invoice.id == invoice_id).limit(1)
-
-
 def _invoices_select() -> Any:
-    """``_invoice_query``'s columns and joins, for any invoices (one row each)."""
+    """Invoices with their client, currency, billing contact and payments (one row each)."""
     billing = Contact.alias("billing")
     party: tuple[str, ...] = ("first_name", "last_name", "company", "address1", "address2")
     party += ("city", "state", "postcode", "country")
@@ -154,54 +149,21 @@ def _invoices_select() -> Any:
     )
 
 
-def _items_query(invoice_id: int) -> Any:
-    """The invoice's items: (description, amount in minor units), in their order."""
-    return (
-        InvoiceItem.select(InvoiceItem.description, InvoiceItem.amount)
-        .where(InvoiceItem.invoice == invoice_id)
-        .order_by(InvoiceItem.sort_order, InvoiceItem.id)
-    )
-
-
-#: An invoice id no database holds: marks where the id goes in a compiled query.
-_ANY_INVOICE = -918_273_645
-_COMPILED: dict[tuple[Callable[[int], Any], type], tuple[str, tuple[Any, ...], int]] = {}
-
-
-def _run(query: Callable[[int], Any], invoice_id: int) -> tuple[list[str], list[Any]]:
-    """``query(invoice_id)`` run: its column names and rows (values as the driver gives
-    them: on SQLite, dates as ISO text and booleans as 0/1). Its SQL is built by peewee
-    once per query and kind of database, then run with each invoice's id (building it
-    cost more than running it: a millisecond of the few an invoice PDF takes)."""
-    key = (query, type(database.obj))
-    compiled = _COMPILED.get(key)
-    if compiled is None:
-        sql, params = query(_ANY_INVOICE).sql()
-        [at] = [n for n, value in enumerate(params) if value == _ANY_INVOICE]
-        compiled = _COMPILED[key] = (sql, tuple(params), at)
-    sql, params, at = compiled
-    cursor = database.execute_sql(sql, (*params[:at], invoice_id, *params[at + 1 :]))
-    return [column[0] for column in cursor.description], cursor.fetchall()
-
-
 def load_invoice_document(invoice_id: int, settings: Settings | None = None) -> InvoiceDocument:
-    """Read what invoice ``invoice_id``'s PDF prints: two queries (``_invoice_query``,
-    ``_items_query``), plus one for the settings when not given. Raises
-    ``InvoiceNotFound``."""
+    """Read what invoice ``invoice_id``'s PDF prints (``load_invoice_documents``): two
+    queries, plus one for the settings when not given. Raises ``InvoiceNotFound``."""
     settings = settings or load_settings()
-    names, rows = _run(_invoice_query, invoice_id)
-    if not rows:
+    document = load_invoice_documents([invoice_id], settings).get(invoice_id)
+    if document is None:
         raise InvoiceNotFound(f"no invoice {invoice_id}")
-    row: dict[str, Any] = dict(zip(names, rows[0], strict=True))
-    items: list[Any] = _run(_items_query, invoice_id)[1]
-    return _document(row, items, settings)
+    return document
 
 
 def load_invoice_documents(
     invoice_ids: Iterable[int], settings: Settings
 ) -> dict[int, InvoiceDocument]:
-    """``load_invoice_document`` for many invoices at once, set-based: the same two
-    queries over ``invoice_ids`` whatever their number (what delivery reads for a leased
+    """What the PDFs of ``invoice_ids`` print, set-based: two queries (the invoices, then
+    their items in order) whatever their number (what delivery reads for a leased
     batch's invoice emails, so a batch costs a fixed number of statements). An id no
     invoice has is left out of the result (its email fails alone, as ``InvoiceNotFound``)."""
     ids = sorted(set(invoice_ids))
@@ -211,6 +173,8 @@ def load_invoice_documents(
     cursor = database.execute_sql(*query.where(Invoice.id.in_(ids)).sql())
     names = [column[0] for column in cursor.description]
     rows = {row["invoice_id"]: row for row in (dict(zip(names, r, strict=True)) for r in cursor)}
+    if not rows:
+        return {}
     items: dict[int, list[Any]] = {invoice_id: [] for invoice_id in rows}
     item_rows: Any = (
         InvoiceItem.select(InvoiceItem.invoice, InvoiceItem.description, InvoiceItem.amount)
@@ -226,7 +190,8 @@ def load_invoice_documents(
 
 
 def _document(row: dict[str, Any], items: list[Any], settings: Settings) -> InvoiceDocument:
-    """The document from ``_invoice_query``'s row (as a dict) and ``_items_query``'s rows."""
+    """The document from an ``_invoices_select`` row (as a dict) and its items'
+    (description, amount in minor units) rows."""
     currency = Currency(
         code=row["code"], prefix=row["prefix"], suffix=row["suffix"], decimals=row["decimals"]
     )

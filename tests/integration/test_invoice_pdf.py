@@ -40,7 +40,7 @@ from store.models import (
     utcnow,
 )
 from store.money import format_money
-from store.settings import save_settings
+from store.settings import load_settings, save_settings
 from tests.conftest import SmtpRecorder
 from tui.open_file import Opened, open_invoice_pdf, open_pdf, system_viewer
 
@@ -232,20 +232,16 @@ def test_pdf_rendering_is_read_only_at_a_fixed_number_of_queries(db: str) -> Non
     assert "Line 39" in _pypdf_text(render_invoice_pdf(big.id))
 
 
-def test_compiled_pdf_queries_read_what_peewee_reads(db: str) -> None:
-    """The PDF's two queries are compiled once per kind of database and run with each
-    invoice's id: they read, invoice after invoice, the rows peewee's own queries read
-    (billing contact or none, payments and credit or none, paid or not)."""
+def test_invoices_read_together_are_each_read_as_alone(db: str) -> None:
+    """The set-based read of the PDFs' invoices (``load_invoice_documents``: what delivery
+    reads for a batch) gives each invoice the document it has alone: its own items,
+    payments, credit and billing contact, never another's; an unknown id is left out."""
     from decimal import Decimal
 
     from rules.billing.payments import add_credit, apply_credit
 
-    def plain(value: object) -> object:
-        if isinstance(value, dt.date):
-            return value.isoformat()
-        if isinstance(value, bool | Decimal):
-            return int(value)
-        return value
+    def invoices_ids(invoices: list[Invoice]) -> list[int]:
+        return [invoice.id for invoice in invoices]
 
     currency = _bhd()
     plain_client = _client(currency, 1)
@@ -261,17 +257,13 @@ def test_compiled_pdf_queries_read_what_peewee_reads(db: str) -> None:
     Invoice.update(status="Paid", date_paid=dt.date(2026, 11, 3)).where(
         Invoice.id == invoices[0].id
     ).execute()
-    for invoice in (*invoices, *invoices):  # the second time from the compiled SQL
-        names, rows = invoice_pdf._run(invoice_pdf._invoice_query, invoice.id)
-        expected = invoice_pdf._invoice_query(invoice.id).dicts().first()
-        assert {k: plain(v) for k, v in zip(names, rows[0], strict=True)} == {
-            k: plain(v) for k, v in expected.items()
-        }
-        items = invoice_pdf._run(invoice_pdf._items_query, invoice.id)[1]
-        assert [tuple(item) for item in items] == list(
-            invoice_pdf._items_query(invoice.id).tuples()
-        )
-    assert invoice_pdf._run(invoice_pdf._invoice_query, 424242)[1] == []
+    settings = load_settings()
+    together = invoice_pdf.load_invoice_documents([*invoices_ids(invoices), 424242], settings)
+    assert sorted(together) == sorted(invoices_ids(invoices))  # an unknown id is left out
+    for invoice in invoices:
+        alone = invoice_pdf.load_invoice_documents([invoice.id], settings)[invoice.id]
+        assert together[invoice.id] == alone == invoice_pdf.load_invoice_document(invoice.id)
+        assert together[invoice.id].number == invoice.number
 
 
 def test_unknown_invoice_is_a_clear_refusal(db: str) -> None:
