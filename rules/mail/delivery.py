@@ -2,12 +2,12 @@
 
 Rows are leased a batch at a time (``status='sending'`` with an owner and an expiry), so
 two flushers never send the same email at once. The flusher's thread builds each message
-and hands it to the transport's senders: a small pool of SMTP sessions (``[smtp]
-connections``, default 4), each reused for many messages, or Maildir writers that put
-each message in ``tmp/``, flush it to the disk and rename it into ``new/``, then flush
-``new/`` once per batch. The batch's outcomes are then recorded in ONE transaction. The
-database stays on the flusher's thread; a batch that takes more than half the lease has
-its lease renewed.
+and hands it to the transport: to a small pool of SMTP sessions (``[smtp] connections``,
+default 4), each reused for many messages; or, for the Maildir, it writes the message into
+``tmp/`` itself, and at the end of the batch the files are flushed to the disk together
+(on the transport's own threads), renamed into ``new/``, and ``new/`` is flushed once. The
+batch's outcomes are then recorded in ONE transaction. The database stays on the
+flusher's thread; a batch that takes more than half the lease has its lease renewed.
 
 The guarantee: every email is delivered at least once; outside a crash (or a database
 that refuses the write, or a flusher stalled past its lease) between the server's
@@ -36,6 +36,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.errors import MessageError
 from email.message import EmailMessage
@@ -76,11 +77,14 @@ LEASE = dt.timedelta(minutes=5)
 MAX_ATTEMPTS = 10
 BACKOFF_START = dt.timedelta(minutes=1)
 BACKOFF_CAP = dt.timedelta(hours=6)
-#: Threads writing Maildir messages at once: their fsyncs share the file system's journal
-#: commits, which one writer waiting for each in turn cannot. Not more: 8 at once slowed
-#: the commits of staff saves on the same disk until one waited out the lock's 10 s
+#: Threads flushing a batch's Maildir files to the disk at once: their fsyncs share the
+#: file system's journal commits, which one thread waiting for each in turn cannot. Only
+#: the fsyncs run there, once the batch is written: threads that also wrote the files
+#: waited for the interpreter lock after each system call while the flusher's thread built
+#: messages, and delivered a third fewer (bench/mail.py). Not more than 4: 8 writers at once
+#: slowed the commits of staff saves on the same disk until one waited out the lock's 10 s
 #: (tests/reliability/test_concurrent_writes.py).
-MAILDIR_WRITERS = 4
+MAILDIR_SYNCS = 4
 #: Seconds the flusher waits for a sender before it looks at the lease again.
 TICK = 1.0
 
@@ -101,16 +105,19 @@ class SessionRefused(TransientError):
 
 
 class Transport(Protocol):
-    """Where messages go. ``open`` and ``close`` run on the flusher's thread; ``send``
-    runs on up to ``senders`` threads at once (each with its own session) and raises
-    ``TransientError`` or ``PermanentError``; ``end_batch`` runs once every message of
-    a batch is done, before its outcomes are recorded."""
+    """Where messages go. ``open``, ``end_batch`` and ``close`` run on the flusher's
+    thread; ``send`` runs on up to ``senders`` threads at once (each with its own
+    session), or on the flusher's thread when ``senders`` is 0, and raises
+    ``TransientError`` or ``PermanentError``. ``key`` names the message (its email's id).
+    ``end_batch`` runs once every message of a batch is handed over, before its outcomes
+    are recorded, and returns the keys of the messages that were not delivered after all
+    (a transport that finishes its deliveries there), with why."""
 
     senders: int
 
     def open(self) -> None: ...
-    def send(self, message: EmailMessage, to: str) -> None: ...
-    def end_batch(self) -> None: ...
+    def send(self, message: EmailMessage, to: str, key: int = 0) -> None: ...
+    def end_batch(self) -> dict[int, Exception]: ...
     def close(self) -> None: ...
 
 
@@ -119,19 +126,23 @@ class MaildirTransport:
     written as it would be sent: 7-bit headers, or UTF-8 headers (RFC 6532) when an
     address has a local part that is not ASCII (a Maildir has no server to ask).
 
-    By the Maildir protocol: each message is written under a unique name in ``tmp/``
-    (0600 from its first byte: a message can hold a password until the log masks it),
-    flushed to the disk, then renamed into ``new/``, where it is delivered, whole or not
-    at all; ``end_batch`` flushes ``new/`` once for the batch, before its outcomes are
-    recorded. A message left in ``tmp/`` by a crash is not delivered (its email is sent
-    again). ``MAILDIR_WRITERS`` threads write at once."""
+    By the Maildir protocol: ``send`` writes each message, on the flusher's thread, under a
+    unique name in ``tmp/`` (0600 from its first byte: a message can hold a password until
+    the log masks it). ``end_batch`` flushes the batch's files to the disk on
+    ``MAILDIR_SYNCS`` threads, renames each into ``new/``, where it is delivered, whole or
+    not at all, and flushes ``new/`` once, before the batch's outcomes are recorded. A
+    message left in ``tmp/`` (by a crash, or a batch that did not end) is not delivered:
+    its email is sent again."""
 
-    senders = MAILDIR_WRITERS
+    senders = 0
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._serial = itertools.count()
         self._host = socket.gethostname().replace("/", "\\057").replace(":", "\\072")
+        #: (key, name in tmp/) of the batch's messages written and not yet in new/.
+        self._written: list[tuple[int, str]] = []
+        self._syncs: ThreadPoolExecutor | None = None
 
     def open(self) -> None:
         try:
@@ -146,9 +157,10 @@ class MaildirTransport:
         now = time.time()
         return f"{int(now)}.M{int(now % 1 * 1e6)}P{os.getpid()}Q{next(self._serial)}.{self._host}"
 
-    def send(self, message: EmailMessage, to: str) -> None:
-        """Deliver into ``new/`` (see the class); ``TransientError`` with the reason (disk
-        full...) when the file cannot be written, and then nothing is in ``new/``."""
+    def send(self, message: EmailMessage, to: str, key: int = 0) -> None:
+        """Write ``message`` into ``tmp/`` (it reaches ``new/`` at ``end_batch``);
+        ``TransientError`` with the reason (disk full...) when the file cannot be written,
+        and then nothing of it is left."""
         data = _written(message, smtputf8=needs_smtputf8(message), linesep="\n")
         name = self._unique()
         temporary = self.path / "tmp" / name
@@ -161,29 +173,75 @@ class MaildirTransport:
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view) :]
-                os.fsync(fd)
             finally:
                 os.close(fd)
-            os.rename(temporary, self.path / "new" / name)
         except OSError as exc:
             if created:
-                try:
-                    os.unlink(temporary)
-                except OSError:
-                    pass
+                _unlink(temporary)
             raise TransientError(f"Maildir {self.path}: {reason(exc)}") from exc
+        self._written.append((key, name))
 
-    def end_batch(self) -> None:
-        """Flush ``new/`` once for the batch, so its messages survive a power loss before
-        their rows are marked sent. A message renamed into ``new/`` is delivered: an error
-        flushing the folder must not deliver it twice."""
-        try:
-            fsync_folder(self.path / "new")
-        except OSError:
-            pass  # delivered all the same; each message file itself was flushed
+    def end_batch(self) -> dict[int, Exception]:
+        """Deliver the batch's written messages: flush each file to the disk (on
+        ``MAILDIR_SYNCS`` threads), rename it into ``new/``, then flush ``new/`` once, so
+        the messages survive a power loss before their rows are marked sent. A message
+        whose file cannot be flushed or renamed is not delivered: its key comes back with
+        a ``TransientError`` (retried), and its file is removed. A message renamed into
+        ``new/`` is delivered: an error flushing the folder must not deliver it twice."""
+        written, self._written = self._written, []
+        if not written:
+            return {}
+        if self._syncs is None:
+            self._syncs = ThreadPoolExecutor(MAILDIR_SYNCS, thread_name_prefix="gobiller-maildir")
+        tmp, new = self.path / "tmp", self.path / "new"
+        undelivered: dict[int, Exception] = {}
+        flushed = self._syncs.map(_flush_file, [tmp / name for _, name in written])
+        for (key, name), error in zip(written, flushed, strict=True):
+            if error is None:
+                try:
+                    os.rename(tmp / name, new / name)
+                    continue
+                except OSError as exc:
+                    error = exc
+            _unlink(tmp / name)
+            undelivered[key] = TransientError(f"Maildir {self.path}: {reason(error)}")
+        if len(undelivered) < len(written):
+            try:
+                fsync_folder(new)
+            except OSError:
+                pass  # delivered all the same; each message file itself was flushed
+        return undelivered
 
     def close(self) -> None:
-        return None
+        """Remove what a batch that did not end left in ``tmp/`` (its emails are sent
+        again) and stop the flushing threads."""
+        written, self._written = self._written, []
+        for _, name in written:
+            _unlink(self.path / "tmp" / name)
+        if self._syncs is not None:
+            self._syncs.shutdown()
+            self._syncs = None
+
+
+def _flush_file(path: Path) -> OSError | None:
+    """fsync the file at ``path``; the error instead of raising it (one file's failure is
+    its message's alone)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        return exc
+    return None
+
+
+def _unlink(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 class SmtpTransport:
@@ -264,7 +322,7 @@ class SmtpTransport:
             self._local.smtp = smtp
         return smtp
 
-    def send(self, message: EmailMessage, to: str) -> None:
+    def send(self, message: EmailMessage, to: str, key: int = 0) -> None:
         if self._envelope_sender is None:
             self.open()
         smtp = self._session()
@@ -313,8 +371,8 @@ class SmtpTransport:
         except OSError:
             pass
 
-    def end_batch(self) -> None:
-        return None
+    def end_batch(self) -> dict[int, Exception]:
+        return {}
 
     def close(self) -> None:
         """Quit every session (the senders have stopped)."""
@@ -366,7 +424,7 @@ class RecordingTransport:
     dry run's transport (``rules.billing.cron.run_cron``), inside the rolled-back
     transaction, so the run's flush is the real flush and no email leaves."""
 
-    senders = 1
+    senders = 0
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, str]] = []
@@ -374,11 +432,11 @@ class RecordingTransport:
     def open(self) -> None:
         return None
 
-    def send(self, message: EmailMessage, to: str) -> None:
+    def send(self, message: EmailMessage, to: str, key: int = 0) -> None:
         self.sent.append((to, str(message["Subject"] or "")))
 
-    def end_batch(self) -> None:
-        return None
+    def end_batch(self) -> dict[int, Exception]:
+        return {}
 
     def close(self) -> None:
         return None
@@ -723,11 +781,12 @@ def _record(owner: str, outcomes: list[Outcome], result: FlushResult) -> None:
 class _Senders:
     """``transport.senders`` threads sending what the flusher's thread hands them (each
     ``transport.send`` call on its own thread's session), at most one message each at a
-    time; the outcomes come back to the flusher's thread, which alone uses the database."""
+    time; the outcomes come back to the flusher's thread, which alone uses the database.
+    With ``senders`` 0, ``submit`` sends on the flusher's thread itself."""
 
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
-        self.count = max(1, int(transport.senders))
+        self.count = max(0, int(transport.senders))
         self._jobs: queue.SimpleQueue[tuple[int, EmailMessage, str] | None] = queue.SimpleQueue()
         self._done: queue.SimpleQueue[tuple[int, Exception | None]] = queue.SimpleQueue()
         self._free = threading.Semaphore(self.count)
@@ -739,30 +798,36 @@ class _Senders:
         for thread in self._threads:
             thread.start()
 
+    def _send(self, email_id: int, message: EmailMessage, to: str) -> None:
+        error: Exception | None = None
+        try:
+            self.transport.send(message, to, email_id)
+        except Exception as exc:  # noqa: BLE001  (sorted on the flusher's thread)
+            error = exc
+        self._done.put((email_id, error))
+
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:
-            email_id, message, to = job
-            error: Exception | None = None
-            try:
-                self.transport.send(message, to)
-            except Exception as exc:  # noqa: BLE001  (sorted on the flusher's thread)
-                error = exc
-            self._done.put((email_id, error))
+            self._send(*job)
             self._free.release()
 
     def wait_free(self, tick: Callable[[], None]) -> None:
         """Wait until a sender is free, calling ``tick`` every ``TICK`` seconds meanwhile."""
-        while not self._free.acquire(timeout=TICK):
+        while self.count and not self._free.acquire(timeout=TICK):
             tick()
 
     def give_back(self) -> None:
         """The slot ``wait_free`` took is not used."""
-        self._free.release()
+        if self.count:
+            self._free.release()
 
     def submit(self, email_id: int, message: EmailMessage, to: str) -> None:
-        """Hand a message to a free sender (after ``wait_free``)."""
+        """Hand a message to a free sender (after ``wait_free``), or send it now."""
         self.in_flight += 1
-        self._jobs.put((email_id, message, to))
+        if self.count:
+            self._jobs.put((email_id, message, to))
+        else:
+            self._send(email_id, message, to)
 
     def finished(self, block: bool, tick: Callable[[], None]) -> list[tuple[int, Exception | None]]:
         """The (email id, error or None) of the messages done since the last call; with
@@ -815,7 +880,8 @@ def _send_batch(
 ) -> list[Outcome]:
     """Build each message on this thread and hand it to a free sender; sort the answers
     into outcomes. An email whose lease another flusher took over is not sent (nor
-    recorded: it is the other's now). Then ``end_batch`` (the Maildir's flush of new/)."""
+    recorded: it is the other's now). Then ``end_batch`` (the Maildir's flush of its files
+    and of new/); a message it did not deliver after all gets that outcome instead."""
     held = _Held(owner, leased, now)
     by_id = {e.id: e for e in leased}
     documents = invoice_documents(leased, settings)
@@ -854,8 +920,13 @@ def _send_batch(
         collect(block=False)
     while senders.in_flight:
         collect(block=True)
-    senders.transport.end_batch()
-    return outcomes
+    undelivered = senders.transport.end_batch()
+    return [
+        _answered(o.email, o.message_id, undelivered[o.email.id], now(), sensitive)
+        if o.email.id in undelivered
+        else o
+        for o in outcomes
+    ]
 
 
 def _answered(

@@ -191,11 +191,13 @@ def test_file_write_of_a_maildir_message_on_a_full_disk_is_retried_not_torn(
     big.set_content("x" * 200_000)
     with pytest.raises(TransientError, match="disk full"):
         transport.send(big, "a@example.com")
-    assert list((box / "new").iterdir()) == []
+    assert list((box / "new").iterdir()) == list((box / "tmp").iterdir()) == []
     small = EmailMessage()
     small["To"] = "a@example.com"
     small["Subject"] = "small"
     small.set_content("hello")
     transport.send(small, "a@example.com")
+    assert list((box / "new").iterdir()) == []  # written into tmp/, delivered at the batch's end
+    assert transport.end_batch() == {}
     [delivered] = list((box / "new").iterdir())
     assert b"hello" in delivered.read_bytes()

@@ -307,8 +307,8 @@ def test_a_slow_server_keeps_the_lease_so_no_other_flusher_sends_twice(
     stolen: list[int] = []
 
     class Slow(SmtpTransport):
-        def send(self, message: object, to: str) -> None:
-            super().send(message, to)  # type: ignore[arg-type]
+        def send(self, message: object, to: str, key: int = 0) -> None:
+            super().send(message, to, key)  # type: ignore[arg-type]
             clock.advance(minutes=2)
             stolen.extend(e.id for e in _lease("other:1", clock(), 100, load_settings()).emails)
 
@@ -333,8 +333,8 @@ def test_emails_another_flusher_took_over_are_not_sent_again(
     stolen: list[int] = []
 
     class Stalls(SmtpTransport):
-        def send(self, message: object, to: str) -> None:
-            super().send(message, to)  # type: ignore[arg-type]
+        def send(self, message: object, to: str, key: int = 0) -> None:
+            super().send(message, to, key)  # type: ignore[arg-type]
             if not stolen:
                 clock.advance(minutes=6)
                 stolen.extend(e.id for e in _lease("other:1", clock(), 100, load_settings()).emails)
@@ -590,3 +590,41 @@ def test_maildir_flushes_each_file_then_new_once_per_batch(
     assert flushed.count("folder") == 3  # batches of 10, 10 and 5
     assert sorted(p.name for p in (box / "new").iterdir()) == sorted(Path(f).name for f in files)
     assert list((box / "tmp").iterdir()) == []
+
+
+def test_a_maildir_file_that_cannot_be_flushed_is_retried_not_delivered(
+    db: str, tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A message is delivered only once its file is on the disk: one whose fsync fails at
+    the batch's end (an I/O error) is not renamed into new/, its file is removed, and its
+    email is retried, not marked sent; the rest of the batch is delivered. The retry
+    carries the same Message-ID."""
+    import errno
+    import os
+
+    real_fsync = os.fsync
+    failed: list[str] = []
+
+    def fsync(fd: int) -> None:
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        if Path(path).parent == tmp_path / "Maildir" / "tmp" and not failed:
+            failed.append(Path(path).name)
+            raise OSError(errno.EIO, "Input/output error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    for n in range(5):
+        _queue_one(_client(n), key=f"k{n}")
+    box = tmp_path / "Maildir"
+    result = flush(MaildirTransport(box), now=clock)
+    assert (result.sent, result.retried, result.failed) == (4, 1, 0)
+    assert len(failed) == 1
+    assert list((box / "tmp").iterdir()) == []
+    assert len(list((box / "new").iterdir())) == 4
+    [retried] = Email.select().where(Email.status == "queued")
+    assert "input/output error" in retried.last_error and retried.attempts == 1
+    clock.advance(minutes=5)
+    assert flush(MaildirTransport(box), now=clock).sent == 1
+    ids = [m["Message-ID"] for m in mailbox.Maildir(str(box), create=False)]
+    assert len(ids) == len(set(ids)) == 5
+    assert Email.get_by_id(retried.id).message_id in ids

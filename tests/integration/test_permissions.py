@@ -92,6 +92,9 @@ def test_secrets_are_private_maildir_messages(tmp_path: Path, open_umask: None) 
     message["Subject"] = "Your new password"
     message.set_content("Password: s3cret-s3cret")
     transport.send(message, "a@example.com")
+    [written] = list((box / "tmp").iterdir())
+    assert mode(written) == 0o600
+    transport.end_batch()
     [delivered] = list((box / "new").iterdir())
     assert mode(delivered) == 0o600
     assert {mode(p) for p in (box, box / "tmp", box / "new", box / "cur", box.parent)} == {0o700}
