@@ -25,6 +25,7 @@ from email.headerregistry import (
     Address,
     AddressHeader,
     BaseHeader,
+    Group,
     HeaderRegistry,
     SingleAddressHeader,
     UniqueAddressHeader,
@@ -346,11 +347,23 @@ def fold_addresses(name: str, addresses: Sequence[Address], policy: Policy) -> s
 
 
 # The header classes GoBiller's messages use: the standard ones, folded by the functions
-# above. ``HeaderRegistry`` adds ``BaseHeader`` (which supplies ``name``) as the last base.
+# above, which write from the header's text and addresses. So they skip the standard
+# parse tree, which only the standard folding reads, and which cost most of building a
+# message. ``HeaderRegistry`` adds ``BaseHeader`` (which supplies ``name``) as the last base.
 
 
 class _WireUnstructured(UnstructuredHeader):
+    """Free text (Subject, Date, Message-ID, GoBiller's own fields) kept as it was
+    written: the standard class decodes what looks like an RFC 2047 encoded word in the
+    text, so a subject reading ``=?utf-8?q?hi?=`` left as ``hi``; here it is sent as
+    written (encoded, so a reader shows it as it is: ``_must_encode``)."""
+
     name: str
+
+    @classmethod
+    def parse(cls, value: str, kwds: dict[str, Any]) -> None:
+        kwds["parse_tree"] = None
+        kwds["decoded"] = str(value)
 
     def fold(self, *, policy: Policy) -> str:
         return fold_unstructured(self.name, str(self), policy)
@@ -361,7 +374,22 @@ class _WireUniqueUnstructured(_WireUnstructured, UniqueUnstructuredHeader):
 
 
 class _WireAddresses(AddressHeader):
+    """Address fields. Given ``Address`` objects (as ``build_message`` does), they are
+    kept as they are, not written out and parsed back; text is parsed as the standard
+    class does."""
+
     name: str
+
+    @classmethod
+    def parse(cls, value: Any, kwds: dict[str, Any]) -> None:
+        if isinstance(value, str):
+            super().parse(value, kwds)
+            return
+        items = value if hasattr(value, "__iter__") else [value]
+        groups = [item if hasattr(item, "addresses") else Group(None, [item]) for item in items]
+        kwds["groups"] = groups
+        kwds["decoded"] = ", ".join(str(group) for group in groups)
+        kwds["parse_tree"] = None
 
     def fold(self, *, policy: Policy) -> str:
         return fold_addresses(self.name, self.addresses, policy)
@@ -394,6 +422,17 @@ _REPEATED = frozenset(
     )
 )
 _PARSED_MAX = 512
+
+
+class _FoldedOnce:
+    """A shared header (``_REPEATED``) is written once per policy, not once per message."""
+
+    def fold(self, *, policy: Policy) -> str:
+        folds: dict[Policy, str] = self.__dict__.setdefault("_folds", {})
+        folded = folds.get(policy)
+        if folded is None:
+            folded = folds[policy] = super().fold(policy=policy)  # type: ignore[misc]
+        return folded
 
 
 class _Registry(HeaderRegistry):
@@ -433,13 +472,18 @@ class _Registry(HeaderRegistry):
         key = name.lower()
         made = self._made.get(key)
         if made is None:
-            made = self._made[key] = super().__getitem__(name)
+            made = super().__getitem__(name)
+            if key in _REPEATED:
+                made = cast("type[BaseHeader]", type(made.__name__, (_FoldedOnce, made), {}))
+            self._made[key] = made
         return made
 
 
 def _registry() -> HeaderRegistry:
     registry = _Registry(default_class=_WireUnstructured)
-    classes: dict[str, type] = {"subject": _WireUniqueUnstructured}
+    classes: dict[str, type] = dict.fromkeys(
+        ("subject", "date", "message-id"), _WireUniqueUnstructured
+    )
     classes.update(dict.fromkeys(("from", "to", "cc", "bcc", "reply-to"), _WireUniqueAddresses))
     classes.update(dict.fromkeys(("resent-from", "resent-to", "resent-cc"), _WireAddresses))
     classes.update({"sender": _WireUniqueSingleAddress, "resent-sender": _WireSingleAddress})

@@ -284,3 +284,30 @@ def test_an_email_address_is_sent_as_the_standards_say_headers_fold_as_rfc_5322_
         message = _parsed(raw)
         assert message["Subject"] == LONG_SUBJECT
         assert [a.addr_spec for a in message["From"].addresses] == ["billing@harbour.example"]
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "Your code =?utf-8?q?hi?= is ready",
+        "=?utf-8?b?aGk=?=",
+        "Re: =?iso-8859-1?q?caf=E9?= and =?utf-8?q?x?=",
+        "Überfällig: =?utf-8?q?hi?=",
+    ],
+)
+def test_a_header_is_sent_as_written_encoded_word_lookalikes_in_a_subject(
+    db: str, tmp_path: Path, clock: Clock, subject: str
+) -> None:
+    """Text that looks like an RFC 2047 encoded word in a subject reaches the reader as
+    written, not decoded into something else (it was sent as "hi"); the Date and
+    Message-ID fields read back as the email's own."""
+    save_settings({"company_name": "Harbour", "company_email": "billing@harbour.example"})
+    save_template(TEMPLATE, subject, "Your password was changed.", "", SYSTEM_CLI)
+    _queue(_client("ana@example.org"))
+    assert flush(MaildirTransport(tmp_path / "Maildir"), now=clock).sent == 1
+    [raw] = _maildir_messages(tmp_path / "Maildir")
+    message = _parsed(raw)
+    assert message["Subject"] == subject
+    [email] = Email.select()
+    assert message["Message-ID"] == email.message_id
+    assert message["Date"].datetime == email.created_at.replace(microsecond=0, tzinfo=dt.UTC)
