@@ -281,10 +281,11 @@ class SmtpRecorder:
         ]
 
 
-def smtp_controller(handler: Any, **options: Any) -> Any:
+def smtp_controller(handler: Any, server_class: Any = None, **options: Any) -> Any:
     """A started aiosmtpd server on 127.0.0.1 whose port (``.port``) the kernel chose free
     as the server bound it: never a port found free first and bound later, which another
-    test worker may take in between."""
+    test worker may take in between. ``server_class``: an ``aiosmtpd.smtp.SMTP`` subclass
+    to serve each connection with."""
     from aiosmtpd.controller import Controller
 
     class FreePortController(Controller):
@@ -292,6 +293,11 @@ def smtp_controller(handler: Any, **options: Any) -> Any:
             assert isinstance(self.server, asyncio.Server)  # bound, before the first client
             self.port = self.server.sockets[0].getsockname()[1]
             super()._trigger_server()
+
+        def factory(self) -> Any:
+            if server_class is None:
+                return super().factory()
+            return server_class(self.handler, **self.SMTP_kwargs)
 
     controller = FreePortController(handler, hostname="127.0.0.1", port=0, **options)
     controller.start()

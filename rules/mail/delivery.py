@@ -85,6 +85,8 @@ BACKOFF_CAP = dt.timedelta(hours=6)
 #: slowed the commits of staff saves on the same disk until one waited out the lock's 10 s
 #: (tests/reliability/test_concurrent_writes.py).
 MAILDIR_SYNCS = 4
+#: Outcomes recorded per statement: 8 parameters each stay under SQLite's 32,766.
+RECORD_ROWS = 1000
 #: Seconds the flusher waits for a sender before it looks at the lease again.
 TICK = 1.0
 
@@ -100,8 +102,9 @@ class PermanentError(Exception):
 
 class SessionRefused(TransientError):
     """A sender could not open its own session (the server refused another connection,
-    or the login): the server refused us, not the email, which goes back to the queue
-    without using an attempt."""
+    or the login): the server refused us, not the email. That sender leaves the pool and
+    its email goes to another sender; when none is left, the email goes back to the queue
+    without using an attempt, and the flush ends (``FlushResult.session_error``)."""
 
 
 class Transport(Protocol):
@@ -732,7 +735,8 @@ def _retried(email: Email, error: str, mid: str, now: dt.datetime) -> Outcome:
 
 
 def _record(owner: str, outcomes: list[Outcome], result: FlushResult) -> None:
-    """Record a batch's outcomes in ONE statement and transaction (a CTE of the outcomes
+    """Record a batch's outcomes in ONE transaction and one statement per ``RECORD_ROWS``
+    (for a batch of the usual size, one statement: a CTE of the outcomes
     joined to the emails: ``UPDATE ... FROM``, SQLite 3.33+ and PostgreSQL), each only
     while the lease is still ``owner``'s (it may have run out and moved on: then the new
     owner sends it again, and nothing is counted here). Sent emails of sensitive templates
@@ -742,6 +746,20 @@ def _record(owner: str, outcomes: list[Outcome], result: FlushResult) -> None:
     stays leased and is sent again once the lease runs out (at least once)."""
     if not outcomes:
         return
+    with writer():
+        recorded: set[int] = set()
+        for start in range(0, len(outcomes), RECORD_ROWS):
+            recorded |= _record_rows(owner, outcomes[start : start + RECORD_ROWS])
+    for o in outcomes:
+        if o.email.id not in recorded:
+            continue
+        setattr(result, o.counted, getattr(result, o.counted) + 1)
+        if o.error:
+            result.errors.append(f"email {o.email.id} to {o.email.to}: {o.error}")
+
+
+def _record_rows(owner: str, outcomes: list[Outcome]) -> set[int]:
+    """``_record``'s statement for up to ``RECORD_ROWS`` outcomes; the ids recorded."""
     pg = is_postgres()
     mark = "%s" if pg else "?"
     stamp = f"CAST({mark} AS TIMESTAMP)" if pg else mark
@@ -768,21 +786,19 @@ def _record(owner: str, outcomes: list[Outcome], result: FlushResult) -> None:
         ' FROM "outcome" WHERE "email"."id" = "outcome"."id"'
         f' AND "email"."lease_owner" = {mark} RETURNING "email"."id"'
     )
-    with writer():
-        recorded = {email_id for (email_id,) in database.execute_sql(sql, params).fetchall()}
-    for o in outcomes:
-        if o.email.id not in recorded:
-            continue
-        setattr(result, o.counted, getattr(result, o.counted) + 1)
-        if o.error:
-            result.errors.append(f"email {o.email.id} to {o.email.to}: {o.error}")
+    return {email_id for (email_id,) in database.execute_sql(sql, params).fetchall()}
 
 
 class _Senders:
     """``transport.senders`` threads sending what the flusher's thread hands them (each
     ``transport.send`` call on its own thread's session), at most one message each at a
     time; the outcomes come back to the flusher's thread, which alone uses the database.
-    With ``senders`` 0, ``submit`` sends on the flusher's thread itself."""
+    With ``senders`` 0, ``submit`` sends on the flusher's thread itself.
+
+    A sender whose session the server refuses (``SessionRefused``: a server that takes
+    fewer connections than the pool, or no more at all) leaves the pool for the rest of
+    the flush and hands its message to another sender. When the last one leaves,
+    ``refused`` says why, and the messages not sent come back as ``SessionRefused``."""
 
     def __init__(self, transport: Transport) -> None:
         self.transport = transport
@@ -790,7 +806,14 @@ class _Senders:
         self._jobs: queue.SimpleQueue[tuple[int, EmailMessage, str] | None] = queue.SimpleQueue()
         self._done: queue.SimpleQueue[tuple[int, Exception | None]] = queue.SimpleQueue()
         self._free = threading.Semaphore(self.count)
+        self._lock = threading.Lock()
         self.in_flight = 0
+        #: Senders still in the pool.
+        self.alive = self.count
+        #: Free slots of senders that left, not to be given back.
+        self._gone = 0
+        #: Why the last sender left ("" while one is left).
+        self.refused = ""
         self._threads = [
             threading.Thread(target=self._run, name=f"gobiller-sender-{n}", daemon=True)
             for n in range(self.count)
@@ -798,23 +821,58 @@ class _Senders:
         for thread in self._threads:
             thread.start()
 
-    def _send(self, email_id: int, message: EmailMessage, to: str) -> None:
-        error: Exception | None = None
+    def _send(self, email_id: int, message: EmailMessage, to: str) -> Exception | None:
         try:
             self.transport.send(message, to, email_id)
         except Exception as exc:  # noqa: BLE001  (sorted on the flusher's thread)
-            error = exc
-        self._done.put((email_id, error))
+            return exc
+        return None
 
     def _run(self) -> None:
         while (job := self._jobs.get()) is not None:
-            self._send(*job)
-            self._free.release()
+            error = self._send(*job)
+            if isinstance(error, SessionRefused):
+                self._leave(job, error)
+                return
+            self._done.put((job[0], error))
+            with self._lock:
+                if self._gone:
+                    self._gone -= 1
+                else:
+                    self._free.release()
 
-    def wait_free(self, tick: Callable[[], None]) -> None:
-        """Wait until a sender is free, calling ``tick`` every ``TICK`` seconds meanwhile."""
+    def _leave(self, job: tuple[int, EmailMessage, str], error: SessionRefused) -> None:
+        """This sender's session was refused: it leaves the pool; its message goes to
+        another sender, or, when it was the last, every message waiting comes back
+        refused."""
+        with self._lock:
+            self.alive -= 1
+            self._gone += 1  # the slot of its message stays taken until another sends it
+            if self.alive:
+                self._jobs.put(job)
+                return
+            self.refused = str(error)
+            waiting = [job]
+            while True:
+                try:
+                    left = self._jobs.get_nowait()
+                except queue.Empty:
+                    break
+                if left is not None:
+                    waiting.append(left)
+            for email_id, _, _ in waiting:
+                self._done.put((email_id, SessionRefused(self.refused)))
+        self._free.release()  # a flusher waiting for a sender learns there is none
+
+    def wait_free(self, tick: Callable[[], None]) -> bool:
+        """Wait until a sender is free, calling ``tick`` every ``TICK`` seconds meanwhile;
+        False when none is left in the pool (``refused``)."""
         while self.count and not self._free.acquire(timeout=TICK):
             tick()
+        if self.count and not self.alive:
+            self._free.release()  # for the next one asking
+            return False
+        return True
 
     def give_back(self) -> None:
         """The slot ``wait_free`` took is not used."""
@@ -824,10 +882,17 @@ class _Senders:
     def submit(self, email_id: int, message: EmailMessage, to: str) -> None:
         """Hand a message to a free sender (after ``wait_free``), or send it now."""
         self.in_flight += 1
-        if self.count:
-            self._jobs.put((email_id, message, to))
-        else:
-            self._send(email_id, message, to)
+        if not self.count:
+            error = self._send(email_id, message, to)
+            if isinstance(error, SessionRefused):
+                self.refused = str(error)
+            self._done.put((email_id, error))
+            return
+        with self._lock:
+            if self.alive:
+                self._jobs.put((email_id, message, to))
+            else:  # the last sender left since the slot was taken
+                self._done.put((email_id, SessionRefused(self.refused)))
 
     def finished(self, block: bool, tick: Callable[[], None]) -> list[tuple[int, Exception | None]]:
         """The (email id, error or None) of the messages done since the last call; with
@@ -910,7 +975,11 @@ def _send_batch(
             )
             outcomes.append(_failed(email, why, mid))
             continue
-        senders.wait_free(held.keep)
+        if not senders.wait_free(held.keep):
+            # No sender is left: the server refuses every session. Not sent; back to
+            # the queue without an attempt, and the flush ends.
+            outcomes.append(_released(email, senders.refused, now()))
+            continue
         held.keep()
         if email.id not in held.kept:
             senders.give_back()  # our lease ran out and another flusher has this one now
@@ -962,8 +1031,11 @@ def flush(
     one transaction recording every outcome (``_record``), after the transport's
     ``end_batch``. Guarantee (module docstring): at least once, exactly once outside a
     crash between the server's acceptance and that commit, a stable Message-ID. A session
-    the server refuses puts the batch back in the queue and ends the flush, with
-    ``session_error`` set. Raises ``store.faults.DatabaseFault`` when the database
+    the server refuses as the flush starts puts the batch back in the queue and ends the
+    flush, with ``session_error`` set. Later, a sender whose own session is refused leaves
+    the pool (a server that takes fewer connections than ``[smtp] connections``); when
+    none is left, the rest of the batch goes back to the queue and the flush ends the same
+    way. Raises ``store.faults.DatabaseFault`` when the database
     refuses a write (the batch is sent again after its lease runs out)."""
     settings = settings or load_settings()
     sensitive = {t.name for t in EmailTemplate.select().where(EmailTemplate.sensitive)}
@@ -999,6 +1071,10 @@ def flush(
             outcomes = _send_batch(senders, leased, owner, settings, sensitive, now)
             _record(owner, outcomes, result)
             secrets_masked = secrets_masked or any(o.mask for o in outcomes)
+            if senders.refused:
+                result.session_error = senders.refused
+                result.errors.append(f"mail server: {senders.refused}")
+                break
     finally:
         if senders is not None:
             senders.stop()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import mailbox
-import socket
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -34,7 +33,7 @@ from store.models import (
     utcnow,
 )
 from store.settings import save_settings
-from tests.conftest import SmtpRecorder
+from tests.conftest import SmtpRecorder, smtp_controller
 
 TEMPLATE_NAMES = [
     "Invoice Created",
@@ -538,17 +537,11 @@ def test_smtp_delivery_goes_over_a_small_pool_of_sessions_each_reused(
 ) -> None:
     """``connections`` sessions at most, each carrying many messages, across batches;
     every email arrives once."""
-    from aiosmtpd.controller import Controller
-
     recorder = PeerRecorder()
     recorder.delay = 0.01
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    controller = Controller(recorder, hostname="127.0.0.1", port=port)
-    controller.start()
+    controller = smtp_controller(recorder)
     try:
-        config = SmtpConfig(host="127.0.0.1", port=port, security="none", connections=3)
+        config = SmtpConfig(host="127.0.0.1", port=controller.port, security="none", connections=3)
         clients = [_client(i) for i in range(60)]
         with writer():
             queue("Password Reset Confirmation", [Notice(c.id) for c in clients])
@@ -561,6 +554,121 @@ def test_smtp_delivery_goes_over_a_small_pool_of_sessions_each_reused(
     per_session = collections.Counter(recorder.peers)
     assert 1 < len(per_session) <= 3, per_session
     assert min(per_session.values()) >= 5, per_session  # reused, not one per message
+
+
+class _Gate:
+    """What a limited SMTP server lets in: at most ``limit`` sessions at once, none once
+    ``closed``; the connections it turned away."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.active = 0
+        self.closed = False
+        self.turned_away = 0
+
+
+def _limited_server(gate: _Gate) -> type:
+    """An aiosmtpd server class that greets a connection past the gate with 421 and
+    hangs up (as a server with a per-client connection limit does, e.g. Postfix's
+    smtpd_client_connection_count_limit), and answers 421 to the DATA of an open session
+    once the gate is closed."""
+    from aiosmtpd.smtp import SMTP
+
+    class Limited(SMTP):  # type: ignore[misc]
+        turned_away = False
+
+        def connection_made(self, transport: Any) -> None:
+            if gate.closed or gate.active >= gate.limit:
+                self.turned_away = True
+                gate.turned_away += 1
+                transport.write(b"421 4.7.0 too many connections from your host\r\n")
+                transport.close()
+                return
+            gate.active += 1
+            super().connection_made(transport)
+
+        def connection_lost(self, error: Exception | None) -> None:
+            if self.turned_away:
+                return
+            gate.active -= 1
+            super().connection_lost(error)
+
+        async def smtp_DATA(self, arg: str) -> None:
+            if gate.closed:
+                await self.push("421 4.3.2 shutting down")
+                self.transport.close()
+                return
+            await super().smtp_DATA(arg)
+
+    return Limited
+
+
+def test_a_session_refused_mid_flush_a_server_taking_fewer_connections_than_the_pool(
+    db: str, clock: Clock
+) -> None:
+    """A server that takes 2 sessions from us when the pool has 4: the senders it turns
+    away leave the pool and hand their message to the others, so every email is sent in
+    this flush, none put off to a later one, and no attempt is used."""
+    gate = _Gate(limit=2)
+    recorder = SmtpRecorder()
+    controller = smtp_controller(recorder, server_class=_limited_server(gate))
+    try:
+        config = SmtpConfig(host="127.0.0.1", port=controller.port, security="none", connections=4)
+        clients = [_client(i) for i in range(40)]
+        with writer():
+            queue("Password Reset Confirmation", [Notice(c.id) for c in clients])
+        result = flush(SmtpTransport(config, "billing@example.com"), now=clock, batch=10)
+    finally:
+        controller.stop()
+    assert gate.turned_away >= 1
+    assert (result.sent, result.retried, result.failed) == (40, 0, 0)
+    assert result.session_error == "" and result.errors == []
+    assert len(recorder.messages) == 40
+    assert {(e.status, e.attempts) for e in Email.select()} == {("sent", 1)}
+
+
+def test_a_session_refused_mid_flush_a_server_that_stops_taking_any_ends_the_flush(
+    db: str, clock: Clock
+) -> None:
+    """The server goes away mid-flush (421 to the open sessions, 421 to every new one):
+    the flush ends with the server's words as ``session_error``; the emails not sent are
+    back in the queue (the one refused at DATA with an attempt used, the rest without),
+    none lost; the next flush, once the server is back, sends them all."""
+    gate = _Gate(limit=4)
+    recorder = SmtpRecorder()
+    accepted = 0
+
+    class Closing(SmtpRecorder):
+        async def handle_DATA(self, server: object, session: Any, envelope: object) -> str:
+            nonlocal accepted
+            accepted += 1
+            if accepted == 15:
+                gate.closed = True
+            return await recorder.handle_DATA(server, session, envelope)
+
+    controller = smtp_controller(Closing(), server_class=_limited_server(gate))
+    try:
+        config = SmtpConfig(host="127.0.0.1", port=controller.port, security="none", connections=2)
+        clients = [_client(i) for i in range(60)]
+        with writer():
+            queue("Password Reset Confirmation", [Notice(c.id) for c in clients])
+        result = flush(SmtpTransport(config, "billing@example.com"), now=clock, batch=20)
+        assert "421" in result.session_error
+        assert 15 <= result.sent < 60 and result.sent == len(recorder.messages)
+        statuses = collections.Counter(e.status for e in Email.select())
+        assert statuses == {"sent": result.sent, "queued": 60 - result.sent}
+        unsent = list(Email.select().where(Email.status == "queued"))
+        assert all(e.attempts <= 1 for e in unsent)
+        # Only those refused at DATA used an attempt: one per open session at most.
+        assert 1 <= sum(e.attempts for e in unsent) <= config.connections
+        gate.closed = False
+        clock.advance(hours=1)
+        again = flush(SmtpTransport(config, "billing@example.com"), now=clock)
+    finally:
+        controller.stop()
+    assert again.sent == 60 - result.sent and again.session_error == ""
+    ids = [m["Message-ID"] for m in recorder.parsed()]
+    assert len(ids) == len(set(ids)) == 60
 
 
 def test_maildir_flushes_each_file_then_new_once_per_batch(
@@ -590,6 +698,31 @@ def test_maildir_flushes_each_file_then_new_once_per_batch(
     assert flushed.count("folder") == 3  # batches of 10, 10 and 5
     assert sorted(p.name for p in (box / "new").iterdir()) == sorted(Path(f).name for f in files)
     assert list((box / "tmp").iterdir()) == []
+
+
+def test_a_large_batch_is_recorded_whole(db: str, tmp_path: Path, clock: Clock) -> None:
+    """A batch of 5,000 (8 values an outcome: past SQLite's 32,766 bound parameters in one
+    statement) is delivered and recorded whole, in one transaction."""
+    import sqlite3
+
+    from rules.mail.outbox import OUTBOX_COLUMNS
+    from store.bulk import bulk_insert
+    from store.db import database, is_sqlite
+
+    stamp = utcnow()
+    rows = [
+        (None, "Marketing", f"c{n}@example.com", f"s{n}", "body", "", "", None, False)
+        + (stamp, stamp, "queued", "", 0, "", "")
+        for n in range(5000)
+    ]
+    with writer():
+        bulk_insert(Email, OUTBOX_COLUMNS, rows)
+    if is_sqlite():  # SQLite's default bound (3.32+); some builds raise it, as this one may
+        database.connection().setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 32_766)
+    result = flush(MaildirTransport(tmp_path / "Maildir"), now=clock, batch=5000)
+    assert (result.sent, result.errors) == (5000, [])
+    assert len(list((tmp_path / "Maildir" / "new").iterdir())) == 5000
+    assert {e.status for e in Email.select(Email.status)} == {"sent"}
 
 
 def test_a_maildir_file_that_cannot_be_flushed_is_retried_not_delivered(
