@@ -15,8 +15,12 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import multiprocessing
+import os
+import queue
 import random
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from decimal import Decimal
@@ -38,7 +42,15 @@ from rules.clients.fields import PREFERENCE_FIELDS
 from rules.dates import DATE_MAX, DATE_MIN, WINDOW_TEXT
 from rules.errors import RuleError
 from store import sequences
-from store.bulk import analyze, bulk_insert, bulk_update, indexes_built_after, reset_sequences
+from store.bulk import (
+    analyze,
+    bulk_insert,
+    bulk_update,
+    copy_rows,
+    copy_text,
+    indexes_built_after,
+    reset_sequences,
+)
 from store.db import is_postgres, writer
 from store.models import (
     ActionLedger,
@@ -830,30 +842,35 @@ def generate_demo(
     now = dt.datetime.combine(today, dt.time(12, 0))
     # PostgreSQL: the whole load is one transaction (a failed demo leaves the database as
     # it was) with the indexes built once at its end, not row by row (store.bulk).
+
+    def make(ids: range) -> tuple[list[_Rows], list[tuple[int, int]]]:
+        return _build_chunk(
+            ids,
+            rng,
+            ref,
+            phones,
+            counters,
+            today,
+            now,
+            demo_password_hash,
+            answer_hash,
+            biller,
+        )
+
     with writer() if is_postgres() else nullcontext(), indexes_built_after():
-        for start in range(1, clients + 1, CHUNK):
-            stop = min(start + CHUNK, clients + 1)
-            chunk, billing = _build_chunk(
-                range(start, stop),
-                rng,
-                ref,
-                phones,
-                counters,
-                today,
-                now,
-                demo_password_hash,
-                answer_hash,
-                biller,
-            )
+        for chunk in _chunks(clients, make):
             with writer():
-                for model, columns, rows in chunk:
+                for model, columns, rows, count in chunk.tables:
                     filled[model] = None
-                    bulk_insert(model, columns, rows)
-                    rows_total += len(rows)
+                    if isinstance(rows, str):
+                        copy_rows(model, columns, rows)
+                    else:
+                        bulk_insert(model, columns, rows)
+                    rows_total += count
                 # Billing contacts point at contacts inserted after their clients.
-                bulk_update(Client, ("billing_contact_id",), billing)
+                bulk_update(Client, ("billing_contact_id",), chunk.billing)
             if progress:
-                progress(stop - 1)
+                progress(chunk.stop - 1)
         with writer():
             # Demo invoices are numbered by their ids: the sequence goes on after the last.
             sequences.raise_to(
@@ -877,6 +894,96 @@ def generate_demo(
     return DemoResult(clients=clients, admin_password=admin_password, rows=rows_total)
 
 
+#: A table's rows of one chunk: the model, its columns, the rows.
+_Rows = tuple[Any, tuple[str, ...], list[tuple[Any, ...]]]
+
+
+@dataclass
+class _Chunk:
+    """The rows of one chunk of clients, ready to load: per table the model, the columns,
+    the rows (or, made in the second process, their COPY text) and their number."""
+
+    stop: int
+    tables: Sequence[tuple[Any, tuple[str, ...], list[tuple[Any, ...]] | str, int]]
+    billing: list[tuple[int, int]]
+
+
+def _chunks(
+    clients: int, make: Callable[[range], tuple[list[_Rows], list[tuple[int, int]]]]
+) -> Iterator[_Chunk]:
+    """The demo's chunks of ``CHUNK`` clients, in order, each made by ``make``. On
+    PostgreSQL, with more than one chunk, they are made (and written as COPY text) in a
+    second process while this one loads the previous chunk: the same rows in the same
+    order, as one process makes them all, so the same seed still gives the same data."""
+    ranges = [
+        range(start, min(start + CHUNK, clients + 1)) for start in range(1, clients + 1, CHUNK)
+    ]
+    if is_postgres() and len(ranges) > 1:
+        yield from _made_in_a_second_process(ranges, make)
+        return
+    for ids in ranges:
+        tables, billing = make(ids)
+        yield _Chunk(ids.stop, [(m, c, rows, len(rows)) for m, c, rows in tables], billing)
+
+
+def _made_in_a_second_process(
+    ranges: list[range], make: Callable[[range], tuple[list[_Rows], list[tuple[int, int]]]]
+) -> Iterator[_Chunk]:
+    """``_chunks`` made by a forked process that never touches the database (its rows go
+    through a queue of two chunks at most). Raises ``RuleError`` when that process fails
+    or stops; it is stopped when the load ends early."""
+    context = multiprocessing.get_context("fork")
+    out: Any = context.Queue(maxsize=2)
+
+    parent = os.getpid()
+
+    def put(item: _Chunk | str | None) -> None:
+        while True:
+            try:
+                out.put(item, timeout=1.0)
+                return
+            except queue.Full:
+                if os.getppid() != parent:  # the loading process is gone (killed)
+                    os._exit(1)
+
+    def produce() -> None:
+        try:
+            for ids in ranges:
+                tables, billing = make(ids)
+                texts = [(m, c, copy_text(rows), len(rows)) for m, c, rows in tables]
+                put(_Chunk(ids.stop, texts, billing))
+            put(None)
+        except BaseException as exc:  # noqa: BLE001  (reported by the loading process)
+            put(f"{type(exc).__name__}: {exc}")
+
+    sys.stdout.flush()  # what is buffered now must not be written twice
+    sys.stderr.flush()
+    child = context.Process(target=produce, name="gobiller-demo-rows", daemon=True)
+    child.start()
+    try:
+        while True:
+            try:
+                item = out.get(timeout=1.0)
+            except queue.Empty:
+                if child.is_alive():
+                    continue
+                try:  # what it put last may still be on its way
+                    item = out.get(timeout=1.0)
+                except queue.Empty:
+                    raise RuleError(
+                        f"the process making the demo's rows stopped (exit code {child.exitcode})"
+                    ) from None
+            if item is None:
+                return
+            if isinstance(item, str):
+                raise RuleError(f"the demo's rows could not be made: {item}")
+            yield item
+    finally:
+        if child.is_alive():
+            child.terminate()
+        child.join()
+
+
 def _build_chunk(
     ids: range,
     rng: random.Random,
@@ -888,7 +995,7 @@ def _build_chunk(
     password_hash: str,
     answer_hash: str,
     biller: _Billing,
-) -> tuple[list[tuple[Any, tuple[str, ...], list[tuple[Any, ...]]]], list[tuple[int, int]]]:
+) -> tuple[list[_Rows], list[tuple[int, int]]]:
     clients: list[tuple[Any, ...]] = []
     contacts: list[tuple[Any, ...]] = []
     services: list[tuple[Any, ...]] = []

@@ -221,6 +221,48 @@ def test_demo_is_deterministic(databases: Databases, reopen: Callable[[str], str
     assert exports[0] != exports[2]
 
 
+def test_demo_is_deterministic_whatever_its_chunks(
+    databases: Databases, reopen: Callable[[str], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks of 40 clients (on PostgreSQL made by a second process while the first loads
+    the one before) give the same database as one chunk of them all."""
+    import rules.demo
+
+    exports = []
+    for chunk in (10_000, 40):
+        monkeypatch.setattr(rules.demo, "CHUNK", chunk)
+        reopen(databases.new_url())
+        generate_demo(300, seed=3, today=DAY)
+        exports.append(dumps(build_export()))
+    assert exports[0] == exports[1]
+    assert Client.select().count() == 300
+
+
+def test_demo_rows_that_cannot_be_made_leave_the_database_empty(
+    databases: Databases, reopen: Callable[[str], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chunk whose rows cannot be made (here the fifth) stops the demo with one line
+    saying why, and leaves nothing behind on PostgreSQL, where the demo is one
+    transaction (SQLite keeps the chunks loaded before, as it always did)."""
+    import rules.demo
+
+    monkeypatch.setattr(rules.demo, "CHUNK", 40)
+    real = rules.demo._build_chunk
+
+    def failing(ids: range, *args: Any) -> Any:
+        if ids.start > 160:
+            raise ValueError("no more names")
+        return real(ids, *args)
+
+    monkeypatch.setattr(rules.demo, "_build_chunk", failing)
+    url = databases.new_url()
+    reopen(url)
+    with pytest.raises((RuleError, ValueError), match="no more names"):
+        generate_demo(300, seed=3, today=DAY)
+    expected = 0 if url.startswith("postgresql") else 160
+    assert Client.select().count() == expected
+
+
 def test_demo_covers_the_vocabularies(db: str) -> None:
     generate_demo(400, seed=1, today=DAY)
     doc = build_export()
