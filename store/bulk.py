@@ -125,12 +125,12 @@ class CopyText:
         """Up to ``size`` characters (all that is left when negative); "" at the end."""
         while size < 0 or len(self._buffer) < size:
             lines = [
-                "\t".join([copy_field(v) for v in row]) + "\n"
+                "\t".join(map(copy_field, row))
                 for _, row in zip(range(self._batch), self._rows, strict=False)
             ]
             if not lines:
                 break
-            self._buffer += "".join(lines)
+            self._buffer += "\n".join(lines) + "\n"
         if size < 0:
             text, self._buffer = self._buffer, ""
         else:
