@@ -531,7 +531,8 @@ def flush_outbox(obj: Context, *, wait: bool = False) -> Any:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def mail_flush(obj: Context, wait: bool, as_json: bool) -> None:
-    """Deliver every queued email that is due; exit 1 if any failed."""
+    """Deliver every queued email that is due; exit 1 if any failed or the mail server
+    refused us (unreachable, login refused: the emails wait in the queue)."""
     obj.open()
     result = flush_outbox(obj, wait=wait)
     data = {
@@ -540,6 +541,7 @@ def mail_flush(obj: Context, wait: bool, as_json: bool) -> None:
         "failed": result.failed,
         "skipped": result.skipped,
         "deferred": result.deferred,
+        "session_error": result.session_error,
         "errors": result.errors,
     }
     text = (
@@ -547,7 +549,7 @@ def mail_flush(obj: Context, wait: bool, as_json: bool) -> None:
         f"skipped (no longer wanted) {result.skipped}, held by the rate limit {result.deferred}"
     )
     _emit(as_json, data, "\n".join([text, *result.errors]))
-    if result.failed:
+    if result.failed or result.session_error:
         sys.exit(1)
 
 

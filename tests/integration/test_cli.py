@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -194,6 +195,7 @@ def test_mail_commands_speak_json_and_flush_skips_marketing_no_longer_wanted(
         "failed": 0,
         "skipped": 1,
         "deferred": 0,
+        "session_error": "",
         "errors": [],
     }
     [skipped] = json.loads(gobiller("mail", "list", "--status", "skipped", "--json").stdout)
@@ -239,3 +241,29 @@ def test_mail_list_knows_every_email_status() -> None:
     from tui.cli import EMAIL_STATUSES
 
     assert EMAIL_STATUSES == tuple(s.value for s in EmailStatus)
+
+
+def test_mail_flush_exits_1_when_the_mail_server_refuses_us(
+    databases: Databases, tmp_path: Path
+) -> None:
+    """Nothing listening where the SMTP URL points: ``mail flush`` says why in one line and
+    exits 1 (a crontab running it must see it), the email stays queued, no attempt used."""
+    from store.models import Client, Currency, Email
+
+    url = databases.open(databases.new_url())
+    usd = Currency.create(code="USD", prefix="$", suffix=" USD", is_default=True)
+    Client.create(first_name="C", last_name="X", email="c@example.com", currency=usd)
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]  # bound, never listening: connections are refused
+        env = {"GOBILLER_DATABASE": url, "GOBILLER_SMTP_URL": f"smtp://127.0.0.1:{port}"}
+        assert run("mail", "mass", "--json", cwd=tmp_path, env=env).returncode == 0
+        plain = run("mail", "flush", cwd=tmp_path, env=env)
+        Email.update(next_attempt_at=Email.created_at).execute()
+        as_json = run("mail", "flush", "--json", cwd=tmp_path, env=env)
+    assert plain.returncode == 1 and "Traceback" not in plain.stderr
+    assert "mail server: cannot connect to 127.0.0.1" in plain.stdout
+    assert as_json.returncode == 1
+    data = json.loads(as_json.stdout)
+    assert "Connection refused" in data["session_error"] and data["sent"] == 0
+    assert [(e.status, e.attempts) for e in Email.select()] == [("queued", 0)]
