@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import multiprocessing
 import os
 import queue
 import smtplib
@@ -36,7 +37,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from email.errors import MessageError
 from email.message import EmailMessage
@@ -87,6 +89,10 @@ BACKOFF_CAP = dt.timedelta(hours=6)
 MAILDIR_SYNCS = 4
 #: Outcomes recorded per statement: 8 parameters each stay under SQLite's 32,766.
 RECORD_ROWS = 1000
+#: Invoice emails in a batch from which their PDFs are drawn by worker processes (fewer
+#: are not worth starting them for) and how many: one per CPU.
+PARALLEL_PDFS = 8
+PDF_WORKERS = max(1, min(4, os.cpu_count() or 1))
 #: Seconds the flusher waits for a sender before it looks at the lease again.
 TICK = 1.0
 
@@ -464,10 +470,12 @@ def attach_invoice_pdf(
     invoice_id: int,
     settings: Settings,
     documents: Mapping[int, InvoiceDocument] | None = None,
+    drawn: Mapping[int, Future[bytes]] | None = None,
 ) -> None:
     """Attach invoice ``invoice_id``'s PDF (``Invoice-<number>.pdf``), rendered now from
     the invoice as it stands (never stored per email): from ``documents`` when given (the
-    batch's invoices, read at once by ``load_invoice_documents``), else read alone. Raises
+    batch's invoices, read at once by ``load_invoice_documents``), else read alone; drawn
+    by ``drawn``'s worker process when it has the invoice (``_PdfWorkers``). Raises
     whatever rendering raises (``InvoiceNotFound``...): the caller fails that email alone
     (PRODUCT.md §4)."""
     from rules.billing.invoice_pdf import (
@@ -483,7 +491,12 @@ def attach_invoice_pdf(
         document = documents.get(invoice_id)
         if document is None:
             raise InvoiceNotFound(f"no invoice {invoice_id}")
-        filename, data = pdf_filename(document.number), draw_invoice_pdf(document)
+        filename = pdf_filename(document.number)
+        future = (drawn or {}).get(invoice_id)
+        try:
+            data = draw_invoice_pdf(document) if future is None else future.result()
+        except BrokenProcessPool:  # the worker died (killed...): drawn here instead
+            data = draw_invoice_pdf(document)
     message.add_attachment(data, maintype="application", subtype="pdf", filename=filename)
 
 
@@ -513,12 +526,14 @@ def build_message(
     email: Email,
     settings: Settings,
     documents: Mapping[int, InvoiceDocument] | None = None,
+    drawn: Mapping[int, Future[bytes]] | None = None,
 ) -> EmailMessage:
     """The message for ``email``: From the company (``company_name`` as a display name,
     ``company_email``), To the stored address, both as ``Address`` objects whose domain is
     its A-label; headers are written by ``rules.mail.wire`` (PRODUCT.md §4). "Invoice
     Created" and "Invoice Payment Confirmation" carry their invoice's PDF
-    (``attach_invoice_pdf``, issue 13), drawn from ``documents`` when given.
+    (``attach_invoice_pdf``, issue 13), drawn from ``documents`` when given (by a worker
+    process when ``drawn`` has it).
 
     Raises ``PermanentError`` with the reason for an address that has no wire form, a
     header that cannot be written or an invoice PDF that cannot be made: that email fails
@@ -550,7 +565,7 @@ def build_message(
     invoice_id = attachments.invoice_of(email.template, email.unique_key)
     if invoice_id is not None:
         try:
-            attach_invoice_pdf(msg, invoice_id, settings, documents)
+            attach_invoice_pdf(msg, invoice_id, settings, documents, drawn)
         except Exception as exc:  # noqa: BLE001  (this email fails alone, with the reason)
             raise PermanentError(
                 f"cannot attach the PDF of invoice {invoice_id}: {_reason(exc)}"
@@ -935,6 +950,68 @@ class _Held:
             self.since = self.now()
 
 
+class _PdfWorkers:
+    """Worker processes drawing a batch's invoice PDFs while the flusher's thread builds
+    and writes the other messages: a PDF is milliseconds of work for one CPU, and on the
+    day invoices go out most emails carry one. Started at the first batch with at least
+    ``PARALLEL_PDFS`` invoice emails and stopped with the flush; by the ``forkserver``
+    method (a clean process, never a fork of this one, which holds threads and a database
+    connection). A worker only draws (``draw_invoice_pdf``: no database). When the pool
+    cannot start or breaks, the PDFs are drawn on the flusher's thread, as before."""
+
+    def __init__(self) -> None:
+        self._pool: ProcessPoolExecutor | None = None
+        self._broken = False
+        self._alive: tuple[Any, Any] | None = None
+
+    def draw(self, documents: Mapping[int, InvoiceDocument] | None) -> dict[int, Future[bytes]]:
+        """Start drawing ``documents`` (by invoice id); nothing when they are too few."""
+        if not documents or len(documents) < PARALLEL_PDFS or self._broken:
+            return {}
+        from rules.billing.invoice_pdf import draw_invoice_pdf
+
+        try:
+            if self._pool is None:
+                context = multiprocessing.get_context("forkserver")
+                context.set_forkserver_preload(["rules.billing.invoice_pdf", __name__])
+                self._alive = context.Pipe(duplex=False)
+                self._pool = ProcessPoolExecutor(
+                    PDF_WORKERS,
+                    mp_context=context,
+                    initializer=_pdf_worker,
+                    initargs=(self._alive[0],),
+                )
+            return {key: self._pool.submit(draw_invoice_pdf, doc) for key, doc in documents.items()}
+        except (OSError, RuntimeError, BrokenProcessPool):
+            self._broken = True
+            return {}
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+        if self._alive is not None:
+            for end in self._alive:
+                end.close()
+            self._alive = None
+
+
+def _pdf_worker(flusher_alive: Any) -> None:
+    """In each PDF worker process: end it once the flusher is gone (killed), which
+    nothing else would (it would wait for work forever, and keep the forkserver alive).
+    ``flusher_alive`` is the read end of a pipe only the flusher writes to: its end of
+    the file is the flusher's end, whatever became of its process."""
+
+    def watch() -> None:
+        try:
+            flusher_alive.recv()
+        except (EOFError, OSError):
+            pass
+        os._exit(0)
+
+    threading.Thread(target=watch, name="gobiller-flusher-watch", daemon=True).start()
+
+
 def _send_batch(
     senders: _Senders,
     leased: list[Email],
@@ -942,6 +1019,7 @@ def _send_batch(
     settings: Settings,
     sensitive: set[str],
     now: Callable[[], dt.datetime],
+    pdfs: _PdfWorkers | None = None,
 ) -> list[Outcome]:
     """Build each message on this thread and hand it to a free sender; sort the answers
     into outcomes. An email whose lease another flusher took over is not sent (nor
@@ -950,6 +1028,7 @@ def _send_batch(
     held = _Held(owner, leased, now)
     by_id = {e.id: e for e in leased}
     documents = invoice_documents(leased, settings)
+    drawn = pdfs.draw(documents) if pdfs is not None else {}
     message_ids: dict[int, str] = {}
     outcomes: list[Outcome] = []
 
@@ -966,7 +1045,7 @@ def _send_batch(
             # cannot be encoded, an invoice PDF that cannot be made.
             mid = email.message_id or message_id(email, settings)
             email.message_id = mid
-            message = build_message(email, settings, documents)
+            message = build_message(email, settings, documents, drawn)
         except Exception as exc:  # noqa: BLE001
             why = (
                 str(exc)
@@ -1042,6 +1121,7 @@ def flush(
     owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     result = FlushResult()
     senders: _Senders | None = None
+    pdfs = _PdfWorkers()
     secrets_masked = False
     try:
         while True:
@@ -1068,7 +1148,7 @@ def flush(
                     _record(owner, [_released(e, str(exc), now()) for e in leased], result)
                     break
                 senders = _Senders(transport)
-            outcomes = _send_batch(senders, leased, owner, settings, sensitive, now)
+            outcomes = _send_batch(senders, leased, owner, settings, sensitive, now, pdfs)
             _record(owner, outcomes, result)
             secrets_masked = secrets_masked or any(o.mask for o in outcomes)
             if senders.refused:
@@ -1076,6 +1156,7 @@ def flush(
                 result.errors.append(f"mail server: {senders.refused}")
                 break
     finally:
+        pdfs.close()
         if senders is not None:
             senders.stop()
             transport.close()

@@ -653,3 +653,72 @@ def test_a_batch_of_invoice_emails_costs_the_same_statements_whatever_its_size(
             text = " ".join(_pypdf_text(pdfs[f"Invoice-B-{n}-{i}.pdf"]).split())
             assert f"Zoë{n}{i}" in text and f"B-{n}-{i}" in text
     assert counts[0] == counts[1], counts
+
+
+def test_invoice_pdfs_drawn_by_worker_processes_are_each_its_invoices(
+    db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch with ``PARALLEL_PDFS`` invoices or more has its PDFs drawn by worker
+    processes while the flusher builds the rest: every email still carries its own
+    invoice's PDF (number, bill-to name)."""
+    from rules.mail import delivery
+
+    started: list[int] = []
+    real_draw = delivery._PdfWorkers.draw
+
+    def draw(self: delivery._PdfWorkers, documents: object) -> dict[int, object]:
+        drawn = real_draw(self, documents)  # type: ignore[arg-type]
+        started.append(len(drawn))
+        return drawn  # type: ignore[return-value]
+
+    monkeypatch.setattr(delivery._PdfWorkers, "draw", draw)
+    currency = _bhd()
+    count = delivery.PARALLEL_PDFS + 2
+    for i in range(count):
+        invoice = _two_level_invoice(_client(currency, 500 + i, first_name=f"Zoë{i}"), f"W-{i}")
+        _queue_invoice_emails(invoice)
+    result = flush(MaildirTransport(tmp_path / "Maildir"), now=Clock(), batch=100)
+    assert (result.sent, result.failed) == (3 * count, 0), result.errors
+    assert started == [count]  # one batch, its PDFs all drawn by the workers
+    box = mailbox.Maildir(str(tmp_path / "Maildir"), create=False)
+    seen: set[int] = set()
+    for key in box.keys():
+        message = message_from_bytes(box.get_bytes(key), policy=default_policy)
+        assert isinstance(message, EmailMessage)
+        for name, data in _pdf_attachments(message):
+            i = int(name.removeprefix("Invoice-W-").removesuffix(".pdf"))
+            text = " ".join(_pypdf_text(data).split())
+            assert f"Zoë{i}" in text and f"W-{i}" in text
+            seen.add(i)
+    assert seen == set(range(count))
+
+
+def test_invoice_pdfs_a_broken_worker_pool_draws_in_the_flusher(db: str) -> None:
+    """A worker process that dies (killed, out of memory) breaks the pool: the PDFs it
+    had not drawn are drawn by the flusher instead, each still its own invoice's, and
+    later batches no longer use the pool."""
+    from rules.billing.invoice_pdf import load_invoice_documents
+    from rules.mail import delivery
+
+    currency = _bhd()
+    ids = [
+        _two_level_invoice(_client(currency, 700 + i, first_name=f"Ana{i}"), f"K-{i}").id
+        for i in range(delivery.PARALLEL_PDFS)
+    ]
+    settings = load_settings()
+    documents = load_invoice_documents(ids, settings)
+    workers = delivery._PdfWorkers()
+    try:
+        drawn = workers.draw(documents)
+        assert len(drawn) == len(ids)
+        killer = workers._pool.submit(os._exit, 1)  # type: ignore[union-attr]
+        with pytest.raises(delivery.BrokenProcessPool):
+            killer.result(timeout=60)
+        for n, invoice_id in enumerate(ids):
+            message = EmailMessage()
+            delivery.attach_invoice_pdf(message, invoice_id, settings, documents, drawn)
+            [(name, data)] = _pdf_attachments(message)
+            assert name == f"Invoice-K-{n}.pdf" and f"Ana{n}" in _pypdf_text(data)
+        assert workers.draw(documents) == {}  # broken: drawn in the flusher from now on
+    finally:
+        workers.close()
