@@ -257,13 +257,21 @@ def _words(value: str) -> list[tuple[str, str]]:
     return pairs
 
 
+def _looks_encoded(word: str) -> bool:
+    """A word that could be part of text a reader takes for an encoded word: ``=?`` or
+    ``?=`` in it, even with the other half in another word (RFC 2047 §5 allows no white
+    space inside an encoded word, but readers, Python's among them, decode
+    ``=?utf-8?q?a b?=`` as ``a b``). Written as encoded words, no such text is left."""
+    return "=?" in word or "?=" in word
+
+
 def _must_encode(word: str, utf8: bool) -> bool:
     """A word that cannot be written as it is: not ASCII in a 7-bit header, a control
-    character, or text a reader would take for an encoded word."""
+    character, or text a reader would take for (part of) an encoded word."""
     return (
         (not utf8 and not word.isascii())
         or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in word)
-        or ("=?" in word and "?=" in word)
+        or _looks_encoded(word)
     )
 
 
@@ -304,9 +312,9 @@ def _phrase(folder: _Folder, display_name: str, space: str) -> None:
     pairs[0] = (space, pairs[0][1])
 
     def atom(word: str) -> bool:
-        return all(ch in _ATEXT or (folder.utf8 and not ch.isascii()) for ch in word) and not (
-            "=?" in word and "?=" in word
-        )
+        return all(
+            ch in _ATEXT or (folder.utf8 and not ch.isascii()) for ch in word
+        ) and not _looks_encoded(word)
 
     if all(atom(word) for _, word in pairs):
         for gap, word in pairs:

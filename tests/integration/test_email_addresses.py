@@ -293,6 +293,10 @@ def test_an_email_address_is_sent_as_the_standards_say_headers_fold_as_rfc_5322_
         "=?utf-8?b?aGk=?=",
         "Re: =?iso-8859-1?q?caf=E9?= and =?utf-8?q?x?=",
         "Überfällig: =?utf-8?q?hi?=",
+        # Across white space: not an encoded word by RFC 2047, but readers decode it.
+        "=?utf-8?q?a b?=",
+        "Your code =?utf-8?q?hi there?= is ready",
+        "=?utf-8?b?aGk= ?= and =?us-ascii?q?x  y?=",
     ],
 )
 def test_a_header_is_sent_as_written_encoded_word_lookalikes_in_a_subject(
@@ -311,3 +315,22 @@ def test_a_header_is_sent_as_written_encoded_word_lookalikes_in_a_subject(
     [email] = Email.select()
     assert message["Message-ID"] == email.message_id
     assert message["Date"].datetime == email.created_at.replace(microsecond=0, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize("recipient", ["ana@example.org", NON_ASCII_LOCAL_PART])
+@pytest.mark.parametrize(
+    "company_name",
+    ["=?utf-8?q?Hafen?=", "Hafen =?utf-8?q?a b?= GmbH", 'Hafen, "=?utf-8?b?aGk= ?="'],
+)
+def test_a_header_is_sent_as_written_encoded_word_lookalikes_in_a_display_name(
+    db: str, tmp_path: Path, clock: Clock, company_name: str, recipient: str
+) -> None:
+    """Text that looks like an RFC 2047 encoded word in the company name (the From display
+    name), in one word or across white space, in 7-bit and in UTF-8 headers: the reader
+    sees the name as written, not decoded."""
+    save_settings({"company_name": company_name, "company_email": "billing@harbour.example"})
+    _queue(_client(recipient))
+    assert flush(MaildirTransport(tmp_path / "Maildir"), now=clock).sent == 1
+    [raw] = _maildir_messages(tmp_path / "Maildir")
+    [sender] = _parsed(raw)["From"].addresses
+    assert (sender.display_name, sender.addr_spec) == (company_name, "billing@harbour.example")
