@@ -267,11 +267,15 @@ def _looks_encoded(word: str) -> bool:
 
 def _must_encode(word: str, utf8: bool) -> bool:
     """A word that cannot be written as it is: not ASCII in a 7-bit header, a control
-    character, or text a reader would take for (part of) an encoded word."""
+    character, text a reader would take for (part of) an encoded word, or only white
+    space that is not a space or a tab (a no-break or ideographic space, in UTF-8
+    headers: between two encoded words a reader takes it for the folding white space
+    between them, which is not text, RFC 2047 §6.2, and drops it)."""
     return (
         (not utf8 and not word.isascii())
         or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in word)
         or _looks_encoded(word)
+        or word.isspace()
     )
 
 

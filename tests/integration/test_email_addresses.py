@@ -317,6 +317,28 @@ def test_a_header_is_sent_as_written_encoded_word_lookalikes_in_a_subject(
     assert message["Date"].datetime == email.created_at.replace(microsecond=0, tzinfo=dt.UTC)
 
 
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "=?utf-8?q?hi?= \u2003 =?utf-8?q?hi?=",
+        "Your code =?utf-8?q?a?= \u00a0 \u3000 =?utf-8?b?aGk=?= is ready",
+    ],
+)
+def test_a_header_is_sent_as_written_unicode_whitespace_between_encoded_words(
+    db: str, tmp_path: Path, clock: Clock, subject: str
+) -> None:
+    """A word of white space that is not a space or a tab (a no-break space, an
+    ideographic space) between two encoded words, in UTF-8 headers (RFC 6532: a recipient
+    whose local part is not ASCII): a reader takes it for the folding white space between
+    the encoded words and drops it, so it goes inside the encoded words."""
+    save_settings({"company_name": "Harbour", "company_email": "billing@harbour.example"})
+    save_template(TEMPLATE, subject, "Your password was changed.", "", SYSTEM_CLI)
+    _queue(_client(NON_ASCII_LOCAL_PART))
+    assert flush(MaildirTransport(tmp_path / "Maildir"), now=clock).sent == 1
+    [raw] = _maildir_messages(tmp_path / "Maildir")
+    assert _parsed(raw)["Subject"] == subject
+
+
 @pytest.mark.parametrize("recipient", ["ana@example.org", NON_ASCII_LOCAL_PART])
 @pytest.mark.parametrize(
     "company_name",
