@@ -437,13 +437,23 @@ _PARSED_MAX = 512
 
 
 class _FoldedOnce:
-    """A shared header (``_REPEATED``) is written once per policy, not once per message."""
+    """A shared header (``_REPEATED``) is written once per kind of output, not once per
+    message: keyed by what folding reads from the policy (its class, line separator,
+    width and ``utf8``), not by the policy object, of which the generator makes a new
+    copy for every MIME part it writes. Sender threads may fold the same header at once:
+    each stores the same text."""
 
     def fold(self, *, policy: Policy) -> str:
-        folds: dict[Policy, str] = self.__dict__.setdefault("_folds", {})
-        folded = folds.get(policy)
+        folds: dict[tuple[object, ...], str] = self.__dict__.setdefault("_folds", {})
+        key = (
+            type(policy),
+            policy.linesep,
+            policy.max_line_length,
+            bool(getattr(policy, "utf8", False)),
+        )
+        folded = folds.get(key)
         if folded is None:
-            folded = folds[policy] = super().fold(policy=policy)  # type: ignore[misc]
+            folded = folds[key] = super().fold(policy=policy)  # type: ignore[misc]
         return folded
 
 
