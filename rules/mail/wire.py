@@ -43,6 +43,10 @@ import idna
 ENCODED_WORD_MAX = 75
 #: RFC 5322 §2.1.1: lines SHOULD be at most 78 characters (998 at most, always).
 LINE_WIDTH = 78
+LINE_MAX = 998
+#: Octets of the longest word written as it is: past this, a word (no space to fold at)
+#: could not fit a line of ``LINE_MAX`` after a field name, and goes as encoded words.
+_WORD_MAX = LINE_MAX - LINE_WIDTH
 _CHARSET = "utf-8"
 _CHROME = len(f"=?{_CHARSET}?q?") + len("?=")
 #: RFC 2047 §5(3): the only characters a "Q" encoded word in a phrase may carry as they are
@@ -270,12 +274,14 @@ def _must_encode(word: str, utf8: bool) -> bool:
     character, text a reader would take for (part of) an encoded word, or only white
     space that is not a space or a tab (a no-break or ideographic space, in UTF-8
     headers: between two encoded words a reader takes it for the folding white space
-    between them, which is not text, RFC 2047 §6.2, and drops it)."""
+    between them, which is not text, RFC 2047 §6.2, and drops it), or a word too long
+    for any line (``_WORD_MAX``: UTF-8 text with no space, in UTF-8 headers)."""
     return (
         (not utf8 and not word.isascii())
         or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in word)
         or _looks_encoded(word)
         or word.isspace()
+        or _octets(word) > _WORD_MAX
     )
 
 
@@ -316,9 +322,11 @@ def _phrase(folder: _Folder, display_name: str, space: str) -> None:
     pairs[0] = (space, pairs[0][1])
 
     def atom(word: str) -> bool:
-        return all(
-            ch in _ATEXT or (folder.utf8 and not ch.isascii()) for ch in word
-        ) and not _looks_encoded(word)
+        return (
+            all(ch in _ATEXT or (folder.utf8 and not ch.isascii()) for ch in word)
+            and not _looks_encoded(word)
+            and _octets(word) <= _WORD_MAX
+        )
 
     if all(atom(word) for _, word in pairs):
         for gap, word in pairs:

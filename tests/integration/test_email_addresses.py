@@ -356,3 +356,24 @@ def test_a_header_is_sent_as_written_encoded_word_lookalikes_in_a_display_name(
     [raw] = _maildir_messages(tmp_path / "Maildir")
     [sender] = _parsed(raw)["From"].addresses
     assert (sender.display_name, sender.addr_spec) == (company_name, "billing@harbour.example")
+
+
+def test_a_header_is_sent_as_written_a_word_longer_than_a_line_can_hold(
+    db: str, tmp_path: Path, clock: Clock
+) -> None:
+    """A word of 255 emoji in the subject and the company name, in UTF-8 headers (a
+    recipient whose local part is not ASCII), where it would be written as it is: 1,020
+    octets with no space to fold at, past the 998 a line may hold (RFC 5322 §2.1.1; SMTP's
+    1,000 with CRLF, RFC 5321 §4.5.3.1.6). It goes as encoded words, which can be split
+    and folded, and both read back as written."""
+    word = "\U0001f600" * 255
+    save_settings({"company_name": word, "company_email": "billing@harbour.example"})
+    save_template(TEMPLATE, word, "Your password was changed.", "", SYSTEM_CLI)
+    _queue(_client(NON_ASCII_LOCAL_PART))
+    assert flush(MaildirTransport(tmp_path / "Maildir"), now=clock).sent == 1
+    [raw] = _maildir_messages(tmp_path / "Maildir")
+    assert max(len(line) for line in _header_lines(raw)) <= 998
+    message = _parsed(raw)
+    assert message["Subject"] == word
+    display_name, _, _ = _field(raw, "From").rpartition(" ")
+    assert _decoded(display_name) == word
