@@ -196,25 +196,32 @@ class MaildirTransport:
         the messages survive a power loss before their rows are marked sent. A message
         whose file cannot be flushed or renamed is not delivered: its key comes back with
         a ``TransientError`` (retried), and its file is removed. A message renamed into
-        ``new/`` is delivered: an error flushing the folder must not deliver it twice."""
-        written, self._written = self._written, []
+        ``new/`` is delivered: an error flushing the folder must not deliver it twice.
+        Stopped half-way (Ctrl-C), the messages not yet handled stay listed, for ``close``
+        to remove from ``tmp/``."""
+        written = self._written
         if not written:
             return {}
         if self._syncs is None:
             self._syncs = ThreadPoolExecutor(MAILDIR_SYNCS, thread_name_prefix="gobiller-maildir")
         tmp, new = self.path / "tmp", self.path / "new"
         undelivered: dict[int, Exception] = {}
-        flushed = self._syncs.map(_flush_file, [tmp / name for _, name in written])
-        for (key, name), error in zip(written, flushed, strict=True):
-            if error is None:
-                try:
-                    os.rename(tmp / name, new / name)
-                    continue
-                except OSError as exc:
-                    error = exc
-            _unlink(tmp / name)
-            undelivered[key] = TransientError(f"Maildir {self.path}: {reason(error)}")
-        if len(undelivered) < len(written):
+        handled = 0
+        try:
+            flushed = self._syncs.map(_flush_file, [tmp / name for _, name in written])
+            for (key, name), error in zip(written, flushed, strict=True):
+                if error is None:
+                    try:
+                        os.rename(tmp / name, new / name)
+                    except OSError as exc:
+                        error = exc
+                if error is not None:
+                    _unlink(tmp / name)
+                    undelivered[key] = TransientError(f"Maildir {self.path}: {reason(error)}")
+                handled += 1
+        finally:
+            del written[:handled]
+        if len(undelivered) < handled:
             try:
                 fsync_folder(new)
             except OSError:

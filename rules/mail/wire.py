@@ -43,6 +43,10 @@ import idna
 ENCODED_WORD_MAX = 75
 #: RFC 5322 §2.1.1: lines SHOULD be at most 78 characters (998 at most, always).
 LINE_WIDTH = 78
+LINE_MAX = 998
+#: Octets of the longest word written as it is: past this, a word (no space to fold at)
+#: could not fit a line of ``LINE_MAX`` after a field name, and goes as encoded words.
+_WORD_MAX = LINE_MAX - LINE_WIDTH
 _CHARSET = "utf-8"
 _CHROME = len(f"=?{_CHARSET}?q?") + len("?=")
 #: RFC 2047 §5(3): the only characters a "Q" encoded word in a phrase may carry as they are
@@ -257,13 +261,27 @@ def _words(value: str) -> list[tuple[str, str]]:
     return pairs
 
 
+def _looks_encoded(word: str) -> bool:
+    """A word that could be part of text a reader takes for an encoded word: ``=?`` or
+    ``?=`` in it, even with the other half in another word (RFC 2047 §5 allows no white
+    space inside an encoded word, but readers, Python's among them, decode
+    ``=?utf-8?q?a b?=`` as ``a b``). Written as encoded words, no such text is left."""
+    return "=?" in word or "?=" in word
+
+
 def _must_encode(word: str, utf8: bool) -> bool:
     """A word that cannot be written as it is: not ASCII in a 7-bit header, a control
-    character, or text a reader would take for an encoded word."""
+    character, text a reader would take for (part of) an encoded word, or only white
+    space that is not a space or a tab (a no-break or ideographic space, in UTF-8
+    headers: between two encoded words a reader takes it for the folding white space
+    between them, which is not text, RFC 2047 §6.2, and drops it), or a word too long
+    for any line (``_WORD_MAX``: UTF-8 text with no space, in UTF-8 headers)."""
     return (
         (not utf8 and not word.isascii())
         or any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in word)
-        or ("=?" in word and "?=" in word)
+        or _looks_encoded(word)
+        or word.isspace()
+        or _octets(word) > _WORD_MAX
     )
 
 
@@ -304,8 +322,10 @@ def _phrase(folder: _Folder, display_name: str, space: str) -> None:
     pairs[0] = (space, pairs[0][1])
 
     def atom(word: str) -> bool:
-        return all(ch in _ATEXT or (folder.utf8 and not ch.isascii()) for ch in word) and not (
-            "=?" in word and "?=" in word
+        return (
+            all(ch in _ATEXT or (folder.utf8 and not ch.isascii()) for ch in word)
+            and not _looks_encoded(word)
+            and _octets(word) <= _WORD_MAX
         )
 
     if all(atom(word) for _, word in pairs):
@@ -425,13 +445,23 @@ _PARSED_MAX = 512
 
 
 class _FoldedOnce:
-    """A shared header (``_REPEATED``) is written once per policy, not once per message."""
+    """A shared header (``_REPEATED``) is written once per kind of output, not once per
+    message: keyed by what folding reads from the policy (its class, line separator,
+    width and ``utf8``), not by the policy object, of which the generator makes a new
+    copy for every MIME part it writes. Sender threads may fold the same header at once:
+    each stores the same text."""
 
     def fold(self, *, policy: Policy) -> str:
-        folds: dict[Policy, str] = self.__dict__.setdefault("_folds", {})
-        folded = folds.get(policy)
+        folds: dict[tuple[object, ...], str] = self.__dict__.setdefault("_folds", {})
+        key = (
+            type(policy),
+            policy.linesep,
+            policy.max_line_length,
+            bool(getattr(policy, "utf8", False)),
+        )
+        folded = folds.get(key)
         if folded is None:
-            folded = folds[policy] = super().fold(policy=policy)  # type: ignore[misc]
+            folded = folds[key] = super().fold(policy=policy)  # type: ignore[misc]
         return folded
 
 

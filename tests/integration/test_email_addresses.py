@@ -293,6 +293,10 @@ def test_an_email_address_is_sent_as_the_standards_say_headers_fold_as_rfc_5322_
         "=?utf-8?b?aGk=?=",
         "Re: =?iso-8859-1?q?caf=E9?= and =?utf-8?q?x?=",
         "Überfällig: =?utf-8?q?hi?=",
+        # Across white space: not an encoded word by RFC 2047, but readers decode it.
+        "=?utf-8?q?a b?=",
+        "Your code =?utf-8?q?hi there?= is ready",
+        "=?utf-8?b?aGk= ?= and =?us-ascii?q?x  y?=",
     ],
 )
 def test_a_header_is_sent_as_written_encoded_word_lookalikes_in_a_subject(
@@ -311,3 +315,65 @@ def test_a_header_is_sent_as_written_encoded_word_lookalikes_in_a_subject(
     [email] = Email.select()
     assert message["Message-ID"] == email.message_id
     assert message["Date"].datetime == email.created_at.replace(microsecond=0, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "=?utf-8?q?hi?= \u2003 =?utf-8?q?hi?=",
+        "Your code =?utf-8?q?a?= \u00a0 \u3000 =?utf-8?b?aGk=?= is ready",
+    ],
+)
+def test_a_header_is_sent_as_written_unicode_whitespace_between_encoded_words(
+    db: str, tmp_path: Path, clock: Clock, subject: str
+) -> None:
+    """A word of white space that is not a space or a tab (a no-break space, an
+    ideographic space) between two encoded words, in UTF-8 headers (RFC 6532: a recipient
+    whose local part is not ASCII): a reader takes it for the folding white space between
+    the encoded words and drops it, so it goes inside the encoded words."""
+    save_settings({"company_name": "Harbour", "company_email": "billing@harbour.example"})
+    save_template(TEMPLATE, subject, "Your password was changed.", "", SYSTEM_CLI)
+    _queue(_client(NON_ASCII_LOCAL_PART))
+    assert flush(MaildirTransport(tmp_path / "Maildir"), now=clock).sent == 1
+    [raw] = _maildir_messages(tmp_path / "Maildir")
+    assert _parsed(raw)["Subject"] == subject
+
+
+@pytest.mark.parametrize("recipient", ["ana@example.org", NON_ASCII_LOCAL_PART])
+@pytest.mark.parametrize(
+    "company_name",
+    ["=?utf-8?q?Hafen?=", "Hafen =?utf-8?q?a b?= GmbH", 'Hafen, "=?utf-8?b?aGk= ?="'],
+)
+def test_a_header_is_sent_as_written_encoded_word_lookalikes_in_a_display_name(
+    db: str, tmp_path: Path, clock: Clock, company_name: str, recipient: str
+) -> None:
+    """Text that looks like an RFC 2047 encoded word in the company name (the From display
+    name), in one word or across white space, in 7-bit and in UTF-8 headers: the reader
+    sees the name as written, not decoded."""
+    save_settings({"company_name": company_name, "company_email": "billing@harbour.example"})
+    _queue(_client(recipient))
+    assert flush(MaildirTransport(tmp_path / "Maildir"), now=clock).sent == 1
+    [raw] = _maildir_messages(tmp_path / "Maildir")
+    [sender] = _parsed(raw)["From"].addresses
+    assert (sender.display_name, sender.addr_spec) == (company_name, "billing@harbour.example")
+
+
+def test_a_header_is_sent_as_written_a_word_longer_than_a_line_can_hold(
+    db: str, tmp_path: Path, clock: Clock
+) -> None:
+    """A word of 255 emoji in the subject and the company name, in UTF-8 headers (a
+    recipient whose local part is not ASCII), where it would be written as it is: 1,020
+    octets with no space to fold at, past the 998 a line may hold (RFC 5322 §2.1.1; SMTP's
+    1,000 with CRLF, RFC 5321 §4.5.3.1.6). It goes as encoded words, which can be split
+    and folded, and both read back as written."""
+    word = "\U0001f600" * 255
+    save_settings({"company_name": word, "company_email": "billing@harbour.example"})
+    save_template(TEMPLATE, word, "Your password was changed.", "", SYSTEM_CLI)
+    _queue(_client(NON_ASCII_LOCAL_PART))
+    assert flush(MaildirTransport(tmp_path / "Maildir"), now=clock).sent == 1
+    [raw] = _maildir_messages(tmp_path / "Maildir")
+    assert max(len(line) for line in _header_lines(raw)) <= 998
+    message = _parsed(raw)
+    assert message["Subject"] == word
+    display_name, _, _ = _field(raw, "From").rpartition(" ")
+    assert _decoded(display_name) == word

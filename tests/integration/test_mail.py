@@ -761,3 +761,37 @@ def test_a_maildir_file_that_cannot_be_flushed_is_retried_not_delivered(
     ids = [m["Message-ID"] for m in mailbox.Maildir(str(box), create=False)]
     assert len(ids) == len(set(ids)) == 5
     assert Email.get_by_id(retried.id).message_id in ids
+
+
+def test_a_maildir_batch_that_does_not_end_leaves_nothing_in_tmp(
+    db: str, tmp_path: Path, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A flush stopped while the batch's files are moved into new/ (Ctrl-C on ``gobiller
+    mail flush``): the files not yet moved are removed from tmp/ (they can hold a
+    password, and nothing else would ever remove them), and their emails are delivered
+    by the next flush once the lease runs out; none lost."""
+    import os
+
+    real_rename = os.rename
+    renamed: list[str] = []
+
+    def rename(source: Any, target: Any) -> None:
+        if len(renamed) == 2:
+            raise KeyboardInterrupt
+        real_rename(source, target)
+        renamed.append(Path(target).name)
+
+    monkeypatch.setattr(os, "rename", rename)
+    for n in range(5):
+        _queue_one(_client(n), key=f"k{n}")
+    box = tmp_path / "Maildir"
+    with pytest.raises(KeyboardInterrupt):
+        flush(MaildirTransport(box), now=clock)
+    assert list((box / "tmp").iterdir()) == []
+    assert sorted(p.name for p in (box / "new").iterdir()) == sorted(renamed)
+    monkeypatch.setattr(os, "rename", real_rename)
+    clock.advance(minutes=6)
+    assert flush(MaildirTransport(box), now=clock).sent == 5
+    assert list((box / "tmp").iterdir()) == []
+    ids = {m["Message-ID"] for m in mailbox.Maildir(str(box), create=False)}
+    assert ids == {e.message_id for e in Email.select()}
