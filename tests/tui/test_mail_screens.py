@@ -49,6 +49,24 @@ async def test_email_log_open_and_resend(admin: str) -> None:
     assert Email.select().count() == 2
 
 
+async def test_email_log_shows_each_status_on_an_80_column_screen(admin: str) -> None:
+    """A long subject does not push the status (queued, sent, failed) past the screen's
+    edge: at 80 x 24 every row's status is on screen."""
+    [client] = make_clients(1)
+    with writer():
+        queue("Password Reset Confirmation", [Notice(client.id)])
+    Email.update(subject="A subject as long as a billing notice's subject ever gets " * 2).execute()
+    app = StaffApp()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await login(pilot)
+        await pilot.press("l")
+        await settle(pilot)
+        assert isinstance(app.screen, EmailLogScreen)
+        assert app.screen.query_one(EmailTable).row_count == 1
+        screen = app.export_screenshot()
+    assert "queued" in screen
+
+
 async def test_client_emails_tab(admin: str) -> None:
     [client] = make_clients(1)
     with writer():
