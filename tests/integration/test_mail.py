@@ -532,6 +532,30 @@ class PeerRecorder(SmtpRecorder):
         return await super().handle_DATA(server, session, envelope)
 
 
+def _flush_to_a_server(
+    handler: SmtpRecorder,
+    clock: Clock,
+    *,
+    emails: int,
+    connections: int,
+    batch: int,
+    server_class: Any = None,
+) -> Any:
+    """Queue ``emails`` password-reset emails and flush them to a real aiosmtpd server
+    (``handler``, served by ``server_class``) over a pool of ``connections``."""
+    controller = smtp_controller(handler, server_class=server_class)
+    try:
+        config = SmtpConfig(
+            host="127.0.0.1", port=controller.port, security="none", connections=connections
+        )
+        clients = [_client(i) for i in range(emails)]
+        with writer():
+            queue("Password Reset Confirmation", [Notice(c.id) for c in clients])
+        return flush(SmtpTransport(config, "billing@example.com"), now=clock, batch=batch)
+    finally:
+        controller.stop()
+
+
 def test_smtp_delivery_goes_over_a_small_pool_of_sessions_each_reused(
     db: str, clock: Clock
 ) -> None:
@@ -539,15 +563,7 @@ def test_smtp_delivery_goes_over_a_small_pool_of_sessions_each_reused(
     every email arrives once."""
     recorder = PeerRecorder()
     recorder.delay = 0.01
-    controller = smtp_controller(recorder)
-    try:
-        config = SmtpConfig(host="127.0.0.1", port=controller.port, security="none", connections=3)
-        clients = [_client(i) for i in range(60)]
-        with writer():
-            queue("Password Reset Confirmation", [Notice(c.id) for c in clients])
-        result = flush(SmtpTransport(config, "billing@example.com"), now=clock, batch=20)
-    finally:
-        controller.stop()
+    result = _flush_to_a_server(recorder, clock, emails=60, connections=3, batch=20)
     assert result.sent == 60
     ids = [m["Message-ID"] for m in recorder.parsed()]
     assert len(ids) == len(set(ids)) == 60
@@ -611,15 +627,9 @@ def test_a_session_refused_mid_flush_a_server_taking_fewer_connections_than_the_
     this flush, none put off to a later one, and no attempt is used."""
     gate = _Gate(limit=2)
     recorder = SmtpRecorder()
-    controller = smtp_controller(recorder, server_class=_limited_server(gate))
-    try:
-        config = SmtpConfig(host="127.0.0.1", port=controller.port, security="none", connections=4)
-        clients = [_client(i) for i in range(40)]
-        with writer():
-            queue("Password Reset Confirmation", [Notice(c.id) for c in clients])
-        result = flush(SmtpTransport(config, "billing@example.com"), now=clock, batch=10)
-    finally:
-        controller.stop()
+    result = _flush_to_a_server(
+        recorder, clock, emails=40, connections=4, batch=10, server_class=_limited_server(gate)
+    )
     assert gate.turned_away >= 1
     assert (result.sent, result.retried, result.failed) == (40, 0, 0)
     assert result.session_error == "" and result.errors == []
