@@ -248,6 +248,105 @@ def test_queued_notices_join_by_index_after_many_batches(db: str) -> None:
     assert Email.select().count() == 30_020
 
 
+def _rows_read(plan: Any) -> dict[str, int]:
+    """Rows each table gave a PostgreSQL ``EXPLAIN (ANALYZE, FORMAT JSON)`` plan, over
+    every loop of each node that read it."""
+    read: dict[str, int] = {}
+    relation = plan.get("Relation Name")
+    if relation:
+        read[relation] = plan["Actual Rows"] * plan["Actual Loops"]
+    for child in plan.get("Plans", []):
+        for name, rows in _rows_read(child).items():
+            read[name] = read.get(name, 0) + rows
+    return read
+
+
+def test_a_batch_reads_by_key_only_the_rows_it_names(db: str) -> None:
+    """The kind: a batch of notices joined to big tables by key reads each client and
+    invoice it names once, never a stretch of the table's index. PostgreSQL's planner
+    (random_page_cost 4, the server default) joined 5,000 notices to invoices by walking
+    ``invoice_pkey`` from its first entry to the batch's highest id (a merge join).
+    Checked on the email INSERT ... SELECT and the check before it: rows each table
+    gave, over every loop (PostgreSQL), every read of them an index search (SQLite)."""
+    _client()
+    clients, invoices, batch = 2000, 200_000, 5000
+    columns, make = row_maker(Client)
+    with writer():
+        bulk_insert(
+            Client,
+            columns,
+            [
+                make(
+                    id=c,
+                    first_name=f"F{c}",
+                    last_name="L",
+                    email=f"c{c}@example.com",
+                    currency=Currency.get().id,
+                    created_at="2026-01-01 00:00:00",
+                    updated_at="2026-01-01 00:00:00",
+                )
+                for c in range(2, clients + 2)
+            ],
+        )
+        rows = [
+            (n, 2 + n % clients, str(n), "2026-01-01", "2026-01-15", None, "Unpaid",
+             "banktransfer", 1000, 0, 0, 1000, 0, 0, "", "2026-01-01 00:00:00", 1)
+            for n in range(1, invoices + 1)
+        ]  # fmt: skip
+        bulk_insert(Invoice, INVOICE_COLUMNS, rows)
+    database.execute_sql("ANALYZE")  # as autovacuum would after a load
+    spread = invoices // batch  # the batch's invoices lie across the whole table
+    notices = [Notice(2 + n % clients, n, f"k:{n}") for n in range(spread, invoices + 1, spread)]
+    assert len(notices) == batch
+    statements: list[tuple[str, Any]] = []
+    connection = database.connection()
+    with writer():
+        if is_postgres():
+            from psycopg2.extensions import cursor as plain_cursor
+
+            base = connection.cursor_factory
+
+            class Recording(base or plain_cursor):  # type: ignore[misc]
+                def execute(self, sql: Any, args: Any = None) -> Any:
+                    statements.append((sql, args))
+                    return super().execute(sql, args)
+
+            connection.cursor_factory = Recording
+            try:
+                assert queue("Invoice Created", notices) == batch
+            finally:
+                connection.cursor_factory = base
+        else:
+            connection.set_trace_callback(lambda sql: statements.append((sql, None)))
+            try:
+                assert queue("Invoice Created", notices) == batch
+            finally:
+                connection.set_trace_callback(None)
+        reads = [sql for sql, _ in statements if "FROM queued_notice n" in sql]
+        assert len(reads) == 2  # the check for missing rows and the INSERT ... SELECT
+        for sql, args in statements:
+            if "FROM queued_notice n" not in sql:
+                continue
+            cursor = database.cursor()
+            if is_postgres():
+                cursor.execute("SAVEPOINT plan")  # ANALYZE runs the INSERT: undone
+                cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, args)
+                plan = cursor.fetchone()[0]
+                cursor.execute("ROLLBACK TO SAVEPOINT plan")
+                plan = plan if isinstance(plan, list) else json.loads(plan)
+                read = _rows_read(plan[0]["Plan"])
+                assert read.get("invoice", 0) <= batch, (sql, read)
+                assert read.get("client", 0) <= batch, (sql, read)
+                assert read.get("invoice", 0) > 0, (sql, read)
+            else:  # the trace has the values inlined; the plan names tables by alias
+                steps = [row[3] for row in cursor.execute("EXPLAIN QUERY PLAN " + sql)]
+                for alias in ("c", "i"):  # client, invoice
+                    on_table = [s for s in steps if re.match(rf"(SCAN|SEARCH) {alias}\b", s)]
+                    assert on_table, (sql, steps)
+                    assert all(s.startswith("SEARCH") for s in on_table), (sql, steps)
+    assert Email.select().count() == batch
+
+
 def _schema() -> list[tuple[str, str]]:
     """Every index and constraint of the schema, by its definition (casts and brackets
     left out: a partial index's predicate comes back from ``pg_get_indexdef`` with its
