@@ -167,6 +167,79 @@ def test_bulk_update_keeps_every_value_exactly(db: str) -> None:
     assert stored == changes
 
 
+def _recorded(run: Any) -> list[str]:
+    """The text of every statement ``run()`` sent, on either database."""
+    statements: list[str] = []
+    connection = database.connection()
+    if is_postgres():
+        from psycopg2.extensions import cursor as plain_cursor
+
+        base = connection.cursor_factory
+
+        class Recording(base or plain_cursor):  # type: ignore[misc]
+            def execute(self, sql: Any, args: Any = None) -> Any:
+                statements.append(sql if isinstance(sql, str) else sql.decode())
+                return super().execute(sql, args)
+
+        connection.cursor_factory = Recording
+        try:
+            run()
+        finally:
+            connection.cursor_factory = base
+    else:
+        connection.set_trace_callback(statements.append)
+        try:
+            run()
+        finally:
+            connection.set_trace_callback(None)
+    return statements
+
+
+def test_new_rows_go_as_data_whatever_their_count(db: str) -> None:
+    """The kind: an insert that skips rows already there (the action ledger's claims,
+    the outbox's rendered emails, capture's transactions) sends its rows as COPY data on
+    PostgreSQL, not as statement text to build, parse and plan: the same statements for
+    3,000 rows as for 3. It returns the rows it inserted, skips the others, and keeps
+    every text value exactly."""
+    from rules.billing.automation import RunContext, claim
+    from store.models import ActionLedger
+    from store.settings import load_settings
+
+    ctx = RunContext(dt.date(2026, 3, 10), load_settings())
+    day = ctx.business_date
+
+    def keys(numbers: range) -> list[tuple[str, str, dt.date]]:
+        return [(f"invoice:{n}:{AWKWARD[n % len(AWKWARD)][:40]}", "first", day) for n in numbers]
+
+    small: list[str] = []
+    with writer():
+        first = keys(range(3))
+        small = _recorded(lambda: claim(ctx, "notice", first))
+        assert claim(ctx, "notice", first) == set()  # already claimed: nothing won
+    many = keys(range(3000))  # the first three are taken
+    won: set[tuple[str, str, dt.date]] = set()
+
+    def claim_many() -> None:
+        won.update(claim(ctx, "notice", many))
+
+    with writer():
+        large = _recorded(claim_many)
+    assert won == set(many[3:])
+    stored: Any = ActionLedger.select(ActionLedger.subject, ActionLedger.stage).tuples()
+    assert sorted(stored) == sorted((subject, stage) for subject, stage, _ in many)
+    if is_postgres():
+        assert len(large) == len(small)
+        assert max(map(len, large)) == max(map(len, small))  # no row in the text
+    _client()
+    row = ("Invoice Created", "a@example.com", "s", "b", "", "", "k1", False, "2026-03-10 09:00:00",
+           "2026-03-10 09:00:00", "queued", "", 0, "", "")  # fmt: skip
+    with writer():
+        assert bulk_insert(Email, OUTBOX_COLUMNS, [(1, *row)], skip_conflicts=True) == 1
+        again = [(1, *row), (1, *row[:6], "k2", *row[7:])]
+        assert bulk_insert(Email, OUTBOX_COLUMNS, again, skip_conflicts=True) == 1
+    assert sorted(k for (k,) in Email.select(Email.unique_key).tuples()) == ["k1", "k2"]
+
+
 def _scans(plan: Any) -> list[tuple[str, str]]:
     """(node type, relation) of every node of a PostgreSQL JSON plan."""
     found = [(plan["Node Type"], plan.get("Relation Name", ""))]
