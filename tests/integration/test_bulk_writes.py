@@ -240,6 +240,31 @@ def test_new_rows_go_as_data_whatever_their_count(db: str) -> None:
     assert sorted(k for (k,) in Email.select(Email.unique_key).tuples()) == ["k1", "k2"]
 
 
+def test_invoice_changes_no_index_holds_are_made_in_place(db: str) -> None:
+    """The kind: an update of invoice columns no index holds (a late fee's or a tax
+    recompute's totals, ``bulk_update``) is a HOT update on PostgreSQL, the new row
+    version on the same page and no new entry in the table's indexes: invoice pages keep
+    room for it (fillfactor 90, migration 0024), even when loaded by COPY."""
+    if not is_postgres():
+        pytest.skip("PostgreSQL's heap-only tuples (SQLite updates rows in place)")
+    _client()
+    with writer():
+        rows = [
+            (n, 1, str(n), "2026-01-01", "2026-01-15", None, "Unpaid", "banktransfer", 1000, 0,
+             0, 1000, 0, 0, "", "2026-01-01 00:00:00", 1)
+            for n in range(1, 5001)
+        ]  # fmt: skip
+        bulk_insert(Invoice, INVOICE_COLUMNS, rows)
+    with writer():  # one invoice in 25 gets a fee: a few rows on each page
+        bulk_update(Invoice, ("subtotal", "total"), [(n, 1100, 1100) for n in range(1, 5001, 25)])
+        updated, hot = database.execute_sql(
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables "
+            "WHERE relid = 'invoice'::regclass"
+        ).fetchone()
+    assert updated == 200
+    assert hot == updated
+
+
 def _scans(plan: Any) -> list[tuple[str, str]]:
     """(node type, relation) of every node of a PostgreSQL JSON plan."""
     found = [(plan["Node Type"], plan.get("Relation Name", ""))]
