@@ -73,7 +73,7 @@ def insert_new_rows(
     SELECT ... ON CONFLICT DO NOTHING``: COPY has no ``ON CONFLICT``, and the multi-row
     ``INSERT ... VALUES`` it replaces cost more to build, send, parse and plan than to
     execute (a claim of 5,000 ledger rows: 28 ms planning of a 64 ms statement, beside
-    the client building the text). Four round trips whatever the count. SQLite: ``INSERT
+    the client building the text). Three round trips whatever the count. SQLite: ``INSERT
     ... ON CONFLICT DO NOTHING RETURNING`` with 1,000 rows a statement (at most 32,766
     parameters).
     """
