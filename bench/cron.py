@@ -519,10 +519,13 @@ class PostgresCopies:
         return name
 
     def drop_all(self) -> None:
+        """Drop the databases made. Without ``FORCE``: the run's connections are closed, and
+        a plain DROP cancels an autovacuum worker busy in the database, where ``FORCE``
+        fails unless the role may signal the worker's (``pg_signal_backend``)."""
         close_database()
         with self.admin.cursor() as cur:
             for name in self.names:
-                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
         self.admin.close()
 
     def settings(self) -> dict[str, str]:

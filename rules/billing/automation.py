@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rules.dates import DATE_MAX, DATE_MIN, WINDOW_TEXT
-from store.db import is_postgres
+from store.bulk import insert_new_rows
 from store.models import ActionLedger, Addon, Domain, Invoice, Service
 from store.models.enums import ACTIVE_DOMAIN_STATUSES, ACTIVE_SERVICE_STATUSES, InvoiceStatus
 from store.settings import Settings
@@ -152,6 +152,7 @@ def claim(
     """Insert ledger rows for ``keys`` (subject, stage, date); return the ones this run won.
 
     Call inside the transaction of the effect: if the effect rolls back, so does the claim.
+    A fixed number of statements whatever the count (``store.bulk.insert_new_rows``).
     """
     if not keys:
         return set()
@@ -160,35 +161,15 @@ def claim(
         (rule, subject, stage, day.isoformat(), ctx.run_id, outcome, detail, stamp)
         for subject, stage, day in keys
     ]
-    table = ActionLedger._meta.table_name
-    cols = ", ".join(f'"{c}"' for c in LEDGER_COLUMNS)
-    won: set[tuple[str, str, dt.date]] = set()
-    cursor = ActionLedger._meta.database.cursor()
-    if is_postgres():  # one statement, one round trip, whatever the count
-        from psycopg2.extras import execute_values
-
-        result = execute_values(
-            cursor,
-            f'INSERT INTO "{table}" ({cols}) VALUES %s ON CONFLICT DO NOTHING '
-            'RETURNING "subject", "stage", "business_date"',
-            rows,
-            page_size=len(rows),
-            fetch=True,
-        )
-        return {
-            (s, st, d if isinstance(d, dt.date) else dt.date.fromisoformat(str(d)))
-            for s, st, d in result
-        }
-    for batch in chunks(rows, 1000):  # SQLite: at most 32,766 parameters a statement
-        marks = ", ".join("(" + ", ".join("?" * len(LEDGER_COLUMNS)) + ")" for _ in batch)
-        params = [v for row in batch for v in row]
-        cursor.execute(
-            f'INSERT INTO "{table}" ({cols}) VALUES {marks} ON CONFLICT DO NOTHING '
-            'RETURNING "subject", "stage", "business_date"',
-            params,
-        )
-        won.update((s, st, dt.date.fromisoformat(str(d))) for s, st, d in cursor.fetchall())
-    return won
+    won = insert_new_rows(
+        ActionLedger._meta.table_name,
+        LEDGER_COLUMNS,
+        rows,
+        ('"subject"', '"stage"', '"business_date"'),
+    )
+    return {
+        (s, st, d if isinstance(d, dt.date) else dt.date.fromisoformat(str(d))) for s, st, d in won
+    }
 
 
 def in_window(column: Any) -> Any:

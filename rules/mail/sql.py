@@ -113,6 +113,21 @@ class Dialect:
             return f"trim({value}, ' ' || char(9, 10, 11, 12, 13))"
         return f"btrim({value}, ' ' || chr(9) || chr(10) || chr(11) || chr(12) || chr(13))"
 
+    def by_key(self, table: str, alias: str, key: str) -> str:
+        """A join of ``table`` as ``alias`` on its ``id`` = ``key`` (a column of the batch),
+        written after ``JOIN``/``LEFT JOIN``: one index lookup per row of the batch.
+
+        SQLite plans nothing else. PostgreSQL's planner, costing a lookup as a random read
+        (``random_page_cost`` 4, the server default), joined a batch of 5,000 notices by
+        walking ``invoice_pkey`` from its first entry to the batch's highest id (a merge
+        join: 520,000 entries read, 116 ms of a 181 ms read on a 1,000,000-invoice
+        database), and ``client_pkey`` likewise; a ``LATERAL`` subquery with ``LIMIT``
+        cannot be flattened into a join, so it is looked up per row whatever the costs.
+        """
+        if self.name == "sqlite":
+            return f"{table} {alias} ON {alias}.id = {key}"
+        return f"LATERAL (SELECT * FROM {table} WHERE id = {key} LIMIT 1) {alias} ON true"
+
     def one_line(self, value: str) -> str:
         """``value`` with every line break a space, as ``rules.mail.templates.subject_line``."""
         char = "char" if self.name == "sqlite" else "chr"
@@ -358,9 +373,11 @@ def insert(
         cursor.execute("TRUNCATE queued_notice")
         insert_rows("queued_notice", ("client_id", "invoice_id", "unique_key"), rows)
         cursor.execute("ANALYZE queued_notice")
+    client = sql.by_key("client", "c", "n.client_id")
+    invoice = sql.by_key("invoice", "i", "n.invoice_id")
     cursor.execute(
-        "SELECT n.client_id, n.invoice_id, c.id IS NULL FROM queued_notice n"
-        " LEFT JOIN client c ON c.id = n.client_id LEFT JOIN invoice i ON i.id = n.invoice_id"
+        f"SELECT n.client_id, n.invoice_id, c.id IS NULL FROM queued_notice n"
+        f" LEFT JOIN {client} LEFT JOIN {invoice}"
         f" WHERE c.id IS NULL OR ({m} AND i.id IS NULL) LIMIT 1",
         (subject.uses_invoice or body.uses_invoice,),
     )
@@ -380,10 +397,9 @@ def insert(
         ' "next_attempt_at", "status", "message_id", "attempts", "lease_owner", "last_error")'
         f" SELECT c.id, {m}, {to}, substr({subject_line}, 1, {m}),"
         f" {body.sql}, '', '', n.unique_key, {m}, {m}, {m}, 'queued', '', 0, '', ''"
-        " FROM queued_notice n JOIN client c ON c.id = n.client_id"
-        " LEFT JOIN invoice i ON i.id = n.invoice_id"
+        f" FROM queued_notice n JOIN {client} LEFT JOIN {invoice}"
         " LEFT JOIN currency cur ON cur.id = c.currency_id"
-        " LEFT JOIN contact bc ON bc.id = c.billing_contact_id"
+        f" LEFT JOIN {sql.by_key('contact', 'bc', 'c.billing_contact_id')}"
         f" ORDER BY n.n{tail}"
     )
     params = [

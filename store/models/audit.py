@@ -30,7 +30,8 @@ class AuditLog(BaseModel):
     source = CharField(max_length=16)
     #: RESTRICT: clients are closed, never deleted (PRODUCT.md §1), and the log is
     #: append-only (migration 0015): deleting a client must not rewrite its history.
-    client = ForeignKeyField(Client, null=True, on_delete="RESTRICT")
+    #: Indexed by the (client, ...) index below: its leading column (migration 0024).
+    client = ForeignKeyField(Client, null=True, on_delete="RESTRICT", index=False)
     entity = CharField(max_length=32)
     entity_id = IntegerField(null=True)
     action = CharField(max_length=64)

@@ -22,7 +22,8 @@ class Staff(BaseModel):
 
 
 class PasswordResetToken(BaseModel):
-    client = ForeignKeyField(Client, on_delete="CASCADE")
+    #: Indexed by the (client, ...) index below: its leading column (migration 0024).
+    client = ForeignKeyField(Client, on_delete="CASCADE", index=False)
     #: SHA-256 of the token: the token itself only ever exists in the email.
     token_hash = CharField(max_length=64, unique=True)
     #: "reset" (forgotten password, 2 hours) or "invite" (portal invitation, 7 days).

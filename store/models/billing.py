@@ -21,7 +21,8 @@ from store.models.enums import InvoiceStatus
 
 
 class Invoice(BaseModel):
-    client = ForeignKeyField(Client, backref="invoices", on_delete="RESTRICT")
+    #: Indexed by the (client, ...) index below: its leading column (migration 0024).
+    client = ForeignKeyField(Client, backref="invoices", on_delete="RESTRICT", index=False)
     number = CharField(max_length=32, unique=True)
     date = DateField()
     due_date = DateField()

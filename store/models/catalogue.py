@@ -58,7 +58,8 @@ class Pricing(BaseModel):
 
 
 class Service(BaseModel):
-    client = ForeignKeyField(Client, backref="services", on_delete="CASCADE")
+    #: Indexed by the (client, ...) index below: its leading column (migration 0024).
+    client = ForeignKeyField(Client, backref="services", on_delete="CASCADE", index=False)
     product = ForeignKeyField(Product, on_delete="RESTRICT")
     domain = CharField(max_length=253, default="")
     status = CharField(max_length=16, default=ServiceStatus.PENDING)
@@ -87,7 +88,8 @@ class Service(BaseModel):
 class Addon(BaseModel):
     service = ForeignKeyField(Service, backref="addons", on_delete="CASCADE")
     #: Denormalised from the service so rules filter addons by client in one query.
-    client = ForeignKeyField(Client, on_delete="CASCADE")
+    #: Indexed by the (client, ...) index below: its leading column (migration 0024).
+    client = ForeignKeyField(Client, on_delete="CASCADE", index=False)
     #: The catalogue addon it was added from, if any (its name is copied to ``name``).
     product_addon = ForeignKeyField(ProductAddon, null=True, on_delete="SET NULL")
     name = CharField(max_length=150)
@@ -114,7 +116,8 @@ class Addon(BaseModel):
 
 
 class Domain(BaseModel):
-    client = ForeignKeyField(Client, backref="domains", on_delete="CASCADE")
+    #: Indexed by the (client, ...) index below: its leading column (migration 0024).
+    client = ForeignKeyField(Client, backref="domains", on_delete="CASCADE", index=False)
     name = CharField(max_length=253)
     status = CharField(max_length=24, default=DomainStatus.PENDING)
     amount = MoneyField(default=0)

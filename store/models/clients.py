@@ -169,7 +169,8 @@ class Client(BaseModel):
 
 
 class Contact(BaseModel):
-    client = ForeignKeyField(Client, backref="contacts", on_delete="CASCADE")
+    #: Indexed by the (client, ...) index below: its leading column (migration 0024).
+    client = ForeignKeyField(Client, backref="contacts", on_delete="CASCADE", index=False)
     first_name = CharField(max_length=NAME_MAX)
     last_name = CharField(max_length=NAME_MAX)
     company = CharField(max_length=COMPANY_MAX, default="")
@@ -211,7 +212,8 @@ class Contact(BaseModel):
 
 
 class CustomFieldValue(BaseModel):
-    client = ForeignKeyField(Client, backref="custom_values", on_delete="CASCADE")
+    #: Indexed by the (client, ...) index below: its leading column (migration 0024).
+    client = ForeignKeyField(Client, backref="custom_values", on_delete="CASCADE", index=False)
     field = ForeignKeyField(CustomField, on_delete="CASCADE")
     value = TextField(default="")
 

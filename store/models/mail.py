@@ -42,7 +42,8 @@ MARKETING = '"marketing"'
 class Email(BaseModel):
     """An outgoing email, written in the transaction of the event that caused it."""
 
-    client = ForeignKeyField(Client, null=True, backref="emails", on_delete="SET NULL")
+    #: Indexed by the (client, ...) index below: its leading column (migration 0024).
+    client = ForeignKeyField(Client, null=True, backref="emails", on_delete="SET NULL", index=False)
     template = CharField(max_length=100)
     to = CharField(max_length=254)
     subject = CharField(max_length=255)

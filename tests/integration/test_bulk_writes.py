@@ -167,6 +167,104 @@ def test_bulk_update_keeps_every_value_exactly(db: str) -> None:
     assert stored == changes
 
 
+def _recorded(run: Any) -> list[str]:
+    """The text of every statement ``run()`` sent, on either database."""
+    statements: list[str] = []
+    connection = database.connection()
+    if is_postgres():
+        from psycopg2.extensions import cursor as plain_cursor
+
+        base = connection.cursor_factory
+
+        class Recording(base or plain_cursor):  # type: ignore[misc]
+            def execute(self, sql: Any, args: Any = None) -> Any:
+                statements.append(sql if isinstance(sql, str) else sql.decode())
+                return super().execute(sql, args)
+
+        connection.cursor_factory = Recording
+        try:
+            run()
+        finally:
+            connection.cursor_factory = base
+    else:
+        connection.set_trace_callback(statements.append)
+        try:
+            run()
+        finally:
+            connection.set_trace_callback(None)
+    return statements
+
+
+def test_new_rows_go_as_data_whatever_their_count(db: str) -> None:
+    """The kind: an insert that skips rows already there (the action ledger's claims,
+    the outbox's rendered emails, capture's transactions) sends its rows as COPY data on
+    PostgreSQL, not as statement text to build, parse and plan: the same statements for
+    3,000 rows as for 3. It returns the rows it inserted, skips the others, and keeps
+    every text value exactly."""
+    from rules.billing.automation import RunContext, claim
+    from store.models import ActionLedger
+    from store.settings import load_settings
+
+    ctx = RunContext(dt.date(2026, 3, 10), load_settings())
+    day = ctx.business_date
+
+    def keys(numbers: range) -> list[tuple[str, str, dt.date]]:
+        return [(f"invoice:{n}:{AWKWARD[n % len(AWKWARD)][:40]}", "first", day) for n in numbers]
+
+    small: list[str] = []
+    with writer():
+        first = keys(range(3))
+        small = _recorded(lambda: claim(ctx, "notice", first))
+        assert claim(ctx, "notice", first) == set()  # already claimed: nothing won
+    many = keys(range(3000))  # the first three are taken
+    won: set[tuple[str, str, dt.date]] = set()
+
+    def claim_many() -> None:
+        won.update(claim(ctx, "notice", many))
+
+    with writer():
+        large = _recorded(claim_many)
+    assert won == set(many[3:])
+    stored: Any = ActionLedger.select(ActionLedger.subject, ActionLedger.stage).tuples()
+    assert sorted(stored) == sorted((subject, stage) for subject, stage, _ in many)
+    if is_postgres():
+        assert len(large) == len(small)
+        assert max(map(len, large)) == max(map(len, small))  # no row in the text
+    _client()
+    row = ("Invoice Created", "a@example.com", "s", "b", "", "", "k1", False, "2026-03-10 09:00:00",
+           "2026-03-10 09:00:00", "queued", "", 0, "", "")  # fmt: skip
+    with writer():
+        assert bulk_insert(Email, OUTBOX_COLUMNS, [(1, *row)], skip_conflicts=True) == 1
+        again = [(1, *row), (1, *row[:6], "k2", *row[7:])]
+        assert bulk_insert(Email, OUTBOX_COLUMNS, again, skip_conflicts=True) == 1
+    assert sorted(k for (k,) in Email.select(Email.unique_key).tuples()) == ["k1", "k2"]
+
+
+def test_invoice_changes_no_index_holds_are_made_in_place(db: str) -> None:
+    """The kind: an update of invoice columns no index holds (a late fee's or a tax
+    recompute's totals, ``bulk_update``) is a HOT update on PostgreSQL, the new row
+    version on the same page and no new entry in the table's indexes: invoice pages keep
+    room for it (fillfactor 90, migration 0024), even when loaded by COPY."""
+    if not is_postgres():
+        pytest.skip("PostgreSQL's heap-only tuples (SQLite updates rows in place)")
+    _client()
+    with writer():
+        rows = [
+            (n, 1, str(n), "2026-01-01", "2026-01-15", None, "Unpaid", "banktransfer", 1000, 0,
+             0, 1000, 0, 0, "", "2026-01-01 00:00:00", 1)
+            for n in range(1, 5001)
+        ]  # fmt: skip
+        bulk_insert(Invoice, INVOICE_COLUMNS, rows)
+    with writer():  # one invoice in 25 gets a fee: a few rows on each page
+        bulk_update(Invoice, ("subtotal", "total"), [(n, 1100, 1100) for n in range(1, 5001, 25)])
+        updated, hot = database.execute_sql(
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables "
+            "WHERE relid = 'invoice'::regclass"
+        ).fetchone()
+    assert updated == 200
+    assert hot == updated
+
+
 def _scans(plan: Any) -> list[tuple[str, str]]:
     """(node type, relation) of every node of a PostgreSQL JSON plan."""
     found = [(plan["Node Type"], plan.get("Relation Name", ""))]
@@ -246,6 +344,105 @@ def test_queued_notices_join_by_index_after_many_batches(db: str) -> None:
     finally:
         connection.cursor_factory = base
     assert Email.select().count() == 30_020
+
+
+def _rows_read(plan: Any) -> dict[str, int]:
+    """Rows each table gave a PostgreSQL ``EXPLAIN (ANALYZE, FORMAT JSON)`` plan, over
+    every loop of each node that read it."""
+    read: dict[str, int] = {}
+    relation = plan.get("Relation Name")
+    if relation:
+        read[relation] = plan["Actual Rows"] * plan["Actual Loops"]
+    for child in plan.get("Plans", []):
+        for name, rows in _rows_read(child).items():
+            read[name] = read.get(name, 0) + rows
+    return read
+
+
+def test_a_batch_reads_by_key_only_the_rows_it_names(db: str) -> None:
+    """The kind: a batch of notices joined to big tables by key reads each client and
+    invoice it names once, never a stretch of the table's index. PostgreSQL's planner
+    (random_page_cost 4, the server default) joined 5,000 notices to invoices by walking
+    ``invoice_pkey`` from its first entry to the batch's highest id (a merge join).
+    Checked on the email INSERT ... SELECT and the check before it: rows each table
+    gave, over every loop (PostgreSQL), every read of them an index search (SQLite)."""
+    _client()
+    clients, invoices, batch = 2000, 200_000, 5000
+    columns, make = row_maker(Client)
+    with writer():
+        bulk_insert(
+            Client,
+            columns,
+            [
+                make(
+                    id=c,
+                    first_name=f"F{c}",
+                    last_name="L",
+                    email=f"c{c}@example.com",
+                    currency=Currency.get().id,
+                    created_at="2026-01-01 00:00:00",
+                    updated_at="2026-01-01 00:00:00",
+                )
+                for c in range(2, clients + 2)
+            ],
+        )
+        rows = [
+            (n, 2 + n % clients, str(n), "2026-01-01", "2026-01-15", None, "Unpaid",
+             "banktransfer", 1000, 0, 0, 1000, 0, 0, "", "2026-01-01 00:00:00", 1)
+            for n in range(1, invoices + 1)
+        ]  # fmt: skip
+        bulk_insert(Invoice, INVOICE_COLUMNS, rows)
+    database.execute_sql("ANALYZE")  # as autovacuum would after a load
+    spread = invoices // batch  # the batch's invoices lie across the whole table
+    notices = [Notice(2 + n % clients, n, f"k:{n}") for n in range(spread, invoices + 1, spread)]
+    assert len(notices) == batch
+    statements: list[tuple[str, Any]] = []
+    connection = database.connection()
+    with writer():
+        if is_postgres():
+            from psycopg2.extensions import cursor as plain_cursor
+
+            base = connection.cursor_factory
+
+            class Recording(base or plain_cursor):  # type: ignore[misc]
+                def execute(self, sql: Any, args: Any = None) -> Any:
+                    statements.append((sql, args))
+                    return super().execute(sql, args)
+
+            connection.cursor_factory = Recording
+            try:
+                assert queue("Invoice Created", notices) == batch
+            finally:
+                connection.cursor_factory = base
+        else:
+            connection.set_trace_callback(lambda sql: statements.append((sql, None)))
+            try:
+                assert queue("Invoice Created", notices) == batch
+            finally:
+                connection.set_trace_callback(None)
+        reads = [sql for sql, _ in statements if "FROM queued_notice n" in sql]
+        assert len(reads) == 2  # the check for missing rows and the INSERT ... SELECT
+        for sql, args in statements:
+            if "FROM queued_notice n" not in sql:
+                continue
+            cursor = database.cursor()
+            if is_postgres():
+                cursor.execute("SAVEPOINT plan")  # ANALYZE runs the INSERT: undone
+                cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + sql, args)
+                plan = cursor.fetchone()[0]
+                cursor.execute("ROLLBACK TO SAVEPOINT plan")
+                plan = plan if isinstance(plan, list) else json.loads(plan)
+                read = _rows_read(plan[0]["Plan"])
+                assert read.get("invoice", 0) <= batch, (sql, read)
+                assert read.get("client", 0) <= batch, (sql, read)
+                assert read.get("invoice", 0) > 0, (sql, read)
+            else:  # the trace has the values inlined; the plan names tables by alias
+                steps = [row[3] for row in cursor.execute("EXPLAIN QUERY PLAN " + sql)]
+                for alias in ("c", "i"):  # client, invoice
+                    on_table = [s for s in steps if re.match(rf"(SCAN|SEARCH) {alias}\b", s)]
+                    assert on_table, (sql, steps)
+                    assert all(s.startswith("SEARCH") for s in on_table), (sql, steps)
+    assert Email.select().count() == batch
 
 
 def _schema() -> list[tuple[str, str]]:

@@ -113,3 +113,20 @@ def test_migration_0006_keys_the_rows_it_finds(databases: Databases) -> None:
         database.execute_sql(
             "INSERT INTO client_search (client_search, rank) VALUES ('integrity-check', 1)"
         )
+
+
+def test_no_index_is_the_leading_columns_of_another(db: str) -> None:
+    """The kind: an index whose columns begin another index of its table costs every
+    insert and every non-HOT update of the table a second entry and serves nothing the
+    longer one does not (lookups, joins and foreign-key checks on those columns). Unique
+    and partial indexes say more than their columns and are left out as the shorter one."""
+    redundant = []
+    for table in database.get_tables():
+        indexes = database.get_indexes(table)
+        for short in indexes:
+            if short.unique or " WHERE " in (short.sql or "").upper():
+                continue
+            for long in indexes:
+                if long.name != short.name and long.columns[: len(short.columns)] == short.columns:
+                    redundant.append(f"{short.name} {short.columns} begins {long.name}")
+    assert not redundant, redundant
