@@ -7,6 +7,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -273,43 +275,21 @@ def _scans(plan: Any) -> list[tuple[str, str]]:
     return found
 
 
-def test_queued_notices_join_by_index_after_many_batches(db: str) -> None:
-    """The email INSERT ... SELECT and its check read invoices and clients by key, on the
-    planner's real count of the batch, not a guess from the earlier batches' leftovers."""
-    if not is_postgres():
-        pytest.skip("PostgreSQL's planner")
-    _client()
-    clients = 2000
-    columns, make = row_maker(Client)
-    with writer():
-        bulk_insert(
-            Client,
-            columns,
-            [
-                make(
-                    id=c,
-                    first_name=f"F{c}",
-                    last_name="L",
-                    email=f"c{c}@example.com",
-                    currency=Currency.get().id,
-                    created_at="2026-01-01 00:00:00",
-                    updated_at="2026-01-01 00:00:00",
-                )
-                for c in range(2, clients + 2)
-            ],
-        )
-        rows = [
-            (n, 2 + n % clients, str(n), "2026-01-01", "2026-01-15", None, "Unpaid",
-             "banktransfer", 1000, 0, 0, 1000, 0, 0, "", "2026-01-01 00:00:00", 1)
-            for n in range(1, 40_001)
-        ]  # fmt: skip
-        bulk_insert(Invoice, INVOICE_COLUMNS, rows)
-    database.execute_sql("ANALYZE")  # as autovacuum would after a load
-
-    statements: list[tuple[str, Any]] = []
+@contextmanager
+def _statements_sent(statements: list[tuple[str, Any]]) -> Iterator[None]:
+    """Append to ``statements`` the (SQL, parameters) of every statement this connection
+    sends meanwhile (PostgreSQL: its cursors; SQLite: its trace, without parameters)."""
     connection = database.connection()
-    base = connection.cursor_factory
+    if not is_postgres():
+        connection.set_trace_callback(lambda sql: statements.append((sql, None)))
+        try:
+            yield
+        finally:
+            connection.set_trace_callback(None)
+        return
     from psycopg2.extensions import cursor as plain_cursor
+
+    base = connection.cursor_factory
 
     class Recording(base or plain_cursor):  # type: ignore[misc]
         def execute(self, sql: Any, args: Any = None) -> Any:
@@ -318,56 +298,16 @@ def test_queued_notices_join_by_index_after_many_batches(db: str) -> None:
 
     connection.cursor_factory = Recording
     try:
-        with writer():
-            for start in range(1, 30_001, 10_000):  # big batches, then a small one
-                queue(
-                    "Invoice Created",
-                    [Notice(2 + n % clients, n, f"a:{n}") for n in range(start, start + 10_000)],
-                )
-            statements.clear()
-            queue("Invoice Created", [Notice(2 + n % clients, n, f"b:{n}") for n in range(1, 21)])
-            reads = [
-                (sql, args)
-                for sql, args in statements
-                if "FROM queued_notice" in sql and not sql.startswith("EXPLAIN")
-            ]
-            assert len(reads) == 2  # the check for missing rows and the INSERT ... SELECT
-            for sql, args in reads:
-                cursor = database.cursor()
-                cursor.execute("EXPLAIN (FORMAT JSON) " + sql, args)
-                plan = cursor.fetchone()[0]
-                plan = plan if isinstance(plan, list) else json.loads(plan)
-                scans = _scans(plan[0]["Plan"])
-                assert ("Seq Scan", "invoice") not in scans, (sql, scans)
-                assert ("Seq Scan", "client") not in scans, (sql, scans)
-                assert any(node.startswith("Index") and rel == "invoice" for node, rel in scans)
+        yield
     finally:
         connection.cursor_factory = base
-    assert Email.select().count() == 30_020
 
 
-def _rows_read(plan: Any) -> dict[str, int]:
-    """Rows each table gave a PostgreSQL ``EXPLAIN (ANALYZE, FORMAT JSON)`` plan, over
-    every loop of each node that read it."""
-    read: dict[str, int] = {}
-    relation = plan.get("Relation Name")
-    if relation:
-        read[relation] = plan["Actual Rows"] * plan["Actual Loops"]
-    for child in plan.get("Plans", []):
-        for name, rows in _rows_read(child).items():
-            read[name] = read.get(name, 0) + rows
-    return read
-
-
-def test_a_batch_reads_by_key_only_the_rows_it_names(db: str) -> None:
-    """The kind: a batch of notices joined to big tables by key reads each client and
-    invoice it names once, never a stretch of the table's index. PostgreSQL's planner
-    (random_page_cost 4, the server default) joined 5,000 notices to invoices by walking
-    ``invoice_pkey`` from its first entry to the batch's highest id (a merge join).
-    Checked on the email INSERT ... SELECT and the check before it: rows each table
-    gave, over every loop (PostgreSQL), every read of them an index search (SQLite)."""
+def _clients_and_invoices(clients: int, invoices: int) -> None:
+    """``clients`` clients (ids 2 on, after ``_client``'s) and ``invoices`` Unpaid
+    invoices spread over them in turn, loaded in bulk, then ANALYZE as autovacuum would
+    after a load."""
     _client()
-    clients, invoices, batch = 2000, 200_000, 5000
     columns, make = row_maker(Client)
     with writer():
         bulk_insert(
@@ -392,34 +332,74 @@ def test_a_batch_reads_by_key_only_the_rows_it_names(db: str) -> None:
             for n in range(1, invoices + 1)
         ]  # fmt: skip
         bulk_insert(Invoice, INVOICE_COLUMNS, rows)
-    database.execute_sql("ANALYZE")  # as autovacuum would after a load
+    database.execute_sql("ANALYZE")
+
+
+def test_queued_notices_join_by_index_after_many_batches(db: str) -> None:
+    """The email INSERT ... SELECT and its check read invoices and clients by key, on the
+    planner's real count of the batch, not a guess from the earlier batches' leftovers."""
+    if not is_postgres():
+        pytest.skip("PostgreSQL's planner")
+    clients = 2000
+    _clients_and_invoices(clients, 40_000)
+
+    statements: list[tuple[str, Any]] = []
+    with _statements_sent(statements):
+        with writer():
+            for start in range(1, 30_001, 10_000):  # big batches, then a small one
+                queue(
+                    "Invoice Created",
+                    [Notice(2 + n % clients, n, f"a:{n}") for n in range(start, start + 10_000)],
+                )
+            statements.clear()
+            queue("Invoice Created", [Notice(2 + n % clients, n, f"b:{n}") for n in range(1, 21)])
+            reads = [
+                (sql, args)
+                for sql, args in statements
+                if "FROM queued_notice" in sql and not sql.startswith("EXPLAIN")
+            ]
+            assert len(reads) == 2  # the check for missing rows and the INSERT ... SELECT
+            for sql, args in reads:
+                cursor = database.cursor()
+                cursor.execute("EXPLAIN (FORMAT JSON) " + sql, args)
+                plan = cursor.fetchone()[0]
+                plan = plan if isinstance(plan, list) else json.loads(plan)
+                scans = _scans(plan[0]["Plan"])
+                assert ("Seq Scan", "invoice") not in scans, (sql, scans)
+                assert ("Seq Scan", "client") not in scans, (sql, scans)
+                assert any(node.startswith("Index") and rel == "invoice" for node, rel in scans)
+    assert Email.select().count() == 30_020
+
+
+def _rows_read(plan: Any) -> dict[str, int]:
+    """Rows each table gave a PostgreSQL ``EXPLAIN (ANALYZE, FORMAT JSON)`` plan, over
+    every loop of each node that read it."""
+    read: dict[str, int] = {}
+    relation = plan.get("Relation Name")
+    if relation:
+        read[relation] = plan["Actual Rows"] * plan["Actual Loops"]
+    for child in plan.get("Plans", []):
+        for name, rows in _rows_read(child).items():
+            read[name] = read.get(name, 0) + rows
+    return read
+
+
+def test_a_batch_reads_by_key_only_the_rows_it_names(db: str) -> None:
+    """The kind: a batch of notices joined to big tables by key reads each client and
+    invoice it names once, never a stretch of the table's index. PostgreSQL's planner
+    (random_page_cost 4, the server default) joined 5,000 notices to invoices by walking
+    ``invoice_pkey`` from its first entry to the batch's highest id (a merge join).
+    Checked on the email INSERT ... SELECT and the check before it: rows each table
+    gave, over every loop (PostgreSQL), every read of them an index search (SQLite)."""
+    clients, invoices, batch = 2000, 200_000, 5000
+    _clients_and_invoices(clients, invoices)
     spread = invoices // batch  # the batch's invoices lie across the whole table
     notices = [Notice(2 + n % clients, n, f"k:{n}") for n in range(spread, invoices + 1, spread)]
     assert len(notices) == batch
     statements: list[tuple[str, Any]] = []
-    connection = database.connection()
     with writer():
-        if is_postgres():
-            from psycopg2.extensions import cursor as plain_cursor
-
-            base = connection.cursor_factory
-
-            class Recording(base or plain_cursor):  # type: ignore[misc]
-                def execute(self, sql: Any, args: Any = None) -> Any:
-                    statements.append((sql, args))
-                    return super().execute(sql, args)
-
-            connection.cursor_factory = Recording
-            try:
-                assert queue("Invoice Created", notices) == batch
-            finally:
-                connection.cursor_factory = base
-        else:
-            connection.set_trace_callback(lambda sql: statements.append((sql, None)))
-            try:
-                assert queue("Invoice Created", notices) == batch
-            finally:
-                connection.set_trace_callback(None)
+        with _statements_sent(statements):
+            assert queue("Invoice Created", notices) == batch
         reads = [sql for sql, _ in statements if "FROM queued_notice n" in sql]
         assert len(reads) == 2  # the check for missing rows and the INSERT ... SELECT
         for sql, args in statements:
