@@ -840,8 +840,6 @@ def generate_demo(
     rows_total = 0
     filled: dict[Any, None] = {}  # the tables loaded, in order
     now = dt.datetime.combine(today, dt.time(12, 0))
-    # PostgreSQL: the whole load is one transaction (a failed demo leaves the database as
-    # it was) with the indexes built once at its end, not row by row (store.bulk).
 
     def make(ids: range) -> tuple[list[_Rows], list[tuple[int, int]]]:
         return _build_chunk(
@@ -857,6 +855,8 @@ def generate_demo(
             biller,
         )
 
+    # PostgreSQL: the whole load is one transaction (a failed demo leaves the database as
+    # it was) with the indexes built once at its end, not row by row (store.bulk).
     with writer() if is_postgres() else nullcontext(), indexes_built_after():
         for chunk in _chunks(clients, make):
             with writer():

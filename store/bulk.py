@@ -51,7 +51,7 @@ def insert_rows(
     if is_postgres():
         if skip_conflicts:  # COPY has no ON CONFLICT
             return len(insert_new_rows(table, columns, rows, ("1",)))
-        cursor.copy_expert(f'COPY "{table}" ({cols}) FROM STDIN', CopyText(rows), size=1 << 20)
+        _copy_in(table, cols, CopyText(rows))
         return len(rows)
     marks = ", ".join("?" * len(columns))
     verb = "INSERT OR IGNORE" if skip_conflicts else "INSERT"
@@ -68,10 +68,12 @@ def copy_text(rows: Iterable[Sequence[Any]]) -> str:
 def copy_rows(model: type[Model], columns: Sequence[str], text: str) -> None:
     """PostgreSQL: load ``text`` (``copy_text`` of rows in ``columns`` order) into
     ``model``'s table with one COPY. Raises what the database raises for a bad row."""
-    cols = ", ".join(f'"{c}"' for c in columns)
-    database.cursor().copy_expert(
-        f'COPY "{model._meta.table_name}" ({cols}) FROM STDIN', io.StringIO(text), size=1 << 20
-    )
+    _copy_in(model._meta.table_name, ", ".join(f'"{c}"' for c in columns), io.StringIO(text))
+
+
+def _copy_in(table: str, cols: str, source: Any) -> None:
+    """One ``COPY table (cols) FROM STDIN`` of ``source`` (a file-like of COPY text)."""
+    database.cursor().copy_expert(f'COPY "{table}" ({cols}) FROM STDIN', source, size=1 << 20)
 
 
 def insert_new_rows(
@@ -107,7 +109,7 @@ def insert_new_rows(
             f'CREATE TEMP TABLE IF NOT EXISTS "{staged}" AS SELECT {cols} FROM "{table}" '
             f'WITH NO DATA; TRUNCATE "{staged}"'
         )
-        cursor.copy_expert(f'COPY "{staged}" ({cols}) FROM STDIN', CopyText(rows), size=1 << 20)
+        _copy_in(staged, cols, CopyText(rows))
         cursor.execute(
             f'INSERT INTO "{table}" ({cols}) SELECT {cols} FROM "{staged}" '
             f"ON CONFLICT DO NOTHING RETURNING {back}"

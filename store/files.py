@@ -23,9 +23,12 @@ __all__ = [
     "FILE_MODE",
     "FOLDER_MODE",
     "FileWriteError",
+    "fsync_file",
     "fsync_folder",
     "make_private_folder",
     "reason",
+    "remove_quietly",
+    "write_all",
     "write_atomically",
 ]
 
@@ -58,6 +61,33 @@ class FileWriteError(Exception):
 def reason(exc: OSError) -> str:
     """A short human reason for an ``OSError`` ("disk full", "permission denied", ...)."""
     return _REASONS.get(exc.errno or 0) or exc.strerror or str(exc)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to the open file ``fd`` (``os.write`` may write less at a
+    time). Raises ``OSError`` (disk full...)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def fsync_file(path: Path) -> None:
+    """Flush the file at ``path`` to the disk (its data, written through any descriptor).
+    Raises ``OSError``."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_quietly(path: Path | str) -> None:
+    """Remove the file at ``path`` if it can be: cleaning up after a failed write, where
+    a second error would only hide the first."""
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def fsync_folder(folder: Path) -> None:
@@ -113,10 +143,7 @@ def write_atomically(path: Path, data: bytes | str, mode: int = FILE_MODE) -> No
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
         try:
             os.fchmod(fd, mode)
-            view = memoryview(payload)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
+            write_all(fd, payload)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -130,7 +157,4 @@ def write_atomically(path: Path, data: bytes | str, mode: int = FILE_MODE) -> No
         raise FileWriteError(f"cannot write {target}: {why}", exc.errno or 0) from exc
     finally:
         if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+            remove_quietly(tmp)

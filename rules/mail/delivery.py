@@ -66,7 +66,15 @@ from rules.mail.wire import (
 from rules.permissions import require
 from store.config import Config, SmtpConfig
 from store.db import database, is_postgres, is_sqlite, writer
-from store.files import FILE_MODE, fsync_folder, make_private_folder, reason
+from store.files import (
+    FILE_MODE,
+    fsync_file,
+    fsync_folder,
+    make_private_folder,
+    reason,
+    remove_quietly,
+    write_all,
+)
 from store.models import Client, Email, EmailTemplate, utcnow
 from store.models.enums import EmailStatus
 from store.models.mail import DUE_ROWS, MARKETING
@@ -179,14 +187,12 @@ class MaildirTransport:
             created = True
             try:
                 os.fchmod(fd, FILE_MODE)  # whatever the umask
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
+                write_all(fd, data)
             finally:
                 os.close(fd)
         except OSError as exc:
             if created:
-                _unlink(temporary)
+                remove_quietly(temporary)
             raise TransientError(f"Maildir {self.path}: {reason(exc)}") from exc
         self._written.append((key, name))
 
@@ -216,7 +222,7 @@ class MaildirTransport:
                     except OSError as exc:
                         error = exc
                 if error is not None:
-                    _unlink(tmp / name)
+                    remove_quietly(tmp / name)
                     undelivered[key] = TransientError(f"Maildir {self.path}: {reason(error)}")
                 handled += 1
         finally:
@@ -233,31 +239,20 @@ class MaildirTransport:
         again) and stop the flushing threads."""
         written, self._written = self._written, []
         for _, name in written:
-            _unlink(self.path / "tmp" / name)
+            remove_quietly(self.path / "tmp" / name)
         if self._syncs is not None:
             self._syncs.shutdown()
             self._syncs = None
 
 
 def _flush_file(path: Path) -> OSError | None:
-    """fsync the file at ``path``; the error instead of raising it (one file's failure is
-    its message's alone)."""
+    """``fsync_file``, the error returned instead of raised (one file's failure is its
+    message's alone)."""
     try:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_file(path)
     except OSError as exc:
         return exc
     return None
-
-
-def _unlink(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
 
 class SmtpTransport:
