@@ -347,8 +347,9 @@ class _FontFile:
     def __init__(self, family: str, style: str, name: str) -> None:
         from fpdf import FPDF
         from fpdf.fonts import TTFFont
+        from fpdf.util import escape_parens  # a PDF literal string (ISO 32000-1 §7.3.4.2)
 
-        self.family, self.style, self.file = family, style, name
+        self.style, self.file = style, name
         proto = FPDF()
         proto.add_font(family, style, str(FONT_FOLDER / name))
         [parsed] = proto.fonts.values()
@@ -363,7 +364,7 @@ class _FontFile:
         self.widths: dict[int, int] = {code: int(parsed.cw[code]) for code in self.codes}
         #: ``str.translate`` table: a character -> its glyph number as PDF string bytes.
         self.encoding = {
-            code: _pdf_string_escape(glyph.to_bytes(2, "big").decode("latin-1"))
+            code: escape_parens(glyph.to_bytes(2, "big").decode("latin-1"))
             for code, glyph in self.glyphs.items()
         }
         #: Characters embedded whatever a PDF draws: printable ASCII in the Latin fonts
@@ -375,17 +376,18 @@ class _FontFile:
 
     def embedded(self, chars: frozenset[str]) -> _Embedded:
         """What a PDF embeds for this font when it draws ``chars``: built once per set of
-        characters (the last ``EMBEDDINGS_KEPT`` sets are kept), so a PDF never runs
-        the fontTools subsetter and most PDFs deflate nothing here."""
+        characters (the ``EMBEDDINGS_KEPT`` sets last used are kept: the ASCII set most
+        invoices share stays), so a PDF never runs the fontTools subsetter and most PDFs
+        deflate nothing here."""
         with self._lock:
-            found = self._embedded.get(chars)
+            found = self._embedded.pop(chars, None)
             if found is None:
                 if self._program is None:
                     self._program = _FontProgram((FONT_FOLDER / self.file).read_bytes())
                 found = _Embedded.of(self, self._program, chars)
                 if len(self._embedded) >= EMBEDDINGS_KEPT:
-                    del self._embedded[next(iter(self._embedded))]  # the oldest
-                self._embedded[chars] = found
+                    del self._embedded[next(iter(self._embedded))]  # the least recently used
+            self._embedded[chars] = found  # (again) the most recently used
             return found
 
 
@@ -394,12 +396,6 @@ class _FontFile:
 EMBEDDINGS_KEPT = 64
 #: The Latin fonts' characters every PDF embeds (``_FontFile.always``).
 ALWAYS_EMBEDDED = frozenset(map(chr, range(0x20, 0x7F)))
-
-
-def _pdf_string_escape(text: str) -> str:
-    """``text`` (bytes as latin-1) escaped for a PDF literal string: backslash, parentheses
-    and carriage return (ISO 32000-1 §7.3.4.2)."""
-    return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)").replace("\r", "\\r")
 
 
 @dataclass(frozen=True)
@@ -581,6 +577,9 @@ def _font_file(family: str, style: str, name: str) -> _FontFile:
     """The font file ``name`` in ``fonts/``, read on first use, one per process (a PDF
     drawn in one thread while another reads the font gets the same one)."""
     key = (family, style, name)
+    font = _FONT_FILES.get(key)  # read per character drawn: no lock once it is read
+    if font is not None:
+        return font
     with _FONT_FILES_LOCK:
         font = _FONT_FILES.get(key)
         if font is None:
@@ -994,27 +993,16 @@ class _Writer:
         *,
         right: bool = False,
         colour: tuple[int, int, int] = BLACK,
+        ordered: bool = False,
     ) -> None:
         """Draw ``text``, one line, at the current height in the box ``(x, width)``
-        (mm), ``height`` mm high, at ``size`` pt, left-aligned or ``right``-aligned."""
-        self.draw_ordered(_visual_order(text), box, height, size, style, right=right, colour=colour)
-
-    def draw_ordered(
-        self,
-        text: str,
-        box: tuple[float, float],
-        height: float,
-        size: float,
-        style: str = "",
-        *,
-        right: bool = False,
-        colour: tuple[int, int, int] = BLACK,
-    ) -> None:
-        """``line`` for a line already in the order it is drawn (``wrap``'s)."""
+        (mm), ``height`` mm high, at ``size`` pt, left-aligned or ``right``-aligned;
+        ``ordered``: already in the order it is drawn (``wrap``'s lines), else put in it
+        (``_visual_order``)."""
         from fpdf.enums import PDFResourceType
 
         pdf = self.pdf
-        runs = self.runs(text, style)
+        runs = self.runs(text if ordered else _visual_order(text), style)
         x, width = box
         if right:
             x += width - PADDING - sum(run[2] for run in runs) * size * self.mm_per_unit
@@ -1045,7 +1033,7 @@ class _Writer:
         width = width or pdf.epw
         for line in self.wrap(value, style, size, width):
             self.room(height)
-            self.draw_ordered(line, (pdf.l_margin, width), height, size, style)
+            self.line(line, (pdf.l_margin, width), height, size, style, ordered=True)
             pdf.ln(height)
 
 
@@ -1104,7 +1092,7 @@ def draw_invoice_pdf(doc: InvoiceDocument) -> bytes:
             write.room(6)
             if n == 0:
                 write.line(item.amount, amount, 6, 10, right=True)
-            write.draw_ordered(line, description, 6, 10)
+            write.line(line, description, 6, 10, ordered=True)
             pdf.ln(6)
         pdf.line(left, pdf.get_y(), left + width, pdf.get_y())
     pdf.ln(1)
