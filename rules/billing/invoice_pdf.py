@@ -48,7 +48,6 @@ from peewee import JOIN
 
 from rules.billing.gateways import MERCHANT_GATEWAYS
 from rules.billing.payments import InvoiceNotFound
-from store.db import database
 from store.models import Client, Contact, Currency, Invoice, InvoiceItem
 from store.models.enums import InvoiceStatus
 from store.money import format_money
@@ -118,6 +117,7 @@ def _invoices_select() -> Any:
     party += ("city", "state", "postcode", "country")
     return (
         Invoice.select(
+            Invoice.id.alias("invoice_id"),
             Invoice.number,
             Invoice.date,
             Invoice.due_date,
@@ -169,10 +169,8 @@ def load_invoice_documents(
     ids = sorted(set(invoice_ids))
     if not ids:
         return {}
-    query = _invoices_select().select_extend(Invoice.id.alias("invoice_id"))
-    cursor = database.execute_sql(*query.where(Invoice.id.in_(ids)).sql())
-    names = [column[0] for column in cursor.description]
-    rows = {row["invoice_id"]: row for row in (dict(zip(names, r, strict=True)) for r in cursor)}
+    found: Any = _invoices_select().where(Invoice.id.in_(ids)).dicts()
+    rows = {row["invoice_id"]: row for row in found}
     if not rows:
         return {}
     items: dict[int, list[Any]] = {invoice_id: [] for invoice_id in rows}
