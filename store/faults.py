@@ -71,6 +71,7 @@ _PG_BUSY = {"55P03", "40P01", "40001", "55006"}  # lock not available, deadlock,
 _PG_FULL = {"53100"}  # disk_full
 _PG_CORRUPT = {"XX001", "XX002"}  # data_corrupted, index_corrupted
 _PG_UNREACHABLE_CLASSES = ("08", "57", "53")  # connection, operator intervention, resources
+_PG_REFUSED = {"42501"}  # insufficient_privilege
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:
@@ -166,6 +167,13 @@ def _postgres(pgcode: str | None, text: str, connection: bool) -> DatabaseFault 
         return DiskFull(f"disk full on the database server ({text})")
     if pgcode in _PG_CORRUPT:
         return CorruptDatabase(f"the database server reports damaged data ({text})")
+    if pgcode in _PG_REFUSED:
+        # The role lacks a privilege (PostgreSQL 15+ gives a database's public schema to
+        # its owner only): the operator's to grant, not a bug in GoBiller.
+        return StorageError(
+            f"the database server refused a privilege GoBiller needs ({text}); grant it to "
+            "the role, or use a database that role owns"
+        )
     if (pgcode is None and connection) or (pgcode or "").startswith(_PG_UNREACHABLE_CLASSES):
         # No SQLSTATE on an operational error: the connection itself failed (refused,
         # closed, authentication).

@@ -487,3 +487,24 @@ def test_bad_command_lines_exit_64_in_one_line(db: str) -> None:
             assert _one_line_error(out, as_json)
     missing = gobiller("--database", db, "explain", "424242", "--json")
     assert missing.returncode == 1 and "424242" in _one_line_error(missing, as_json=True)
+
+
+def test_a_privilege_the_database_role_lacks_is_named_in_one_line(db: str) -> None:
+    """PostgreSQL refusing a privilege (here a catalogue only superusers read; in use, a
+    database whose public schema the role may not create in, as PostgreSQL 15 makes the
+    ``postgres`` database) is the operator's to grant: a fault with its reason and the
+    way out, not an internal error."""
+    from store.faults import StorageError, fault_of
+
+    if not is_postgres():
+        pytest.skip("PostgreSQL's privileges")
+    if database.execute_sql(
+        "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
+    ).fetchone()[0]:
+        pytest.skip("the test role is a superuser: nothing is refused to it")
+    with pytest.raises(Exception) as caught, database.atomic():
+        database.execute_sql("SELECT * FROM pg_authid")
+    fault = fault_of(caught.value)
+    assert isinstance(fault, StorageError)
+    assert "permission denied" in str(fault) and "grant it to the role" in str(fault)
+    assert "\n" not in str(fault).strip()
