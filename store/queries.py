@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from peewee import ColumnBase, Model, fn
+from peewee import SQL, ColumnBase, Model, NodeList, fn
 
 from store.db import is_postgres
 from store.models import Invoice, Transaction
@@ -68,3 +68,28 @@ def overdue_from() -> Any:
     """SQL: the date an invoice's overdue clock starts, the later of its due date and its
     date (an invoice is never overdue to a client before it was issued, PRODUCT.md §3)."""
     return (fn.GREATEST if is_postgres() else fn.MAX)(Invoice.due_date, Invoice.date)
+
+
+def filter_only(column: ColumnBase) -> Any:
+    """SQL: ``column``'s value, in a form the planner never uses to pick an index.
+
+    For guards that hold for (nearly) every row, such as a date inside the plausible
+    window: SQLite, which has no histogram of the values, takes any range for a narrow
+    one, and would walk the guard's index range (all of it) instead of the index of the
+    narrow condition beside it. SQLite's unary ``+`` turns the column into an
+    expression (SQLite's documented way to disqualify a term from an index);
+    PostgreSQL plans from its histograms and gets the column as it is."""
+    if is_postgres():
+        return column
+    return NodeList((SQL("+"), column), glue="")
+
+
+def rarely(condition: Any) -> Any:
+    """SQL: ``condition``, told to the planner as rarely true, so that it seeks the
+    condition's index range rather than walking the rows around it (SQLite's
+    ``unlikely()``, a no-op when run: SQLite, with no histogram, takes a range at the
+    end of a column for a wide one; PostgreSQL estimates it from its histograms and
+    gets the condition as it is)."""
+    if is_postgres():
+        return condition
+    return fn.unlikely(condition)

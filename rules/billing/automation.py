@@ -22,6 +22,7 @@ from rules.dates import DATE_MAX, DATE_MIN, WINDOW_TEXT
 from store.bulk import insert_new_rows
 from store.models import ActionLedger, Addon, Domain, Invoice, Service
 from store.models.enums import ACTIVE_DOMAIN_STATUSES, ACTIVE_SERVICE_STATUSES, InvoiceStatus
+from store.queries import filter_only, rarely
 from store.settings import Settings
 
 #: Rows per write transaction: short enough that staff keep working during a run.
@@ -176,8 +177,23 @@ def in_window(column: Any) -> Any:
     """SQL: ``column`` (a date) lies inside the plausible window of ``rules.dates``; false
     for NULL. Every rule that bills, chases or charges requires it of the dates it acts
     on, so a date that reached the database some other way (an old import, direct SQL)
-    never bills a year-0001 period or charges a card for it."""
-    return column.between(DATE_MIN, DATE_MAX)
+    never bills a year-0001 period or charges a card for it.
+
+    A guard, not a selection: it never picks the index a query walks
+    (``store.queries.filter_only``), so the rule's own narrow condition does."""
+    return filter_only(column).between(DATE_MIN, DATE_MAX)
+
+
+def outside_window(column: Any, among: Any) -> Any:
+    """SQL: the rows of ``among`` (a condition on the column an index leads with) whose
+    ``column`` (a date, the index's next column) lies outside the plausible window (NULL
+    does not): the rows ``in_window`` keeps from the rules.
+
+    Written as SQLite's planner seeks it, with statistics or without: an OR of one
+    branch per end of the window, each repeating ``among`` and marked rarely true
+    (``store.queries.rarely``), so each is a seek at one end of the index, nearly
+    always empty, not a walk of every row of ``among``."""
+    return (among & rarely(column < DATE_MIN)) | (among & rarely(column > DATE_MAX))
 
 
 def dates_outside_window(ctx: RunContext) -> list[str]:
@@ -193,7 +209,7 @@ def dates_outside_window(ctx: RunContext) -> list[str]:
     ]
     for kind, model, active in billable:
         query = model.select(model.id, model.client, model.next_due_date).where(
-            active & model.next_due_date.is_null(False) & ~in_window(model.next_due_date)
+            outside_window(model.next_due_date, active)
         )
         if ctx.client_ids is not None:
             query = query.where(model.client.in_(list(ctx.client_ids)))
@@ -202,12 +218,10 @@ def dates_outside_window(ctx: RunContext) -> list[str]:
                 f"{kind} {id_} of client {client_id}: next due date {due} is not {WINDOW_TEXT}; "
                 "not invoiced until it is corrected"
             )
+    unpaid = Invoice.status == InvoiceStatus.UNPAID
     invoices: Any = Invoice.select(
         Invoice.id, Invoice.client, Invoice.date, Invoice.due_date
-    ).where(
-        (Invoice.status == InvoiceStatus.UNPAID)
-        & ~(in_window(Invoice.date) & in_window(Invoice.due_date))
-    )
+    ).where(outside_window(Invoice.date, unpaid) | outside_window(Invoice.due_date, unpaid))
     if ctx.client_ids is not None:
         invoices = invoices.where(Invoice.client.in_(list(ctx.client_ids)))
     for id_, client_id, issued, due in invoices.tuples():
