@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from typing import Any
 
 from peewee import SQL, ColumnBase, Model, NodeList, fn
@@ -51,17 +53,11 @@ def balance_due_sql(invoice: str) -> str:
 
 
 def balances(invoice_ids: list[int]) -> dict[int, int]:
-    """``{invoice id: balance}`` (:func:`balance_due`, minor units) of invoices, one query
-    per 10,000 ids."""
-    found: dict[int, int] = {}
-    for start in range(0, len(invoice_ids), 10_000):
-        rows: Any = (
-            Invoice.select(Invoice.id, balance_due())
-            .where(Invoice.id.in_(invoice_ids[start : start + 10_000]))
-            .tuples()
-        )
-        found.update((invoice_id, int(balance)) for invoice_id, balance in rows)
-    return found
+    """``{invoice id: balance}`` (:func:`balance_due`, minor units) of invoices, one query."""
+    rows: Any = (
+        Invoice.select(Invoice.id, balance_due()).where(among(Invoice.id, invoice_ids)).tuples()
+    )
+    return {invoice_id: int(balance) for invoice_id, balance in rows}
 
 
 def overdue_from() -> Any:
@@ -93,3 +89,18 @@ def rarely(condition: Any) -> Any:
     if is_postgres():
         return condition
     return fn.unlikely(condition)
+
+
+def among(column: ColumnBase, values: Iterable[Any]) -> Any:
+    """SQL: ``column`` is one of ``values`` (ints or strings, in the column's database
+    form), sent as one parameter: a JSON array read by ``json_each`` on SQLite, an
+    array (``= ANY``) on PostgreSQL.
+
+    For the rules' batches of thousands of keys: the statement's text is the same
+    whatever the count, nothing is built per value (peewee spent 7 µs a value on
+    ``IN (?, ?, ...)``), and SQLite's bound of 32,766 parameters never applies. Both
+    databases look each value up in ``column``'s index (checked by test)."""
+    listed = list(values)
+    if is_postgres():
+        return column == SQL("ANY(%s)", [listed])
+    return column.in_(SQL("(SELECT value FROM json_each(?))", [json.dumps(listed)]))

@@ -34,7 +34,7 @@ from store.models import (
 )
 from store.models.enums import InvoiceStatus
 from store.money import format_money
-from store.queries import balance_due
+from store.queries import among, balance_due
 
 RULE = "capture"
 
@@ -74,7 +74,7 @@ def candidates(ctx: RunContext, invoice_ids: list[int] | None = None) -> list[tu
         .join(Currency)
     )
     if invoice_ids is not None:
-        query = query.where(Invoice.id.in_(invoice_ids))
+        query = query.where(among(Invoice.id, invoice_ids))
     else:
         query = query.where(
             (Invoice.status == InvoiceStatus.UNPAID)
@@ -293,7 +293,7 @@ class _Results:
 def _still_unpaid(invoice_ids: list[int]) -> set[int]:
     rows: Any = (
         Invoice.select(Invoice.id)
-        .where(Invoice.id.in_(invoice_ids) & (Invoice.status == InvoiceStatus.UNPAID))
+        .where(among(Invoice.id, invoice_ids) & (Invoice.status == InvoiceStatus.UNPAID))
         .tuples()
     )
     return {invoice_id for (invoice_id,) in rows}
@@ -304,7 +304,7 @@ def _set_outcome(invoice_ids: list[int], outcome: str) -> None:
         ActionLedger.update(outcome=outcome).where(
             (ActionLedger.rule == RULE)
             & (ActionLedger.outcome == CHARGING)
-            & ActionLedger.subject.in_([f"invoice:{i}" for i in invoice_ids])
+            & among(ActionLedger.subject, [f"invoice:{i}" for i in invoice_ids])
         ).execute()
 
 

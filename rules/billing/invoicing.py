@@ -45,7 +45,7 @@ from store.models.enums import (
     InvoiceStatus,
 )
 from store.money import round_half_up
-from store.queries import balance_due
+from store.queries import among, balance_due
 from store.settings import Settings
 
 RULE = "invoice"
@@ -152,7 +152,7 @@ def run(ctx: RunContext) -> RuleTally:
                 ClientGroup.name,
             )
             .join(ClientGroup, JOIN.LEFT_OUTER)
-            .where(Client.id.in_(list(batch)))
+            .where(among(Client.id, batch))
             .tuples()
         )
         for row in rows:
@@ -314,7 +314,7 @@ def allocate_numbers(count: int, number_format: str, day: dt.date) -> list[str]:
     while True:
         first = sequences.allocate(count)
         numbers = [invoice_number(number_format, v, day) for v in range(first, first + count)]
-        taken: Any = Invoice.select(Invoice.number).where(Invoice.number.in_(numbers)).tuples()
+        taken: Any = Invoice.select(Invoice.number).where(among(Invoice.number, numbers)).tuples()
         if not taken.exists():
             return numbers
         # Numbers written past the sequence (plain SQL, an old tool): move past all of
@@ -424,7 +424,7 @@ def mark_paid(
     updated: Any = (
         Invoice.update(status=InvoiceStatus.PAID, date_paid=day, version=Invoice.version + 1)
         .where(
-            Invoice.id.in_(list(invoice_ids))
+            among(Invoice.id, invoice_ids)
             & Invoice.status.in_(list(PAYABLE_STATUSES))
             & (balance_due() <= 0)
         )
@@ -454,7 +454,7 @@ def advance_due_dates(invoice_ids: list[int]) -> None:
         InvoiceItem.select(
             InvoiceItem.related_type, InvoiceItem.related_id, InvoiceItem.related_due_date
         )
-        .where(InvoiceItem.invoice.in_(invoice_ids) & InvoiceItem.related_type.is_null(False))
+        .where(among(InvoiceItem.invoice, invoice_ids) & InvoiceItem.related_type.is_null(False))
         .tuples()
     )
     by_kind: dict[str, dict[int, dt.date]] = defaultdict(dict)
@@ -469,7 +469,7 @@ def advance_due_dates(invoice_ids: list[int]) -> None:
         columns = (model.id, model.next_due_date, model.anchor_day) + (
             () if model is Domain else (cycle,)
         )
-        rows: Any = model.select(*columns).where(model.id.in_(list(due_by_id))).tuples()
+        rows: Any = model.select(*columns).where(among(model.id, due_by_id)).tuples()
         moves = []
         anchors = []  # rows written without an anchor keep the day they were due from now on
         for rid, current, anchor, *rest in rows:

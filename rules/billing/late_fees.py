@@ -27,7 +27,7 @@ from store.db import writer
 from store.models import Client, Currency, Invoice, InvoiceItem
 from store.models.enums import InvoiceStatus, ItemType
 from store.money import format_money, from_default_currency, round_half_up
-from store.queries import balance_due, overdue_from
+from store.queries import among, balance_due, overdue_from
 from store.settings import Settings
 
 RULE = "late_fee"
@@ -144,7 +144,7 @@ def _apply(ctx: RunContext, batch: Any, currencies: dict[str, Currency]) -> int:
     order: dict[int, int] = defaultdict(int)
     existing: Any = (
         InvoiceItem.select(InvoiceItem.invoice, fn.MAX(InvoiceItem.sort_order))
-        .where(InvoiceItem.invoice.in_([row[0] for row in rows]))
+        .where(among(InvoiceItem.invoice, [row[0] for row in rows]))
         .group_by(InvoiceItem.invoice)
         .tuples()
     )

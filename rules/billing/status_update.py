@@ -26,6 +26,7 @@ from store.models.enums import (
     ClientStatus,
     Source,
 )
+from store.queries import among
 
 RULE = "status_update"
 
@@ -102,7 +103,7 @@ def run(ctx: RunContext) -> RuleTally:
                             status=target, version=Client.version + 1, updated_at=utcnow()
                         )
                         .where(
-                            Client.id.in_(ids)
+                            among(Client.id, ids)
                             & (Client.status == old_status)
                             & ~Client.status_locked
                         )
@@ -116,7 +117,7 @@ def run(ctx: RunContext) -> RuleTally:
                 ActionLedger.delete().where(
                     (ActionLedger.rule == RULE)
                     & (ActionLedger.run == ctx.run_id)
-                    & ActionLedger.subject.in_(stale)
+                    & among(ActionLedger.subject, stale)
                 ).execute()
             for cid, _, _ in done:
                 if cid not in changed:

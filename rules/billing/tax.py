@@ -17,6 +17,7 @@ from store.bulk import bulk_update
 from store.keys import region_key
 from store.models import Invoice, InvoiceItem, TaxRule
 from store.money import round_half_up
+from store.queries import among
 from store.settings import Settings
 
 E4 = Decimal(10) ** 4
@@ -198,14 +199,14 @@ def recompute_invoices(invoice_ids: Sequence[int], settings: Settings) -> dict[i
     items: dict[int, list[tuple[int, bool]]] = defaultdict(list)
     rows: Any = (
         InvoiceItem.select(InvoiceItem.invoice, InvoiceItem.amount, InvoiceItem.taxed)
-        .where(InvoiceItem.invoice.in_(ids))
+        .where(among(InvoiceItem.invoice, ids))
         .tuples()
     )
     for invoice_id, amount, taxed in rows:
         items[invoice_id].append((amount, bool(taxed)))
     rates: Any = (
         Invoice.select(Invoice.id, Invoice.tax_rate1_e4, Invoice.tax_rate2_e4)
-        .where(Invoice.id.in_(ids))
+        .where(among(Invoice.id, ids))
         .tuples()
     )
     totals = {

@@ -18,8 +18,9 @@ from rules.billing.invoicing import INVOICE_COLUMNS
 from rules.mail.outbox import OUTBOX_COLUMNS, Notice, queue
 from store.bulk import bulk_insert, bulk_update, indexes_built_after, row_maker
 from store.db import database, is_postgres, writer
-from store.models import Client, Currency, Email, Invoice
+from store.models import ActionLedger, Client, Currency, Email, Invoice
 from store.models.enums import EmailStatus
+from store.queries import among
 
 #: What COPY's text format must escape (tab, newline, carriage return, backslash), its
 #: NULL and end-of-data markers as plain text, quotes, Unicode, and empty text.
@@ -498,3 +499,39 @@ def test_postgres_connections_compile_no_jit(db: str) -> None:
     if not is_postgres():
         pytest.skip("PostgreSQL's JIT")
     assert database.execute_sql("SHOW jit").fetchone()[0] == "off"
+
+
+def test_a_batch_of_keys_is_one_parameter_looked_up_by_index(db: str) -> None:
+    """``store.queries.among``: 40,000 keys (past SQLite's 32,766 parameters), texts with
+    quotes, non-ASCII and JSON's own characters, and no keys at all, each find exactly
+    their rows; the statement has one parameter whatever the count, and a batch of
+    2,000 of 60,000 invoices is read through the index (a search per key, never a walk
+    of the table)."""
+    _clients_and_invoices(clients=50, invoices=60_000)
+    wanted = list(range(7, 60_000, 30)) + [10**9]  # a batch spread over it, and no invoice
+    odd = ["invoice:1", "it's", 'a"b', "back\\slash", "caf\u00e9 \u4e2d", "[1]", ""]
+    keys = odd + [f"invoice:{n}" for n in range(40_000)]
+    with writer():
+        bulk_insert(
+            ActionLedger,
+            ("rule", "subject", "stage", "business_date", "outcome", "detail", "created_at"),
+            [("t", s, "", "2026-03-10", "done", "", "2026-03-10 00:00:00") for s in odd + ["x"]],
+        )
+    found = Invoice.select(Invoice.id).where(
+        among(Invoice.id, wanted) & (Invoice.status == "Unpaid")
+    )
+    assert sorted(i for (i,) in found.tuples()) == wanted[:-1]
+    sql, params = found.sql()
+    assert len(params) == 2
+    subjects = ActionLedger.select(ActionLedger.subject).where(among(ActionLedger.subject, keys))
+    assert sorted(s for (s,) in subjects.tuples()) == sorted(odd)
+    assert not list(Invoice.select().where(among(Invoice.id, [])))
+    if is_postgres():
+        plan = database.execute_sql("EXPLAIN (FORMAT JSON) " + sql, params).fetchone()[0]
+        plan = plan if isinstance(plan, list) else json.loads(plan)
+        scans = _scans(plan[0]["Plan"])
+        assert ("Seq Scan", "invoice") not in scans, scans
+    else:
+        steps = [r[3] for r in database.execute_sql("EXPLAIN QUERY PLAN " + sql, params)]
+        tables = [s for s in steps if re.match(r"(SCAN|SEARCH) t1\b", s)]
+        assert tables and all(s.startswith("SEARCH") for s in tables), steps
