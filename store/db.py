@@ -52,7 +52,11 @@ SQLITE_PRAGMAS: tuple[tuple[str, Any], ...] = (
     ("busy_timeout", LOCK_WAIT_MS),
     ("cache_size", -64_000),
     ("temp_store", "memory"),
-    ("mmap_size", 1 << 30),  # reads through the OS page cache without a syscall a page
+    # Reads through the OS page cache without a syscall a page, over the whole file:
+    # SQLite cuts the request to its build's ceiling (2 GB in Python's usual builds).
+    # At 1M clients (3.6 GB) 1 GB left most invoices to read(2) into the 64 MB cache:
+    # the day's rules took 23.7 s instead of 21.9 s.
+    ("mmap_size", 1 << 40),
     # Deleted and overwritten content is zeroed, not left in free space: once a reset
     # email is delivered, its password is nowhere in the file (PRODUCT.md §2).
     ("secure_delete", 1),

@@ -851,7 +851,9 @@ def _print_summary(summary: Any) -> None:
     else:
         click.echo(f"Ran business date {summary.business_date}")
     if summary.quick_check:
-        click.echo("  database file checked (SQLite quick_check): ok")
+        click.echo(
+            f"  database file checked (SQLite quick_check, {summary.check_seconds:.1f} s): ok"
+        )
     if summary.daily_next is not None:
         click.echo(
             "  daily rules skipped: this run came before the daily hour; they run at "

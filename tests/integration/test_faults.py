@@ -370,8 +370,12 @@ def test_the_first_daily_run_of_each_business_date_checks_the_file(
         return dict(json.loads(out.stdout))
 
     checked = not is_postgres()  # quick_check is SQLite's
-    assert cron("--date", DAY.isoformat())["quick_check"] is checked
-    assert cron("--date", DAY.isoformat())["quick_check"] is False
+    first = cron("--date", DAY.isoformat())
+    assert first["quick_check"] is checked
+    assert (first["quick_check_seconds"] > 0) is checked  # how long it took, reported
+    again = cron("--date", DAY.isoformat())
+    assert again["quick_check"] is False
+    assert again["quick_check_seconds"] == 0
     assert cron("--date", (DAY + dt.timedelta(days=1)).isoformat())["quick_check"] is checked
     flags = [r.quick_check for r in CronRun.select().order_by(CronRun.id)]
     assert flags == [checked, False, checked]
