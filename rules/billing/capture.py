@@ -34,7 +34,7 @@ from store.models import (
 )
 from store.models.enums import InvoiceStatus
 from store.money import format_money
-from store.queries import among, balance_due
+from store.queries import among, balance_due, filter_only
 
 RULE = "capture"
 
@@ -293,7 +293,9 @@ class _Results:
 def _still_unpaid(invoice_ids: list[int]) -> set[int]:
     rows: Any = (
         Invoice.select(Invoice.id)
-        .where(among(Invoice.id, invoice_ids) & (Invoice.status == InvoiceStatus.UNPAID))
+        .where(
+            among(Invoice.id, invoice_ids) & (filter_only(Invoice.status) == InvoiceStatus.UNPAID)
+        )
         .tuples()
     )
     return {invoice_id for (invoice_id,) in rows}

@@ -45,7 +45,7 @@ from store.models.enums import (
     InvoiceStatus,
 )
 from store.money import round_half_up
-from store.queries import among, balance_due
+from store.queries import among, balance_due, filter_only
 from store.settings import Settings
 
 RULE = "invoice"
@@ -425,7 +425,7 @@ def mark_paid(
         Invoice.update(status=InvoiceStatus.PAID, date_paid=day, version=Invoice.version + 1)
         .where(
             among(Invoice.id, invoice_ids)
-            & Invoice.status.in_(list(PAYABLE_STATUSES))
+            & filter_only(Invoice.status).in_(list(PAYABLE_STATUSES))
             & (balance_due() <= 0)
         )
         .returning(Invoice.id, Invoice.client)
@@ -454,7 +454,10 @@ def advance_due_dates(invoice_ids: list[int]) -> None:
         InvoiceItem.select(
             InvoiceItem.related_type, InvoiceItem.related_id, InvoiceItem.related_due_date
         )
-        .where(among(InvoiceItem.invoice, invoice_ids) & InvoiceItem.related_type.is_null(False))
+        .where(
+            among(InvoiceItem.invoice, invoice_ids)
+            & filter_only(InvoiceItem.related_type).is_null(False)
+        )
         .tuples()
     )
     by_kind: dict[str, dict[int, dt.date]] = defaultdict(dict)

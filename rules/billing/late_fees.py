@@ -27,7 +27,7 @@ from store.db import writer
 from store.models import Client, Currency, Invoice, InvoiceItem
 from store.models.enums import InvoiceStatus, ItemType
 from store.money import format_money, from_default_currency, round_half_up
-from store.queries import among, balance_due, overdue_from
+from store.queries import among, balance_due, filter_only, overdue_from
 from store.settings import Settings
 
 RULE = "late_fee"
@@ -89,7 +89,8 @@ def candidates(ctx: RunContext) -> list[tuple[Any, ...]]:
         .where(
             (Invoice.status == InvoiceStatus.UNPAID)
             & (Invoice.due_date <= cutoff)
-            & (Invoice.date <= cutoff)
+            # Read from the due-date index the query walks, which holds the date too.
+            & (filter_only(Invoice.date) <= cutoff)
             & in_window(Invoice.due_date)
             & in_window(Invoice.date)
             & ~fn.EXISTS(has_fee)

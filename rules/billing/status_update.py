@@ -26,7 +26,7 @@ from store.models.enums import (
     ClientStatus,
     Source,
 )
-from store.queries import among
+from store.queries import among, filter_only
 
 RULE = "status_update"
 
@@ -104,7 +104,7 @@ def run(ctx: RunContext) -> RuleTally:
                         )
                         .where(
                             among(Client.id, ids)
-                            & (Client.status == old_status)
+                            & (filter_only(Client.status) == old_status)
                             & ~Client.status_locked
                         )
                         .returning(Client.id)

@@ -130,3 +130,41 @@ def test_no_index_is_the_leading_columns_of_another(db: str) -> None:
                 if long.name != short.name and long.columns[: len(short.columns)] == short.columns:
                     redundant.append(f"{short.name} {short.columns} begins {long.name}")
     assert not redundant, redundant
+
+
+@pytest.mark.parametrize("databases", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("analyzed", [True, False], ids=["kept-statistics", "none"])
+def test_migration_0025_gives_kept_statistics_to_its_indexes(
+    databases: Databases, analyzed: bool
+) -> None:
+    """A SQLite file whose planner statistics were kept (ANALYZE before the upgrade) has
+    them for the two new indexes as well, counted in full; a file without any gets none
+    (SQLite then plans every index alike, as before)."""
+    open_database(databases.new_url())
+    Runner(database.obj, directory=str(MIGRATIONS_DIR), table_name="schema_migration").up(
+        "0024_redundant_indexes_and_fillfactor"
+    )
+    _legacy_row(Currency, id=1, code="USD", is_default=True)
+    _legacy_row(Client, id=1, first_name="A", last_name="B", email="a@example.org", currency=1,
+                created_at="2026-01-01 00:00:00")  # fmt: skip
+    for n in range(1, 301):
+        database.execute_sql(
+            "INSERT INTO invoice (id, client_id, number, date, due_date, status, payment_method,"
+            " subtotal, tax, tax2, total, tax_rate1_e4, tax_rate2_e4, notes, created_at, version,"
+            " credit) VALUES (?, 1, ?, '2026-01-01', '2026-01-15', ?, 'banktransfer', 0, 0, 0,"
+            " 0, 0, 0, '', '2026-01-01 00:00:00', 1, 0)",
+            (n, str(n), "Unpaid" if n % 3 == 0 else "Paid"),
+        )
+    if analyzed:
+        database.execute_sql("ANALYZE")
+    upgrade()
+    assert not diff_models(database.obj, ALL_MODELS)
+    has_stats = database.execute_sql(
+        "SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'"
+    ).fetchone()
+    if not analyzed:
+        assert has_stats is None
+        return
+    stats = dict(database.execute_sql("SELECT idx, stat FROM sqlite_stat1").fetchall())
+    # 300 invoices, 2 statuses: 150 a status on average, counted, not sampled.
+    assert stats["invoice_status_due_date_date_client_id_payment_method"].startswith("300 150")
