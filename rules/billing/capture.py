@@ -291,14 +291,12 @@ class _Results:
 
 
 def _still_unpaid(invoice_ids: list[int]) -> set[int]:
-    rows: Any = (
-        Invoice.select(Invoice.id)
-        .where(
-            among(Invoice.id, invoice_ids) & (filter_only(Invoice.status) == InvoiceStatus.UNPAID)
-        )
-        .tuples()
+    """Those of ``invoice_ids`` still Unpaid (one query; plain rows: a stretch holds
+    thousands, and peewee's row objects cost more than the query)."""
+    query = Invoice.select(Invoice.id).where(
+        among(Invoice.id, invoice_ids) & (filter_only(Invoice.status) == InvoiceStatus.UNPAID)
     )
-    return {invoice_id for (invoice_id,) in rows}
+    return {invoice_id for (invoice_id,) in database.execute(query).fetchall()}
 
 
 def _set_outcome(invoice_ids: list[int], outcome: str) -> None:
