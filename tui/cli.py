@@ -852,7 +852,7 @@ def _print_summary(summary: Any) -> None:
         click.echo(f"Ran business date {summary.business_date}")
     if summary.quick_check:
         click.echo(
-            f"  database file checked (SQLite quick_check, {summary.check_seconds:.1f} s): ok"
+            f"  database file checked (SQLite quick_check, {summary.check_seconds:.2f} s): ok"
         )
     if summary.daily_next is not None:
         click.echo(
