@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from email import message_from_bytes
 from email.message import EmailMessage
@@ -365,3 +365,19 @@ def admin(db: str) -> str:
 
 
 STAFF_PASSWORD = "correct horse battery"
+
+
+def bulk_clients(ids: Iterable[int], currency_id: int, **values: Any) -> None:
+    """Clients ``ids`` ("F<id> L", c<id>@example.com, created 2026-01-01, ``values`` for
+    the rest) loaded in bulk in the caller's transaction (``store.db.writer``)."""
+    from store.bulk import bulk_insert, row_maker
+    from store.models import Client
+
+    stamp = "2026-01-01 00:00:00"
+    columns, make = row_maker(Client)
+    rows = [
+        make(**{"id": c, "first_name": f"F{c}", "last_name": "L", "email": f"c{c}@example.com",
+                "currency": currency_id, "created_at": stamp, "updated_at": stamp, **values})
+        for c in ids
+    ]  # fmt: skip
+    bulk_insert(Client, columns, rows)

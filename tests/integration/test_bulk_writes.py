@@ -21,6 +21,7 @@ from store.db import database, is_postgres, writer
 from store.models import ActionLedger, Client, Currency, Email, Invoice
 from store.models.enums import EmailStatus
 from store.queries import among
+from tests.conftest import bulk_clients
 
 #: What COPY's text format must escape (tab, newline, carriage return, backslash), its
 #: NULL and end-of-data markers as plain text, quotes, Unicode, and empty text.
@@ -309,24 +310,8 @@ def _clients_and_invoices(clients: int, invoices: int) -> None:
     invoices spread over them in turn, loaded in bulk, then ANALYZE as autovacuum would
     after a load."""
     _client()
-    columns, make = row_maker(Client)
     with writer():
-        bulk_insert(
-            Client,
-            columns,
-            [
-                make(
-                    id=c,
-                    first_name=f"F{c}",
-                    last_name="L",
-                    email=f"c{c}@example.com",
-                    currency=Currency.get().id,
-                    created_at="2026-01-01 00:00:00",
-                    updated_at="2026-01-01 00:00:00",
-                )
-                for c in range(2, clients + 2)
-            ],
-        )
+        bulk_clients(range(2, clients + 2), Currency.get().id)
         rows = [
             (n, 2 + n % clients, str(n), "2026-01-01", "2026-01-15", None, "Unpaid",
              "banktransfer", 1000, 0, 0, 1000, 0, 0, "", "2026-01-01 00:00:00", 1)

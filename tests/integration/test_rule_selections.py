@@ -21,11 +21,11 @@ from rules.billing import capture, invoicing, late_fees, notices
 from rules.billing.automation import RunContext, dates_outside_window
 from rules.billing.cron import run_rules
 from rules.billing.invoicing import INVOICE_COLUMNS
-from store.bulk import bulk_insert, row_maker
+from store.bulk import bulk_insert
 from store.db import database, writer
 from store.models import Client, Currency, Invoice, Product, Service, StoredCard
 from store.settings import load_settings
-from tests.conftest import Databases
+from tests.conftest import Databases, bulk_clients
 
 DAY = dt.date(2026, 3, 10)
 STAMP = "2026-01-01 00:00:00"
@@ -51,25 +51,8 @@ def _seed(clients: int) -> None:
     notice, a late fee, a capture today."""
     currency = Currency.create(code="USD", prefix="$", is_default=True)
     Product.create(name="Hosting")
-    columns, make = row_maker(Client)
     with writer():
-        bulk_insert(
-            Client,
-            columns,
-            [
-                make(
-                    id=c,
-                    first_name=f"F{c}",
-                    last_name="L",
-                    email=f"c{c}@example.com",
-                    currency=currency.id,
-                    payment_method="sandboxcard",
-                    created_at=STAMP,
-                    updated_at=STAMP,
-                )
-                for c in range(1, clients + 1)
-            ],  # fmt: skip
-        )
+        bulk_clients(range(1, clients + 1), currency.id, payment_method="sandboxcard")
         bulk_insert(
             StoredCard,
             ("client_id", "gateway", "token", "last4", "expiry", "created_at"),
