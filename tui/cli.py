@@ -851,9 +851,9 @@ def _print_summary(summary: Any) -> None:
     else:
         click.echo(f"Ran business date {summary.business_date}")
     if summary.quick_check:
-        click.echo(
-            f"  database file checked (SQLite quick_check, {summary.check_seconds:.2f} s): ok"
-        )
+        took = summary.check_seconds
+        took_text = f"{took:.2f} s" if took >= 0.01 else "under 0.01 s"
+        click.echo(f"  database file checked (SQLite quick_check, {took_text}): ok")
     if summary.daily_next is not None:
         click.echo(
             "  daily rules skipped: this run came before the daily hour; they run at "

@@ -97,7 +97,7 @@ class CronSummary:
             "outcome": "failed" if self.failed else "ok",
             "run_id": self.run_id,
             "quick_check": self.quick_check,
-            "quick_check_seconds": round(self.check_seconds, 3),
+            "quick_check_seconds": round(self.check_seconds, 6),
         }
 
     def actions_as_dicts(self) -> list[dict[str, Any]]:

@@ -155,6 +155,10 @@ def test_migration_0025_gives_kept_statistics_to_its_indexes(
             " 0, 0, 0, '', '2026-01-01 00:00:00', 1, 0)",
             (n, str(n), "Unpaid" if n % 3 == 0 else "Paid"),
         )
+    database.execute_sql(
+        "INSERT INTO invoice_item (invoice_id, type, description, amount, taxed, sort_order)"
+        " VALUES (3, 'LateFee', 'Late fee', 100, 0, 1)"
+    )
     if analyzed:
         database.execute_sql("ANALYZE")
     upgrade()
@@ -168,3 +172,4 @@ def test_migration_0025_gives_kept_statistics_to_its_indexes(
     stats = dict(database.execute_sql("SELECT idx, stat FROM sqlite_stat1").fetchall())
     # 300 invoices, 2 statuses: 150 a status on average, counted, not sampled.
     assert stats["invoice_status_due_date_date_client_id_payment_method"].startswith("300 150")
+    assert stats["invoice_item_invoice_id_type"].startswith("1 1")

@@ -48,7 +48,8 @@ def _invoice(number: int, client: int, issued: dt.date, due: dt.date) -> tuple[A
 def _seed(clients: int) -> None:
     """``clients`` clients paying by stored card, each with a service to invoice and an
     invoice for every other kind of work: a reminder, a first and a third overdue
-    notice, a late fee, a capture today."""
+    notice, a late fee, a capture today; and one invoice due in 2101, which only the
+    date check finds."""
     currency = Currency.create(code="USD", prefix="$", is_default=True)
     Product.create(name="Hosting")
     with writer():
@@ -63,6 +64,7 @@ def _seed(clients: int) -> None:
             for days in (7, -1, -3, -10, 0):  # due in: reminder, first, third, fee, capture
                 due = DAY + dt.timedelta(days=days)
                 rows.append(_invoice(len(rows) + 1, c, due - dt.timedelta(days=14), due))
+        rows.append(_invoice(len(rows) + 1, 1, DAY, dt.date(2101, 1, 1)))
         bulk_insert(Invoice, INVOICE_COLUMNS, rows)
         _services(1, clients, DAY + dt.timedelta(days=3))
 
@@ -128,7 +130,7 @@ def test_invoices_no_rule_acts_on_add_no_work_to_the_selections(db: str, analyze
     if analyzed:
         database.execute_sql("ANALYZE")
     before = _steps(ctx)
-    assert all(rows for name, (rows, _) in before.items() if name != "date_check"), before
+    assert all(rows for rows, _ in before.values()), before
     _idle(10_000, 20_000, clients)
     if analyzed:
         database.execute_sql("ANALYZE")
