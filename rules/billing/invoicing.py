@@ -138,25 +138,22 @@ def run(ctx: RunContext) -> RuleTally:
     if not items:
         return tally
     client_ids = sorted({i.client_id for i in items})
-    clients: dict[int, tuple[Any, ...]] = {}
-    for batch in chunks(client_ids, 10_000):
-        rows: Any = (
-            Client.select(
-                Client.id,
-                Client.country,
-                Client.state,
-                Client.tax_exempt,
-                Client.separate_invoices,
-                ClientGroup.separate_invoices,
-                ClientGroup.discount_bp,
-                ClientGroup.name,
-            )
-            .join(ClientGroup, JOIN.LEFT_OUTER)
-            .where(among(Client.id, batch))
-            .tuples()
+    rows: Any = (
+        Client.select(
+            Client.id,
+            Client.country,
+            Client.state,
+            Client.tax_exempt,
+            Client.separate_invoices,
+            ClientGroup.separate_invoices,
+            ClientGroup.discount_bp,
+            ClientGroup.name,
         )
-        for row in rows:
-            clients[row[0]] = row
+        .join(ClientGroup, JOIN.LEFT_OUTER)
+        .where(among(Client.id, client_ids))
+        .tuples()
+    )
+    clients: dict[int, tuple[Any, ...]] = {row[0]: row for row in rows}
     # Group: client, due date, payment method; one invoice per item when separate.
     groups: dict[tuple[Any, ...], list[DueItem]] = defaultdict(list)
     for item in items:

@@ -50,13 +50,12 @@ from store.models import (
 )
 from store.models.clients import CLIENT_DERIVED
 from store.models.enums import GATEWAYS, ClientStatus, InvoiceStatus
+from store.queries import among
 
 CUSTOM = "custom_fields"
 #: The refusals of a taken email, whichever path finds it (the check or the unique index).
 EMAIL_TAKEN = "another client has this email"
 CONTACT_EMAIL_TAKEN = "this client already has a contact with this email"
-#: Keys per query when checking many emails (import): well under every parameter limit.
-KEYS_PER_QUERY = 500
 
 
 class StaleEdit(RuleError):
@@ -160,22 +159,16 @@ def emails_in_use(keys: Collection[str], *, except_client: int | None = None) ->
 
     The one uniqueness check of client emails (PRODUCT.md §1: unique, case-insensitive
     under full Unicode case folding), for the editor, import and the portal: an exact
-    lookup through the unique ``client.email_key`` index, one query per
-    ``KEYS_PER_QUERY`` keys; no pattern, no scan. ``except_client`` is the client being
-    edited. The unique index also refuses a clash that slips between check and write
-    (``is_email_clash``).
+    lookup through the unique ``client.email_key`` index, one query whatever the count
+    (the keys as one parameter, ``store.queries.among``); no pattern, no scan.
+    ``except_client`` is the client being edited. The unique index also refuses a clash
+    that slips between check and write (``is_email_clash``).
     """
-    wanted = sorted(set(keys))
-    found: set[str] = set()
-    for start in range(0, len(wanted), KEYS_PER_QUERY):
-        query = Client.select(Client.email_key).where(
-            Client.email_key.in_(wanted[start : start + KEYS_PER_QUERY])
-        )
-        if except_client is not None:
-            query = query.where(Client.id != except_client)
-        rows: Any = query.tuples()
-        found.update(key for (key,) in rows)
-    return found
+    query = Client.select(Client.email_key).where(among(Client.email_key, set(keys)))
+    if except_client is not None:
+        query = query.where(Client.id != except_client)
+    rows: Any = query.tuples()
+    return {key for (key,) in rows}
 
 
 def contact_email_in_use(client_id: int, email: str, *, except_contact: int | None) -> bool:

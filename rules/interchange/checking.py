@@ -12,7 +12,6 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
-from rules.billing.automation import chunks
 from rules.clients.fields import TEXT_LIMITS
 from rules.clients.profile import emails_in_use
 from rules.clients.validation import (
@@ -105,7 +104,7 @@ from store.models.enums import (
 )
 from store.models.notes import NOTE_MAX
 from store.money import MoneyError, parse_amount
-from store.queries import column, lookup
+from store.queries import among, column, lookup
 from store.settings import (
     INTERCHANGE_SETTINGS,
     SettingsError,
@@ -902,16 +901,16 @@ class _Refs:
 
     def check_database(self, ck: _Checker) -> None:
         """Ids and unique keys the database already holds are refused, by path (a fixed
-        number of queries per 10,000 records). Run when checking, and again inside the
+        number of queries whatever the count: the keys go as one parameter,
+        ``store.queries.among``). Run when checking, and again inside the
         import's transaction, so a writer in between cannot make the import fail."""
         for key in sorted(emails_in_use(self.emails), key=self.emails.__getitem__):
             ck.fail(self.emails[key], "a client with this email already exists")
-        for batch in chunks(sorted(self.numbers), 10_000):
-            taken_numbers: Any = (
-                Invoice.select(Invoice.number).where(Invoice.number.in_(list(batch))).tuples()
-            )
-            for (number,) in taken_numbers:
-                ck.fail(self.numbers[number], f"duplicate invoice number {number}")
+        taken_numbers: Any = (
+            Invoice.select(Invoice.number).where(among(Invoice.number, self.numbers)).tuples()
+        )
+        for (number,) in sorted(taken_numbers):
+            ck.fail(self.numbers[number], f"duplicate invoice number {number}")
         for kind, model in (
             ("client", Client),
             ("card", StoredCard),
@@ -920,55 +919,47 @@ class _Refs:
             ("domain", Domain),
             ("invoice", Invoice),
         ):
-            for batch in chunks(sorted(self.ids[kind]), 10_000):
-                rows: Any = model.select(model.id).where(model.id.in_(list(batch))).tuples()
-                for (record_id,) in rows:
-                    ck.fail(
-                        f"{self.ids[kind][record_id][0]}.id", f"duplicate {kind} id {record_id}"
-                    )
-        keys = sorted(self.idempotency_keys)
-        for batch in chunks(keys, 10_000):
-            taken: Any = (
-                Transaction.select(Transaction.idempotency_key)
-                .where(Transaction.idempotency_key.in_(list(batch)))
-                .tuples()
-            )
-            for (key,) in taken:
-                ck.fail(self.idempotency_keys[key], "a transaction with this key already exists")
+            rows: Any = model.select(model.id).where(among(model.id, self.ids[kind])).tuples()
+            for (record_id,) in sorted(rows):
+                ck.fail(f"{self.ids[kind][record_id][0]}.id", f"duplicate {kind} id {record_id}")
+        taken: Any = (
+            Transaction.select(Transaction.idempotency_key)
+            .where(among(Transaction.idempotency_key, self.idempotency_keys))
+            .tuples()
+        )
+        for (key,) in sorted(taken):
+            ck.fail(self.idempotency_keys[key], "a transaction with this key already exists")
         for kind in BILLED_KINDS:
-            wanted = sorted({rid for k, rid, _ in self.billed if k == kind})
-            for batch in chunks(wanted, 10_000):
-                items: Any = (
-                    InvoiceItem.select(InvoiceItem.related_id, InvoiceItem.related_due_date)
-                    .where(
-                        (InvoiceItem.related_type == kind) & InvoiceItem.related_id.in_(list(batch))
-                    )
-                    .tuples()
-                )
-                for rid, due in items:
-                    day = due if isinstance(due, dt.date) else dt.date.fromisoformat(str(due))
-                    path = self.billed.get((kind, rid, day))
-                    if path is not None:
-                        ck.fail(
-                            path, f"an invoice in the database already bills {kind} {rid} due {day}"
-                        )
-        subjects = sorted({key[1] for key in self.claims})
-        for batch in chunks(subjects, 10_000):
-            held: Any = (
-                ActionLedger.select(
-                    ActionLedger.rule,
-                    ActionLedger.subject,
-                    ActionLedger.stage,
-                    ActionLedger.business_date,
-                )
-                .where(ActionLedger.subject.in_(list(batch)))
+            wanted = {rid for k, rid, _ in self.billed if k == kind}
+            items: Any = (
+                InvoiceItem.select(InvoiceItem.related_id, InvoiceItem.related_due_date)
+                .where((InvoiceItem.related_type == kind) & among(InvoiceItem.related_id, wanted))
+                .order_by(InvoiceItem.related_id, InvoiceItem.related_due_date)
                 .tuples()
             )
-            for rule, subject, stage, day in held:
-                day = day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day))
-                path = self.claims.get((rule, subject, stage, day))
+            for rid, due in items:
+                day = due if isinstance(due, dt.date) else dt.date.fromisoformat(str(due))
+                path = self.billed.get((kind, rid, day))
                 if path is not None:
-                    ck.fail(path, "the database already holds this claim")
+                    ck.fail(
+                        path, f"an invoice in the database already bills {kind} {rid} due {day}"
+                    )
+        held: Any = (
+            ActionLedger.select(
+                ActionLedger.rule,
+                ActionLedger.subject,
+                ActionLedger.stage,
+                ActionLedger.business_date,
+            )
+            .where(among(ActionLedger.subject, {key[1] for key in self.claims}))
+            .order_by(ActionLedger.subject, ActionLedger.id)
+            .tuples()
+        )
+        for rule, subject, stage, day in held:
+            day = day if isinstance(day, dt.date) else dt.date.fromisoformat(str(day))
+            path = self.claims.get((rule, subject, stage, day))
+            if path is not None:
+                ck.fail(path, "the database already holds this claim")
 
 
 def _custom_values(

@@ -41,7 +41,7 @@ from store.models import (
     utcnow,
 )
 from store.models.enums import EmailStatus
-from store.queries import balances
+from store.queries import among, balances
 from store.settings import Settings, load_settings
 
 #: Raw bulk insert: every NOT NULL column is given (peewee's defaults do not apply).
@@ -122,17 +122,17 @@ def queue(
                         subject_max=SUBJECT_MAX,
                     )
     client_ids = sorted({n.client_id for n in notices})
-    clients = {c.id: c for c in _chunked(Client, Client.id, client_ids, CLIENT_FIELDS)}
+    clients = {c.id: c for c in _by_keys(Client, Client.id, client_ids, CLIENT_FIELDS)}
     currencies = {c.id: c for c in Currency.select()}
     billing_ids = [c.billing_contact_id for c in clients.values() if c.billing_contact_id]
     contacts = {
-        c.id: c for c in _chunked(Contact, Contact.id, billing_ids, (Contact.id, Contact.email))
+        c.id: c for c in _by_keys(Contact, Contact.id, billing_ids, (Contact.id, Contact.email))
     }
     invoice_ids = sorted({n.invoice_id for n in notices if n.invoice_id})
-    invoices = {i.id: i for i in _chunked(Invoice, Invoice.id, invoice_ids, INVOICE_FIELDS)}
+    invoices = {i.id: i for i in _by_keys(Invoice, Invoice.id, invoice_ids, INVOICE_FIELDS)}
     owed = balances(invoice_ids)
     items: dict[int, list[InvoiceItem]] = {}
-    for item in _chunked(InvoiceItem, InvoiceItem.invoice, invoice_ids, ITEM_FIELDS):
+    for item in _by_keys(InvoiceItem, InvoiceItem.invoice, invoice_ids, ITEM_FIELDS):
         items.setdefault(item.invoice_id, []).append(item)
     rows: list[tuple[Any, ...]] = []
     over_budget: TemplateOverBudget | None = None
@@ -264,29 +264,18 @@ def _not_rendered(
     )
 
 
-def _chunked(model: Any, field: Any, ids: Iterable[int], columns: Sequence[Any]) -> list[Any]:
-    """Rows (named tuples of ``columns``) whose ``field`` is in ``ids``, 10,000 ids a query.
+def _by_keys(model: Any, field: Any, ids: Iterable[int], columns: Sequence[Any]) -> list[Any]:
+    """Rows (named tuples of ``columns``) whose ``field`` is one of ``ids``: one query,
+    the ids as one parameter (``store.queries.among``).
 
-    Plain SQL and named tuples, not peewee rows: building a model (or even a peewee
-    parameter per id) costs more than rendering the email the row feeds. Dates come
-    back as the driver gives them (ISO text on SQLite); the context renders them as text.
+    Plain rows and named tuples, not peewee rows: building a model costs more than
+    rendering the email the row feeds. Dates come back as the driver gives them (ISO
+    text on SQLite); the context renders them as text.
     """
-    ids = list(ids)
     names = [getattr(c, "_alias", None) or c.name for c in columns]
     shape = _row_shape(tuple(names))
-    table = model._meta.table_name
-    selected = ", ".join(f'"{c.column_name}"' for c in (_unaliased(c) for c in columns))
-    mark = database.param
-    rows: list[Any] = []
-    for start in range(0, len(ids), 10_000):
-        batch = ids[start : start + 10_000]
-        cursor = database.execute_sql(
-            f'SELECT {selected} FROM "{table}" WHERE "{field.column_name}" IN '
-            f"({', '.join([mark] * len(batch))})",
-            batch,
-        )
-        rows.extend(map(shape._make, cursor.fetchall()))
-    return rows
+    query = model.select(*(_unaliased(c) for c in columns)).where(among(field, ids))
+    return list(map(shape._make, database.execute(query).fetchall()))
 
 
 def _unaliased(column: Any) -> Any:
